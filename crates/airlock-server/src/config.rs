@@ -1,0 +1,200 @@
+//! Server configuration: parsed once (from TOML by the binary, or built for `--dev`) into this
+//! validated struct and passed explicitly.
+
+use std::path::PathBuf;
+
+use serde::Deserialize;
+
+pub const DEFAULT_MAX_REQUEST_SIZE: usize = 32 * 1024 * 1024;
+/// Vault's system default and maximum lease TTL: 768h.
+pub const SYSTEM_MAX_TTL: i64 = 768 * 3600;
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    #[serde(default)]
+    pub listener: ListenerConfig,
+    #[serde(default)]
+    pub storage: StorageConfig,
+    #[serde(default)]
+    pub seal: SealFileConfig,
+    #[serde(default)]
+    pub audit: Vec<AuditDeviceConfig>,
+    /// Default TTL of tokens and leases, seconds (768h when unset).
+    #[serde(default)]
+    pub default_lease_ttl: Option<i64>,
+    /// Maximum TTL of tokens and leases, seconds (768h when unset).
+    #[serde(default)]
+    pub max_lease_ttl: Option<i64>,
+    #[serde(default)]
+    pub cluster_name: Option<String>,
+    /// Serve `sys/metrics` without a token.
+    #[serde(default)]
+    pub unauthenticated_metrics_access: bool,
+    /// Set by `--dev`: in-memory store, initialised and unsealed at start.
+    #[serde(skip)]
+    pub dev: Option<DevConfig>,
+}
+
+#[derive(Clone, Debug)]
+pub struct DevConfig {
+    /// The root token to create (random when `None`).
+    pub root_token: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ListenerConfig {
+    #[serde(default = "default_address")]
+    pub address: String,
+    pub tls_cert_file: Option<PathBuf>,
+    pub tls_key_file: Option<PathBuf>,
+    #[serde(default = "default_max_request_size")]
+    pub max_request_size: usize,
+}
+
+fn default_address() -> String {
+    "127.0.0.1:8200".into()
+}
+fn default_max_request_size() -> usize {
+    DEFAULT_MAX_REQUEST_SIZE
+}
+
+impl Default for ListenerConfig {
+    fn default() -> Self {
+        Self {
+            address: default_address(),
+            tls_cert_file: None,
+            tls_key_file: None,
+            max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+        }
+    }
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StorageConfig {
+    /// `sqlite` (the only backend so far).
+    #[serde(default = "default_backend")]
+    pub backend: String,
+    #[serde(default = "default_path")]
+    pub path: PathBuf,
+    /// `normal` (survives a process crash) or `full` (fsync per commit; survives power loss).
+    #[serde(default = "default_sync")]
+    pub sync: String,
+}
+
+fn default_backend() -> String {
+    "sqlite".into()
+}
+fn default_path() -> PathBuf {
+    PathBuf::from("airlock-data/airlock.db")
+}
+fn default_sync() -> String {
+    "normal".into()
+}
+
+impl Default for StorageConfig {
+    fn default() -> Self {
+        Self {
+            backend: default_backend(),
+            path: default_path(),
+            sync: default_sync(),
+        }
+    }
+}
+
+/// Auto-unseal source. With neither set, the Shamir seal is used.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SealFileConfig {
+    /// File holding a 32-byte key as 64 hex characters or base64.
+    pub key_file: Option<PathBuf>,
+    /// Environment variable holding the key.
+    pub key_env: Option<String>,
+}
+
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuditDeviceConfig {
+    #[serde(default = "default_audit_name")]
+    pub name: String,
+    /// Only `file`.
+    #[serde(rename = "type", default = "default_audit_type")]
+    pub kind: String,
+    pub path: PathBuf,
+    #[serde(default)]
+    pub fsync: bool,
+}
+
+fn default_audit_name() -> String {
+    "file".into()
+}
+fn default_audit_type() -> String {
+    "file".into()
+}
+
+impl Config {
+    pub fn dev(root_token: Option<String>) -> Self {
+        Self {
+            listener: ListenerConfig::default(),
+            storage: StorageConfig::default(),
+            seal: SealFileConfig::default(),
+            audit: Vec::new(),
+            default_lease_ttl: None,
+            max_lease_ttl: None,
+            cluster_name: None,
+            unauthenticated_metrics_access: false,
+            dev: Some(DevConfig { root_token }),
+        }
+    }
+
+    /// Checks what serde cannot. Errors name the setting.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.storage.backend != "sqlite" {
+            return Err(format!(
+                "storage.backend: unknown backend \"{}\" (supported: sqlite)",
+                self.storage.backend
+            ));
+        }
+        if !matches!(self.storage.sync.as_str(), "normal" | "full") {
+            return Err(format!(
+                "storage.sync: must be \"normal\" or \"full\", not \"{}\"",
+                self.storage.sync
+            ));
+        }
+        if self.listener.tls_cert_file.is_some() != self.listener.tls_key_file.is_some() {
+            return Err("listener: tls_cert_file and tls_key_file must be set together".into());
+        }
+        if self.listener.max_request_size == 0 {
+            return Err("listener.max_request_size: must be positive".into());
+        }
+        if self.seal.key_file.is_some() && self.seal.key_env.is_some() {
+            return Err("seal: set key_file or key_env, not both".into());
+        }
+        for a in &self.audit {
+            if a.kind != "file" {
+                return Err(format!("audit \"{}\": unknown type \"{}\"", a.name, a.kind));
+            }
+        }
+        for (name, v) in [
+            ("default_lease_ttl", self.default_lease_ttl),
+            ("max_lease_ttl", self.max_lease_ttl),
+        ] {
+            if let Some(v) = v {
+                if v <= 0 {
+                    return Err(format!("{name}: must be positive seconds"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    pub fn max_ttl(&self) -> i64 {
+        self.max_lease_ttl.unwrap_or(SYSTEM_MAX_TTL)
+    }
+
+    pub fn default_ttl(&self) -> i64 {
+        self.default_lease_ttl.unwrap_or(SYSTEM_MAX_TTL).min(self.max_ttl())
+    }
+}

@@ -1,0 +1,545 @@
+//! The HTTP edge: turns hyper requests into logical requests, serves the unauthenticated
+//! `sys/` endpoints, and renders responses and errors in Vault's shapes.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
+use hyper::{Method, StatusCode};
+use serde::Serialize;
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use crate::core::{new_uuid, now_unix, Core};
+use crate::error::{ApiError, ApiResult};
+use crate::logical::{AuthBlock, Op, Request, Response};
+
+pub type HttpResponse = hyper::Response<Full<Bytes>>;
+
+const VERSION: &str = env!("CARGO_PKG_VERSION");
+/// Longest accepted request path (bytes, before decoding).
+const MAX_PATH_LEN: usize = 8192;
+
+#[derive(Serialize)]
+struct Envelope<'a> {
+    request_id: &'a str,
+    lease_id: &'a str,
+    renewable: bool,
+    lease_duration: i64,
+    data: &'a Option<Value>,
+    wrap_info: Option<Value>,
+    warnings: Option<&'a Vec<String>>,
+    auth: &'a Option<AuthBlock>,
+}
+
+fn base_response(status: u16, body: Bytes, content_type: &'static str) -> HttpResponse {
+    let mut r = hyper::Response::new(Full::new(body));
+    *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let h = r.headers_mut();
+    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    h.insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
+    h.insert(
+        "strict-transport-security",
+        HeaderValue::from_static("max-age=31536000; includeSubDomains"),
+    );
+    r
+}
+
+fn json_response(status: u16, v: &Value) -> HttpResponse {
+    let body = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
+    base_response(status, Bytes::from(body), "application/json")
+}
+
+/// Renders an error: `{"errors":[...]}` or the error's own body.
+pub fn error_response(e: &ApiError, request_id: &str) -> HttpResponse {
+    match &e.body {
+        Some(Value::Object(data_and_more)) => {
+            let data = Some(Value::Object(data_and_more.clone()));
+            let env = Envelope {
+                request_id,
+                lease_id: "",
+                renewable: false,
+                lease_duration: 0,
+                data: &data,
+                wrap_info: None,
+                warnings: None,
+                auth: &None,
+            };
+            json_response(e.status, &serde_json::to_value(&env).unwrap_or(Value::Null))
+        }
+        _ => json_response(e.status, &json!({ "errors": e.errors })),
+    }
+}
+
+fn render(resp: Response, request_id: &str) -> HttpResponse {
+    if let Some(t) = resp.text {
+        return base_response(
+            resp.status.unwrap_or(200),
+            Bytes::from(t),
+            "text/plain; version=0.0.4",
+        );
+    }
+    if let Some(raw) = &resp.raw {
+        return json_response(resp.status.unwrap_or(200), raw);
+    }
+    if resp.is_empty() && resp.lease_duration == 0 {
+        let mut r = base_response(resp.status.unwrap_or(204), Bytes::new(), "application/json");
+        if r.status() == StatusCode::NO_CONTENT {
+            r.headers_mut().remove(CONTENT_TYPE);
+            r.headers_mut()
+                .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        }
+        return r;
+    }
+    let env = Envelope {
+        request_id,
+        lease_id: &resp.lease_id,
+        renewable: resp.renewable,
+        lease_duration: resp.lease_duration,
+        data: &resp.data,
+        wrap_info: None,
+        warnings: if resp.warnings.is_empty() {
+            None
+        } else {
+            Some(&resp.warnings)
+        },
+        auth: &resp.auth,
+    };
+    let mut v = serde_json::to_value(&env).unwrap_or(Value::Null);
+    if resp.top_level {
+        if let (Value::Object(top), Some(Value::Object(d))) = (&mut v, &resp.data) {
+            for (k, val) in d {
+                if !top.contains_key(k) {
+                    top.insert(k.clone(), val.clone());
+                }
+            }
+        }
+    }
+    json_response(resp.status.unwrap_or(200), &v)
+}
+
+fn percent_decode(s: &str) -> Result<String, ()> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b.get(i) {
+            Some(b'%') => {
+                let hex = b.get(i + 1..i + 3).ok_or(())?;
+                let hs = std::str::from_utf8(hex).map_err(|_| ())?;
+                out.push(u8::from_str_radix(hs, 16).map_err(|_| ())?);
+                i += 3;
+            }
+            Some(c) => {
+                out.push(*c);
+                i += 1;
+            }
+            None => break,
+        }
+    }
+    String::from_utf8(out).map_err(|_| ())
+}
+
+fn parse_query(q: Option<&str>) -> Result<Vec<(String, String)>, ()> {
+    let mut out = Vec::new();
+    if let Some(q) = q {
+        for pair in q.split('&').filter(|p| !p.is_empty()) {
+            let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+            let k = percent_decode(&k.replace('+', " "))?;
+            let v = percent_decode(&v.replace('+', " "))?;
+            out.push((k, v));
+        }
+    }
+    Ok(out)
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name).and_then(|v| v.to_str().ok())
+}
+
+fn extract_token(h: &HeaderMap) -> Option<Zeroizing<String>> {
+    if let Some(t) = header_str(h, "x-vault-token").filter(|t| !t.is_empty()) {
+        return Some(Zeroizing::new(t.to_string()));
+    }
+    header_str(h, "authorization")
+        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
+        .map(|t| Zeroizing::new(t.trim().to_string()))
+}
+
+/// Reads the body within the configured limit and parses it as a JSON object.
+async fn read_body(body: Incoming, limit: usize) -> ApiResult<(Map<String, Value>, bool)> {
+    let collected = Limited::new(body, limit).collect().await.map_err(|e| {
+        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+            ApiError::new(413, "http: request body too large")
+        } else {
+            ApiError::bad_request("failed to read request body")
+        }
+    })?;
+    let bytes = Zeroizing::new(collected.to_bytes().to_vec());
+    if bytes.iter().all(|b| b.is_ascii_whitespace()) {
+        return Ok((Map::new(), false));
+    }
+    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+        ApiError::bad_request(format!("failed to parse JSON input: {}", json_error_kind(&e)))
+    })?;
+    match v {
+        Value::Object(m) => Ok((m, true)),
+        Value::Null => Ok((Map::new(), false)),
+        _ => Err(ApiError::bad_request(
+            "failed to parse JSON input: body must be a JSON object",
+        )),
+    }
+}
+
+/// A description of a JSON error that never quotes the input.
+fn json_error_kind(e: &serde_json::Error) -> String {
+    use serde_json::error::Category;
+    let what = match e.classify() {
+        Category::Io => "I/O error",
+        Category::Syntax => "invalid JSON syntax",
+        Category::Data => "invalid JSON data",
+        Category::Eof => "unexpected end of JSON input",
+    };
+    format!("{what} at line {} column {}", e.line(), e.column())
+}
+
+/// Splits `/v1/<path>` into a clean logical path, or explains why not.
+fn logical_path(raw: &str) -> ApiResult<String> {
+    if raw.len() > MAX_PATH_LEN {
+        return Err(ApiError::new(414, "request path too long"));
+    }
+    let decoded = percent_decode(raw)
+        .map_err(|_| ApiError::bad_request("invalid path: not valid percent-encoded UTF-8"))?;
+    let Some(p) = decoded.strip_prefix("/v1/") else {
+        return Err(ApiError::not_found());
+    };
+    if p.chars().any(|c| c.is_control()) {
+        return Err(ApiError::bad_request("invalid path: control characters"));
+    }
+    let segs: Vec<&str> = p.split('/').collect();
+    let n = segs.len();
+    for (i, s) in segs.iter().enumerate() {
+        if *s == ".." || *s == "." {
+            return Err(ApiError::bad_request("invalid path: relative segments are not allowed"));
+        }
+        if s.is_empty() && i + 1 != n {
+            return Err(ApiError::bad_request("invalid path: empty segment"));
+        }
+    }
+    Ok(p.to_string())
+}
+
+pub async fn serve(
+    core: Arc<Core>,
+    req: hyper::Request<Incoming>,
+    remote: Option<SocketAddr>,
+) -> Result<HttpResponse, std::convert::Infallible> {
+    let start = Instant::now();
+    let method = req.method().clone();
+    let request_id = new_uuid();
+    let resp = match handle(&core, req, remote, &request_id).await {
+        Ok(r) => r,
+        Err(e) => error_response(&e, &request_id),
+    };
+    let status = resp.status().as_u16();
+    core.metrics.record(method.as_str(), status, start.elapsed());
+    tracing::debug!(method = %method, status, elapsed_us = start.elapsed().as_micros() as u64, request_id, "request");
+    Ok(resp)
+}
+
+async fn handle(
+    core: &Arc<Core>,
+    req: hyper::Request<Incoming>,
+    remote: Option<SocketAddr>,
+    request_id: &str,
+) -> ApiResult<HttpResponse> {
+    let (parts, body) = req.into_parts();
+    let raw_path = parts.uri.path();
+    let path = logical_path(raw_path)?;
+    let query = parse_query(parts.uri.query())
+        .map_err(|_| ApiError::bad_request("invalid query string"))?;
+    let limit = core.config.listener.max_request_size;
+    if let Some(len) = header_str(&parts.headers, "content-length").and_then(|l| l.parse::<usize>().ok()) {
+        if len > limit {
+            return Err(ApiError::new(413, "http: request body too large"));
+        }
+    }
+    let list_query = query.iter().any(|(k, v)| k == "list" && (v == "true" || v == "1"));
+    let op = match parts.method {
+        Method::GET if list_query => Op::List,
+        Method::GET | Method::HEAD => Op::Read,
+        Method::POST | Method::PUT => Op::Update,
+        Method::DELETE => Op::Delete,
+        Method::PATCH => Op::Patch,
+        ref m if m.as_str() == "LIST" => Op::List,
+        _ => return Err(ApiError::new(405, "unsupported method")),
+    };
+    let content_type = header_str(&parts.headers, "content-type").map(str::to_string);
+
+    // Unauthenticated endpoints that also work while sealed.
+    if let Some(r) = unauthenticated(core, &parts.method, &path, &query, body_for_unauth(op), &parts.headers).await {
+        let (r, body_needed) = r;
+        let _ = body_needed;
+        return r.map(|resp| {
+            let mut h = render(resp, request_id);
+            if parts.method == Method::HEAD {
+                *h.body_mut() = Full::new(Bytes::new());
+            }
+            h
+        });
+    }
+    if path == "sys/init" || path == "sys/unseal" {
+        let (data, _) = read_body(body, limit).await?;
+        return sys_init_unseal(core, &parts.method, &path, data)
+            .await
+            .map(|r| render(r, request_id));
+    }
+    if core.is_sealed() {
+        return Err(ApiError::sealed());
+    }
+    if op == Op::Patch
+        && !content_type
+            .as_deref()
+            .map(|c| c.starts_with("application/merge-patch+json"))
+            .unwrap_or(false)
+    {
+        return Err(ApiError::new(
+            415,
+            format!(
+                "PATCH requires Content-Type of application/merge-patch+json, provided {}",
+                content_type.as_deref().unwrap_or("")
+            ),
+        ));
+    }
+    if header_str(&parts.headers, "x-vault-wrap-ttl").is_some() {
+        return Err(ApiError::bad_request(
+            "response wrapping is not supported by this server yet",
+        ));
+    }
+    let (data, _) = read_body(body, limit).await?;
+    if path == "sys/metrics" && core.config.unauthenticated_metrics_access && op == Op::Read {
+        let lreq = Request {
+            id: request_id.to_string(),
+            op,
+            path,
+            data,
+            query,
+            token: None,
+            remote,
+            content_type,
+        };
+        return Ok(render(crate::metrics::response(core, &lreq), request_id));
+    }
+    let lreq = Request {
+        id: request_id.to_string(),
+        op,
+        path: path.trim_end_matches('/').to_string() + if op == Op::List && path.ends_with('/') { "/" } else { "" },
+        data,
+        query,
+        token: extract_token(&parts.headers),
+        remote,
+        content_type,
+    };
+    let resp = core.handle(lreq).await?;
+    let mut h = render(resp, request_id);
+    if parts.method == Method::HEAD {
+        *h.body_mut() = Full::new(Bytes::new());
+    }
+    Ok(h)
+}
+
+fn body_for_unauth(_op: Op) {}
+
+fn qflag(query: &[(String, String)], k: &str) -> Option<String> {
+    query.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone())
+}
+
+async fn seal_status(core: &Core) -> ApiResult<Value> {
+    let cfg = core.seal_config().await?;
+    let (progress, nonce) = core.unseal_progress();
+    let (t, n, kind) = match &cfg {
+        Some(c) if c.kind == airlock_store::seal::SealKind::Keyfile => (1, 1, "keyfile"),
+        Some(c) => (c.secret_threshold, c.secret_shares, "shamir"),
+        None => (0, 0, "shamir"),
+    };
+    let mut v = json!({
+        "type": kind,
+        "initialized": cfg.is_some(),
+        "sealed": core.is_sealed(),
+        "t": t,
+        "n": n,
+        "progress": progress,
+        "nonce": nonce,
+        "recovery_seal": false,
+        "version": VERSION,
+        "build_date": "",
+        "migration": false,
+        "storage_type": core.barrier.backend().kind(),
+    });
+    if cfg.is_some() {
+        if let Value::Object(m) = &mut v {
+            m.insert("cluster_name".into(), json!(core.cluster_name));
+            m.insert("cluster_id".into(), json!(core.cluster_id));
+        }
+    }
+    Ok(v)
+}
+
+/// Serves `sys/health`, `sys/seal-status`, `sys/leader` and `GET sys/init`.
+async fn unauthenticated(
+    core: &Arc<Core>,
+    method: &Method,
+    path: &str,
+    query: &[(String, String)],
+    _unit: (),
+    _headers: &HeaderMap,
+) -> Option<(ApiResult<Response>, bool)> {
+    let read = matches!(*method, Method::GET | Method::HEAD);
+    match path {
+        "sys/health" if read => Some((health(core, query).await, false)),
+        "sys/seal-status" if read => Some((seal_status(core).await.map(Response::raw), false)),
+        "sys/leader" if read => {
+            if core.is_sealed() {
+                return Some((Err(ApiError::sealed()), false));
+            }
+            Some((
+                Ok(Response::raw(json!({
+                    "ha_enabled": false,
+                    "is_self": false,
+                    "active_time": "0001-01-01T00:00:00Z",
+                    "leader_address": "",
+                    "leader_cluster_address": "",
+                    "performance_standby": false,
+                    "performance_standby_last_remote_wal": 0,
+                    "raft_committed_index": 0,
+                    "raft_applied_index": 0,
+                }))),
+                false,
+            ))
+        }
+        "sys/init" if read => Some((
+            core.seal_config()
+                .await
+                .map(|c| Response::raw(json!({"initialized": c.is_some()}))),
+            false,
+        )),
+        _ => None,
+    }
+}
+
+async fn health(core: &Core, query: &[(String, String)]) -> ApiResult<Response> {
+    let init = core.seal_config().await.map(|c| c.is_some()).unwrap_or(false);
+    let sealed = core.is_sealed();
+    let code = |k: &str, d: u16| -> u16 {
+        qflag(query, k)
+            .and_then(|v| v.parse::<u16>().ok())
+            .filter(|c| (100..600).contains(c))
+            .unwrap_or(d)
+    };
+    let status = if !init {
+        code("uninitcode", 501)
+    } else if sealed {
+        code("sealedcode", 503)
+    } else {
+        code("activecode", 200)
+    };
+    let mut v = json!({
+        "initialized": init,
+        "sealed": sealed,
+        "standby": false,
+        "replication_performance_mode": "disabled",
+        "replication_dr_mode": "disabled",
+        "server_time_utc": now_unix(),
+        "version": VERSION,
+    });
+    if init {
+        if let Value::Object(m) = &mut v {
+            m.insert("cluster_name".into(), json!(core.cluster_name));
+            m.insert("cluster_id".into(), json!(core.cluster_id));
+        }
+    }
+    let mut r = Response::raw(v);
+    r.status = Some(status);
+    Ok(r)
+}
+
+async fn sys_init_unseal(
+    core: &Arc<Core>,
+    method: &Method,
+    path: &str,
+    data: Map<String, Value>,
+) -> ApiResult<Response> {
+    if !matches!(*method, Method::PUT | Method::POST) {
+        return Err(ApiError::new(405, "unsupported method"));
+    }
+    let int = |k: &str| -> ApiResult<u8> {
+        match data.get(k) {
+            None | Some(Value::Null) => Ok(0),
+            Some(v) => v
+                .as_u64()
+                .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                .filter(|n| *n <= 255)
+                .map(|n| n as u8)
+                .ok_or_else(|| ApiError::bad_request(format!("invalid {k}"))),
+        }
+    };
+    if path == "sys/init" {
+        let (shares, threshold) = (int("secret_shares")?, int("secret_threshold")?);
+        let (keys, root) = core.initialize(shares, threshold, None).await?;
+        use base64::Engine;
+        let hexes: Vec<String> = keys.iter().map(|k| hex::encode(k.as_slice())).collect();
+        let b64s: Vec<String> = keys
+            .iter()
+            .map(|k| base64::engine::general_purpose::STANDARD.encode(k.as_slice()))
+            .collect();
+        return Ok(Response::raw(json!({
+            "keys": hexes,
+            "keys_base64": b64s,
+            "root_token": root.as_str(),
+        })));
+    }
+    // sys/unseal
+    if data.get("reset").and_then(Value::as_bool).unwrap_or(false) {
+        core.reset_unseal();
+        return seal_status(core).await.map(Response::raw);
+    }
+    let key = match data.get("key") {
+        Some(Value::String(s)) if !s.is_empty() => s.clone(),
+        _ => return Err(ApiError::bad_request("'key' must be specified in request body as JSON, or 'reset' set to true")),
+    };
+    if core.seal_config().await?.is_none() {
+        return Err(ApiError::bad_request("Vault is not initialized"));
+    }
+    let raw = {
+        use base64::Engine;
+        let t = key.trim();
+        match hex::decode(t) {
+            Ok(b) => b,
+            Err(_) => base64::engine::general_purpose::STANDARD
+                .decode(t)
+                .map_err(|_| ApiError::bad_request("invalid key: must be hex or base64"))?,
+        }
+    };
+    core.submit_unseal_key(Zeroizing::new(raw)).await?;
+    seal_status(core).await.map(Response::raw)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostile_paths_are_rejected() {
+        assert!(logical_path("/v1/secret/data/../x").is_err());
+        assert!(logical_path("/v1/secret/data/%2e%2e/x").is_err());
+        assert!(logical_path("/v1/secret//x").is_err());
+        assert!(logical_path("/v1/secret/%ff").is_err());
+        assert!(logical_path("/v1/a%0ab").is_err());
+        assert_eq!(logical_path("/v1/secret/data/x/").unwrap(), "secret/data/x/");
+        assert!(logical_path(&format!("/v1/{}", "a".repeat(10_000))).is_err());
+    }
+}

@@ -1,0 +1,767 @@
+//! Key/value secrets engines: KV version 1 (one map per path) and version 2 (versioned, with
+//! metadata, soft delete, undelete, destroy, check-and-set, patch and subkeys).
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use airlock_store::BarrierOp;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+
+use crate::core::{now_nanos, rfc3339_nanos, Core};
+use crate::error::{ApiError, ApiResult};
+use crate::logical::{Op, Request, Response};
+use crate::mounts::MountEntry;
+
+const DEFAULT_MAX_VERSIONS: u64 = 10;
+const MAX_CUSTOM_METADATA_KEYS: usize = 64;
+
+#[derive(Clone, Serialize, Deserialize, Default)]
+struct VersionMeta {
+    created: i128,
+    deleted: Option<i128>,
+    destroyed: bool,
+}
+
+#[derive(Clone, Serialize, Deserialize, Default)]
+struct KeyMeta {
+    created: i128,
+    updated: i128,
+    current_version: u64,
+    oldest_version: u64,
+    max_versions: u64,
+    cas_required: bool,
+    delete_version_after: i64,
+    custom_metadata: Option<BTreeMap<String, String>>,
+    versions: BTreeMap<u64, VersionMeta>,
+    #[serde(default)]
+    current_metadata_version: u64,
+}
+
+#[derive(Clone, Serialize, Deserialize, Default)]
+struct MountConfig {
+    max_versions: u64,
+    cas_required: bool,
+    delete_version_after: i64,
+}
+
+fn go_dur(secs: i64) -> String {
+    airlock_core::duration::format_go_duration(secs.max(0) as u64)
+}
+
+fn ts(n: i128) -> String {
+    rfc3339_nanos(n)
+}
+
+impl VersionMeta {
+    /// Deleted explicitly, or past `delete_version_after`.
+    fn is_deleted(&self, now: i128) -> bool {
+        matches!(self.deleted, Some(d) if d <= now)
+    }
+    fn json(&self, version: u64, custom: &Option<BTreeMap<String, String>>) -> Value {
+        json!({
+            "created_time": ts(self.created),
+            "custom_metadata": custom,
+            "deletion_time": self.deleted.map(ts).unwrap_or_default(),
+            "destroyed": self.destroyed,
+            "version": version,
+        })
+    }
+}
+
+fn key_hash(key: &str) -> String {
+    hex::encode(Sha256::digest(key.as_bytes()))
+}
+
+struct Paths {
+    meta: String,
+    versions: String,
+}
+
+fn paths(m: &MountEntry, key: &str) -> Paths {
+    let p = m.storage_prefix();
+    Paths {
+        meta: format!("{p}metadata/{key}"),
+        versions: format!("{p}versions/{}/", key_hash(key)),
+    }
+}
+
+fn validate_key(key: &str) -> ApiResult<()> {
+    if key.is_empty() {
+        return Err(ApiError::unsupported_path());
+    }
+    if key.len() > 4096 {
+        return Err(ApiError::bad_request("key name is too long"));
+    }
+    Ok(())
+}
+
+/// Existence check for POST/PUT: `Some(exists)` where the engine distinguishes create from update.
+pub async fn exists(core: &Core, m: &MountEntry, path: &str) -> ApiResult<Option<bool>> {
+    let rel = path.strip_prefix(&m.path).unwrap_or("");
+    if m.kv_version() == 1 {
+        if rel.is_empty() {
+            return Ok(None);
+        }
+        let key = format!("{}{rel}", m.storage_prefix());
+        return Ok(Some(core.barrier.get(&key).await?.is_some()));
+    }
+    let key = rel
+        .strip_prefix("data/")
+        .or_else(|| rel.strip_prefix("metadata/"));
+    match key {
+        Some(k) if !k.is_empty() => Ok(Some(
+            core.barrier.get(&paths(m, k).meta).await?.is_some(),
+        )),
+        _ => Ok(None),
+    }
+}
+
+pub async fn handle(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult<Response> {
+    let rel = req
+        .path
+        .strip_prefix(&m.path)
+        .unwrap_or("")
+        .to_string();
+    if m.kv_version() == 1 {
+        return v1(core, m, req, &rel).await;
+    }
+    let (section, key) = match rel.split_once('/') {
+        Some((s, k)) => (s, k),
+        None => (rel.as_str(), ""),
+    };
+    match section {
+        "config" if key.is_empty() => config(core, m, req).await,
+        "data" => data(core, m, req, key).await,
+        "metadata" => metadata(core, m, req, key).await,
+        "delete" | "undelete" | "destroy" => versions_op(core, m, req, section, key).await,
+        "subkeys" => subkeys(core, m, req, key).await,
+        _ => Err(ApiError::unsupported_path()),
+    }
+}
+
+async fn v1(core: &Core, m: &MountEntry, req: &Request, rel: &str) -> ApiResult<Response> {
+    let key = format!("{}{rel}", m.storage_prefix());
+    match req.op {
+        Op::List => {
+            let prefix = if rel.is_empty() || rel.ends_with('/') {
+                key
+            } else {
+                format!("{key}/")
+            };
+            let keys = core.barrier.list(&prefix).await?;
+            if keys.is_empty() {
+                return Err(ApiError::not_found());
+            }
+            Ok(Response::list(keys))
+        }
+        _ if rel.is_empty() || rel.ends_with('/') => Err(ApiError::unsupported_path()),
+        Op::Read => {
+            let Some(v) = core.barrier.get_json::<Map<String, Value>>(&key).await? else {
+                return Err(ApiError::not_found());
+            };
+            let mut lease = if m.default_lease_ttl > 0 {
+                m.default_lease_ttl
+            } else {
+                core.config.default_ttl()
+            };
+            if let Some(t) = v.get("ttl").or_else(|| v.get("lease")) {
+                if let Ok(s) = airlock_core::duration::parse_duration_value(t) {
+                    lease = s as i64;
+                }
+            }
+            let mut r = Response::data(Value::Object(v));
+            r.lease_duration = lease;
+            Ok(r)
+        }
+        Op::Create | Op::Update => {
+            validate_key(rel)?;
+            if req.data.is_empty() {
+                return Err(ApiError::bad_request("missing data fields"));
+            }
+            if let Some(t) = req.data.get("ttl") {
+                if airlock_core::duration::parse_duration_value(t).is_err() {
+                    return Err(ApiError::bad_request("failed to parse ttl"));
+                }
+            }
+            let b = serde_json::to_vec(&req.data).map_err(|e| ApiError::internal(&e))?;
+            core.barrier.put(&key, &b).await?;
+            Ok(Response::empty())
+        }
+        Op::Delete => {
+            core.barrier.delete(&key).await?;
+            Ok(Response::empty())
+        }
+        Op::Patch => Err(ApiError::unsupported_operation()),
+    }
+}
+
+async fn mount_config(core: &Core, m: &MountEntry) -> ApiResult<MountConfig> {
+    Ok(core
+        .barrier
+        .get_json(&format!("{}config", m.storage_prefix()))
+        .await?
+        .unwrap_or_default())
+}
+
+async fn config(core: &Core, m: &MountEntry, req: &Request) -> ApiResult<Response> {
+    match req.op {
+        Op::Read => {
+            let c = mount_config(core, m).await?;
+            Ok(Response::data(json!({
+                "cas_required": c.cas_required,
+                "delete_version_after": go_dur(c.delete_version_after),
+                "max_versions": c.max_versions,
+                "metadata_cas_required": false,
+            })))
+        }
+        Op::Create | Op::Update => {
+            let key = format!("{}config", m.storage_prefix());
+            let _g = core.locks.lock(&key).await;
+            let mut c = mount_config(core, m).await?;
+            if let Some(v) = req.int_field("max_versions")? {
+                c.max_versions = v.max(0) as u64;
+            }
+            if let Some(v) = req.bool_field("cas_required")? {
+                c.cas_required = v;
+            }
+            if let Some(v) = req.duration_field("delete_version_after")? {
+                c.delete_version_after = v;
+            }
+            core.barrier.put_json(&key, &c).await?;
+            Ok(Response::empty())
+        }
+        _ => Err(ApiError::unsupported_operation()),
+    }
+}
+
+async fn load_meta(core: &Core, p: &Paths) -> ApiResult<Option<KeyMeta>> {
+    Ok(core.barrier.get_json(&p.meta).await?)
+}
+
+fn effective_max_versions(meta: &KeyMeta, mc: &MountConfig) -> u64 {
+    match meta.max_versions.max(mc.max_versions) {
+        0 => DEFAULT_MAX_VERSIONS,
+        n => n,
+    }
+}
+
+fn meta_json(meta: &KeyMeta) -> Value {
+    let versions: Map<String, Value> = meta
+        .versions
+        .iter()
+        .map(|(n, v)| {
+            (
+                n.to_string(),
+                json!({
+                    "created_time": ts(v.created),
+                    "deletion_time": v.deleted.map(ts).unwrap_or_default(),
+                    "destroyed": v.destroyed,
+                }),
+            )
+        })
+        .collect();
+    json!({
+        "cas_required": meta.cas_required,
+        "created_time": ts(meta.created),
+        "current_metadata_version": meta.current_metadata_version,
+        "current_version": meta.current_version,
+        "custom_metadata": meta.custom_metadata,
+        "delete_version_after": go_dur(meta.delete_version_after),
+        "max_versions": meta.max_versions,
+        "metadata_cas_required": false,
+        "oldest_version": meta.oldest_version,
+        "updated_time": ts(meta.updated),
+        "versions": versions,
+    })
+}
+
+fn requested_version(req: &Request) -> ApiResult<u64> {
+    match req.query("version").or_else(|| req.data.get("version").and_then(Value::as_str)) {
+        None | Some("") => match req.data.get("version").and_then(Value::as_u64) {
+            Some(v) => Ok(v),
+            None => Ok(0),
+        },
+        Some(s) => s
+            .parse::<u64>()
+            .map_err(|_| ApiError::bad_request("invalid version")),
+    }
+}
+
+/// Reads the stored map of a live version; errors mirror Vault's 404 shapes.
+async fn read_version(
+    core: &Core,
+    p: &Paths,
+    meta: &KeyMeta,
+    version: u64,
+) -> ApiResult<(u64, VersionMeta, Option<Map<String, Value>>)> {
+    let v = if version == 0 { meta.current_version } else { version };
+    let Some(vm) = meta.versions.get(&v).cloned() else {
+        return Err(ApiError::not_found());
+    };
+    let now = now_nanos();
+    if vm.destroyed || vm.is_deleted(now) {
+        return Ok((v, vm, None));
+    }
+    let data = core
+        .barrier
+        .get_json::<Map<String, Value>>(&format!("{}{v}", p.versions))
+        .await?;
+    Ok((v, vm, data))
+}
+
+fn deleted_404(v: u64, vm: &VersionMeta, custom: &Option<BTreeMap<String, String>>) -> ApiError {
+    ApiError::with_body(
+        404,
+        json!({"data": null, "metadata": vm.json(v, custom)}),
+    )
+}
+
+fn check_cas(req: &Request, meta: Option<&KeyMeta>, mc: &MountConfig) -> ApiResult<()> {
+    let cas = match req.data.get("options") {
+        Some(Value::Object(o)) => match o.get("cas") {
+            None | Some(Value::Null) => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
+                    .ok_or_else(|| ApiError::bad_request("invalid cas value"))?,
+            ),
+        },
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(ApiError::bad_request("options must be an object")),
+    };
+    let required = mc.cas_required || meta.map(|m| m.cas_required).unwrap_or(false);
+    match cas {
+        None if required => Err(ApiError::bad_request(
+            "check-and-set parameter required for this call",
+        )),
+        None => Ok(()),
+        Some(c) => {
+            let current = meta.map(|m| m.current_version).unwrap_or(0);
+            if c != current {
+                Err(ApiError::bad_request(
+                    "check-and-set parameter did not match the current version",
+                ))
+            } else {
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Appends a version, prunes old ones, and commits atomically.
+async fn put_version(
+    core: &Core,
+    m: &MountEntry,
+    p: &Paths,
+    meta: Option<KeyMeta>,
+    data: &Map<String, Value>,
+) -> ApiResult<Response> {
+    let mc = mount_config(core, m).await?;
+    let now = now_nanos();
+    let mut meta = meta.unwrap_or(KeyMeta {
+        created: now,
+        ..Default::default()
+    });
+    let v = meta.current_version + 1;
+    let dva = if meta.delete_version_after > 0 {
+        meta.delete_version_after
+    } else {
+        mc.delete_version_after
+    };
+    let vm = VersionMeta {
+        created: now,
+        deleted: if dva > 0 {
+            Some(now + dva as i128 * 1_000_000_000)
+        } else {
+            None
+        },
+        destroyed: false,
+    };
+    meta.versions.insert(v, vm.clone());
+    meta.current_version = v;
+    meta.updated = now;
+    let mut ops = vec![BarrierOp::Put(
+        format!("{}{v}", p.versions),
+        serde_json::to_vec(data).map_err(|e| ApiError::internal(&e))?,
+    )];
+    let max = effective_max_versions(&meta, &mc);
+    while meta.versions.len() as u64 > max {
+        let Some((&oldest, _)) = meta.versions.iter().next() else {
+            break;
+        };
+        meta.versions.remove(&oldest);
+        ops.push(BarrierOp::Delete(format!("{}{oldest}", p.versions)));
+        meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(0);
+    }
+    ops.push(BarrierOp::Put(
+        p.meta.clone(),
+        serde_json::to_vec(&meta).map_err(|e| ApiError::internal(&e))?,
+    ));
+    core.barrier.commit(ops).await?;
+    Ok(Response::data(vm.json(v, &meta.custom_metadata)))
+}
+
+fn data_map(req: &Request) -> ApiResult<Map<String, Value>> {
+    match req.data.get("data") {
+        Some(Value::Object(d)) => Ok(d.clone()),
+        None | Some(Value::Null) => Err(ApiError::bad_request("no data provided")),
+        Some(_) => Err(ApiError::bad_request(
+            "error converting input for field \"data\": expected a map",
+        )),
+    }
+}
+
+/// RFC 7386 JSON merge patch.
+pub fn merge_patch(target: &mut Value, patch: &Value) {
+    match patch {
+        Value::Object(pm) => {
+            if !target.is_object() {
+                *target = Value::Object(Map::new());
+            }
+            if let Value::Object(tm) = target {
+                for (k, v) in pm {
+                    if v.is_null() {
+                        tm.remove(k);
+                    } else {
+                        merge_patch(tm.entry(k.clone()).or_insert(Value::Null), v);
+                    }
+                }
+            }
+        }
+        other => *target = other.clone(),
+    }
+}
+
+async fn data(core: &Core, m: &MountEntry, req: &Request, key: &str) -> ApiResult<Response> {
+    if req.op == Op::List {
+        return Err(ApiError::unsupported_operation());
+    }
+    validate_key(key)?;
+    let p = paths(m, key);
+    match req.op {
+        Op::Read => {
+            let version = requested_version(req)?;
+            let Some(meta) = load_meta(core, &p).await? else {
+                return Err(ApiError::not_found());
+            };
+            let (v, vm, data) = read_version(core, &p, &meta, version).await?;
+            match data {
+                Some(d) => Ok(Response::data(json!({
+                    "data": d,
+                    "metadata": vm.json(v, &meta.custom_metadata),
+                }))),
+                None if vm.destroyed || vm.deleted.is_some() => {
+                    Err(deleted_404(v, &vm, &meta.custom_metadata))
+                }
+                None => Err(ApiError::not_found()),
+            }
+        }
+        Op::Create | Op::Update => {
+            let d = data_map(req)?;
+            let _g = core.locks.lock(&p.meta).await;
+            let meta = load_meta(core, &p).await?;
+            let mc = mount_config(core, m).await?;
+            check_cas(req, meta.as_ref(), &mc)?;
+            put_version(core, m, &p, meta, &d).await
+        }
+        Op::Patch => {
+            let patch = match req.data.get("data") {
+                Some(v @ Value::Object(_)) => v.clone(),
+                _ => return Err(ApiError::bad_request("no data provided")),
+            };
+            let _g = core.locks.lock(&p.meta).await;
+            let Some(meta) = load_meta(core, &p).await? else {
+                return Err(ApiError::not_found());
+            };
+            let mc = mount_config(core, m).await?;
+            check_cas(req, Some(&meta), &mc)?;
+            let (v, vm, cur) = read_version(core, &p, &meta, 0).await?;
+            let Some(cur) = cur else {
+                return Err(deleted_404(v, &vm, &meta.custom_metadata));
+            };
+            let mut merged = Value::Object(cur);
+            merge_patch(&mut merged, &patch);
+            let Value::Object(merged) = merged else {
+                return Err(ApiError::bad_request("patch must produce an object"));
+            };
+            put_version(core, m, &p, Some(meta), &merged).await
+        }
+        Op::Delete => {
+            let _g = core.locks.lock(&p.meta).await;
+            let Some(mut meta) = load_meta(core, &p).await? else {
+                return Ok(Response::empty());
+            };
+            let cur = meta.current_version;
+            let now = now_nanos();
+            if let Some(vm) = meta.versions.get_mut(&cur) {
+                if !vm.destroyed && !vm.is_deleted(now) {
+                    vm.deleted = Some(now);
+                    meta.updated = now;
+                    core.barrier.put_json(&p.meta, &meta).await?;
+                }
+            }
+            Ok(Response::empty())
+        }
+        Op::List => Err(ApiError::unsupported_operation()),
+    }
+}
+
+fn custom_metadata(req: &Request) -> ApiResult<Option<Option<BTreeMap<String, String>>>> {
+    match req.data.get("custom_metadata") {
+        None => Ok(None),
+        Some(Value::Null) => Ok(Some(None)),
+        Some(Value::Object(o)) => {
+            if o.len() > MAX_CUSTOM_METADATA_KEYS {
+                return Err(ApiError::bad_request(format!(
+                    "custom_metadata can only contain {MAX_CUSTOM_METADATA_KEYS} keys"
+                )));
+            }
+            let mut out = BTreeMap::new();
+            for (k, v) in o {
+                let s = match v {
+                    Value::String(s) => s.clone(),
+                    _ => {
+                        return Err(ApiError::bad_request(format!(
+                            "custom_metadata value for key \"{k}\" must be a string"
+                        )))
+                    }
+                };
+                if k.len() > 128 || s.len() > 512 {
+                    return Err(ApiError::bad_request(
+                        "custom_metadata keys are limited to 128 bytes and values to 512 bytes",
+                    ));
+                }
+                out.insert(k.clone(), s);
+            }
+            Ok(Some(Some(out)))
+        }
+        Some(_) => Err(ApiError::bad_request(
+            "error converting input for field \"custom_metadata\": expected a map",
+        )),
+    }
+}
+
+async fn metadata(core: &Core, m: &MountEntry, req: &Request, key: &str) -> ApiResult<Response> {
+    if req.op == Op::List {
+        let base = format!("{}metadata/{key}", m.storage_prefix());
+        let prefix = if key.is_empty() || key.ends_with('/') {
+            base
+        } else {
+            format!("{base}/")
+        };
+        let keys = core.barrier.list(&prefix).await?;
+        if keys.is_empty() {
+            return Err(ApiError::not_found());
+        }
+        return Ok(Response::list(keys));
+    }
+    validate_key(key)?;
+    let p = paths(m, key);
+    match req.op {
+        Op::Read => match load_meta(core, &p).await? {
+            Some(meta) => Ok(Response::data(meta_json(&meta))),
+            None => Err(ApiError::not_found()),
+        },
+        Op::Create | Op::Update | Op::Patch => {
+            let _g = core.locks.lock(&p.meta).await;
+            let existing = load_meta(core, &p).await?;
+            if req.op == Op::Patch && existing.is_none() {
+                return Err(ApiError::not_found());
+            }
+            let now = now_nanos();
+            let mut meta = existing.unwrap_or(KeyMeta {
+                created: now,
+                updated: now,
+                ..Default::default()
+            });
+            if let Some(v) = req.int_field("max_versions")? {
+                if v < 0 {
+                    return Err(ApiError::bad_request("max_versions must be non-negative"));
+                }
+                meta.max_versions = v as u64;
+            }
+            if let Some(v) = req.bool_field("cas_required")? {
+                meta.cas_required = v;
+            }
+            if let Some(v) = req.duration_field("delete_version_after")? {
+                meta.delete_version_after = v;
+            }
+            match (custom_metadata(req)?, req.op) {
+                (Some(Some(cm)), Op::Patch) => {
+                    let mut cur = meta.custom_metadata.take().unwrap_or_default();
+                    if let Some(Value::Object(raw)) = req.data.get("custom_metadata") {
+                        for (k, v) in raw {
+                            if v.is_null() {
+                                cur.remove(k);
+                            }
+                        }
+                    }
+                    cur.extend(cm);
+                    meta.custom_metadata = if cur.is_empty() { None } else { Some(cur) };
+                }
+                (Some(cm), _) => meta.custom_metadata = cm,
+                (None, _) => {}
+            }
+            meta.current_metadata_version += 1;
+            meta.updated = now;
+            // Shrinking max_versions prunes immediately.
+            let mc = mount_config(core, m).await?;
+            let max = effective_max_versions(&meta, &mc);
+            let mut ops = Vec::new();
+            while meta.versions.len() as u64 > max {
+                let Some((&oldest, _)) = meta.versions.iter().next() else {
+                    break;
+                };
+                meta.versions.remove(&oldest);
+                ops.push(BarrierOp::Delete(format!("{}{oldest}", p.versions)));
+                meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(0);
+            }
+            ops.push(BarrierOp::Put(
+                p.meta.clone(),
+                serde_json::to_vec(&meta).map_err(|e| ApiError::internal(&e))?,
+            ));
+            core.barrier.commit(ops).await?;
+            Ok(Response::empty())
+        }
+        Op::Delete => {
+            let _g = core.locks.lock(&p.meta).await;
+            let mut ops = vec![BarrierOp::Delete(p.meta.clone())];
+            for v in core.barrier.list(&p.versions).await? {
+                ops.push(BarrierOp::Delete(format!("{}{v}", p.versions)));
+            }
+            core.barrier.commit(ops).await?;
+            Ok(Response::empty())
+        }
+        Op::List => Err(ApiError::unsupported_operation()),
+    }
+}
+
+fn versions_param(req: &Request) -> ApiResult<Vec<u64>> {
+    let raw = req.data.get("versions");
+    let list: Vec<u64> = match raw {
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_u64()
+                    .or_else(|| v.as_str().and_then(|s| s.trim().parse().ok()))
+                    .ok_or_else(|| ApiError::bad_request("versions must be integers"))
+            })
+            .collect::<ApiResult<_>>()?,
+        Some(Value::String(s)) => s
+            .split(',')
+            .filter(|x| !x.trim().is_empty())
+            .map(|x| {
+                x.trim()
+                    .parse()
+                    .map_err(|_| ApiError::bad_request("versions must be integers"))
+            })
+            .collect::<ApiResult<_>>()?,
+        Some(Value::Number(n)) => vec![n
+            .as_u64()
+            .ok_or_else(|| ApiError::bad_request("versions must be integers"))?],
+        _ => Vec::new(),
+    };
+    if list.is_empty() {
+        return Err(ApiError::bad_request("no version number provided"));
+    }
+    Ok(list)
+}
+
+async fn versions_op(
+    core: &Core,
+    m: &MountEntry,
+    req: &Request,
+    op: &str,
+    key: &str,
+) -> ApiResult<Response> {
+    if !matches!(req.op, Op::Create | Op::Update) {
+        return Err(ApiError::unsupported_operation());
+    }
+    validate_key(key)?;
+    let versions = versions_param(req)?;
+    let p = paths(m, key);
+    let _g = core.locks.lock(&p.meta).await;
+    let Some(mut meta) = load_meta(core, &p).await? else {
+        return Ok(Response::empty());
+    };
+    let now = now_nanos();
+    let mut ops = Vec::new();
+    for v in versions {
+        let Some(vm) = meta.versions.get_mut(&v) else {
+            continue;
+        };
+        match op {
+            "delete" if !vm.destroyed && !vm.is_deleted(now) => vm.deleted = Some(now),
+            "undelete" if !vm.destroyed => vm.deleted = None,
+            "destroy" if !vm.destroyed => {
+                vm.destroyed = true;
+                ops.push(BarrierOp::Delete(format!("{}{v}", p.versions)));
+            }
+            _ => {}
+        }
+    }
+    meta.updated = now;
+    ops.push(BarrierOp::Put(
+        p.meta.clone(),
+        serde_json::to_vec(&meta).map_err(|e| ApiError::internal(&e))?,
+    ));
+    core.barrier.commit(ops).await?;
+    Ok(Response::empty())
+}
+
+fn to_subkeys(v: &Value, depth: u64, level: u64) -> Value {
+    match v {
+        Value::Object(m) if depth == 0 || level < depth => Value::Object(
+            m.iter()
+                .map(|(k, x)| (k.clone(), to_subkeys(x, depth, level + 1)))
+                .collect(),
+        ),
+        _ => Value::Null,
+    }
+}
+
+async fn subkeys(core: &Core, m: &MountEntry, req: &Request, key: &str) -> ApiResult<Response> {
+    if req.op != Op::Read {
+        return Err(ApiError::unsupported_operation());
+    }
+    validate_key(key)?;
+    let p = paths(m, key);
+    let Some(meta) = load_meta(core, &p).await? else {
+        return Err(ApiError::not_found());
+    };
+    let depth = match req.query("depth") {
+        Some(d) => d
+            .parse::<u64>()
+            .map_err(|_| ApiError::bad_request("invalid depth"))?,
+        None => 0,
+    };
+    let (v, vm, data) = read_version(core, &p, &meta, requested_version(req)?).await?;
+    match data {
+        Some(d) => Ok(Response::data(json!({
+            "metadata": vm.json(v, &meta.custom_metadata),
+            "subkeys": to_subkeys(&Value::Object(d), depth, 0),
+        }))),
+        None => Err(deleted_404(v, &vm, &meta.custom_metadata)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_patch_rfc7386() {
+        let mut t = json!({"a": 1, "b": {"c": 2, "d": 3}});
+        merge_patch(&mut t, &json!({"a": null, "b": {"c": 5}, "e": "x"}));
+        assert_eq!(t, json!({"b": {"c": 5, "d": 3}, "e": "x"}));
+    }
+
+    #[test]
+    fn subkeys_null_leaves() {
+        let v = json!({"a": 1, "n": {"x": {"y": 2}}});
+        assert_eq!(to_subkeys(&v, 0, 0), json!({"a": null, "n": {"x": {"y": null}}}));
+        assert_eq!(to_subkeys(&v, 2, 0), json!({"a": null, "n": {"x": null}}));
+    }
+}

@@ -1,0 +1,183 @@
+//! The Airlock server: a faithful subset of the Vault/OpenBao HTTP API over an encrypted store.
+//!
+//! Request flow: `http` (parse, size limits, unauthenticated sys endpoints) → `core`
+//! (seal check, token authentication, existence check, ACL, audit) → a backend (`sys`,
+//! `token`, `kv`) → `http` renders the Vault envelope. Errors become HTTP responses only in
+//! `http::error_response` from the [`error::ApiError`] every layer returns.
+
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod http;
+pub mod kv;
+pub mod logical;
+pub mod metrics;
+pub mod mounts;
+pub mod policies;
+pub mod sys;
+pub mod tls;
+pub mod token;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder;
+use hyper_util::server::graceful::GracefulShutdown;
+use tokio::net::TcpListener;
+
+pub use config::Config;
+pub use core::Core;
+
+/// Builds the storage, audit devices and core for `config`.
+pub fn build_core(config: Config) -> Result<Arc<Core>, String> {
+    config.validate()?;
+    let backend: Arc<dyn airlock_store::Backend> = if config.dev.is_some() {
+        Arc::new(airlock_store::SqliteBackend::memory().map_err(|e| e.to_string())?)
+    } else {
+        let sync = if config.storage.sync == "full" {
+            airlock_store::SyncMode::Full
+        } else {
+            airlock_store::SyncMode::Normal
+        };
+        Arc::new(
+            airlock_store::SqliteBackend::open(&config.storage.path, sync)
+                .map_err(|e| format!("storage {}: {e}", config.storage.path.display()))?,
+        )
+    };
+    let devices: Vec<airlock_audit::FileDeviceConfig> = config
+        .audit
+        .iter()
+        .map(|a| airlock_audit::FileDeviceConfig {
+            name: a.name.clone(),
+            path: a.path.clone(),
+            fsync: a.fsync,
+        })
+        .collect();
+    let auditor = airlock_audit::Auditor::open(&devices).map_err(|e| e.to_string())?;
+    Core::new(Arc::new(config), backend, auditor)
+}
+
+/// A bound, ready-to-serve server.
+pub struct Server {
+    pub core: Arc<Core>,
+    listener: TcpListener,
+    tls: Option<tokio_rustls::TlsAcceptor>,
+}
+
+/// What dev mode hands the operator.
+pub struct DevInit {
+    pub root_token: zeroize::Zeroizing<String>,
+    pub unseal_key: zeroize::Zeroizing<Vec<u8>>,
+}
+
+impl Server {
+    pub async fn bind(core: Arc<Core>) -> Result<Self, String> {
+        let cfg = &core.config.listener;
+        let listener = TcpListener::bind(&cfg.address)
+            .await
+            .map_err(|e| format!("listener {}: {e}", cfg.address))?;
+        let tls = match (&cfg.tls_cert_file, &cfg.tls_key_file) {
+            (Some(c), Some(k)) => Some(tls::acceptor(c, k)?),
+            _ => None,
+        };
+        Ok(Self {
+            core,
+            listener,
+            tls,
+        })
+    }
+
+    pub fn local_addr(&self) -> Option<SocketAddr> {
+        self.listener.local_addr().ok()
+    }
+
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
+    /// Dev mode: initialise with one share and unseal at once.
+    pub async fn dev_init(&self) -> Result<DevInit, String> {
+        let root = self
+            .core
+            .config
+            .dev
+            .as_ref()
+            .and_then(|d| d.root_token.clone());
+        let (mut keys, token) = self
+            .core
+            .initialize(1, 1, root)
+            .await
+            .map_err(|e| e.errors.join("; "))?;
+        Ok(DevInit {
+            root_token: token,
+            unseal_key: keys.pop().unwrap_or_default(),
+        })
+    }
+
+    /// Serves until `shutdown` resolves, then drains connections for up to 10 s.
+    pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        let housekeeping = self.core.spawn_housekeeping();
+        let graceful = GracefulShutdown::new();
+        let builder = Builder::new(TokioExecutor::new());
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = self.listener.accept() => {
+                    let (stream, remote) = match accepted {
+                        Ok(x) => x,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "accept failed");
+                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            continue;
+                        }
+                    };
+                    let _ = stream.set_nodelay(true);
+                    let core = Arc::clone(&self.core);
+                    let svc = service_fn(move |req| http::serve(Arc::clone(&core), req, Some(remote)));
+                    match &self.tls {
+                        None => {
+                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
+                            let fut = graceful.watch(conn.into_owned());
+                            tokio::spawn(async move {
+                                if let Err(e) = fut.await {
+                                    tracing::debug!(error = %e, "connection ended with error");
+                                }
+                            });
+                        }
+                        Some(acc) => {
+                            let acc = acc.clone();
+                            let builder = builder.clone();
+                            let watcher = graceful.watcher();
+                            tokio::spawn(async move {
+                                let tls = match tokio::time::timeout(Duration::from_secs(10), acc.accept(stream)).await {
+                                    Ok(Ok(s)) => s,
+                                    Ok(Err(e)) => {
+                                        tracing::debug!(error = %e, "TLS handshake failed");
+                                        return;
+                                    }
+                                    Err(_) => return,
+                                };
+                                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
+                                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                                    tracing::debug!(error = %e, "connection ended with error");
+                                }
+                            });
+                        }
+                    }
+                }
+            }
+        }
+        drop(self.listener);
+        housekeeping.abort();
+        tokio::select! {
+            _ = graceful.shutdown() => {}
+            _ = tokio::time::sleep(Duration::from_secs(10)) => {
+                tracing::warn!("connections still open after 10s; closing");
+            }
+        }
+    }
+}

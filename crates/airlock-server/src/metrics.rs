@@ -1,0 +1,106 @@
+//! Request metrics in Prometheus text format (`sys/metrics?format=prometheus`).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::collections::BTreeMap;
+
+use serde_json::json;
+
+use crate::core::Core;
+use crate::logical::{Request, Response};
+
+/// Latency bucket upper bounds in seconds.
+const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0];
+
+pub struct Metrics {
+    by_status: Mutex<BTreeMap<(String, u16), u64>>,
+    buckets: [AtomicU64; BUCKETS.len()],
+    count: AtomicU64,
+    sum_micros: AtomicU64,
+    started: std::time::Instant,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self {
+            by_status: Mutex::new(BTreeMap::new()),
+            buckets: Default::default(),
+            count: AtomicU64::new(0),
+            sum_micros: AtomicU64::new(0),
+            started: std::time::Instant::now(),
+        }
+    }
+
+    pub fn record(&self, method: &str, status: u16, elapsed: std::time::Duration) {
+        if let Ok(mut m) = self.by_status.lock() {
+            *m.entry((method.to_string(), status)).or_insert(0) += 1;
+        }
+        let secs = elapsed.as_secs_f64();
+        for (i, b) in BUCKETS.iter().enumerate() {
+            if secs <= *b {
+                if let Some(c) = self.buckets.get(i) {
+                    c.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }
+        self.count.fetch_add(1, Ordering::Relaxed);
+        self.sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    pub fn prometheus(&self, sealed: bool) -> String {
+        let mut out = String::new();
+        out.push_str("# HELP airlock_requests_total HTTP requests by method and status.\n");
+        out.push_str("# TYPE airlock_requests_total counter\n");
+        if let Ok(m) = self.by_status.lock() {
+            for ((method, status), n) in m.iter() {
+                out.push_str(&format!(
+                    "airlock_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}\n"
+                ));
+            }
+        }
+        out.push_str("# HELP airlock_request_duration_seconds Request latency.\n");
+        out.push_str("# TYPE airlock_request_duration_seconds histogram\n");
+        for (i, b) in BUCKETS.iter().enumerate() {
+            let v = self.buckets.get(i).map(|c| c.load(Ordering::Relaxed)).unwrap_or(0);
+            out.push_str(&format!(
+                "airlock_request_duration_seconds_bucket{{le=\"{b}\"}} {v}\n"
+            ));
+        }
+        let count = self.count.load(Ordering::Relaxed);
+        out.push_str(&format!(
+            "airlock_request_duration_seconds_bucket{{le=\"+Inf\"}} {count}\n"
+        ));
+        out.push_str(&format!(
+            "airlock_request_duration_seconds_sum {}\n",
+            self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
+        ));
+        out.push_str(&format!("airlock_request_duration_seconds_count {count}\n"));
+        out.push_str("# HELP airlock_sealed 1 while the server is sealed.\n# TYPE airlock_sealed gauge\n");
+        out.push_str(&format!("airlock_sealed {}\n", u8::from(sealed)));
+        out.push_str("# HELP airlock_uptime_seconds Seconds since start.\n# TYPE airlock_uptime_seconds gauge\n");
+        out.push_str(&format!(
+            "airlock_uptime_seconds {}\n",
+            self.started.elapsed().as_secs()
+        ));
+        out
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// `sys/metrics`: Prometheus text when `format=prometheus`, else a JSON summary.
+pub fn response(core: &Core, req: &Request) -> Response {
+    let text = core.metrics.prometheus(core.is_sealed());
+    if req.query("format") == Some("prometheus") {
+        return Response {
+            text: Some(text),
+            ..Default::default()
+        };
+    }
+    Response::raw(json!({ "prometheus": text }))
+}

@@ -1,0 +1,195 @@
+//! The mount table: which secrets engine serves which path prefix.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::error::{ApiError, ApiResult};
+
+pub const MOUNTS_KEY: &str = "core/mounts";
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct MountEntry {
+    /// Always ends in `/`.
+    pub path: String,
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub description: String,
+    pub accessor: String,
+    pub uuid: String,
+    pub options: BTreeMap<String, String>,
+    pub default_lease_ttl: i64,
+    pub max_lease_ttl: i64,
+    #[serde(default)]
+    pub local: bool,
+    #[serde(default)]
+    pub seal_wrap: bool,
+}
+
+impl MountEntry {
+    pub fn kv_version(&self) -> u8 {
+        match self.options.get("version").map(String::as_str) {
+            Some("2") => 2,
+            _ => 1,
+        }
+    }
+
+    /// Storage prefix of this mount's data.
+    pub fn storage_prefix(&self) -> String {
+        format!("logical/{}/", self.uuid)
+    }
+
+    pub fn to_json(&self) -> Value {
+        let options = if self.options.is_empty() && self.kind != "kv" {
+            Value::Null
+        } else {
+            json!(self.options)
+        };
+        json!({
+            "accessor": self.accessor,
+            "config": {
+                "default_lease_ttl": self.default_lease_ttl,
+                "force_no_cache": false,
+                "max_lease_ttl": self.max_lease_ttl,
+            },
+            "deprecation_status": "supported",
+            "description": self.description,
+            "external_entropy_access": false,
+            "local": self.local,
+            "options": options,
+            "plugin_version": "",
+            "running_plugin_version": concat!("v", env!("CARGO_PKG_VERSION"), "+builtin.airlock"),
+            "running_sha256": "",
+            "seal_wrap": self.seal_wrap,
+            "type": self.kind,
+            "uuid": self.uuid,
+        })
+    }
+}
+
+/// The system mount as shown in `sys/mounts` (served by `sys.rs`, not stored).
+pub fn system_mount_json() -> Value {
+    json!({
+        "accessor": "system_00000000",
+        "config": {"default_lease_ttl": 0, "force_no_cache": false, "max_lease_ttl": 0,
+                   "passthrough_request_headers": ["Accept"]},
+        "description": "system endpoints used for control, policy and debugging",
+        "external_entropy_access": false,
+        "local": false,
+        "options": null,
+        "plugin_version": "",
+        "running_plugin_version": concat!("v", env!("CARGO_PKG_VERSION"), "+builtin.airlock"),
+        "running_sha256": "",
+        "seal_wrap": true,
+        "type": "system",
+        "uuid": "00000000-0000-0000-0000-000000000000",
+    })
+}
+
+#[derive(Clone, Debug, Default, Serialize, Deserialize)]
+pub struct MountTable {
+    pub entries: Vec<MountEntry>,
+}
+
+const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/"];
+
+/// Normalises and validates a mount path from `sys/mounts/<path>`.
+pub fn normalize_mount_path(raw: &str) -> ApiResult<String> {
+    let p = raw.trim_matches('/');
+    if p.is_empty() {
+        return Err(ApiError::bad_request("path cannot be empty"));
+    }
+    if p.split('/')
+        .any(|seg| seg.is_empty() || seg == "." || seg == "..")
+    {
+        return Err(ApiError::bad_request(format!("invalid mount path \"{p}\"")));
+    }
+    if p.chars().any(|c| c.is_control() || c == '*' || c == '+') {
+        return Err(ApiError::bad_request(format!("invalid mount path \"{p}\"")));
+    }
+    let p = format!("{p}/");
+    for r in RESERVED {
+        if p.starts_with(r) {
+            return Err(ApiError::bad_request(format!(
+                "cannot mount under \"{r}\""
+            )));
+        }
+    }
+    Ok(p)
+}
+
+impl MountTable {
+    /// The mount serving `path` (longest prefix match).
+    pub fn route(&self, path: &str) -> Option<&MountEntry> {
+        let with_slash;
+        let probe = if path.ends_with('/') {
+            path
+        } else {
+            with_slash = format!("{path}/");
+            &with_slash
+        };
+        self.entries
+            .iter()
+            .filter(|m| path.starts_with(&m.path) || probe == m.path)
+            .max_by_key(|m| m.path.len())
+    }
+
+    pub fn get(&self, path: &str) -> Option<&MountEntry> {
+        self.entries.iter().find(|m| m.path == path)
+    }
+
+    /// Fails when `path` overlaps an existing mount (either contains the other).
+    pub fn check_free(&self, path: &str) -> ApiResult<()> {
+        for m in &self.entries {
+            if path.starts_with(&m.path) || m.path.starts_with(path) {
+                return Err(ApiError::bad_request(format!(
+                    "path is already in use at {}",
+                    m.path
+                )));
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(p: &str) -> MountEntry {
+        MountEntry {
+            path: p.into(),
+            kind: "kv".into(),
+            description: String::new(),
+            accessor: "kv_1".into(),
+            uuid: "u".into(),
+            options: BTreeMap::new(),
+            default_lease_ttl: 0,
+            max_lease_ttl: 0,
+            local: false,
+            seal_wrap: false,
+        }
+    }
+
+    #[test]
+    fn longest_prefix_wins() {
+        let t = MountTable {
+            entries: vec![entry("a/"), entry("a/b/")],
+        };
+        assert_eq!(t.route("a/b/c").unwrap().path, "a/b/");
+        assert_eq!(t.route("a/x").unwrap().path, "a/");
+        assert_eq!(t.route("a").unwrap().path, "a/");
+        assert!(t.route("ab/x").is_none());
+        assert!(t.check_free("a/b/c/").is_err());
+        assert!(t.check_free("c/").is_ok());
+    }
+
+    #[test]
+    fn hostile_mount_paths_rejected() {
+        assert!(normalize_mount_path("../x").is_err());
+        assert!(normalize_mount_path("a//b").is_err());
+        assert!(normalize_mount_path("sys/x").is_err());
+        assert_eq!(normalize_mount_path("/kv/").unwrap(), "kv/");
+    }
+}

@@ -1,0 +1,421 @@
+//! Authenticated `sys/` endpoints: mounts, policies, capabilities, seal, rotation, key
+//! status, audit (declarative, read-only over the API) and metrics.
+//! The unauthenticated ones (`health`, `seal-status`, `init`, `unseal`, `leader`) are in
+//! `http.rs` because they answer with plain objects and work while sealed.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use serde_json::{json, Map, Value};
+
+use crate::core::{new_uuid, random_base62, Caller, Core};
+use crate::error::{ApiError, ApiResult};
+use crate::logical::{Op, Request, Response};
+use crate::mounts::{normalize_mount_path, system_mount_json, MountEntry};
+
+pub fn new_mount_entry(
+    path: &str,
+    kind: &str,
+    description: &str,
+    options: BTreeMap<String, String>,
+) -> MountEntry {
+    MountEntry {
+        path: path.to_string(),
+        kind: kind.to_string(),
+        description: description.to_string(),
+        accessor: format!("{kind}_{}", &random_base62(8).to_lowercase()),
+        uuid: new_uuid(),
+        options,
+        default_lease_ttl: 0,
+        max_lease_ttl: 0,
+        local: false,
+        seal_wrap: false,
+    }
+}
+
+fn top(mut r: Response) -> Response {
+    r.top_level = true;
+    r
+}
+
+fn token_auth_mount_json() -> Value {
+    json!({
+        "accessor": "auth_token_00000000",
+        "config": {"default_lease_ttl": 0, "force_no_cache": false, "max_lease_ttl": 0, "token_type": "default-service"},
+        "description": "token based credentials",
+        "external_entropy_access": false,
+        "local": false,
+        "options": null,
+        "plugin_version": "",
+        "running_plugin_version": concat!("v", env!("CARGO_PKG_VERSION"), "+builtin.airlock"),
+        "running_sha256": "",
+        "seal_wrap": false,
+        "type": "token",
+        "uuid": "00000000-0000-0000-0000-000000000001",
+    })
+}
+
+pub async fn handle(core: &Arc<Core>, req: &Request, caller: &Caller, rest: &str) -> ApiResult<Response> {
+    let write = matches!(req.op, Op::Create | Op::Update);
+    match rest {
+        "mounts" | "mounts/" => {
+            if req.op != Op::Read {
+                return Err(ApiError::unsupported_operation());
+            }
+            let mut m = Map::new();
+            for e in core.mounts_snapshot().entries {
+                m.insert(e.path.clone(), e.to_json());
+            }
+            m.insert("sys/".into(), system_mount_json());
+            Ok(top(Response::data(Value::Object(m))))
+        }
+        r if r.starts_with("mounts/") => mounts(core, req, &r["mounts/".len()..]).await,
+        r if r.starts_with("internal/ui/mounts/") || r == "internal/ui/mounts" => {
+            let path = r.strip_prefix("internal/ui/mounts").unwrap_or("").trim_start_matches('/');
+            internal_ui_mount(core, path)
+        }
+        "policies/acl" | "policies/acl/" => match req.op {
+            Op::List => Ok(Response::list(core.policies.list(core).await?)),
+            _ => Err(ApiError::unsupported_operation()),
+        },
+        r if r.starts_with("policies/acl/") => {
+            let name = &r["policies/acl/".len()..];
+            policy_rw(core, req, name, false).await
+        }
+        "policy" | "policy/" => match req.op {
+            Op::Read | Op::List => {
+                let keys = core.policies.list(core).await?;
+                Ok(top(Response::data(json!({"keys": keys, "policies": keys}))))
+            }
+            _ => Err(ApiError::unsupported_operation()),
+        },
+        r if r.starts_with("policy/") => {
+            let name = &r["policy/".len()..];
+            policy_rw(core, req, name, true).await
+        }
+        "capabilities" | "capabilities-self" | "capabilities-accessor" if write => {
+            capabilities(core, req, caller, rest).await
+        }
+        "seal" if write => {
+            core.seal().await;
+            Ok(Response::empty())
+        }
+        "rotate" | "rotate/keyring" if write => {
+            core.rotate().await?;
+            Ok(Response::empty())
+        }
+        "key-status" | "rotate/keyring" if req.op == Op::Read => {
+            let kr = core.barrier.keyring()?;
+            Ok(top(Response::data(json!({
+                "term": kr.active_term(),
+                "install_time": crate::core::rfc3339_nanos(kr.active_installed() as i128 * 1_000_000_000),
+                "encryptions": core.barrier.encryptions(),
+            }))))
+        }
+        "auth" | "auth/" if req.op == Op::Read => {
+            let mut m = Map::new();
+            m.insert("token/".into(), token_auth_mount_json());
+            Ok(top(Response::data(Value::Object(m))))
+        }
+        r if r.starts_with("auth/") => Err(ApiError::bad_request(
+            "Airlock does not support this auth method yet; only the token method is mounted",
+        )),
+        "audit" | "audit/" if req.op == Op::Read => {
+            let mut m = Map::new();
+            for a in &core.config.audit {
+                m.insert(
+                    format!("{}/", a.name),
+                    json!({"description": "", "local": false, "options": {"file_path": a.path.display().to_string()}, "path": format!("{}/", a.name), "type": a.kind}),
+                );
+            }
+            Ok(top(Response::data(Value::Object(m))))
+        }
+        r if r.starts_with("audit/") => Err(ApiError::bad_request(
+            "cannot enable audit device via API; use declarative, config-based audit device management instead",
+        )),
+        r if r.starts_with("audit-hash/") && write => {
+            let input = req
+                .str_field("input")?
+                .ok_or_else(|| ApiError::bad_request("the \"input\" parameter is required"))?;
+            let name = &r["audit-hash/".len()..];
+            if !core.config.audit.iter().any(|a| a.name == name.trim_end_matches('/')) {
+                return Err(ApiError::bad_request(format!("unknown audit device \"{name}\"")));
+            }
+            let hash = core.audit.hash(&input).ok_or_else(ApiError::sealed)?;
+            Ok(Response::data(json!({ "hash": hash })))
+        }
+        "metrics" if req.op == Op::Read => Ok(crate::metrics::response(core, req)),
+        _ => Err(ApiError::unsupported_path()),
+    }
+}
+
+fn internal_ui_mount(core: &Core, path: &str) -> ApiResult<Response> {
+    if path.is_empty() {
+        return Err(ApiError::bad_request("path is required"));
+    }
+    let table = core.mounts_snapshot();
+    let Some(m) = table.route(path) else {
+        return Err(ApiError::bad_request(format!(
+            "preflight capability check returned 403, please ensure client's policies grant access to path \"{path}/\""
+        )));
+    };
+    let mut v = m.to_json();
+    if let Value::Object(o) = &mut v {
+        o.insert("path".into(), json!(m.path));
+    }
+    Ok(Response::data(v))
+}
+
+async fn mounts(core: &Core, req: &Request, raw: &str) -> ApiResult<Response> {
+    if let Some(p) = raw.strip_suffix("/tune").or_else(|| raw.strip_suffix("/tune/")) {
+        return tune(core, req, p).await;
+    }
+    let path = normalize_mount_path(raw)?;
+    match req.op {
+        Op::Read => {
+            let t = core.mounts_snapshot();
+            let m = t.get(&path).ok_or_else(|| {
+                ApiError::bad_request(format!("No secret engine mount at {path}"))
+            })?;
+            Ok(top(Response::data(m.to_json())))
+        }
+        Op::Create | Op::Update => {
+            let kind_raw = req
+                .str_field("type")?
+                .ok_or_else(|| ApiError::bad_request("backend type must be specified as a string"))?;
+            let mut options: BTreeMap<String, String> = req.str_map_field("options")?.unwrap_or_default();
+            let kind = match kind_raw.as_str() {
+                "kv" | "generic" => "kv",
+                "kv-v2" => {
+                    options.insert("version".into(), "2".into());
+                    "kv"
+                }
+                other => {
+                    return Err(ApiError::bad_request(format!(
+                        "plugin not found in the catalog: {other}"
+                    )))
+                }
+            };
+            let version = options.get("version").cloned().unwrap_or_else(|| "1".into());
+            if version != "1" && version != "2" {
+                return Err(ApiError::bad_request(format!("invalid KV version \"{version}\"")));
+            }
+            if kind_raw != "kv-v2" && !options.contains_key("version") {
+                // Vault stores no version for a plain `kv` mount; it is version 1.
+            } else {
+                options.insert("version".into(), version);
+            }
+            let mut entry = new_mount_entry(
+                &path,
+                kind,
+                &req.str_field("description")?.unwrap_or_default(),
+                options,
+            );
+            if let Some(Value::Object(cfg)) = req.data.get("config") {
+                for (k, target) in [
+                    ("default_lease_ttl", &mut entry.default_lease_ttl),
+                    ("max_lease_ttl", &mut entry.max_lease_ttl),
+                ] {
+                    if let Some(v) = cfg.get(k) {
+                        *target = airlock_core::duration::parse_duration_value(v)
+                            .map_err(|_| ApiError::bad_request(format!("invalid {k}")))?
+                            as i64;
+                    }
+                }
+            }
+            entry.local = req.bool_field("local")?.unwrap_or(false);
+            let _g = core.locks.lock(crate::mounts::MOUNTS_KEY).await;
+            let mut t = core.mounts_snapshot();
+            t.check_free(&path)?;
+            t.entries.push(entry);
+            core.save_mounts(t).await?;
+            Ok(Response::empty())
+        }
+        Op::Delete => {
+            let _g = core.locks.lock(crate::mounts::MOUNTS_KEY).await;
+            let mut t = core.mounts_snapshot();
+            let Some(pos) = t.entries.iter().position(|m| m.path == path) else {
+                return Ok(Response::empty());
+            };
+            let removed = t.entries.remove(pos);
+            core.save_mounts(t).await?;
+            // Remove the mount's data in batches.
+            let prefix = removed.storage_prefix();
+            let keys = core.barrier.scan(&prefix).await?;
+            for chunk in keys.chunks(1000) {
+                core.barrier
+                    .commit(
+                        chunk
+                            .iter()
+                            .map(|k| airlock_store::BarrierOp::Delete(k.clone()))
+                            .collect(),
+                    )
+                    .await?;
+            }
+            Ok(Response::empty())
+        }
+        _ => Err(ApiError::unsupported_operation()),
+    }
+}
+
+async fn tune(core: &Core, req: &Request, raw: &str) -> ApiResult<Response> {
+    let path = normalize_mount_path(raw)?;
+    let _g = core.locks.lock(crate::mounts::MOUNTS_KEY).await;
+    let mut t = core.mounts_snapshot();
+    let Some(m) = t.entries.iter_mut().find(|m| m.path == path) else {
+        return Err(ApiError::bad_request(format!(
+            "cannot fetch sysview for path \"{path}\""
+        )));
+    };
+    match req.op {
+        Op::Read => {
+            let eff = |v: i64| if v > 0 { v } else { core.config.max_ttl() };
+            let mut data = json!({
+                "default_lease_ttl": if m.default_lease_ttl > 0 { m.default_lease_ttl } else { core.config.default_ttl() },
+                "description": m.description,
+                "force_no_cache": false,
+                "max_lease_ttl": eff(m.max_lease_ttl),
+            });
+            if let Value::Object(o) = &mut data {
+                if !m.options.is_empty() {
+                    o.insert("options".into(), json!(m.options));
+                }
+            }
+            Ok(top(Response::data(data)))
+        }
+        Op::Create | Op::Update => {
+            if let Some(v) = req.duration_field("default_lease_ttl")? {
+                m.default_lease_ttl = v;
+            }
+            if let Some(v) = req.duration_field("max_lease_ttl")? {
+                m.max_lease_ttl = v;
+            }
+            if m.max_lease_ttl > 0 && m.default_lease_ttl > m.max_lease_ttl {
+                return Err(ApiError::bad_request(
+                    "backend max lease TTL cannot be less than the default lease TTL",
+                ));
+            }
+            if let Some(d) = req.str_field("description")? {
+                m.description = d;
+            }
+            if let Some(opts) = req.str_map_field("options")? {
+                if let Some(v) = opts.get("version") {
+                    if m.options.get("version").map(String::as_str).unwrap_or("1") != v {
+                        return Err(ApiError::bad_request(
+                            "changing the KV version of an existing mount is not supported",
+                        ));
+                    }
+                }
+                for (k, v) in opts {
+                    m.options.insert(k, v);
+                }
+            }
+            core.save_mounts(t).await?;
+            Ok(Response::empty())
+        }
+        _ => Err(ApiError::unsupported_operation()),
+    }
+}
+
+async fn policy_rw(core: &Core, req: &Request, name: &str, legacy: bool) -> ApiResult<Response> {
+    match req.op {
+        Op::Read => {
+            let mut r = core.policies.read(core, name).await?;
+            if legacy {
+                if let Some(Value::Object(d)) = &r.data {
+                    let v = json!({"name": d.get("name"), "rules": d.get("policy")});
+                    r = top(Response::data(v));
+                }
+            }
+            Ok(r)
+        }
+        Op::Create | Op::Update => {
+            let key = if legacy { "rules" } else { "policy" };
+            let text = match req.str_field(key)? {
+                Some(t) => t,
+                None if legacy => req.str_field("policy")?.unwrap_or_default(),
+                None => String::new(),
+            };
+            // Vault accepts base64-encoded policy text too.
+            let text = decode_maybe_base64(&text);
+            core.policies.write(core, name, &text).await?;
+            Ok(Response::empty())
+        }
+        Op::Delete => {
+            core.policies.delete(core, name).await?;
+            Ok(Response::empty())
+        }
+        _ => Err(ApiError::unsupported_operation()),
+    }
+}
+
+fn decode_maybe_base64(text: &str) -> String {
+    use base64::Engine;
+    let t = text.trim();
+    if t.is_empty() || t.contains('"') || t.contains('{') || t.contains(' ') || t.contains('\n') {
+        return text.to_string();
+    }
+    match base64::engine::general_purpose::STANDARD.decode(t) {
+        Ok(b) => String::from_utf8(b).unwrap_or_else(|_| text.to_string()),
+        Err(_) => text.to_string(),
+    }
+}
+
+async fn capabilities(core: &Core, req: &Request, caller: &Caller, which: &str) -> ApiResult<Response> {
+    let mut paths = req.str_list_field("paths")?.unwrap_or_default();
+    if let Some(p) = req.str_field("path")? {
+        paths.push(p);
+    }
+    if paths.is_empty() {
+        return Err(ApiError::bad_request("missing paths"));
+    }
+    let (acl, root) = match which {
+        "capabilities-self" => (Arc::clone(&caller.acl), caller.is_root),
+        "capabilities" => {
+            let t = req
+                .str_field("token")?
+                .ok_or_else(|| ApiError::bad_request("missing token"))?;
+            let e = core
+                .tokens
+                .lookup(core, &t)
+                .await?
+                .ok_or_else(|| ApiError::bad_request("invalid token"))?;
+            let root = e.policies.iter().any(|p| p == "root");
+            (core.policies.acl_for(core, &e.policies).await?, root)
+        }
+        _ => {
+            let a = req
+                .str_field("accessor")?
+                .ok_or_else(|| ApiError::bad_request("missing accessor"))?;
+            let e = core
+                .tokens
+                .by_accessor(core, &a)
+                .await?
+                .ok_or_else(|| ApiError::bad_request("invalid accessor"))?;
+            let root = e.policies.iter().any(|p| p == "root");
+            (core.policies.acl_for(core, &e.policies).await?, root)
+        }
+    };
+    let mut out = Map::new();
+    let mut last = Value::Null;
+    for p in &paths {
+        let p = p.trim_start_matches('/');
+        let caps: Vec<&str> = if root {
+            vec!["root"]
+        } else {
+            let c = acl.capabilities(p);
+            let names = c.names();
+            if names.is_empty() {
+                vec!["deny"]
+            } else {
+                names
+            }
+        };
+        last = json!(caps);
+        out.insert(p.to_string(), last.clone());
+    }
+    if paths.len() == 1 {
+        out.insert("capabilities".into(), last);
+    }
+    Ok(top(Response::data(Value::Object(out))))
+}

@@ -1,0 +1,276 @@
+//! Physical backends: ordered byte maps with atomic batch commits.
+//!
+//! The contract every backend keeps (and the shared storage suite checks):
+//! - `commit` applies all its ops atomically and durably enough to survive the process being
+//!   killed once it returns (`SyncMode::Full` also survives power loss).
+//! - `list(prefix)` returns the immediate children of `prefix` (which ends in `/` or is
+//!   empty), sorted, with sub-folders suffixed by `/`, each once.
+//! - `scan(prefix)` returns every full key under `prefix`, sorted.
+
+use std::future::Future;
+use std::path::Path;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+
+use rusqlite::{params, Connection, OpenFlags, OptionalExtension};
+
+use crate::{Result, StoreError};
+
+pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
+
+/// One write in an atomic batch.
+#[derive(Clone)]
+pub enum Op {
+    Put(String, Vec<u8>),
+    Delete(String),
+}
+
+/// A physical key/value store. Values are already encrypted by the barrier, except the few
+/// bootstrap records (seal configuration) that must be readable while sealed.
+pub trait Backend: Send + Sync + 'static {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFut<'a, Option<Vec<u8>>>;
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFut<'a, Vec<String>>;
+    fn scan<'a>(&'a self, prefix: &'a str) -> BoxFut<'a, Vec<String>>;
+    fn commit(&self, ops: Vec<Op>) -> BoxFut<'_, ()>;
+    /// Short name for health and metrics (`sqlite`, `postgresql`).
+    fn kind(&self) -> &'static str;
+}
+
+/// How hard a SQLite commit pushes to disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum SyncMode {
+    /// WAL + `synchronous=NORMAL`: a returned commit survives a process crash (`kill -9`);
+    /// the last commits may be lost on power failure.
+    Normal,
+    /// WAL + `synchronous=FULL`: fsync on every commit; survives power loss.
+    Full,
+}
+
+struct SqliteInner {
+    writer: Mutex<Connection>,
+    readers: Mutex<Vec<Connection>>,
+    path: Option<std::path::PathBuf>,
+}
+
+/// The embedded backend: one SQLite file in WAL mode, one writer connection and a small
+/// pool of reader connections. Blocking SQLite calls run on tokio's blocking pool.
+#[derive(Clone)]
+pub struct SqliteBackend {
+    inner: Arc<SqliteInner>,
+}
+
+fn be<E: std::fmt::Display>(e: E) -> StoreError {
+    StoreError::Backend(e.to_string())
+}
+
+const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS entries (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;";
+
+impl SqliteBackend {
+    /// Opens (creating if needed) the database file at `path`.
+    pub fn open(path: &Path, sync: SyncMode) -> Result<Self> {
+        if let Some(dir) = path.parent() {
+            if !dir.as_os_str().is_empty() {
+                std::fs::create_dir_all(dir).map_err(be)?;
+            }
+        }
+        let writer = Connection::open(path).map_err(be)?;
+        writer
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(be)?;
+        let sync_val = match sync {
+            SyncMode::Normal => "NORMAL",
+            SyncMode::Full => "FULL",
+        };
+        writer.pragma_update(None, "synchronous", sync_val).map_err(be)?;
+        writer
+            .busy_timeout(std::time::Duration::from_secs(10))
+            .map_err(be)?;
+        writer.execute_batch(SCHEMA).map_err(be)?;
+        let mut readers = Vec::new();
+        for _ in 0..4 {
+            let r = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(be)?;
+            r.busy_timeout(std::time::Duration::from_secs(10))
+                .map_err(be)?;
+            readers.push(r);
+        }
+        Ok(Self {
+            inner: Arc::new(SqliteInner {
+                writer: Mutex::new(writer),
+                readers: Mutex::new(readers),
+                path: Some(path.to_path_buf()),
+            }),
+        })
+    }
+
+    /// A private in-memory database (dev mode, tests). Everything is lost at exit.
+    pub fn memory() -> Result<Self> {
+        let writer = Connection::open_in_memory().map_err(be)?;
+        writer.execute_batch(SCHEMA).map_err(be)?;
+        Ok(Self {
+            inner: Arc::new(SqliteInner {
+                writer: Mutex::new(writer),
+                readers: Mutex::new(Vec::new()),
+                path: None,
+            }),
+        })
+    }
+
+    /// Path of the database file, if any.
+    pub fn path(&self) -> Option<&Path> {
+        self.inner.path.as_deref()
+    }
+
+    fn with_reader<T, F>(inner: &SqliteInner, f: F) -> Result<T>
+    where
+        F: FnOnce(&Connection) -> Result<T>,
+    {
+        let conn = inner.readers.lock().map_err(be)?.pop();
+        match conn {
+            Some(c) => {
+                let out = f(&c);
+                if let Ok(mut pool) = inner.readers.lock() {
+                    pool.push(c);
+                }
+                out
+            }
+            None => {
+                let w = inner.writer.lock().map_err(be)?;
+                f(&w)
+            }
+        }
+    }
+
+    async fn blocking<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&SqliteInner) -> Result<T> + Send + 'static,
+    {
+        let inner = Arc::clone(&self.inner);
+        tokio::task::spawn_blocking(move || f(&inner))
+            .await
+            .map_err(be)?
+    }
+}
+
+fn range_upper(prefix: &str) -> Vec<u8> {
+    let mut v = prefix.as_bytes().to_vec();
+    v.push(0xFF);
+    v
+}
+
+fn scan_keys(conn: &Connection, prefix: &str) -> Result<Vec<String>> {
+    let mut stmt = conn
+        .prepare_cached("SELECT k FROM entries WHERE k >= ?1 AND k < ?2 ORDER BY k")
+        .map_err(be)?;
+    let rows = stmt
+        .query_map(params![prefix.as_bytes(), range_upper(prefix)], |r| {
+            r.get::<_, Vec<u8>>(0)
+        })
+        .map_err(be)?;
+    let mut out = Vec::new();
+    for row in rows {
+        let k = row.map_err(be)?;
+        out.push(String::from_utf8(k).map_err(be)?);
+    }
+    Ok(out)
+}
+
+/// Immediate children of `prefix` from a sorted list of full keys under it.
+pub fn children(prefix: &str, keys: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for k in keys {
+        let Some(rest) = k.strip_prefix(prefix) else {
+            continue;
+        };
+        if rest.is_empty() {
+            continue;
+        }
+        let child = match rest.find('/') {
+            Some(i) => &rest[..=i],
+            None => rest,
+        };
+        if out.last().map(String::as_str) != Some(child) {
+            out.push(child.to_string());
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
+impl Backend for SqliteBackend {
+    fn get<'a>(&'a self, key: &'a str) -> BoxFut<'a, Option<Vec<u8>>> {
+        let key = key.as_bytes().to_vec();
+        Box::pin(self.blocking(move |inner| {
+            Self::with_reader(inner, |c| {
+                let mut stmt = c
+                    .prepare_cached("SELECT v FROM entries WHERE k = ?1")
+                    .map_err(be)?;
+                stmt.query_row(params![key], |r| r.get::<_, Vec<u8>>(0))
+                    .optional()
+                    .map_err(be)
+            })
+        }))
+    }
+
+    fn list<'a>(&'a self, prefix: &'a str) -> BoxFut<'a, Vec<String>> {
+        let p = prefix.to_string();
+        Box::pin(self.blocking(move |inner| {
+            let keys = Self::with_reader(inner, |c| scan_keys(c, &p))?;
+            Ok(children(&p, &keys))
+        }))
+    }
+
+    fn scan<'a>(&'a self, prefix: &'a str) -> BoxFut<'a, Vec<String>> {
+        let p = prefix.to_string();
+        Box::pin(self.blocking(move |inner| Self::with_reader(inner, |c| scan_keys(c, &p))))
+    }
+
+    fn commit(&self, ops: Vec<Op>) -> BoxFut<'_, ()> {
+        Box::pin(self.blocking(move |inner| {
+            let mut w = inner.writer.lock().map_err(be)?;
+            let tx = w.transaction().map_err(be)?;
+            for op in &ops {
+                match op {
+                    Op::Put(k, v) => {
+                        tx.prepare_cached(
+                            "INSERT INTO entries (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                        )
+                        .map_err(be)?
+                        .execute(params![k.as_bytes(), v])
+                        .map_err(be)?;
+                    }
+                    Op::Delete(k) => {
+                        tx.prepare_cached("DELETE FROM entries WHERE k = ?1")
+                            .map_err(be)?
+                            .execute(params![k.as_bytes()])
+                            .map_err(be)?;
+                    }
+                }
+            }
+            tx.commit().map_err(be)
+        }))
+    }
+
+    fn kind(&self) -> &'static str {
+        "sqlite"
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn children_folds_folders() {
+        let keys: Vec<String> = ["a/b", "a/c/d", "a/c/e", "a/d"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        assert_eq!(children("a/", &keys), vec!["b", "c/", "d"]);
+    }
+}

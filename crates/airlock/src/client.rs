@@ -1,0 +1,202 @@
+//! A small Vault-API HTTP client for the CLI (HTTP/1.1 over TCP or rustls).
+
+use std::sync::Arc;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use serde_json::Value;
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::pem::PemObject;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
+use zeroize::Zeroizing;
+
+pub struct Client {
+    pub addr: String,
+    host: String,
+    port: u16,
+    tls: Option<TlsConnector>,
+    pub token: Option<Zeroizing<String>>,
+}
+
+/// A non-2xx answer, with Vault's error strings.
+#[derive(Debug)]
+pub struct ApiFailure {
+    pub status: u16,
+    pub errors: Vec<String>,
+}
+
+impl std::fmt::Display for ApiFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.errors.is_empty() {
+            write!(f, "server answered {}", self.status)
+        } else {
+            write!(
+                f,
+                "server answered {}: {}",
+                self.status,
+                self.errors
+                    .iter()
+                    .map(|e| e.replace("1 error occurred:\n\t* ", "").trim().to_string())
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )
+        }
+    }
+}
+
+impl std::error::Error for ApiFailure {}
+
+pub fn token_file() -> Option<std::path::PathBuf> {
+    std::env::var_os("HOME").map(|h| std::path::PathBuf::from(h).join(".airlock-token"))
+}
+
+impl Client {
+    /// From `AIRLOCK_ADDR`/`VAULT_ADDR`, `AIRLOCK_TOKEN`/`VAULT_TOKEN`/`~/.airlock-token`,
+    /// `AIRLOCK_CACERT`/`VAULT_CACERT`.
+    pub fn from_env() -> Result<Self> {
+        let addr = std::env::var("AIRLOCK_ADDR")
+            .or_else(|_| std::env::var("VAULT_ADDR"))
+            .unwrap_or_else(|_| "http://127.0.0.1:8200".into());
+        let token = std::env::var("AIRLOCK_TOKEN")
+            .or_else(|_| std::env::var("VAULT_TOKEN"))
+            .ok()
+            .or_else(|| {
+                token_file()
+                    .and_then(|p| std::fs::read_to_string(p).ok())
+                    .map(|s| s.trim().to_string())
+            })
+            .filter(|t| !t.is_empty())
+            .map(Zeroizing::new);
+        let cacert = std::env::var_os("AIRLOCK_CACERT").or_else(|| std::env::var_os("VAULT_CACERT"));
+        Self::new(&addr, token, cacert.map(std::path::PathBuf::from))
+    }
+
+    pub fn new(addr: &str, token: Option<Zeroizing<String>>, cacert: Option<std::path::PathBuf>) -> Result<Self> {
+        let addr = addr.trim_end_matches('/').to_string();
+        let (tls, rest) = if let Some(r) = addr.strip_prefix("https://") {
+            (true, r)
+        } else if let Some(r) = addr.strip_prefix("http://") {
+            (false, r)
+        } else {
+            bail!("address {addr:?} must start with http:// or https://");
+        };
+        let hostport = rest.split('/').next().unwrap_or(rest);
+        let (host, port) = match hostport.rsplit_once(':') {
+            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
+                (h.trim_matches(|c| c == '[' || c == ']').to_string(), p.parse().context("invalid port in address")?)
+            }
+            _ => (hostport.to_string(), if tls { 443 } else { 80 }),
+        };
+        let tls = if tls {
+            let mut roots = RootCertStore::empty();
+            if let Some(ca) = &cacert {
+                for c in CertificateDer::pem_file_iter(ca).with_context(|| format!("reading CA file {}", ca.display()))? {
+                    roots.add(c.with_context(|| format!("parsing CA file {}", ca.display()))?)?;
+                }
+            } else {
+                for c in rustls_native_certs::load_native_certs().certs {
+                    let _ = roots.add(c);
+                }
+            }
+            let provider = Arc::new(rustls::crypto::ring::default_provider());
+            let cfg = ClientConfig::builder_with_provider(provider)
+                .with_safe_default_protocol_versions()?
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+            Some(TlsConnector::from(Arc::new(cfg)))
+        } else {
+            None
+        };
+        Ok(Self { addr, host, port, tls, token })
+    }
+
+    pub fn require_token(&self) -> Result<()> {
+        if self.token.is_none() {
+            bail!("no token: set AIRLOCK_TOKEN or run `airlock login`");
+        }
+        Ok(())
+    }
+
+    /// Sends one request; returns (status, parsed JSON body or Null).
+    pub async fn raw(&self, method: &str, path: &str, body: Option<&Value>, content_type: Option<&str>) -> Result<(u16, Value)> {
+        let uri = format!("/v1/{}", path.trim_start_matches('/'));
+        let bytes = match body {
+            Some(b) => Zeroizing::new(serde_json::to_vec(b)?),
+            None => Zeroizing::new(Vec::new()),
+        };
+        let mut req = Request::builder()
+            .method(method)
+            .uri(&uri)
+            .header("host", format!("{}:{}", self.host, self.port))
+            .header("x-vault-request", "true")
+            .header("content-type", content_type.unwrap_or("application/json"));
+        if let Some(t) = &self.token {
+            req = req.header("x-vault-token", t.as_str());
+        }
+        let req = req.body(Full::new(Bytes::from(bytes.to_vec())))?;
+        let stream = tokio::time::timeout(
+            std::time::Duration::from_secs(30),
+            TcpStream::connect((self.host.as_str(), self.port)),
+        )
+        .await
+        .map_err(|_| anyhow!("timed out connecting to {}", self.addr))?
+        .with_context(|| format!("connecting to {}", self.addr))?;
+        let resp = match &self.tls {
+            None => send(TokioIo::new(stream), req).await?,
+            Some(c) => {
+                let name = ServerName::try_from(self.host.clone()).map_err(|_| anyhow!("invalid host name {}", self.host))?;
+                let s = c.connect(name, stream).await.with_context(|| format!("TLS handshake with {}", self.addr))?;
+                send(TokioIo::new(s), req).await?
+            }
+        };
+        Ok(resp)
+    }
+
+    /// Like [`raw`] but turns non-2xx into an error (404 with empty errors → `Ok(None)`).
+    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Option<Value>> {
+        self.call_ct(method, path, body, None).await
+    }
+
+    pub async fn call_ct(&self, method: &str, path: &str, body: Option<&Value>, ct: Option<&str>) -> Result<Option<Value>> {
+        let (status, v) = self.raw(method, path, body, ct).await?;
+        if (200..300).contains(&status) {
+            return Ok(Some(v));
+        }
+        let errors: Vec<String> = v
+            .get("errors")
+            .and_then(Value::as_array)
+            .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
+            .unwrap_or_default();
+        if status == 404 && errors.is_empty() {
+            return Ok(None);
+        }
+        Err(ApiFailure { status, errors }.into())
+    }
+}
+
+async fn send<T>(io: TokioIo<T>, req: Request<Full<Bytes>>) -> Result<(u16, Value)>
+where
+    T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io).await?;
+    let driver = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let resp = tokio::time::timeout(std::time::Duration::from_secs(60), sender.send_request(req))
+        .await
+        .map_err(|_| anyhow!("timed out waiting for the server"))??;
+    let status = resp.status().as_u16();
+    let body = resp.into_body().collect().await?.to_bytes();
+    driver.abort();
+    let v = if body.is_empty() {
+        Value::Null
+    } else {
+        serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+    };
+    Ok((status, v))
+}

@@ -1,0 +1,137 @@
+//! The `airlock` command: argument parsing and glue. The work lives in the library crates
+//! (`airlock-server`, `airlock-store`, `airlock-audit`, `airlock-core`); client commands talk
+//! to a server over its Vault-compatible HTTP API.
+
+mod client;
+mod cmd;
+mod kv;
+mod output;
+mod run;
+mod server;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+use crate::output::Format;
+
+#[derive(Parser)]
+#[command(
+    name = "airlock",
+    version,
+    about = "Airlock: a self-hosted secrets manager and credential broker that speaks the Vault API.",
+    after_help = "Examples:\n  airlock server --dev\n  export AIRLOCK_ADDR=http://127.0.0.1:8200 AIRLOCK_TOKEN=...\n  airlock kv put secret/voice/prod OPENAI_API_KEY=@key.txt\n  airlock run --path secret/voice/prod -- python agent.py\n\nVault-style single-dash flags work too: `airlock kv get -field=password secret/app`."
+)]
+struct Cli {
+    #[command(subcommand)]
+    cmd: Command,
+}
+
+#[derive(clap::Args, Clone, Copy)]
+pub struct FormatArg {
+    /// Output format: table, json or yaml.
+    #[arg(long = "format", default_value = "table", global = true)]
+    pub format: Format,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the server.
+    #[command(after_help = "Examples:\n  airlock server --dev\n  airlock server --config airlock.toml")]
+    Server(server::ServerArgs),
+    /// Show seal status of the server at AIRLOCK_ADDR.
+    #[command(after_help = "Example:\n  airlock status --format json")]
+    Status(FormatArg),
+    /// Initialise, unseal, seal and rotate.
+    #[command(subcommand)]
+    Operator(cmd::OperatorCmd),
+    /// Store a token in ~/.airlock-token after checking it.
+    #[command(after_help = "Example:\n  airlock login alt_...   (or: echo $TOKEN | airlock login -)")]
+    Login {
+        /// The token; `-` or absent reads it from standard input.
+        token: Option<String>,
+    },
+    /// Create, inspect, renew and revoke tokens.
+    #[command(subcommand)]
+    Token(cmd::TokenCmd),
+    /// Manage ACL policies.
+    #[command(subcommand)]
+    Policy(cmd::PolicyCmd),
+    /// Enable, list, tune and disable secrets engines.
+    #[command(subcommand)]
+    Secrets(cmd::SecretsCmd),
+    /// Read and write key/value secrets.
+    #[command(subcommand)]
+    Kv(kv::KvCmd),
+    /// Run a command with secrets from KV paths in its environment.
+    Run(run::RunArgs),
+    /// Audit log tools.
+    #[command(subcommand)]
+    Audit(cmd::AuditCmd),
+}
+
+/// Accepts Vault-style `-flag=value` by rewriting single-dash long flags to `--flag`.
+fn normalize_args() -> Vec<std::ffi::OsString> {
+    let mut out = Vec::new();
+    let mut passthrough = false;
+    for (i, a) in std::env::args_os().enumerate() {
+        if i == 0 || passthrough {
+            out.push(a);
+            continue;
+        }
+        let s = a.to_string_lossy().to_string();
+        if s == "--" {
+            passthrough = true;
+            out.push(a);
+            continue;
+        }
+        let bytes = s.as_bytes();
+        let long_single = bytes.len() > 2
+            && bytes.first() == Some(&b'-')
+            && bytes.get(1).map(|c| c.is_ascii_alphabetic()).unwrap_or(false)
+            && (s.contains('=') || bytes.get(2).map(|c| c.is_ascii_alphabetic() || *c == b'-').unwrap_or(false));
+        if long_single {
+            out.push(format!("-{s}").into());
+        } else {
+            out.push(a);
+        }
+    }
+    out
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse_from(normalize_args());
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let result: anyhow::Result<ExitCode> = rt.block_on(async move {
+        match cli.cmd {
+            Command::Server(a) => server::run(a).await,
+            Command::Status(f) => cmd::status(f.format).await,
+            Command::Operator(c) => cmd::operator(c).await,
+            Command::Login { token } => cmd::login(token).await,
+            Command::Token(c) => cmd::token(c).await,
+            Command::Policy(c) => cmd::policy(c).await,
+            Command::Secrets(c) => cmd::secrets(c).await,
+            Command::Kv(c) => kv::run(c).await,
+            Command::Run(a) => run::run(a).await,
+            Command::Audit(c) => cmd::audit(c),
+        }
+    });
+    match result {
+        Ok(code) => code,
+        Err(e) => {
+            if let Some(io) = e.downcast_ref::<std::io::Error>() {
+                if io.kind() == std::io::ErrorKind::BrokenPipe {
+                    return ExitCode::SUCCESS;
+                }
+            }
+            eprintln!("error: {e:#}");
+            ExitCode::from(2)
+        }
+    }
+}

@@ -1,0 +1,226 @@
+//! Output formats: `table` (aligned key/value), `json`, `yaml`.
+
+use anyhow::{bail, Result};
+use serde_json::Value;
+
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Format {
+    Table,
+    Json,
+    Yaml,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "table" => Ok(Format::Table),
+            "json" => Ok(Format::Json),
+            "yaml" => Ok(Format::Yaml),
+            o => Err(format!("unknown format {o:?} (table, json, yaml)")),
+        }
+    }
+}
+
+pub fn scalar(v: &Value) -> String {
+    match v {
+        Value::String(s) => s.clone(),
+        Value::Null => "n/a".into(),
+        other => other.to_string(),
+    }
+}
+
+/// An aligned two-column table of a JSON object.
+pub fn table(v: &Value) -> String {
+    let mut out = String::new();
+    match v {
+        Value::Object(m) => {
+            let w = m.keys().map(|k| k.len()).max().unwrap_or(3).max(3);
+            out.push_str(&format!("{:<w$}    {}\n{:<w$}    {}\n", "Key", "Value", "---", "-----"));
+            for (k, val) in m {
+                out.push_str(&format!("{k:<w$}    {}\n", scalar(val)));
+            }
+        }
+        Value::Array(a) => {
+            out.push_str("Keys\n----\n");
+            for x in a {
+                out.push_str(&scalar(x));
+                out.push('\n');
+            }
+        }
+        other => {
+            out.push_str(&scalar(other));
+            out.push('\n');
+        }
+    }
+    out
+}
+
+fn yaml_str(s: &str) -> String {
+    let plain = !s.is_empty()
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./@".contains(c))
+        && !matches!(s, "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~")
+        && s.parse::<f64>().is_err();
+    if plain {
+        s.to_string()
+    } else {
+        serde_json::to_string(s).unwrap_or_default()
+    }
+}
+
+pub fn yaml(v: &Value, indent: usize) -> String {
+    let pad = " ".repeat(indent);
+    match v {
+        Value::Object(m) if m.is_empty() => "{}\n".into(),
+        Value::Array(a) if a.is_empty() => "[]\n".into(),
+        Value::Object(m) => {
+            let mut out = String::new();
+            for (k, val) in m {
+                match val {
+                    Value::Object(x) if !x.is_empty() => {
+                        out.push_str(&format!("{pad}{}:\n{}", yaml_str(k), yaml(val, indent + 2)))
+                    }
+                    Value::Array(x) if !x.is_empty() => {
+                        out.push_str(&format!("{pad}{}:\n{}", yaml_str(k), yaml(val, indent)))
+                    }
+                    _ => out.push_str(&format!("{pad}{}: {}", yaml_str(k), yaml(val, 0))),
+                }
+            }
+            out
+        }
+        Value::Array(a) => {
+            let mut out = String::new();
+            for val in a {
+                match val {
+                    Value::Object(_) | Value::Array(_) => {
+                        let inner = yaml(val, indent + 2);
+                        out.push_str(&format!("{pad}- {}", inner.trim_start()));
+                    }
+                    _ => out.push_str(&format!("{pad}- {}", yaml(val, 0))),
+                }
+            }
+            out
+        }
+        Value::String(s) => format!("{}\n", yaml_str(s)),
+        Value::Null => "null\n".into(),
+        other => format!("{other}\n"),
+    }
+}
+
+pub fn print(v: &Value, f: Format) -> Result<()> {
+    let s = match f {
+        Format::Json => serde_json::to_string_pretty(v)? + "\n",
+        Format::Yaml => yaml(v, 0),
+        Format::Table => table(v),
+    };
+    print!("{s}");
+    Ok(())
+}
+
+/// Parses a flat YAML mapping (`key: value` lines, comments, quoted scalars).
+pub fn parse_flat_yaml(text: &str) -> Result<serde_json::Map<String, Value>> {
+    let mut m = serde_json::Map::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim_end();
+        if t.trim().is_empty() || t.trim_start().starts_with('#') || t == "---" {
+            continue;
+        }
+        if t.starts_with(' ') || t.starts_with('\t') || t.trim_start().starts_with("- ") {
+            bail!("line {}: only a flat `key: value` mapping can be imported", i + 1);
+        }
+        let Some((k, v)) = t.split_once(':') else {
+            bail!("line {}: expected `key: value`", i + 1);
+        };
+        let k = unquote(k.trim());
+        let v = v.trim();
+        let v = if let Some(idx) = v.find(" #").filter(|_| !v.starts_with('"') && !v.starts_with('\'')) {
+            v[..idx].trim()
+        } else {
+            v
+        };
+        if v.is_empty() || v == "|" || v == ">" {
+            bail!("line {}: value of {k:?} is empty or multi-line; not supported", i + 1);
+        }
+        m.insert(k, Value::String(unquote(v)));
+    }
+    Ok(m)
+}
+
+fn unquote(s: &str) -> String {
+    if s.len() >= 2 && s.starts_with('"') && s.ends_with('"') {
+        serde_json::from_str::<String>(s).unwrap_or_else(|_| s[1..s.len() - 1].to_string())
+    } else if s.len() >= 2 && s.starts_with('\'') && s.ends_with('\'') {
+        s[1..s.len() - 1].replace("''", "'")
+    } else {
+        s.to_string()
+    }
+}
+
+/// Parses a dotenv file (`KEY=value`, `export KEY=value`, quotes, comments).
+pub fn parse_dotenv(text: &str) -> Result<serde_json::Map<String, Value>> {
+    let mut m = serde_json::Map::new();
+    for (i, line) in text.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with('#') {
+            continue;
+        }
+        let t = t.strip_prefix("export ").unwrap_or(t);
+        let Some((k, v)) = t.split_once('=') else {
+            bail!("line {}: expected KEY=value", i + 1);
+        };
+        let k = k.trim();
+        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-') {
+            bail!("line {}: invalid key {k:?}", i + 1);
+        }
+        let v = v.trim();
+        let v = if v.starts_with('"') || v.starts_with('\'') {
+            unquote(v)
+        } else {
+            match v.find(" #") {
+                Some(idx) => v[..idx].trim().to_string(),
+                None => v.to_string(),
+            }
+        };
+        m.insert(k.to_string(), Value::String(v));
+    }
+    Ok(m)
+}
+
+/// Renders a map as dotenv lines with safe quoting.
+pub fn to_dotenv(m: &serde_json::Map<String, Value>) -> String {
+    let mut out = String::new();
+    for (k, v) in m {
+        let s = match v {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        out.push_str(&format!("{k}={}\n", serde_json::to_string(&s).unwrap_or_default()));
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn dotenv_roundtrip() {
+        let m = parse_dotenv("# c\nexport A=1\nB=\"x y\"\nC='q' \nD=plain # comment\n").unwrap();
+        assert_eq!(Value::Object(m.clone()), json!({"A":"1","B":"x y","C":"q","D":"plain"}));
+        let again = parse_dotenv(&to_dotenv(&m)).unwrap();
+        assert_eq!(again, m);
+    }
+
+    #[test]
+    fn flat_yaml() {
+        let m = parse_flat_yaml("a: 1\nb: \"two\"\n# x\nc: 'it''s'\n").unwrap();
+        assert_eq!(Value::Object(m), json!({"a":"1","b":"two","c":"it's"}));
+        assert!(parse_flat_yaml("a:\n  b: 1\n").is_err());
+    }
+
+    #[test]
+    fn yaml_output_quotes_ambiguous() {
+        assert_eq!(yaml(&json!({"a": "true", "b": "x"}), 0), "a: \"true\"\nb: x\n");
+    }
+}

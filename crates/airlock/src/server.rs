@@ -1,0 +1,115 @@
+//! `airlock server`: load configuration, build the core, serve until SIGTERM/SIGINT.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::{anyhow, Context, Result};
+use clap::Args;
+
+#[derive(Args)]
+pub struct ServerArgs {
+    /// TOML configuration file.
+    #[arg(long, env = "AIRLOCK_CONFIG", conflicts_with = "dev")]
+    pub config: Option<PathBuf>,
+    /// Development mode: in-memory store, initialised and unsealed, `secret/` is KV v2.
+    #[arg(long)]
+    pub dev: bool,
+    /// Root token id to create in dev mode (random by default).
+    #[arg(long, env = "AIRLOCK_DEV_ROOT_TOKEN_ID", requires = "dev")]
+    pub dev_root_token_id: Option<String>,
+    /// Listen address in dev mode (default 127.0.0.1:8200; port 0 picks a free port).
+    #[arg(long, requires = "dev")]
+    pub dev_listen_address: Option<String>,
+    /// Log level: error, warn, info, debug, trace.
+    #[arg(long, env = "AIRLOCK_LOG_LEVEL", default_value = "info")]
+    pub log_level: String,
+    /// Log format: text or json.
+    #[arg(long, env = "AIRLOCK_LOG_FORMAT", default_value = "text")]
+    pub log_format: String,
+}
+
+fn init_logging(level: &str, format: &str) -> Result<()> {
+    let lvl: tracing::Level = level
+        .parse()
+        .map_err(|_| anyhow!("--log-level: unknown level {level:?}"))?;
+    let b = tracing_subscriber::fmt()
+        .with_max_level(lvl)
+        .with_writer(std::io::stderr)
+        .with_target(false);
+    match format {
+        "json" => b.json().init(),
+        "text" => b.init(),
+        o => return Err(anyhow!("--log-format: unknown format {o:?} (text, json)")),
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        match signal(SignalKind::terminate()) {
+            Ok(mut term) => {
+                tokio::select! {
+                    _ = term.recv() => {}
+                    _ = tokio::signal::ctrl_c() => {}
+                }
+            }
+            Err(_) => {
+                let _ = tokio::signal::ctrl_c().await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = tokio::signal::ctrl_c().await;
+    }
+    tracing::info!("shutdown signal received; draining connections");
+}
+
+pub async fn run(a: ServerArgs) -> Result<ExitCode> {
+    let started = std::time::Instant::now();
+    init_logging(&a.log_level, &a.log_format)?;
+    let config = if a.dev {
+        let mut c = airlock_server::Config::dev(a.dev_root_token_id.clone());
+        if let Some(addr) = &a.dev_listen_address {
+            c.listener.address = addr.clone();
+        }
+        c
+    } else {
+        let path = a
+            .config
+            .clone()
+            .ok_or_else(|| anyhow!("either --config FILE or --dev is required"))?;
+        let text = std::fs::read_to_string(&path)
+            .with_context(|| format!("reading {}", path.display()))?;
+        toml::from_str::<airlock_server::Config>(&text)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?
+    };
+    let core = airlock_server::build_core(config).map_err(|e| anyhow!(e))?;
+    let server = airlock_server::Server::bind(core.clone())
+        .await
+        .map_err(|e| anyhow!(e))?;
+    let addr = server
+        .local_addr()
+        .ok_or_else(|| anyhow!("listener has no address"))?;
+    let scheme = if server.is_tls() { "https" } else { "http" };
+    if a.dev {
+        let init = server.dev_init().await.map_err(|e| anyhow!(e))?;
+        use base64::Engine;
+        println!("Airlock dev server: in-memory store, initialised and unsealed. Data is lost at exit.");
+        println!("Never use dev mode in production.\n");
+        println!("Unseal key (base64): {}", base64::engine::general_purpose::STANDARD.encode(init.unseal_key.as_slice()));
+        println!("Root token: {}\n", init.root_token.as_str());
+        println!("export AIRLOCK_ADDR={scheme}://{addr} AIRLOCK_TOKEN={}", init.root_token.as_str());
+        println!("export VAULT_ADDR={scheme}://{addr} VAULT_TOKEN={}", init.root_token.as_str());
+    } else if core.try_auto_unseal().await.map_err(|e| anyhow!(e.errors.join("; ")))? {
+        tracing::info!("auto-unsealed with the configured key");
+    }
+    tracing::info!(address = %addr, tls = server.is_tls(), startup_ms = started.elapsed().as_millis() as u64, "listening");
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    server.run(shutdown_signal()).await;
+    tracing::info!("stopped");
+    Ok(ExitCode::SUCCESS)
+}
