@@ -151,7 +151,8 @@ impl Auditor {
         if self.devices.is_empty() {
             return Ok(());
         }
-        let bytes = serde_json::to_vec(entry).map_err(|e| AuditError::NotRecorded(e.to_string()))?;
+        let bytes =
+            serde_json::to_vec(entry).map_err(|e| AuditError::NotRecorded(e.to_string()))?;
         let mut waits = Vec::with_capacity(self.devices.len());
         for d in &self.devices {
             let (done, rx) = oneshot::channel();
@@ -248,7 +249,13 @@ fn open_chain(path: &Path) -> std::io::Result<(File, u64, String)> {
     Ok((f, parsed.seq + 1, parsed.hash))
 }
 
-fn writer_loop(mut file: File, mut seq: u64, mut prev: String, fsync: bool, mut rx: mpsc::Receiver<Job>) {
+fn writer_loop(
+    mut file: File,
+    mut seq: u64,
+    mut prev: String,
+    fsync: bool,
+    mut rx: mpsc::Receiver<Job>,
+) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     while let Some(first) = rx.blocking_recv() {
         let mut batch = vec![first];

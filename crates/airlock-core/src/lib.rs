@@ -1,1 +1,9 @@
-//! placeholder
+//! Airlock core: pure logic shared by the server crates — policy parsing and ACL
+//! evaluation, the HCL subset policies use, Shamir secret sharing, and Vault-style TTL
+//! parsing. No I/O, no clock reads: callers pass in time and randomness.
+
+pub mod duration;
+pub mod hcl;
+pub mod policy;
+pub mod shamir;
+pub mod token_format;

@@ -27,7 +27,12 @@ pub fn base62(rand: &[u8], len: usize) -> String {
     let mut i = 0usize;
     while out.len() < len {
         let b = rand.get(i % rand.len().max(1)).copied().unwrap_or(0) as usize;
-        out.push(ALPHABET.get((b + i) % 62).map(|c| *c as char).unwrap_or('0'));
+        out.push(
+            ALPHABET
+                .get((b + i) % 62)
+                .map(|c| *c as char)
+                .unwrap_or('0'),
+        );
         i += 1;
     }
     out

@@ -195,6 +195,8 @@ impl Config {
     }
 
     pub fn default_ttl(&self) -> i64 {
-        self.default_lease_ttl.unwrap_or(SYSTEM_MAX_TTL).min(self.max_ttl())
+        self.default_lease_ttl
+            .unwrap_or(SYSTEM_MAX_TTL)
+            .min(self.max_ttl())
     }
 }

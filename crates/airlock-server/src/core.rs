@@ -1,7 +1,6 @@
 //! The server core: seal state, mount routing, authentication, ACL checks, auditing, and
 //! dispatch to the sys, token and KV backends.
 
-use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -477,7 +476,11 @@ impl Core {
         } else if req.path.starts_with("auth/") {
             None
         } else {
-            let mount = self.mounts.read().ok().and_then(|m| m.route(&req.path).cloned());
+            let mount = self
+                .mounts
+                .read()
+                .ok()
+                .and_then(|m| m.route(&req.path).cloned());
             match mount {
                 Some(m) if m.kind == "kv" => crate::kv::exists(self, &m, &req.path).await?,
                 _ => None,
@@ -536,10 +539,21 @@ impl Core {
             Op::Create | Op::Update | Op::Patch => Some(&req.data),
             _ => None,
         };
-        if caller.acl.allowed(&req.path, op, params).is_err() {
+        // `sys/internal/ui/mounts` answers any valid token (Vault checks access to the mount
+        // itself in the handler); the CLIs call it before every KV command.
+        if req.path.starts_with("sys/internal/ui/mounts") {
+            return Ok(());
+        }
+        // A list is authorised on the folder: `metadata/app/*` permits listing `metadata/app`.
+        let acl_path = if req.op == Op::List && !req.path.ends_with('/') {
+            format!("{}/", req.path)
+        } else {
+            req.path.clone()
+        };
+        if caller.acl.allowed(&acl_path, op, params).is_err() {
             return Err(ApiError::policy_denied());
         }
-        if needs_sudo(&req.path, req.op) && !caller.acl.has_sudo(&req.path) {
+        if needs_sudo(&req.path, req.op) && !caller.acl.has_sudo(&acl_path) {
             return Err(ApiError::policy_denied());
         }
         Ok(())
@@ -648,11 +662,14 @@ impl Core {
         }
         let (mount_type, mount_point) = self.mount_of(&req.path);
         let mut resp = Map::new();
-        let mut status = 200u16;
         let mut error = String::new();
-        match result {
+        let status = match result {
             Ok(r) => {
-                let mut data = r.data.clone().or_else(|| r.raw.clone()).unwrap_or(Value::Null);
+                let mut data = r
+                    .data
+                    .clone()
+                    .or_else(|| r.raw.clone())
+                    .unwrap_or(Value::Null);
                 self.audit.hash_value(&mut data);
                 resp.insert("data".into(), data);
                 if let Some(a) = &r.auth {
@@ -669,13 +686,13 @@ impl Core {
                 if !r.warnings.is_empty() {
                     resp.insert("warnings".into(), json!(r.warnings));
                 }
-                status = r.status.unwrap_or(if r.is_empty() { 204 } else { 200 });
+                r.status.unwrap_or(if r.is_empty() { 204 } else { 200 })
             }
             Err(e) => {
-                status = e.status;
                 error = e.errors.join("; ");
+                e.status
             }
-        }
+        };
         resp.insert("mount_point".into(), json!(mount_point));
         resp.insert("mount_type".into(), json!(mount_type));
         resp.insert("status".into(), json!(status));
@@ -732,9 +749,5 @@ impl Core {
             *m = table;
         }
         Ok(())
-    }
-
-    pub fn policy_cache_stats(&self) -> HashMap<&'static str, u64> {
-        HashMap::new()
     }
 }

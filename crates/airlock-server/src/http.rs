@@ -166,14 +166,19 @@ fn extract_token(h: &HeaderMap) -> Option<Zeroizing<String>> {
         return Some(Zeroizing::new(t.to_string()));
     }
     header_str(h, "authorization")
-        .and_then(|a| a.strip_prefix("Bearer ").or_else(|| a.strip_prefix("bearer ")))
+        .and_then(|a| {
+            a.strip_prefix("Bearer ")
+                .or_else(|| a.strip_prefix("bearer "))
+        })
         .map(|t| Zeroizing::new(t.trim().to_string()))
 }
 
 /// Reads the body within the configured limit and parses it as a JSON object.
 async fn read_body(body: Incoming, limit: usize) -> ApiResult<(Map<String, Value>, bool)> {
     let collected = Limited::new(body, limit).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>().is_some() {
+        if e.downcast_ref::<http_body_util::LengthLimitError>()
+            .is_some()
+        {
             ApiError::new(413, "http: request body too large")
         } else {
             ApiError::bad_request("failed to read request body")
@@ -184,7 +189,10 @@ async fn read_body(body: Incoming, limit: usize) -> ApiResult<(Map<String, Value
         return Ok((Map::new(), false));
     }
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
-        ApiError::bad_request(format!("failed to parse JSON input: {}", json_error_kind(&e)))
+        ApiError::bad_request(format!(
+            "failed to parse JSON input: {}",
+            json_error_kind(&e)
+        ))
     })?;
     match v {
         Value::Object(m) => Ok((m, true)),
@@ -224,7 +232,9 @@ fn logical_path(raw: &str) -> ApiResult<String> {
     let n = segs.len();
     for (i, s) in segs.iter().enumerate() {
         if *s == ".." || *s == "." {
-            return Err(ApiError::bad_request("invalid path: relative segments are not allowed"));
+            return Err(ApiError::bad_request(
+                "invalid path: relative segments are not allowed",
+            ));
         }
         if s.is_empty() && i + 1 != n {
             return Err(ApiError::bad_request("invalid path: empty segment"));
@@ -246,7 +256,8 @@ pub async fn serve(
         Err(e) => error_response(&e, &request_id),
     };
     let status = resp.status().as_u16();
-    core.metrics.record(method.as_str(), status, start.elapsed());
+    core.metrics
+        .record(method.as_str(), status, start.elapsed());
     tracing::debug!(method = %method, status, elapsed_us = start.elapsed().as_micros() as u64, request_id, "request");
     Ok(resp)
 }
@@ -263,12 +274,16 @@ async fn handle(
     let query = parse_query(parts.uri.query())
         .map_err(|_| ApiError::bad_request("invalid query string"))?;
     let limit = core.config.listener.max_request_size;
-    if let Some(len) = header_str(&parts.headers, "content-length").and_then(|l| l.parse::<usize>().ok()) {
+    if let Some(len) =
+        header_str(&parts.headers, "content-length").and_then(|l| l.parse::<usize>().ok())
+    {
         if len > limit {
             return Err(ApiError::new(413, "http: request body too large"));
         }
     }
-    let list_query = query.iter().any(|(k, v)| k == "list" && (v == "true" || v == "1"));
+    let list_query = query
+        .iter()
+        .any(|(k, v)| k == "list" && (v == "true" || v == "1"));
     let op = match parts.method {
         Method::GET if list_query => Op::List,
         Method::GET | Method::HEAD => Op::Read,
@@ -281,9 +296,7 @@ async fn handle(
     let content_type = header_str(&parts.headers, "content-type").map(str::to_string);
 
     // Unauthenticated endpoints that also work while sealed.
-    if let Some(r) = unauthenticated(core, &parts.method, &path, &query, body_for_unauth(op), &parts.headers).await {
-        let (r, body_needed) = r;
-        let _ = body_needed;
+    if let Some(r) = unauthenticated(core, &parts.method, &path, &query).await {
         return r.map(|resp| {
             let mut h = render(resp, request_id);
             if parts.method == Method::HEAD {
@@ -337,7 +350,12 @@ async fn handle(
     let lreq = Request {
         id: request_id.to_string(),
         op,
-        path: path.trim_end_matches('/').to_string() + if op == Op::List && path.ends_with('/') { "/" } else { "" },
+        path: path.trim_end_matches('/').to_string()
+            + if op == Op::List && path.ends_with('/') {
+                "/"
+            } else {
+                ""
+            },
         data,
         query,
         token: extract_token(&parts.headers),
@@ -351,8 +369,6 @@ async fn handle(
     }
     Ok(h)
 }
-
-fn body_for_unauth(_op: Op) {}
 
 fn qflag(query: &[(String, String)], k: &str) -> Option<String> {
     query.iter().find(|(a, _)| a == k).map(|(_, v)| v.clone())
@@ -395,44 +411,40 @@ async fn unauthenticated(
     method: &Method,
     path: &str,
     query: &[(String, String)],
-    _unit: (),
-    _headers: &HeaderMap,
-) -> Option<(ApiResult<Response>, bool)> {
-    let read = matches!(*method, Method::GET | Method::HEAD);
+) -> Option<ApiResult<Response>> {
+    if !matches!(*method, Method::GET | Method::HEAD) {
+        return None;
+    }
     match path {
-        "sys/health" if read => Some((health(core, query).await, false)),
-        "sys/seal-status" if read => Some((seal_status(core).await.map(Response::raw), false)),
-        "sys/leader" if read => {
-            if core.is_sealed() {
-                return Some((Err(ApiError::sealed()), false));
-            }
-            Some((
-                Ok(Response::raw(json!({
-                    "ha_enabled": false,
-                    "is_self": false,
-                    "active_time": "0001-01-01T00:00:00Z",
-                    "leader_address": "",
-                    "leader_cluster_address": "",
-                    "performance_standby": false,
-                    "performance_standby_last_remote_wal": 0,
-                    "raft_committed_index": 0,
-                    "raft_applied_index": 0,
-                }))),
-                false,
-            ))
-        }
-        "sys/init" if read => Some((
+        "sys/health" => Some(health(core, query).await),
+        "sys/seal-status" => Some(seal_status(core).await.map(Response::raw)),
+        "sys/leader" if core.is_sealed() => Some(Err(ApiError::sealed())),
+        "sys/leader" => Some(Ok(Response::raw(json!({
+            "ha_enabled": false,
+            "is_self": false,
+            "active_time": "0001-01-01T00:00:00Z",
+            "leader_address": "",
+            "leader_cluster_address": "",
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+            "raft_committed_index": 0,
+            "raft_applied_index": 0,
+        })))),
+        "sys/init" => Some(
             core.seal_config()
                 .await
                 .map(|c| Response::raw(json!({"initialized": c.is_some()}))),
-            false,
-        )),
+        ),
         _ => None,
     }
 }
 
 async fn health(core: &Core, query: &[(String, String)]) -> ApiResult<Response> {
-    let init = core.seal_config().await.map(|c| c.is_some()).unwrap_or(false);
+    let init = core
+        .seal_config()
+        .await
+        .map(|c| c.is_some())
+        .unwrap_or(false);
     let sealed = core.is_sealed();
     let code = |k: &str, d: u16| -> u16 {
         qflag(query, k)
@@ -509,7 +521,11 @@ async fn sys_init_unseal(
     }
     let key = match data.get("key") {
         Some(Value::String(s)) if !s.is_empty() => s.clone(),
-        _ => return Err(ApiError::bad_request("'key' must be specified in request body as JSON, or 'reset' set to true")),
+        _ => {
+            return Err(ApiError::bad_request(
+                "'key' must be specified in request body as JSON, or 'reset' set to true",
+            ))
+        }
     };
     if core.seal_config().await?.is_none() {
         return Err(ApiError::bad_request("Vault is not initialized"));
@@ -539,7 +555,10 @@ mod tests {
         assert!(logical_path("/v1/secret//x").is_err());
         assert!(logical_path("/v1/secret/%ff").is_err());
         assert!(logical_path("/v1/a%0ab").is_err());
-        assert_eq!(logical_path("/v1/secret/data/x/").unwrap(), "secret/data/x/");
+        assert_eq!(
+            logical_path("/v1/secret/data/x/").unwrap(),
+            "secret/data/x/"
+        );
         assert!(logical_path(&format!("/v1/{}", "a".repeat(10_000))).is_err());
     }
 }

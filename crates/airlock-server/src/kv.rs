@@ -111,19 +111,13 @@ pub async fn exists(core: &Core, m: &MountEntry, path: &str) -> ApiResult<Option
         .strip_prefix("data/")
         .or_else(|| rel.strip_prefix("metadata/"));
     match key {
-        Some(k) if !k.is_empty() => Ok(Some(
-            core.barrier.get(&paths(m, k).meta).await?.is_some(),
-        )),
+        Some(k) if !k.is_empty() => Ok(Some(core.barrier.get(&paths(m, k).meta).await?.is_some())),
         _ => Ok(None),
     }
 }
 
 pub async fn handle(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult<Response> {
-    let rel = req
-        .path
-        .strip_prefix(&m.path)
-        .unwrap_or("")
-        .to_string();
+    let rel = req.path.strip_prefix(&m.path).unwrap_or("").to_string();
     if m.kv_version() == 1 {
         return v1(core, m, req, &rel).await;
     }
@@ -278,7 +272,10 @@ fn meta_json(meta: &KeyMeta) -> Value {
 }
 
 fn requested_version(req: &Request) -> ApiResult<u64> {
-    match req.query("version").or_else(|| req.data.get("version").and_then(Value::as_str)) {
+    match req
+        .query("version")
+        .or_else(|| req.data.get("version").and_then(Value::as_str))
+    {
         None | Some("") => match req.data.get("version").and_then(Value::as_u64) {
             Some(v) => Ok(v),
             None => Ok(0),
@@ -296,7 +293,11 @@ async fn read_version(
     meta: &KeyMeta,
     version: u64,
 ) -> ApiResult<(u64, VersionMeta, Option<Map<String, Value>>)> {
-    let v = if version == 0 { meta.current_version } else { version };
+    let v = if version == 0 {
+        meta.current_version
+    } else {
+        version
+    };
     let Some(vm) = meta.versions.get(&v).cloned() else {
         return Err(ApiError::not_found());
     };
@@ -312,10 +313,7 @@ async fn read_version(
 }
 
 fn deleted_404(v: u64, vm: &VersionMeta, custom: &Option<BTreeMap<String, String>>) -> ApiError {
-    ApiError::with_body(
-        404,
-        json!({"data": null, "metadata": vm.json(v, custom)}),
-    )
+    ApiError::with_body(404, json!({"data": null, "metadata": vm.json(v, custom)}))
 }
 
 fn check_cas(req: &Request, meta: Option<&KeyMeta>, mc: &MountConfig) -> ApiResult<()> {
@@ -761,7 +759,10 @@ mod tests {
     #[test]
     fn subkeys_null_leaves() {
         let v = json!({"a": 1, "n": {"x": {"y": 2}}});
-        assert_eq!(to_subkeys(&v, 0, 0), json!({"a": null, "n": {"x": {"y": null}}}));
+        assert_eq!(
+            to_subkeys(&v, 0, 0),
+            json!({"a": null, "n": {"x": {"y": null}}})
+        );
         assert_eq!(to_subkeys(&v, 2, 0), json!({"a": null, "n": {"x": null}}));
     }
 }

@@ -113,6 +113,7 @@ impl Request {
     pub fn duration_field(&self, k: &str) -> ApiResult<Option<i64>> {
         match self.data.get(k) {
             None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
             Some(v) => airlock_core::duration::parse_duration_value(v)
                 .map(|s| Some(s as i64))
                 .map_err(|_| {
@@ -149,7 +150,10 @@ impl Request {
     }
 
     /// A map of string to string.
-    pub fn str_map_field(&self, k: &str) -> ApiResult<Option<std::collections::BTreeMap<String, String>>> {
+    pub fn str_map_field(
+        &self,
+        k: &str,
+    ) -> ApiResult<Option<std::collections::BTreeMap<String, String>>> {
         match self.data.get(k) {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Object(m)) => {

@@ -1,8 +1,8 @@
 //! Request metrics in Prometheus text format (`sys/metrics?format=prometheus`).
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
-use std::collections::BTreeMap;
 
 use serde_json::json;
 
@@ -10,7 +10,9 @@ use crate::core::Core;
 use crate::logical::{Request, Response};
 
 /// Latency bucket upper bounds in seconds.
-const BUCKETS: [f64; 10] = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0];
+const BUCKETS: [f64; 10] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
+];
 
 pub struct Metrics {
     by_status: Mutex<BTreeMap<(String, u16), u64>>,
@@ -62,7 +64,11 @@ impl Metrics {
         out.push_str("# HELP airlock_request_duration_seconds Request latency.\n");
         out.push_str("# TYPE airlock_request_duration_seconds histogram\n");
         for (i, b) in BUCKETS.iter().enumerate() {
-            let v = self.buckets.get(i).map(|c| c.load(Ordering::Relaxed)).unwrap_or(0);
+            let v = self
+                .buckets
+                .get(i)
+                .map(|c| c.load(Ordering::Relaxed))
+                .unwrap_or(0);
             out.push_str(&format!(
                 "airlock_request_duration_seconds_bucket{{le=\"{b}\"}} {v}\n"
             ));
@@ -76,7 +82,9 @@ impl Metrics {
             self.sum_micros.load(Ordering::Relaxed) as f64 / 1e6
         ));
         out.push_str(&format!("airlock_request_duration_seconds_count {count}\n"));
-        out.push_str("# HELP airlock_sealed 1 while the server is sealed.\n# TYPE airlock_sealed gauge\n");
+        out.push_str(
+            "# HELP airlock_sealed 1 while the server is sealed.\n# TYPE airlock_sealed gauge\n",
+        );
         out.push_str(&format!("airlock_sealed {}\n", u8::from(sealed)));
         out.push_str("# HELP airlock_uptime_seconds Seconds since start.\n# TYPE airlock_uptime_seconds gauge\n");
         out.push_str(&format!(

@@ -111,9 +111,7 @@ pub fn normalize_mount_path(raw: &str) -> ApiResult<String> {
     let p = format!("{p}/");
     for r in RESERVED {
         if p.starts_with(r) {
-            return Err(ApiError::bad_request(format!(
-                "cannot mount under \"{r}\""
-            )));
+            return Err(ApiError::bad_request(format!("cannot mount under \"{r}\"")));
         }
     }
     Ok(p)

@@ -39,7 +39,9 @@ pub fn normalize_name(raw: &str) -> ApiResult<String> {
         || n.chars()
             .any(|c| c.is_control() || c == '/' || c == '*' || c == '+' || c.is_whitespace())
     {
-        return Err(ApiError::bad_request(format!("invalid policy name \"{n}\"")));
+        return Err(ApiError::bad_request(format!(
+            "invalid policy name \"{n}\""
+        )));
     }
     Ok(n)
 }
@@ -160,7 +162,9 @@ impl PolicyStore {
             return Err(ApiError::bad_request("cannot update root policy"));
         }
         if text.trim().is_empty() {
-            return Err(ApiError::bad_request("'policy' parameter not supplied or empty"));
+            return Err(ApiError::bad_request(
+                "'policy' parameter not supplied or empty",
+            ));
         }
         let parsed = Policy::parse(&name, text)
             .map_err(|e| ApiError::bad_request(format!("failed to parse policy: {e}")))?;

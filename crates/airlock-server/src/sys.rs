@@ -55,7 +55,12 @@ fn token_auth_mount_json() -> Value {
     })
 }
 
-pub async fn handle(core: &Arc<Core>, req: &Request, caller: &Caller, rest: &str) -> ApiResult<Response> {
+pub async fn handle(
+    core: &Arc<Core>,
+    req: &Request,
+    caller: &Caller,
+    rest: &str,
+) -> ApiResult<Response> {
     let write = matches!(req.op, Op::Create | Op::Update);
     match rest {
         "mounts" | "mounts/" => {
@@ -155,7 +160,7 @@ fn internal_ui_mount(core: &Core, path: &str) -> ApiResult<Response> {
     }
     let table = core.mounts_snapshot();
     let Some(m) = table.route(path) else {
-        return Err(ApiError::bad_request(format!(
+        return Err(ApiError::new(403, format!(
             "preflight capability check returned 403, please ensure client's policies grant access to path \"{path}/\""
         )));
     };
@@ -167,7 +172,10 @@ fn internal_ui_mount(core: &Core, path: &str) -> ApiResult<Response> {
 }
 
 async fn mounts(core: &Core, req: &Request, raw: &str) -> ApiResult<Response> {
-    if let Some(p) = raw.strip_suffix("/tune").or_else(|| raw.strip_suffix("/tune/")) {
+    if let Some(p) = raw
+        .strip_suffix("/tune")
+        .or_else(|| raw.strip_suffix("/tune/"))
+    {
         return tune(core, req, p).await;
     }
     let path = normalize_mount_path(raw)?;
@@ -180,10 +188,11 @@ async fn mounts(core: &Core, req: &Request, raw: &str) -> ApiResult<Response> {
             Ok(top(Response::data(m.to_json())))
         }
         Op::Create | Op::Update => {
-            let kind_raw = req
-                .str_field("type")?
-                .ok_or_else(|| ApiError::bad_request("backend type must be specified as a string"))?;
-            let mut options: BTreeMap<String, String> = req.str_map_field("options")?.unwrap_or_default();
+            let kind_raw = req.str_field("type")?.ok_or_else(|| {
+                ApiError::bad_request("backend type must be specified as a string")
+            })?;
+            let mut options: BTreeMap<String, String> =
+                req.str_map_field("options")?.unwrap_or_default();
             let kind = match kind_raw.as_str() {
                 "kv" | "generic" => "kv",
                 "kv-v2" => {
@@ -196,9 +205,14 @@ async fn mounts(core: &Core, req: &Request, raw: &str) -> ApiResult<Response> {
                     )))
                 }
             };
-            let version = options.get("version").cloned().unwrap_or_else(|| "1".into());
+            let version = options
+                .get("version")
+                .cloned()
+                .unwrap_or_else(|| "1".into());
             if version != "1" && version != "2" {
-                return Err(ApiError::bad_request(format!("invalid KV version \"{version}\"")));
+                return Err(ApiError::bad_request(format!(
+                    "invalid KV version \"{version}\""
+                )));
             }
             if kind_raw != "kv-v2" && !options.contains_key("version") {
                 // Vault stores no version for a plain `kv` mount; it is version 1.
@@ -361,7 +375,12 @@ fn decode_maybe_base64(text: &str) -> String {
     }
 }
 
-async fn capabilities(core: &Core, req: &Request, caller: &Caller, which: &str) -> ApiResult<Response> {
+async fn capabilities(
+    core: &Core,
+    req: &Request,
+    caller: &Caller,
+    which: &str,
+) -> ApiResult<Response> {
     let mut paths = req.str_list_field("paths")?.unwrap_or_default();
     if let Some(p) = req.str_field("path")? {
         paths.push(p);

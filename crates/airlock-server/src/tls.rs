@@ -14,7 +14,10 @@ pub fn acceptor(cert: &Path, key: &Path) -> Result<TlsAcceptor, String> {
         .collect::<Result<_, _>>()
         .map_err(|e| format!("tls_cert_file {}: {e}", cert.display()))?;
     if certs.is_empty() {
-        return Err(format!("tls_cert_file {}: no certificate found", cert.display()));
+        return Err(format!(
+            "tls_cert_file {}: no certificate found",
+            cert.display()
+        ));
     }
     let key = PrivateKeyDer::from_pem_file(key)
         .map_err(|e| format!("tls_key_file {}: {e}", key.display()))?;

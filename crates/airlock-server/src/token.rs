@@ -184,10 +184,7 @@ fn display_name(raw: Option<&str>, prefix: &str) -> String {
 /// OpenBao prints TTLs in warnings like Go durations without trailing zero units.
 pub fn short_duration(secs: i64) -> String {
     let s = format_go_duration(secs.max(0) as u64);
-    let s = s
-        .strip_suffix("m0s")
-        .map(|x| format!("{x}m"))
-        .unwrap_or(s);
+    let s = s.strip_suffix("m0s").map(|x| format!("{x}m")).unwrap_or(s);
     match s.strip_suffix("h0m") {
         Some(x) => format!("{x}h"),
         None => s,
@@ -225,13 +222,17 @@ impl TokenStore {
             .ok()
             .and_then(|k| k.clone())
             .ok_or_else(ApiError::sealed)?;
-        let mut mac = <Hmac<Sha256> as Mac>::new_from_slice(&key)
-            .map_err(|e| ApiError::internal(&e))?;
+        let mut mac =
+            <Hmac<Sha256> as Mac>::new_from_slice(&key).map_err(|e| ApiError::internal(&e))?;
         mac.update(s.as_bytes());
         Ok(hex::encode(mac.finalize().into_bytes()))
     }
 
-    pub async fn create_root(&self, core: &Core, id: Option<String>) -> ApiResult<Zeroizing<String>> {
+    pub async fn create_root(
+        &self,
+        core: &Core,
+        id: Option<String>,
+    ) -> ApiResult<Zeroizing<String>> {
         let params = CreateParams {
             id,
             policies: vec!["root".into()],
@@ -285,7 +286,11 @@ impl TokenStore {
             if cur.num_uses < 0 {
                 return Ok(None);
             }
-            cur.num_uses = if cur.num_uses == 1 { -1 } else { cur.num_uses - 1 };
+            cur.num_uses = if cur.num_uses == 1 {
+                -1
+            } else {
+                cur.num_uses - 1
+            };
             core.barrier.put_json(&key, &cur).await?;
             e = cur;
         }
@@ -316,7 +321,10 @@ impl TokenStore {
     ) -> ApiResult<(Zeroizing<String>, TokenEntry)> {
         let token = Zeroizing::new(match p.id {
             Some(id) => {
-                if id.is_empty() || id.len() > 256 || id.chars().any(|c| c.is_control() || c.is_whitespace()) {
+                if id.is_empty()
+                    || id.len() > 256
+                    || id.chars().any(|c| c.is_control() || c.is_whitespace())
+                {
                     return Err(ApiError::bad_request("invalid token id"));
                 }
                 id
@@ -325,7 +333,9 @@ impl TokenStore {
         });
         let h = self.hmac(&token)?;
         if self.get_entry(core, &h).await?.is_some() {
-            return Err(ApiError::bad_request("cannot create a token with a duplicate ID"));
+            return Err(ApiError::bad_request(
+                "cannot create a token with a duplicate ID",
+            ));
         }
         let now = now_unix();
         let is_root = p.policies.iter().any(|x| x == "root");
@@ -367,7 +377,10 @@ impl TokenStore {
             issue_nanos: crate::core::now_nanos(),
         };
         let mut ops = vec![
-            BarrierOp::Put(id_key(&h), serde_json::to_vec(&entry).map_err(|e| ApiError::internal(&e))?),
+            BarrierOp::Put(
+                id_key(&h),
+                serde_json::to_vec(&entry).map_err(|e| ApiError::internal(&e))?,
+            ),
             BarrierOp::Put(
                 format!("token/accessor/{}", self.hmac(&entry.accessor)?),
                 serde_json::to_vec(&AccessorEntry {
@@ -378,7 +391,10 @@ impl TokenStore {
             ),
         ];
         if let Some(par) = parent {
-            ops.push(BarrierOp::Put(format!("token/parent/{}/{h}", par.id_hash), Vec::new()));
+            ops.push(BarrierOp::Put(
+                format!("token/parent/{}/{h}", par.id_hash),
+                Vec::new(),
+            ));
         }
         if let Some(exp) = entry.expire_time {
             ops.push(BarrierOp::Put(expiry_key(exp, &h), Vec::new()));
@@ -441,7 +457,10 @@ impl TokenStore {
                 ce.orphan = true;
                 core.barrier
                     .commit(vec![
-                        BarrierOp::Put(key.clone(), serde_json::to_vec(&ce).map_err(|e| ApiError::internal(&e))?),
+                        BarrierOp::Put(
+                            key.clone(),
+                            serde_json::to_vec(&ce).map_err(|e| ApiError::internal(&e))?,
+                        ),
                         BarrierOp::Delete(format!("token/parent/{h}/{ch}")),
                     ])
                     .await?;
@@ -461,7 +480,9 @@ impl TokenStore {
             for h in core.barrier.list(&format!("token/expiry/{bucket}")).await? {
                 self.revoke_tree(core, &h).await?;
                 // A stale index entry (entry already gone) is removed too.
-                core.barrier.delete(&format!("token/expiry/{bucket}{h}")).await?;
+                core.barrier
+                    .delete(&format!("token/expiry/{bucket}{h}"))
+                    .await?;
                 n += 1;
             }
         }
@@ -481,13 +502,10 @@ impl TokenStore {
             .await?
             .ok_or_else(|| ApiError::bad_request("token not found"))?;
         let now = now_unix();
-        let Some(old_exp) = e.expire_time else {
-            // Tokens without a TTL (root) have nothing to renew.
-            return Ok((e, Vec::new()));
-        };
-        if !e.renewable {
+        let (Some(old_exp), true) = (e.expire_time, e.renewable) else {
+            // Tokens without a TTL (root) and non-renewable tokens cannot be renewed.
             return Err(ApiError::bad_request("lease is not renewable"));
-        }
+        };
         let mut warnings = Vec::new();
         let requested = if e.period > 0 {
             e.period
@@ -519,14 +537,21 @@ impl TokenStore {
             .commit(vec![
                 BarrierOp::Delete(expiry_key(old_exp, h)),
                 BarrierOp::Put(expiry_key(new_exp, h), Vec::new()),
-                BarrierOp::Put(key.clone(), serde_json::to_vec(&e).map_err(|x| ApiError::internal(&x))?),
+                BarrierOp::Put(
+                    key.clone(),
+                    serde_json::to_vec(&e).map_err(|x| ApiError::internal(&x))?,
+                ),
             ])
             .await?;
         Ok((e, warnings))
     }
 
     pub async fn role_exists(&self, core: &Core, name: &str) -> ApiResult<bool> {
-        Ok(core.barrier.get(&format!("token/roles/{name}")).await?.is_some())
+        Ok(core
+            .barrier
+            .get(&format!("token/roles/{name}"))
+            .await?
+            .is_some())
     }
 }
 
@@ -569,7 +594,10 @@ async fn handle_create(
     orphan_path: bool,
     role_name: Option<&str>,
 ) -> ApiResult<Response> {
-    let parent = caller.entry.as_ref().ok_or_else(ApiError::permission_denied)?;
+    let parent = caller
+        .entry
+        .as_ref()
+        .ok_or_else(ApiError::permission_denied)?;
     let role = match role_name {
         Some(n) => Some(
             core.barrier
@@ -588,15 +616,22 @@ async fn handle_create(
     }
     let id = req.str_field("id")?;
     if id.is_some() && !caller.is_root {
-        return Err(ApiError::bad_request("root or sudo privileges required to specify token id"));
+        return Err(ApiError::bad_request(
+            "root or sudo privileges required to specify token id",
+        ));
     }
     let no_parent = req.bool_field("no_parent")?.unwrap_or(false);
     if no_parent && !orphan_path && !caller.is_root && !caller.acl.has_sudo(&req.path) {
-        return Err(ApiError::bad_request("root or sudo privileges required to create orphan token"));
+        return Err(ApiError::bad_request(
+            "root or sudo privileges required to create orphan token",
+        ));
     }
     let orphan = orphan_path || no_parent || role.as_ref().map(|r| r.orphan).unwrap_or(false);
     let no_default = req.bool_field("no_default_policy")?.unwrap_or(false)
-        || role.as_ref().map(|r| r.token_no_default_policy).unwrap_or(false);
+        || role
+            .as_ref()
+            .map(|r| r.token_no_default_policy)
+            .unwrap_or(false);
     let requested = req.str_list_field("policies")?;
     let parent_is_root = parent.policies.iter().any(|p| p == "root");
     let mut policies = match (&requested, &role) {
@@ -614,21 +649,29 @@ async fn handle_create(
         let allowed: Vec<&String> = r.allowed_policies.iter().collect();
         for p in &policies {
             if r.disallowed_policies.contains(p) {
-                return Err(ApiError::bad_request(format!("token policies ({p}) contains disallowed policies")));
+                return Err(ApiError::bad_request(format!(
+                    "token policies ({p}) contains disallowed policies"
+                )));
             }
             if !allowed.is_empty() && p != "default" && !allowed.contains(&p) {
-                return Err(ApiError::bad_request("token policies must be subset of the role's allowed policies"));
+                return Err(ApiError::bad_request(
+                    "token policies must be subset of the role's allowed policies",
+                ));
             }
         }
     } else if !parent_is_root && !caller.acl.has_sudo(&req.path) {
         for p in &policies {
             if p != "default" && !parent.policies.contains(p) {
-                return Err(ApiError::bad_request("child policies must be subset of parent"));
+                return Err(ApiError::bad_request(
+                    "child policies must be subset of parent",
+                ));
             }
         }
     }
     if policies.iter().any(|p| p == "root") && !parent_is_root {
-        return Err(ApiError::bad_request("root tokens may not be created from non-root tokens"));
+        return Err(ApiError::bad_request(
+            "root tokens may not be created from non-root tokens",
+        ));
     }
     if !no_default && !policies.iter().any(|p| p == "root" || p == "default") {
         policies.push("default".into());
@@ -653,14 +696,20 @@ async fn handle_create(
             period = r.period;
         }
         if r.explicit_max_ttl > 0 {
-            explicit = Some(explicit.map(|e| e.min(r.explicit_max_ttl)).unwrap_or(r.explicit_max_ttl));
+            explicit = Some(
+                explicit
+                    .map(|e| e.min(r.explicit_max_ttl))
+                    .unwrap_or(r.explicit_max_ttl),
+            );
         }
         if !r.renewable {
             renewable = false;
         }
     }
     if period > 0 && !caller.is_root && role.is_none() && !caller.acl.has_sudo(&req.path) {
-        return Err(ApiError::bad_request("root or sudo privileges required to create periodic token"));
+        return Err(ApiError::bad_request(
+            "root or sudo privileges required to create periodic token",
+        ));
     }
     let meta = req.str_map_field("meta")?.unwrap_or_default();
     let path = match role_name {
@@ -759,14 +808,24 @@ async fn write_role(core: &Core, req: &Request, name: &str) -> ApiResult<Respons
 }
 
 fn valid_role_name(n: &str) -> ApiResult<()> {
-    if n.is_empty() || n.len() > 128 || n.contains('/') || n.contains("..") || n.chars().any(char::is_control) {
+    if n.is_empty()
+        || n.len() > 128
+        || n.contains('/')
+        || n.contains("..")
+        || n.chars().any(char::is_control)
+    {
         return Err(ApiError::bad_request("invalid role name"));
     }
     Ok(())
 }
 
 /// Routes `auth/token/<rest>`.
-pub async fn handle(core: &Arc<Core>, req: &Request, caller: &Caller, rest: &str) -> ApiResult<Response> {
+pub async fn handle(
+    core: &Arc<Core>,
+    req: &Request,
+    caller: &Caller,
+    rest: &str,
+) -> ApiResult<Response> {
     let store = &core.tokens;
     let now = now_unix();
     let write = matches!(req.op, Op::Create | Op::Update);
@@ -779,7 +838,10 @@ pub async fn handle(core: &Arc<Core>, req: &Request, caller: &Caller, rest: &str
             handle_create(core, req, caller, false, Some(name)).await
         }
         ("lookup-self", Op::Read) | ("lookup-self", Op::Update) => {
-            let e = caller.entry.as_ref().ok_or_else(ApiError::permission_denied)?;
+            let e = caller
+                .entry
+                .as_ref()
+                .ok_or_else(ApiError::permission_denied)?;
             let tok = req.token.as_ref().map(|t| t.as_str()).unwrap_or_default();
             Ok(Response::data(e.lookup_data(tok, now)))
         }
@@ -798,9 +860,18 @@ pub async fn handle(core: &Arc<Core>, req: &Request, caller: &Caller, rest: &str
             }
         }
         ("renew-self", Op::Update) => {
-            let e = caller.entry.as_ref().ok_or_else(ApiError::permission_denied)?;
-            let tok = req.token.as_ref().map(|t| t.to_string()).unwrap_or_default();
-            let (e, w) = store.renew(core, &e.id_hash, req.duration_field("increment")?).await?;
+            let e = caller
+                .entry
+                .as_ref()
+                .ok_or_else(ApiError::permission_denied)?;
+            let tok = req
+                .token
+                .as_ref()
+                .map(|t| t.to_string())
+                .unwrap_or_default();
+            let (e, w) = store
+                .renew(core, &e.id_hash, req.duration_field("increment")?)
+                .await?;
             Ok(auth_response(&e, &tok, w))
         }
         ("renew", Op::Update) => {
@@ -809,7 +880,9 @@ pub async fn handle(core: &Arc<Core>, req: &Request, caller: &Caller, rest: &str
                 .lookup(core, &t)
                 .await?
                 .ok_or_else(|| ApiError::bad_request("token not found"))?;
-            let (e, w) = store.renew(core, &e.id_hash, req.duration_field("increment")?).await?;
+            let (e, w) = store
+                .renew(core, &e.id_hash, req.duration_field("increment")?)
+                .await?;
             Ok(auth_response(&e, &t, w))
         }
         ("renew-accessor", Op::Update) => {
@@ -818,11 +891,16 @@ pub async fn handle(core: &Arc<Core>, req: &Request, caller: &Caller, rest: &str
                 .by_accessor(core, &a)
                 .await?
                 .ok_or_else(|| ApiError::bad_request("invalid accessor"))?;
-            let (e, w) = store.renew(core, &e.id_hash, req.duration_field("increment")?).await?;
+            let (e, w) = store
+                .renew(core, &e.id_hash, req.duration_field("increment")?)
+                .await?;
             Ok(auth_response(&e, "", w))
         }
         ("revoke-self", Op::Update) => {
-            let e = caller.entry.as_ref().ok_or_else(ApiError::permission_denied)?;
+            let e = caller
+                .entry
+                .as_ref()
+                .ok_or_else(ApiError::permission_denied)?;
             store.revoke_tree(core, &e.id_hash).await?;
             Ok(Response::empty())
         }
@@ -835,12 +913,17 @@ pub async fn handle(core: &Arc<Core>, req: &Request, caller: &Caller, rest: &str
         }
         ("revoke-accessor", Op::Update) => {
             let a = token_param(req, caller, "accessor")?;
-            let e = store
-                .by_accessor(core, &a)
-                .await?
-                .ok_or_else(|| ApiError::bad_request("invalid accessor"))?;
-            store.revoke_tree(core, &e.id_hash).await?;
-            Ok(Response::empty())
+            match store.by_accessor(core, &a).await? {
+                Some(e) => {
+                    store.revoke_tree(core, &e.id_hash).await?;
+                    Ok(Response::empty())
+                }
+                None => {
+                    let mut r = Response::empty();
+                    r.warnings.push("No token found with this accessor".into());
+                    Ok(r)
+                }
+            }
         }
         ("revoke-orphan", Op::Update) => {
             let t = token_param(req, caller, "token")?;
@@ -876,7 +959,11 @@ pub async fn handle(core: &Arc<Core>, req: &Request, caller: &Caller, rest: &str
             let name = &r["roles/".len()..];
             valid_role_name(name)?;
             match op {
-                Op::Read => match core.barrier.get_json::<TokenRole>(&format!("token/roles/{name}")).await? {
+                Op::Read => match core
+                    .barrier
+                    .get_json::<TokenRole>(&format!("token/roles/{name}"))
+                    .await?
+                {
                     Some(role) => Ok(Response::data(role_json(&role))),
                     None => Err(ApiError::not_found()),
                 },
@@ -895,9 +982,9 @@ pub async fn handle(core: &Arc<Core>, req: &Request, caller: &Caller, rest: &str
             Ok(r)
         }
         (
-            "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor" | "renew-self" | "renew"
-            | "renew-accessor" | "revoke-self" | "revoke" | "revoke-accessor" | "revoke-orphan" | "accessors"
-            | "roles" | "tidy",
+            "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor"
+            | "renew-self" | "renew" | "renew-accessor" | "revoke-self" | "revoke"
+            | "revoke-accessor" | "revoke-orphan" | "accessors" | "roles" | "tidy",
             _,
         ) => Err(ApiError::unsupported_operation()),
         _ => Err(ApiError::unsupported_path()),
@@ -918,7 +1005,10 @@ mod tests {
 
     #[test]
     fn display_names() {
-        assert_eq!(display_name(Some("fixture-app"), "token"), "token-fixture-app");
+        assert_eq!(
+            display_name(Some("fixture-app"), "token"),
+            "token-fixture-app"
+        );
         assert_eq!(display_name(None, "token"), "token");
         assert_eq!(display_name(Some("a b/c"), "token"), "token-a-b-c");
     }

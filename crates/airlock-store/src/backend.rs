@@ -63,7 +63,8 @@ fn be<E: std::fmt::Display>(e: E) -> StoreError {
     StoreError::Backend(e.to_string())
 }
 
-const SCHEMA: &str = "CREATE TABLE IF NOT EXISTS entries (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;";
+const SCHEMA: &str =
+    "CREATE TABLE IF NOT EXISTS entries (k BLOB PRIMARY KEY, v BLOB NOT NULL) WITHOUT ROWID;";
 
 impl SqliteBackend {
     /// Opens (creating if needed) the database file at `path`.
@@ -81,7 +82,9 @@ impl SqliteBackend {
             SyncMode::Normal => "NORMAL",
             SyncMode::Full => "FULL",
         };
-        writer.pragma_update(None, "synchronous", sync_val).map_err(be)?;
+        writer
+            .pragma_update(None, "synchronous", sync_val)
+            .map_err(be)?;
         writer
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(be)?;

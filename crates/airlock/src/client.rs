@@ -72,11 +72,16 @@ impl Client {
             })
             .filter(|t| !t.is_empty())
             .map(Zeroizing::new);
-        let cacert = std::env::var_os("AIRLOCK_CACERT").or_else(|| std::env::var_os("VAULT_CACERT"));
+        let cacert =
+            std::env::var_os("AIRLOCK_CACERT").or_else(|| std::env::var_os("VAULT_CACERT"));
         Self::new(&addr, token, cacert.map(std::path::PathBuf::from))
     }
 
-    pub fn new(addr: &str, token: Option<Zeroizing<String>>, cacert: Option<std::path::PathBuf>) -> Result<Self> {
+    pub fn new(
+        addr: &str,
+        token: Option<Zeroizing<String>>,
+        cacert: Option<std::path::PathBuf>,
+    ) -> Result<Self> {
         let addr = addr.trim_end_matches('/').to_string();
         let (tls, rest) = if let Some(r) = addr.strip_prefix("https://") {
             (true, r)
@@ -87,15 +92,18 @@ impl Client {
         };
         let hostport = rest.split('/').next().unwrap_or(rest);
         let (host, port) = match hostport.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => {
-                (h.trim_matches(|c| c == '[' || c == ']').to_string(), p.parse().context("invalid port in address")?)
-            }
+            Some((h, p)) if !h.ends_with(']') || hostport.starts_with('[') => (
+                h.trim_matches(|c| c == '[' || c == ']').to_string(),
+                p.parse().context("invalid port in address")?,
+            ),
             _ => (hostport.to_string(), if tls { 443 } else { 80 }),
         };
         let tls = if tls {
             let mut roots = RootCertStore::empty();
             if let Some(ca) = &cacert {
-                for c in CertificateDer::pem_file_iter(ca).with_context(|| format!("reading CA file {}", ca.display()))? {
+                for c in CertificateDer::pem_file_iter(ca)
+                    .with_context(|| format!("reading CA file {}", ca.display()))?
+                {
                     roots.add(c.with_context(|| format!("parsing CA file {}", ca.display()))?)?;
                 }
             } else {
@@ -112,7 +120,13 @@ impl Client {
         } else {
             None
         };
-        Ok(Self { addr, host, port, tls, token })
+        Ok(Self {
+            addr,
+            host,
+            port,
+            tls,
+            token,
+        })
     }
 
     pub fn require_token(&self) -> Result<()> {
@@ -123,7 +137,13 @@ impl Client {
     }
 
     /// Sends one request; returns (status, parsed JSON body or Null).
-    pub async fn raw(&self, method: &str, path: &str, body: Option<&Value>, content_type: Option<&str>) -> Result<(u16, Value)> {
+    pub async fn raw(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        content_type: Option<&str>,
+    ) -> Result<(u16, Value)> {
         let uri = format!("/v1/{}", path.trim_start_matches('/'));
         let bytes = match body {
             Some(b) => Zeroizing::new(serde_json::to_vec(b)?),
@@ -149,8 +169,12 @@ impl Client {
         let resp = match &self.tls {
             None => send(TokioIo::new(stream), req).await?,
             Some(c) => {
-                let name = ServerName::try_from(self.host.clone()).map_err(|_| anyhow!("invalid host name {}", self.host))?;
-                let s = c.connect(name, stream).await.with_context(|| format!("TLS handshake with {}", self.addr))?;
+                let name = ServerName::try_from(self.host.clone())
+                    .map_err(|_| anyhow!("invalid host name {}", self.host))?;
+                let s = c
+                    .connect(name, stream)
+                    .await
+                    .with_context(|| format!("TLS handshake with {}", self.addr))?;
                 send(TokioIo::new(s), req).await?
             }
         };
@@ -158,11 +182,22 @@ impl Client {
     }
 
     /// Like [`raw`] but turns non-2xx into an error (404 with empty errors → `Ok(None)`).
-    pub async fn call(&self, method: &str, path: &str, body: Option<&Value>) -> Result<Option<Value>> {
+    pub async fn call(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+    ) -> Result<Option<Value>> {
         self.call_ct(method, path, body, None).await
     }
 
-    pub async fn call_ct(&self, method: &str, path: &str, body: Option<&Value>, ct: Option<&str>) -> Result<Option<Value>> {
+    pub async fn call_ct(
+        &self,
+        method: &str,
+        path: &str,
+        body: Option<&Value>,
+        ct: Option<&str>,
+    ) -> Result<Option<Value>> {
         let (status, v) = self.raw(method, path, body, ct).await?;
         if (200..300).contains(&status) {
             return Ok(Some(v));
@@ -170,7 +205,11 @@ impl Client {
         let errors: Vec<String> = v
             .get("errors")
             .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|e| e.as_str().map(str::to_string)).collect())
+            .map(|a| {
+                a.iter()
+                    .filter_map(|e| e.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         if status == 404 && errors.is_empty() {
             return Ok(None);
@@ -196,7 +235,8 @@ where
     let v = if body.is_empty() {
         Value::Null
     } else {
-        serde_json::from_slice(&body).unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+        serde_json::from_slice(&body)
+            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
     };
     Ok((status, v))
 }

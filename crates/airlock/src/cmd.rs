@@ -27,11 +27,13 @@ pub async fn status(f: Format) -> Result<ExitCode> {
     let (_, v) = c.raw("GET", "sys/seal-status", None, None).await?;
     print(&v, f)?;
     // Exit codes as the vault CLI: 0 unsealed, 2 sealed (1 is an error).
-    Ok(if v.get("sealed").and_then(Value::as_bool).unwrap_or(true) {
-        ExitCode::from(2)
-    } else {
-        ExitCode::SUCCESS
-    })
+    Ok(
+        if v.get("sealed").and_then(Value::as_bool).unwrap_or(true) {
+            ExitCode::from(2)
+        } else {
+            ExitCode::SUCCESS
+        },
+    )
 }
 
 #[derive(Subcommand)]
@@ -47,7 +49,9 @@ pub enum OperatorCmd {
         f: FormatArg,
     },
     /// Submit one unseal key (read from stdin when absent).
-    #[command(after_help = "Example:\n  airlock operator unseal <key>\n  airlock operator unseal --reset")]
+    #[command(
+        after_help = "Example:\n  airlock operator unseal <key>\n  airlock operator unseal --reset"
+    )]
     Unseal {
         key: Option<String>,
         #[arg(long)]
@@ -69,9 +73,17 @@ pub enum OperatorCmd {
 pub async fn operator(c: OperatorCmd) -> Result<ExitCode> {
     let cl = Client::from_env()?;
     match c {
-        OperatorCmd::Init { key_shares, key_threshold, f } => {
+        OperatorCmd::Init {
+            key_shares,
+            key_threshold,
+            f,
+        } => {
             let v = cl
-                .call("PUT", "sys/init", Some(&json!({"secret_shares": key_shares, "secret_threshold": key_threshold})))
+                .call(
+                    "PUT",
+                    "sys/init",
+                    Some(&json!({"secret_shares": key_shares, "secret_threshold": key_threshold})),
+                )
                 .await?
                 .unwrap_or(Value::Null);
             if f.format == Format::Table {
@@ -80,7 +92,10 @@ pub async fn operator(c: OperatorCmd) -> Result<ExitCode> {
                         println!("Unseal Key {}: {}", i + 1, k.as_str().unwrap_or(""));
                     }
                 }
-                println!("\nInitial Root Token: {}", v.get("root_token").and_then(Value::as_str).unwrap_or(""));
+                println!(
+                    "\nInitial Root Token: {}",
+                    v.get("root_token").and_then(Value::as_str).unwrap_or("")
+                );
                 println!("\nStore the unseal keys apart; {key_threshold} of them are needed to unseal after every restart.");
             } else {
                 print(&v, f.format)?;
@@ -96,7 +111,10 @@ pub async fn operator(c: OperatorCmd) -> Result<ExitCode> {
                 };
                 json!({"key": k})
             };
-            let v = cl.call("PUT", "sys/unseal", Some(&body)).await?.unwrap_or(Value::Null);
+            let v = cl
+                .call("PUT", "sys/unseal", Some(&body))
+                .await?
+                .unwrap_or(Value::Null);
             print(&v, f.format)?;
         }
         OperatorCmd::Seal => {
@@ -105,11 +123,20 @@ pub async fn operator(c: OperatorCmd) -> Result<ExitCode> {
         }
         OperatorCmd::Rotate => {
             cl.call("PUT", "sys/rotate", None).await?;
-            let v = cl.call("GET", "sys/key-status", None).await?.unwrap_or(Value::Null);
-            println!("Success! Rotated key; new term is {}.", data_of(&v).get("term").cloned().unwrap_or(Value::Null));
+            let v = cl
+                .call("GET", "sys/key-status", None)
+                .await?
+                .unwrap_or(Value::Null);
+            println!(
+                "Success! Rotated key; new term is {}.",
+                data_of(&v).get("term").cloned().unwrap_or(Value::Null)
+            );
         }
         OperatorCmd::KeyStatus(f) => {
-            let v = cl.call("GET", "sys/key-status", None).await?.unwrap_or(Value::Null);
+            let v = cl
+                .call("GET", "sys/key-status", None)
+                .await?
+                .unwrap_or(Value::Null);
             print(&data_of(&v), f.format)?;
         }
     }
@@ -125,8 +152,15 @@ pub async fn login(token: Option<String>) -> Result<ExitCode> {
         bail!("no token given");
     }
     let addr = Client::from_env()?.addr;
-    let cl = Client::new(&addr, Some(zeroize::Zeroizing::new(t.clone())), std::env::var_os("AIRLOCK_CACERT").map(Into::into))?;
-    let v = cl.call("GET", "auth/token/lookup-self", None).await?.unwrap_or(Value::Null);
+    let cl = Client::new(
+        &addr,
+        Some(zeroize::Zeroizing::new(t.clone())),
+        std::env::var_os("AIRLOCK_CACERT").map(Into::into),
+    )?;
+    let v = cl
+        .call("GET", "auth/token/lookup-self", None)
+        .await?
+        .unwrap_or(Value::Null);
     let path = token_file().ok_or_else(|| anyhow!("HOME is not set"))?;
     write_private(&path, &t)?;
     let d = data_of(&v);
@@ -147,7 +181,9 @@ fn write_private(path: &std::path::Path, content: &str) -> Result<()> {
         use std::os::unix::fs::OpenOptionsExt;
         o.mode(0o600);
     }
-    let mut f = o.open(path).with_context(|| format!("writing {}", path.display()))?;
+    let mut f = o
+        .open(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     f.write_all(content.as_bytes())?;
     Ok(())
 }
@@ -155,7 +191,9 @@ fn write_private(path: &std::path::Path, content: &str) -> Result<()> {
 #[derive(Subcommand)]
 pub enum TokenCmd {
     /// Create a child (or orphan) token.
-    #[command(after_help = "Example:\n  airlock token create --policy app-read --ttl 1h --format json")]
+    #[command(
+        after_help = "Example:\n  airlock token create --policy app-read --ttl 1h --format json"
+    )]
     Create {
         #[arg(long = "policy")]
         policies: Vec<String>,
@@ -182,7 +220,9 @@ pub enum TokenCmd {
         f: FormatArg,
     },
     /// Look up a token (the current one when absent).
-    #[command(after_help = "Example:\n  airlock token lookup\n  airlock token lookup --accessor <accessor>")]
+    #[command(
+        after_help = "Example:\n  airlock token lookup\n  airlock token lookup --accessor <accessor>"
+    )]
     Lookup {
         token: Option<String>,
         #[arg(long)]
@@ -200,7 +240,9 @@ pub enum TokenCmd {
         f: FormatArg,
     },
     /// Revoke a token and its children.
-    #[command(after_help = "Example:\n  airlock token revoke <token>\n  airlock token revoke --self")]
+    #[command(
+        after_help = "Example:\n  airlock token revoke <token>\n  airlock token revoke --self"
+    )]
     Revoke {
         token: Option<String>,
         #[arg(long)]
@@ -224,7 +266,9 @@ pub enum TokenCmd {
 fn kv_pairs(items: &[String]) -> Result<Map<String, Value>> {
     let mut m = Map::new();
     for it in items {
-        let (k, v) = it.split_once('=').ok_or_else(|| anyhow!("expected key=value, got {it:?}"))?;
+        let (k, v) = it
+            .split_once('=')
+            .ok_or_else(|| anyhow!("expected key=value, got {it:?}"))?;
         m.insert(k.to_string(), Value::String(v.to_string()));
     }
     Ok(m)
@@ -235,7 +279,15 @@ fn print_auth(v: &Value, f: Format) -> Result<()> {
         Format::Table => {
             let a = v.get("auth").cloned().unwrap_or(Value::Null);
             let mut m = Map::new();
-            for k in ["client_token", "accessor", "lease_duration", "renewable", "policies", "token_policies", "orphan"] {
+            for k in [
+                "client_token",
+                "accessor",
+                "lease_duration",
+                "renewable",
+                "policies",
+                "token_policies",
+                "orphan",
+            ] {
                 if let Some(x) = a.get(k) {
                     let key = match k {
                         "client_token" => "token",
@@ -263,13 +315,35 @@ pub async fn token(c: TokenCmd) -> Result<ExitCode> {
     let cl = Client::from_env()?;
     cl.require_token()?;
     match c {
-        TokenCmd::Create { policies, ttl, explicit_max_ttl, period, num_uses, display_name, orphan, renewable, role, metadata, f } => {
+        TokenCmd::Create {
+            policies,
+            ttl,
+            explicit_max_ttl,
+            period,
+            num_uses,
+            display_name,
+            orphan,
+            renewable,
+            role,
+            metadata,
+            f,
+        } => {
             let mut b = Map::new();
             if !policies.is_empty() {
-                let p: Vec<String> = policies.iter().flat_map(|p| p.split(',')).map(|s| s.trim().to_string()).filter(|s| !s.is_empty()).collect();
+                let p: Vec<String> = policies
+                    .iter()
+                    .flat_map(|p| p.split(','))
+                    .map(|s| s.trim().to_string())
+                    .filter(|s| !s.is_empty())
+                    .collect();
                 b.insert("policies".into(), json!(p));
             }
-            for (k, v) in [("ttl", ttl), ("explicit_max_ttl", explicit_max_ttl), ("period", period), ("display_name", display_name)] {
+            for (k, v) in [
+                ("ttl", ttl),
+                ("explicit_max_ttl", explicit_max_ttl),
+                ("period", period),
+                ("display_name", display_name),
+            ] {
                 if let Some(v) = v {
                     b.insert(k.into(), json!(v));
                 }
@@ -288,14 +362,27 @@ pub async fn token(c: TokenCmd) -> Result<ExitCode> {
                 (None, true) => "auth/token/create-orphan".into(),
                 (None, false) => "auth/token/create".into(),
             };
-            let v = cl.call("POST", &path, Some(&Value::Object(b))).await?.unwrap_or(Value::Null);
+            let v = cl
+                .call("POST", &path, Some(&Value::Object(b)))
+                .await?
+                .unwrap_or(Value::Null);
             print_auth(&v, f.format)?;
         }
         TokenCmd::Lookup { token, accessor, f } => {
             let v = match (token, accessor) {
-                (Some(a), true) => cl.call("POST", "auth/token/lookup-accessor", Some(&json!({"accessor": a}))).await?,
+                (Some(a), true) => {
+                    cl.call(
+                        "POST",
+                        "auth/token/lookup-accessor",
+                        Some(&json!({"accessor": a})),
+                    )
+                    .await?
+                }
                 (None, true) => bail!("--accessor needs an accessor argument"),
-                (Some(t), false) => cl.call("POST", "auth/token/lookup", Some(&json!({"token": t}))).await?,
+                (Some(t), false) => {
+                    cl.call("POST", "auth/token/lookup", Some(&json!({"token": t})))
+                        .await?
+                }
                 (None, false) => cl.call("GET", "auth/token/lookup-self", None).await?,
             }
             .unwrap_or(Value::Null);
@@ -304,7 +391,11 @@ pub async fn token(c: TokenCmd) -> Result<ExitCode> {
                 _ => print(&v, f.format)?,
             }
         }
-        TokenCmd::Renew { token, increment, f } => {
+        TokenCmd::Renew {
+            token,
+            increment,
+            f,
+        } => {
             let mut b = Map::new();
             if let Some(i) = increment {
                 b.insert("increment".into(), json!(i));
@@ -316,19 +407,36 @@ pub async fn token(c: TokenCmd) -> Result<ExitCode> {
                 }
                 None => "auth/token/renew-self",
             };
-            let v = cl.call("POST", path, Some(&Value::Object(b))).await?.unwrap_or(Value::Null);
+            let v = cl
+                .call("POST", path, Some(&Value::Object(b)))
+                .await?
+                .unwrap_or(Value::Null);
             print_auth(&v, f.format)?;
         }
-        TokenCmd::Revoke { token, accessor, own, orphan } => {
+        TokenCmd::Revoke {
+            token,
+            accessor,
+            own,
+            orphan,
+        } => {
             match (token, own) {
                 (_, true) => {
                     cl.call("POST", "auth/token/revoke-self", None).await?;
                 }
                 (Some(a), false) if accessor => {
-                    cl.call("POST", "auth/token/revoke-accessor", Some(&json!({"accessor": a}))).await?;
+                    cl.call(
+                        "POST",
+                        "auth/token/revoke-accessor",
+                        Some(&json!({"accessor": a})),
+                    )
+                    .await?;
                 }
                 (Some(t), false) => {
-                    let p = if orphan { "auth/token/revoke-orphan" } else { "auth/token/revoke" };
+                    let p = if orphan {
+                        "auth/token/revoke-orphan"
+                    } else {
+                        "auth/token/revoke"
+                    };
                     cl.call("POST", p, Some(&json!({"token": t}))).await?;
                 }
                 (None, false) => bail!("give a token, an accessor with --accessor, or --self"),
@@ -338,15 +446,28 @@ pub async fn token(c: TokenCmd) -> Result<ExitCode> {
         TokenCmd::Capabilities { args, f } => {
             let (path, body, ep) = match args.as_slice() {
                 [p] => (p.clone(), json!({"paths": [p]}), "sys/capabilities-self"),
-                [t, p] => (p.clone(), json!({"token": t, "paths": [p]}), "sys/capabilities"),
+                [t, p] => (
+                    p.clone(),
+                    json!({"token": t, "paths": [p]}),
+                    "sys/capabilities",
+                ),
                 _ => bail!("usage: airlock token capabilities [TOKEN] PATH"),
             };
-            let v = cl.call("POST", ep, Some(&body)).await?.unwrap_or(Value::Null);
+            let v = cl
+                .call("POST", ep, Some(&body))
+                .await?
+                .unwrap_or(Value::Null);
             let caps = data_of(&v).get(&path).cloned().unwrap_or(Value::Null);
             match f.format {
                 Format::Table => println!(
                     "{}",
-                    caps.as_array().map(|a| a.iter().filter_map(Value::as_str).collect::<Vec<_>>().join(", ")).unwrap_or_default()
+                    caps.as_array()
+                        .map(|a| a
+                            .iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", "))
+                        .unwrap_or_default()
                 ),
                 _ => print(&caps, f.format)?,
             }
@@ -358,7 +479,9 @@ pub async fn token(c: TokenCmd) -> Result<ExitCode> {
 #[derive(Subcommand)]
 pub enum PolicyCmd {
     /// Write a policy from a file or `-` (stdin).
-    #[command(after_help = "Example:\n  airlock policy write app-read app-read.hcl\n  echo 'path \"secret/data/*\" { capabilities = [\"read\"] }' | airlock policy write r -")]
+    #[command(
+        after_help = "Example:\n  airlock policy write app-read app-read.hcl\n  echo 'path \"secret/data/*\" { capabilities = [\"read\"] }' | airlock policy write r -"
+    )]
     Write { name: String, file: String },
     /// Print a policy.
     #[command(after_help = "Example:\n  airlock policy read app-read")]
@@ -385,7 +508,12 @@ pub async fn policy(c: PolicyCmd) -> Result<ExitCode> {
             } else {
                 std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
             };
-            cl.call("PUT", &format!("sys/policies/acl/{name}"), Some(&json!({"policy": text}))).await?;
+            cl.call(
+                "PUT",
+                &format!("sys/policies/acl/{name}"),
+                Some(&json!({"policy": text})),
+            )
+            .await?;
             println!("Success! Uploaded policy: {name}");
         }
         PolicyCmd::Read { name, f } => {
@@ -394,12 +522,21 @@ pub async fn policy(c: PolicyCmd) -> Result<ExitCode> {
                 .await?
                 .ok_or_else(|| anyhow!("no policy named {name}"))?;
             match f.format {
-                Format::Table => print!("{}", data_of(&v).get("policy").and_then(Value::as_str).unwrap_or("")),
+                Format::Table => print!(
+                    "{}",
+                    data_of(&v)
+                        .get("policy")
+                        .and_then(Value::as_str)
+                        .unwrap_or("")
+                ),
                 _ => print(&data_of(&v), f.format)?,
             }
         }
         PolicyCmd::List(f) => {
-            let v = cl.call("LIST", "sys/policies/acl", None).await?.unwrap_or(Value::Null);
+            let v = cl
+                .call("LIST", "sys/policies/acl", None)
+                .await?
+                .unwrap_or(Value::Null);
             let keys = data_of(&v).get("keys").cloned().unwrap_or(json!([]));
             match f.format {
                 Format::Table => {
@@ -411,7 +548,8 @@ pub async fn policy(c: PolicyCmd) -> Result<ExitCode> {
             }
         }
         PolicyCmd::Delete { name } => {
-            cl.call("DELETE", &format!("sys/policies/acl/{name}"), None).await?;
+            cl.call("DELETE", &format!("sys/policies/acl/{name}"), None)
+                .await?;
             println!("Success! Deleted policy: {name}");
         }
     }
@@ -454,7 +592,12 @@ pub async fn secrets(c: SecretsCmd) -> Result<ExitCode> {
     let cl = Client::from_env()?;
     cl.require_token()?;
     match c {
-        SecretsCmd::Enable { engine, path, version, description } => {
+        SecretsCmd::Enable {
+            engine,
+            path,
+            version,
+            description,
+        } => {
             let path = path.unwrap_or_else(|| engine.clone());
             let mut b = json!({"type": engine});
             if let Some(v) = version {
@@ -463,15 +606,34 @@ pub async fn secrets(c: SecretsCmd) -> Result<ExitCode> {
             if let Some(d) = description {
                 b["description"] = json!(d);
             }
-            cl.call("POST", &format!("sys/mounts/{}", path.trim_matches('/')), Some(&b)).await?;
-            println!("Success! Enabled the {engine} secrets engine at: {}/", path.trim_matches('/'));
+            cl.call(
+                "POST",
+                &format!("sys/mounts/{}", path.trim_matches('/')),
+                Some(&b),
+            )
+            .await?;
+            println!(
+                "Success! Enabled the {engine} secrets engine at: {}/",
+                path.trim_matches('/')
+            );
         }
         SecretsCmd::Disable { path } => {
-            cl.call("DELETE", &format!("sys/mounts/{}", path.trim_matches('/')), None).await?;
-            println!("Success! Disabled the secrets engine (if it existed) at: {}/", path.trim_matches('/'));
+            cl.call(
+                "DELETE",
+                &format!("sys/mounts/{}", path.trim_matches('/')),
+                None,
+            )
+            .await?;
+            println!(
+                "Success! Disabled the secrets engine (if it existed) at: {}/",
+                path.trim_matches('/')
+            );
         }
         SecretsCmd::List(f) => {
-            let v = cl.call("GET", "sys/mounts", None).await?.unwrap_or(Value::Null);
+            let v = cl
+                .call("GET", "sys/mounts", None)
+                .await?
+                .unwrap_or(Value::Null);
             let d = data_of(&v);
             match f.format {
                 Format::Table => {
@@ -481,7 +643,9 @@ pub async fn secrets(c: SecretsCmd) -> Result<ExitCode> {
                             "{:<20} {:<8} {:<8} {}",
                             k,
                             m.get("type").and_then(Value::as_str).unwrap_or(""),
-                            m.pointer("/options/version").and_then(Value::as_str).unwrap_or("n/a"),
+                            m.pointer("/options/version")
+                                .and_then(Value::as_str)
+                                .unwrap_or("n/a"),
                             m.get("description").and_then(Value::as_str).unwrap_or("")
                         );
                     }
@@ -489,15 +653,32 @@ pub async fn secrets(c: SecretsCmd) -> Result<ExitCode> {
                 _ => print(&d, f.format)?,
             }
         }
-        SecretsCmd::Tune { path, default_lease_ttl, max_lease_ttl, description } => {
+        SecretsCmd::Tune {
+            path,
+            default_lease_ttl,
+            max_lease_ttl,
+            description,
+        } => {
             let mut b = Map::new();
-            for (k, v) in [("default_lease_ttl", default_lease_ttl), ("max_lease_ttl", max_lease_ttl), ("description", description)] {
+            for (k, v) in [
+                ("default_lease_ttl", default_lease_ttl),
+                ("max_lease_ttl", max_lease_ttl),
+                ("description", description),
+            ] {
                 if let Some(v) = v {
                     b.insert(k.into(), json!(v));
                 }
             }
-            cl.call("POST", &format!("sys/mounts/{}/tune", path.trim_matches('/')), Some(&Value::Object(b))).await?;
-            println!("Success! Tuned the secrets engine at: {}/", path.trim_matches('/'));
+            cl.call(
+                "POST",
+                &format!("sys/mounts/{}/tune", path.trim_matches('/')),
+                Some(&Value::Object(b)),
+            )
+            .await?;
+            println!(
+                "Success! Tuned the secrets engine at: {}/",
+                path.trim_matches('/')
+            );
         }
     }
     Ok(ExitCode::SUCCESS)
@@ -514,7 +695,10 @@ pub fn audit(c: AuditCmd) -> Result<ExitCode> {
     match c {
         AuditCmd::Verify { file } => match airlock_audit::verify(&file) {
             Ok(r) => {
-                println!("OK: {} entries, sequence {}..{}, chain intact", r.entries, r.first_seq, r.last_seq);
+                println!(
+                    "OK: {} entries, sequence {}..{}, chain intact",
+                    r.entries, r.first_seq, r.last_seq
+                );
                 Ok(ExitCode::SUCCESS)
             }
             Err(e) => {

@@ -23,7 +23,9 @@ pub struct Target {
 #[derive(Subcommand)]
 pub enum KvCmd {
     /// Write a new version: `key=value`, `key=@file`, `key=-` (stdin), or `-` (JSON object on stdin).
-    #[command(after_help = "Example:\n  airlock kv put secret/app user=admin password=@pw.txt\n  airlock kv put -mount=secret -cas=0 app user=admin")]
+    #[command(
+        after_help = "Example:\n  airlock kv put secret/app user=admin password=@pw.txt\n  airlock kv put -mount=secret -cas=0 app user=admin"
+    )]
     Put {
         #[command(flatten)]
         t: Target,
@@ -45,7 +47,9 @@ pub enum KvCmd {
         f: FormatArg,
     },
     /// Read a secret (latest or --version).
-    #[command(after_help = "Example:\n  airlock kv get secret/app\n  airlock kv get -field=password -version=2 secret/app")]
+    #[command(
+        after_help = "Example:\n  airlock kv get secret/app\n  airlock kv get -field=password -version=2 secret/app"
+    )]
     Get {
         #[command(flatten)]
         t: Target,
@@ -65,7 +69,9 @@ pub enum KvCmd {
         f: FormatArg,
     },
     /// Soft-delete the latest version (or --versions).
-    #[command(after_help = "Example:\n  airlock kv delete secret/app\n  airlock kv delete -versions=1,2 secret/app")]
+    #[command(
+        after_help = "Example:\n  airlock kv delete secret/app\n  airlock kv delete -versions=1,2 secret/app"
+    )]
     Delete {
         #[command(flatten)]
         t: Target,
@@ -129,7 +135,9 @@ pub enum MetaCmd {
         f: FormatArg,
     },
     /// Set max_versions, cas_required, delete_version_after, custom metadata.
-    #[command(after_help = "Example:\n  airlock kv metadata put -max-versions=5 -custom-metadata=owner=ops secret/app")]
+    #[command(
+        after_help = "Example:\n  airlock kv metadata put -max-versions=5 -custom-metadata=owner=ops secret/app"
+    )]
     Put {
         #[command(flatten)]
         t: Target,
@@ -203,14 +211,17 @@ pub fn parse_pairs(pairs: &[String]) -> Result<Map<String, Value>> {
     let mut m = Map::new();
     for p in pairs {
         if p == "-" {
-            let v: Value = serde_json::from_str(&read_stdin()?).context("stdin must hold a JSON object")?;
+            let v: Value =
+                serde_json::from_str(&read_stdin()?).context("stdin must hold a JSON object")?;
             match v {
                 Value::Object(o) => m.extend(o),
                 _ => bail!("stdin must hold a JSON object"),
             }
             continue;
         }
-        let (k, v) = p.split_once('=').ok_or_else(|| anyhow!("expected key=value, got {p:?}"))?;
+        let (k, v) = p
+            .split_once('=')
+            .ok_or_else(|| anyhow!("expected key=value, got {p:?}"))?;
         if k.is_empty() {
             bail!("empty key in {p:?}");
         }
@@ -243,12 +254,19 @@ async fn read_secret(cl: &Client, loc: &Loc, version: Option<u64>) -> Result<Opt
 }
 
 fn secret_map(loc: &Loc, v: &Value) -> Map<String, Value> {
-    let d = if loc.v2 { v.pointer("/data/data") } else { v.get("data") };
+    let d = if loc.v2 {
+        v.pointer("/data/data")
+    } else {
+        v.get("data")
+    };
     d.and_then(Value::as_object).cloned().unwrap_or_default()
 }
 
 pub async fn read_map(cl: &Client, path: &str) -> Result<Map<String, Value>> {
-    let t = Target { mount: None, path: path.to_string() };
+    let t = Target {
+        mount: None,
+        path: path.to_string(),
+    };
     let loc = resolve(cl, &t).await?;
     let v = read_secret(cl, &loc, None)
         .await?
@@ -267,10 +285,14 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
                 bail!("nothing to write: give key=value pairs");
             }
             if loc.v2 {
-                let v = cl.call("POST", &loc.api("data"), Some(&write_body(data, cas))).await?.unwrap_or(Value::Null);
+                let v = cl
+                    .call("POST", &loc.api("data"), Some(&write_body(data, cas)))
+                    .await?
+                    .unwrap_or(Value::Null);
                 print(&v.get("data").cloned().unwrap_or(Value::Null), f.format)?;
             } else {
-                cl.call("POST", &loc.api(""), Some(&Value::Object(data))).await?;
+                cl.call("POST", &loc.api(""), Some(&Value::Object(data)))
+                    .await?;
                 println!("Success! Data written to: {}", t.path);
             }
         }
@@ -281,12 +303,22 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
             }
             let data = parse_pairs(&pairs)?;
             let v = cl
-                .call_ct("PATCH", &loc.api("data"), Some(&write_body(data, cas)), Some("application/merge-patch+json"))
+                .call_ct(
+                    "PATCH",
+                    &loc.api("data"),
+                    Some(&write_body(data, cas)),
+                    Some("application/merge-patch+json"),
+                )
                 .await?
                 .unwrap_or(Value::Null);
             print(&v.get("data").cloned().unwrap_or(Value::Null), f.format)?;
         }
-        KvCmd::Get { t, version, field, f } => {
+        KvCmd::Get {
+            t,
+            version,
+            field,
+            f,
+        } => {
             let loc = resolve(&cl, &t).await?;
             let Some(v) = read_secret(&cl, &loc, version).await? else {
                 eprintln!("No value found at {}", loc.api("data"));
@@ -294,7 +326,9 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
             };
             let data = secret_map(&loc, &v);
             if let Some(fld) = field {
-                let x = data.get(&fld).ok_or_else(|| anyhow!("field {fld:?} not present in secret"))?;
+                let x = data
+                    .get(&fld)
+                    .ok_or_else(|| anyhow!("field {fld:?} not present in secret"))?;
                 match (x, f.format) {
                     (Value::String(s), Format::Table) => println!("{s}"),
                     (other, Format::Table) => println!("{other}"),
@@ -318,7 +352,11 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
         }
         KvCmd::List { t, f } => {
             let loc = resolve(&cl, &t).await?;
-            let p = if loc.v2 { loc.api("metadata") } else { loc.api("") };
+            let p = if loc.v2 {
+                loc.api("metadata")
+            } else {
+                loc.api("")
+            };
             let Some(v) = cl.call("LIST", &p, None).await? else {
                 eprintln!("No value found at {p}");
                 return Ok(ExitCode::from(2));
@@ -334,18 +372,33 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
             if versions.is_empty() {
                 cl.call("DELETE", &loc.api("data"), None).await?;
             } else {
-                cl.call("POST", &loc.api("delete"), Some(&json!({"versions": versions}))).await?;
+                cl.call(
+                    "POST",
+                    &loc.api("delete"),
+                    Some(&json!({"versions": versions})),
+                )
+                .await?;
             }
             println!("Success! Data deleted (if it existed) at: {}", t.path);
         }
         KvCmd::Undelete { t, versions } => {
             let loc = resolve(&cl, &t).await?;
-            cl.call("POST", &loc.api("undelete"), Some(&json!({"versions": versions}))).await?;
+            cl.call(
+                "POST",
+                &loc.api("undelete"),
+                Some(&json!({"versions": versions})),
+            )
+            .await?;
             println!("Success! Data written to: {}", loc.api("undelete"));
         }
         KvCmd::Destroy { t, versions } => {
             let loc = resolve(&cl, &t).await?;
-            cl.call("POST", &loc.api("destroy"), Some(&json!({"versions": versions}))).await?;
+            cl.call(
+                "POST",
+                &loc.api("destroy"),
+                Some(&json!({"versions": versions})),
+            )
+            .await?;
             println!("Success! Data written to: {}", loc.api("destroy"));
         }
         KvCmd::Rollback { t, version } => {
@@ -357,17 +410,38 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
                 .call("GET", &loc.api("metadata"), None)
                 .await?
                 .ok_or_else(|| anyhow!("no secret at {}", t.path))?;
-            let current = meta.pointer("/data/current_version").and_then(Value::as_i64).unwrap_or(0);
+            let current = meta
+                .pointer("/data/current_version")
+                .and_then(Value::as_i64)
+                .unwrap_or(0);
             let old = read_secret(&cl, &loc, Some(version))
                 .await?
                 .ok_or_else(|| anyhow!("version {version} is missing, deleted or destroyed"))?;
             let data = secret_map(&loc, &old);
-            let v = cl.call("POST", &loc.api("data"), Some(&write_body(data, Some(current)))).await?.unwrap_or(Value::Null);
-            print(&v.get("data").cloned().unwrap_or(Value::Null), Format::Table)?;
+            let v = cl
+                .call(
+                    "POST",
+                    &loc.api("data"),
+                    Some(&write_body(data, Some(current))),
+                )
+                .await?
+                .unwrap_or(Value::Null);
+            print(
+                &v.get("data").cloned().unwrap_or(Value::Null),
+                Format::Table,
+            )?;
         }
         KvCmd::Metadata(m) => return metadata(&cl, m).await,
-        KvCmd::Import { file, t, input_format } => {
-            let text = if file == "-" { read_stdin()? } else { std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))? };
+        KvCmd::Import {
+            file,
+            t,
+            input_format,
+        } => {
+            let text = if file == "-" {
+                read_stdin()?
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("reading {file}"))?
+            };
             let fmt = input_format.unwrap_or_else(|| {
                 let lower = file.to_lowercase();
                 if lower.ends_with(".json") {
@@ -379,12 +453,14 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
                 }
             });
             let data = match fmt.as_str() {
-                "json" => match serde_json::from_str::<Value>(&text).with_context(|| format!("{file}: invalid JSON"))? {
+                "json" => match serde_json::from_str::<Value>(&text)
+                    .with_context(|| format!("{file}: invalid JSON"))?
+                {
                     Value::Object(o) => o,
                     _ => bail!("{file}: must hold a JSON object"),
                 },
-                "yaml" => parse_flat_yaml(&text).with_context(|| format!("{file}"))?,
-                "dotenv" | "env" => parse_dotenv(&text).with_context(|| format!("{file}"))?,
+                "yaml" => parse_flat_yaml(&text).with_context(|| file.clone())?,
+                "dotenv" | "env" => parse_dotenv(&text).with_context(|| file.clone())?,
                 o => bail!("unknown input format {o:?} (dotenv, json, yaml)"),
             };
             if data.is_empty() {
@@ -393,15 +469,19 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
             let n = data.len();
             let loc = resolve(&cl, &t).await?;
             if loc.v2 {
-                cl.call("POST", &loc.api("data"), Some(&write_body(data, None))).await?;
+                cl.call("POST", &loc.api("data"), Some(&write_body(data, None)))
+                    .await?;
             } else {
-                cl.call("POST", &loc.api(""), Some(&Value::Object(data))).await?;
+                cl.call("POST", &loc.api(""), Some(&Value::Object(data)))
+                    .await?;
             }
             println!("Success! Imported {n} keys into {}", t.path);
         }
         KvCmd::Export { t, output } => {
             let loc = resolve(&cl, &t).await?;
-            let v = read_secret(&cl, &loc, None).await?.ok_or_else(|| anyhow!("no secret at {}", t.path))?;
+            let v = read_secret(&cl, &loc, None)
+                .await?
+                .ok_or_else(|| anyhow!("no secret at {}", t.path))?;
             let data = secret_map(&loc, &v);
             match output.as_str() {
                 "dotenv" | "env" => print!("{}", to_dotenv(&data)),
@@ -423,11 +503,20 @@ async fn metadata(cl: &Client, m: MetaCmd) -> Result<ExitCode> {
                 return Ok(ExitCode::from(2));
             };
             match f.format {
-                Format::Table => print(&v.get("data").cloned().unwrap_or(Value::Null), Format::Table)?,
+                Format::Table => print(
+                    &v.get("data").cloned().unwrap_or(Value::Null),
+                    Format::Table,
+                )?,
                 fmt => print(&v, fmt)?,
             }
         }
-        MetaCmd::Put { t, max_versions, cas_required, delete_version_after, custom_metadata } => {
+        MetaCmd::Put {
+            t,
+            max_versions,
+            cas_required,
+            delete_version_after,
+            custom_metadata,
+        } => {
             let loc = resolve(cl, &t).await?;
             let mut b = Map::new();
             if let Some(x) = max_versions {
@@ -442,18 +531,24 @@ async fn metadata(cl: &Client, m: MetaCmd) -> Result<ExitCode> {
             if !custom_metadata.is_empty() {
                 let mut cm = Map::new();
                 for it in &custom_metadata {
-                    let (k, v) = it.split_once('=').ok_or_else(|| anyhow!("expected key=value, got {it:?}"))?;
+                    let (k, v) = it
+                        .split_once('=')
+                        .ok_or_else(|| anyhow!("expected key=value, got {it:?}"))?;
                     cm.insert(k.into(), json!(v));
                 }
                 b.insert("custom_metadata".into(), Value::Object(cm));
             }
-            cl.call("POST", &loc.api("metadata"), Some(&Value::Object(b))).await?;
+            cl.call("POST", &loc.api("metadata"), Some(&Value::Object(b)))
+                .await?;
             println!("Success! Data written to: {}", loc.api("metadata"));
         }
         MetaCmd::Delete { t } => {
             let loc = resolve(cl, &t).await?;
             cl.call("DELETE", &loc.api("metadata"), None).await?;
-            println!("Success! Data deleted (if it existed) at: {}", loc.api("metadata"));
+            println!(
+                "Success! Data deleted (if it existed) at: {}",
+                loc.api("metadata")
+            );
         }
     }
     Ok(ExitCode::SUCCESS)

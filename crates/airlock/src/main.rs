@@ -37,7 +37,9 @@ pub struct FormatArg {
 #[derive(Subcommand)]
 enum Command {
     /// Run the server.
-    #[command(after_help = "Examples:\n  airlock server --dev\n  airlock server --config airlock.toml")]
+    #[command(
+        after_help = "Examples:\n  airlock server --dev\n  airlock server --config airlock.toml"
+    )]
     Server(server::ServerArgs),
     /// Show seal status of the server at AIRLOCK_ADDR.
     #[command(after_help = "Example:\n  airlock status --format json")]
@@ -46,7 +48,9 @@ enum Command {
     #[command(subcommand)]
     Operator(cmd::OperatorCmd),
     /// Store a token in ~/.airlock-token after checking it.
-    #[command(after_help = "Example:\n  airlock login alt_...   (or: echo $TOKEN | airlock login -)")]
+    #[command(
+        after_help = "Example:\n  airlock login alt_...   (or: echo $TOKEN | airlock login -)"
+    )]
     Login {
         /// The token; `-` or absent reads it from standard input.
         token: Option<String>,
@@ -88,8 +92,15 @@ fn normalize_args() -> Vec<std::ffi::OsString> {
         let bytes = s.as_bytes();
         let long_single = bytes.len() > 2
             && bytes.first() == Some(&b'-')
-            && bytes.get(1).map(|c| c.is_ascii_alphabetic()).unwrap_or(false)
-            && (s.contains('=') || bytes.get(2).map(|c| c.is_ascii_alphabetic() || *c == b'-').unwrap_or(false));
+            && bytes
+                .get(1)
+                .map(|c| c.is_ascii_alphabetic())
+                .unwrap_or(false)
+            && (s.contains('=')
+                || bytes
+                    .get(2)
+                    .map(|c| c.is_ascii_alphabetic() || *c == b'-')
+                    .unwrap_or(false));
         if long_single {
             out.push(format!("-{s}").into());
         } else {
@@ -101,7 +112,10 @@ fn normalize_args() -> Vec<std::ffi::OsString> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse_from(normalize_args());
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start runtime: {e}");

@@ -36,7 +36,10 @@ pub fn table(v: &Value) -> String {
     match v {
         Value::Object(m) => {
             let w = m.keys().map(|k| k.len()).max().unwrap_or(3).max(3);
-            out.push_str(&format!("{:<w$}    {}\n{:<w$}    {}\n", "Key", "Value", "---", "-----"));
+            out.push_str(&format!(
+                "{:<w$}    {}\n{:<w$}    {}\n",
+                "Key", "Value", "---", "-----"
+            ));
             for (k, val) in m {
                 out.push_str(&format!("{k:<w$}    {}\n", scalar(val)));
             }
@@ -58,8 +61,12 @@ pub fn table(v: &Value) -> String {
 
 fn yaml_str(s: &str) -> String {
     let plain = !s.is_empty()
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_./@".contains(c))
-        && !matches!(s, "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~")
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./@".contains(c))
+        && !matches!(
+            s,
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~"
+        )
         && s.parse::<f64>().is_err();
     if plain {
         s.to_string()
@@ -126,20 +133,29 @@ pub fn parse_flat_yaml(text: &str) -> Result<serde_json::Map<String, Value>> {
             continue;
         }
         if t.starts_with(' ') || t.starts_with('\t') || t.trim_start().starts_with("- ") {
-            bail!("line {}: only a flat `key: value` mapping can be imported", i + 1);
+            bail!(
+                "line {}: only a flat `key: value` mapping can be imported",
+                i + 1
+            );
         }
         let Some((k, v)) = t.split_once(':') else {
             bail!("line {}: expected `key: value`", i + 1);
         };
         let k = unquote(k.trim());
         let v = v.trim();
-        let v = if let Some(idx) = v.find(" #").filter(|_| !v.starts_with('"') && !v.starts_with('\'')) {
+        let v = if let Some(idx) = v
+            .find(" #")
+            .filter(|_| !v.starts_with('"') && !v.starts_with('\''))
+        {
             v[..idx].trim()
         } else {
             v
         };
         if v.is_empty() || v == "|" || v == ">" {
-            bail!("line {}: value of {k:?} is empty or multi-line; not supported", i + 1);
+            bail!(
+                "line {}: value of {k:?} is empty or multi-line; not supported",
+                i + 1
+            );
         }
         m.insert(k, Value::String(unquote(v)));
     }
@@ -169,7 +185,11 @@ pub fn parse_dotenv(text: &str) -> Result<serde_json::Map<String, Value>> {
             bail!("line {}: expected KEY=value", i + 1);
         };
         let k = k.trim();
-        if k.is_empty() || !k.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-') {
+        if k.is_empty()
+            || !k
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.' || c == '-')
+        {
             bail!("line {}: invalid key {k:?}", i + 1);
         }
         let v = v.trim();
@@ -194,7 +214,10 @@ pub fn to_dotenv(m: &serde_json::Map<String, Value>) -> String {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        out.push_str(&format!("{k}={}\n", serde_json::to_string(&s).unwrap_or_default()));
+        out.push_str(&format!(
+            "{k}={}\n",
+            serde_json::to_string(&s).unwrap_or_default()
+        ));
     }
     out
 }
@@ -207,7 +230,10 @@ mod tests {
     #[test]
     fn dotenv_roundtrip() {
         let m = parse_dotenv("# c\nexport A=1\nB=\"x y\"\nC='q' \nD=plain # comment\n").unwrap();
-        assert_eq!(Value::Object(m.clone()), json!({"A":"1","B":"x y","C":"q","D":"plain"}));
+        assert_eq!(
+            Value::Object(m.clone()),
+            json!({"A":"1","B":"x y","C":"q","D":"plain"})
+        );
         let again = parse_dotenv(&to_dotenv(&m)).unwrap();
         assert_eq!(again, m);
     }
@@ -221,6 +247,9 @@ mod tests {
 
     #[test]
     fn yaml_output_quotes_ambiguous() {
-        assert_eq!(yaml(&json!({"a": "true", "b": "x"}), 0), "a: \"true\"\nb: x\n");
+        assert_eq!(
+            yaml(&json!({"a": "true", "b": "x"}), 0),
+            "a: \"true\"\nb: x\n"
+        );
     }
 }

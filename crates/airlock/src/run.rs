@@ -11,7 +11,9 @@ use zeroize::Zeroizing;
 use crate::client::Client;
 
 #[derive(Args)]
-#[command(after_help = "Examples:\n  airlock run --path secret/voice/prod -- python agent.py\n  airlock run --path secret/base --path secret/voice/prod --only OPENAI_API_KEY,DB_URL -- ./serve\n  airlock run --path secret/app --prefix APP_ -- env")]
+#[command(
+    after_help = "Examples:\n  airlock run --path secret/voice/prod -- python agent.py\n  airlock run --path secret/base --path secret/voice/prod --only OPENAI_API_KEY,DB_URL -- ./serve\n  airlock run --path secret/app --prefix APP_ -- env"
+)]
 pub struct RunArgs {
     /// KV path to load (repeatable; later paths override earlier ones).
     #[arg(long = "path", required = true)]
@@ -41,7 +43,9 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     cl.require_token()?;
     let mut env: Vec<(String, Zeroizing<String>)> = Vec::new();
     for p in &a.paths {
-        let m = crate::kv::read_map(&cl, p).await.with_context(|| format!("loading {p}"))?;
+        let m = crate::kv::read_map(&cl, p)
+            .await
+            .with_context(|| format!("loading {p}"))?;
         for (k, v) in m {
             if !a.only.is_empty() && !a.only.iter().any(|o| o == &k) {
                 continue;

@@ -97,15 +97,31 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
     if a.dev {
         let init = server.dev_init().await.map_err(|e| anyhow!(e))?;
         use base64::Engine;
-        println!("Airlock dev server: in-memory store, initialised and unsealed. Data is lost at exit.");
+        println!(
+            "Airlock dev server: in-memory store, initialised and unsealed. Data is lost at exit."
+        );
         println!("Never use dev mode in production.\n");
-        println!("Unseal key (base64): {}", base64::engine::general_purpose::STANDARD.encode(init.unseal_key.as_slice()));
+        println!(
+            "Unseal key (base64): {}",
+            base64::engine::general_purpose::STANDARD.encode(init.unseal_key.as_slice())
+        );
         println!("Root token: {}\n", init.root_token.as_str());
-        println!("export AIRLOCK_ADDR={scheme}://{addr} AIRLOCK_TOKEN={}", init.root_token.as_str());
-        println!("export VAULT_ADDR={scheme}://{addr} VAULT_TOKEN={}", init.root_token.as_str());
-    } else if core.try_auto_unseal().await.map_err(|e| anyhow!(e.errors.join("; ")))? {
+        println!(
+            "export AIRLOCK_ADDR={scheme}://{addr} AIRLOCK_TOKEN={}",
+            init.root_token.as_str()
+        );
+        println!(
+            "export VAULT_ADDR={scheme}://{addr} VAULT_TOKEN={}",
+            init.root_token.as_str()
+        );
+    } else if core
+        .try_auto_unseal()
+        .await
+        .map_err(|e| anyhow!(e.errors.join("; ")))?
+    {
         tracing::info!("auto-unsealed with the configured key");
     }
+    println!("Listening on {scheme}://{addr}");
     tracing::info!(address = %addr, tls = server.is_tls(), startup_ms = started.elapsed().as_millis() as u64, "listening");
     use std::io::Write;
     let _ = std::io::stdout().flush();

@@ -1,1 +1,10 @@
+//! End-to-end tests: the real `airlock` binary, real clients (hvac, the `bao` CLI), and a
+//! real OpenBao for differential compatibility. One test binary for the whole area.
 
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+mod api;
+mod cli;
+mod clients;
+mod durability;
+mod util;

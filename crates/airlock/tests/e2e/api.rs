@@ -1,0 +1,463 @@
+//! HTTP-level behaviour: envelopes, policies, tokens, seal/unseal, bad input.
+
+use serde_json::json;
+
+use crate::util::*;
+
+#[test]
+fn kv_v2_roundtrip_and_envelope() {
+    let p = start_dev();
+    let w = req(
+        &p,
+        "POST",
+        "/v1/secret/data/app/config",
+        Some(json!({"data": {"user": "admin", "n": 3}})),
+    );
+    assert_eq!(w.status, 200, "{:?}", w.body);
+    assert_eq!(w.body["data"]["version"], 1);
+    assert!(w.headers.to_lowercase().contains("cache-control: no-store"));
+    let r = req(&p, "GET", "/v1/secret/data/app/config", None);
+    assert_eq!(r.status, 200);
+    assert_eq!(r.body["data"]["data"], json!({"user": "admin", "n": 3}));
+    for k in [
+        "request_id",
+        "lease_id",
+        "renewable",
+        "lease_duration",
+        "data",
+        "wrap_info",
+        "warnings",
+        "auth",
+    ] {
+        assert!(r.body.get(k).is_some(), "envelope misses {k}");
+    }
+    // LIST both ways.
+    let l1 = req(&p, "LIST", "/v1/secret/metadata/app", None);
+    let l2 = req(&p, "GET", "/v1/secret/metadata/app/?list=true", None);
+    assert_eq!(l1.body["data"]["keys"], json!(["config"]));
+    assert_eq!(l1.body["data"], l2.body["data"]);
+    // Soft delete → 404 with envelope and metadata.
+    assert_eq!(
+        req(&p, "DELETE", "/v1/secret/data/app/config", None).status,
+        204
+    );
+    let d = req(&p, "GET", "/v1/secret/data/app/config", None);
+    assert_eq!(d.status, 404);
+    assert!(d.body["data"]["data"].is_null());
+    assert!(
+        d.body["data"]["metadata"]["deletion_time"]
+            .as_str()
+            .unwrap()
+            .len()
+            > 10
+    );
+    // CAS.
+    let c = req(
+        &p,
+        "POST",
+        "/v1/secret/data/app/config",
+        Some(json!({"data": {"a": "b"}, "options": {"cas": 0}})),
+    );
+    assert_eq!(c.status, 400);
+    assert_eq!(
+        c.body["errors"][0],
+        "check-and-set parameter did not match the current version"
+    );
+    // Missing key.
+    let m = req(&p, "GET", "/v1/secret/data/nope", None);
+    assert_eq!((m.status, m.body.clone()), (404, json!({"errors": []})));
+}
+
+#[test]
+fn policies_and_tokens_enforce_access() {
+    let p = start_dev();
+    let pol = r#"
+path "secret/data/app/*" { capabilities = ["create", "read", "update"] }
+path "secret/data/app/admin" { capabilities = ["deny"] }
+"#;
+    assert_eq!(
+        req(
+            &p,
+            "PUT",
+            "/v1/sys/policies/acl/app",
+            Some(json!({"policy": pol}))
+        )
+        .status,
+        204
+    );
+    let t = req(
+        &p,
+        "POST",
+        "/v1/auth/token/create",
+        Some(json!({"policies": ["app"], "ttl": "1h"})),
+    );
+    assert_eq!(t.status, 200, "{:?}", t.body);
+    let tok = t.body["auth"]["client_token"].as_str().unwrap().to_string();
+    assert!(tok.starts_with("alt_"));
+    assert_eq!(t.body["auth"]["policies"], json!(["app", "default"]));
+    assert_eq!(
+        with_token(
+            &p,
+            &tok,
+            "POST",
+            "/v1/secret/data/app/x",
+            Some(json!({"data": {"k": "v"}}))
+        )
+        .status,
+        200
+    );
+    assert_eq!(
+        with_token(&p, &tok, "GET", "/v1/secret/data/app/x", None).status,
+        200
+    );
+    let denied = with_token(&p, &tok, "GET", "/v1/secret/data/app/admin", None);
+    assert_eq!(denied.status, 403);
+    assert_eq!(
+        denied.body["errors"][0],
+        "1 error occurred:\n\t* permission denied\n\n"
+    );
+    assert_eq!(
+        with_token(&p, &tok, "GET", "/v1/sys/mounts", None).status,
+        403
+    );
+    let bad = with_token(&p, "alt_bogus", "GET", "/v1/auth/token/lookup-self", None);
+    assert_eq!(
+        (bad.status, bad.body["errors"][0].clone()),
+        (403, json!("permission denied"))
+    );
+    // Child tokens die with their parent.
+    let child = with_token(
+        &p,
+        &tok,
+        "POST",
+        "/v1/auth/token/create",
+        Some(json!({"policies": ["app"]})),
+    );
+    assert_eq!(child.status, 200, "{:?}", child.body);
+    let ctok = child.body["auth"]["client_token"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert_eq!(
+        req(
+            &p,
+            "POST",
+            "/v1/auth/token/revoke",
+            Some(json!({"token": tok}))
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        with_token(&p, &ctok, "GET", "/v1/auth/token/lookup-self", None).status,
+        403
+    );
+    // num_uses.
+    let u = req(
+        &p,
+        "POST",
+        "/v1/auth/token/create",
+        Some(json!({"policies": ["app"], "num_uses": 2})),
+    );
+    let utok = u.body["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        with_token(&p, &utok, "GET", "/v1/auth/token/lookup-self", None).body["data"]["num_uses"],
+        1
+    );
+    assert_eq!(
+        with_token(&p, &utok, "GET", "/v1/auth/token/lookup-self", None).body["data"]["num_uses"],
+        -1
+    );
+    assert_eq!(
+        with_token(&p, &utok, "GET", "/v1/auth/token/lookup-self", None).status,
+        403
+    );
+    // Capabilities.
+    let caps = req(
+        &p,
+        "POST",
+        "/v1/sys/capabilities",
+        Some(json!({"token": ctok, "paths": ["secret/data/app/x"]})),
+    );
+    assert_eq!(
+        caps.status, 400,
+        "revoked token has no capabilities: {:?}",
+        caps.body
+    );
+}
+
+#[test]
+fn bad_input_gets_clear_errors_and_server_keeps_serving() {
+    let p = start_dev();
+    let r = http(
+        &p.addr,
+        "POST",
+        "/v1/secret/data/x",
+        Some("root"),
+        Some(b"{not json"),
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    assert!(r.body["errors"][0]
+        .as_str()
+        .unwrap()
+        .starts_with("failed to parse JSON input"));
+    let r = http(
+        &p.addr,
+        "POST",
+        "/v1/secret/data/x",
+        Some("root"),
+        Some(b"[1,2]"),
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    let r = http(
+        &p.addr,
+        "POST",
+        "/v1/secret/data/x",
+        Some("root"),
+        Some(&[0xff, 0xfe, b'{']),
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    let r = req(
+        &p,
+        "POST",
+        "/v1/secret/data/x",
+        Some(json!({"data": "str"})),
+    );
+    assert_eq!(r.status, 400);
+    let big = vec![b'a'; 33 * 1024 * 1024];
+    let r = http(
+        &p.addr,
+        "POST",
+        "/v1/secret/data/x",
+        Some("root"),
+        Some(&big),
+        &[],
+    );
+    assert_eq!(r.status, 413);
+    let r = http(
+        &p.addr,
+        "GET",
+        "/v1/secret/data/../../sys/mounts",
+        Some("root"),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    let r = http(
+        &p.addr,
+        "GET",
+        "/v1/secret/data/%2e%2e/x",
+        Some("root"),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    let r = http(
+        &p.addr,
+        "GET",
+        "/v1/secret/data/%ff%fe",
+        Some("root"),
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    let long = format!("/v1/secret/data/{}", "a/".repeat(5000));
+    let r = http(&p.addr, "GET", &long, Some("root"), None, &[]);
+    assert!(r.status == 414 || r.status == 400, "{}", r.status);
+    let r = req(&p, "GET", "/v1/nosuchmount/data/x", None);
+    assert_eq!(
+        r.body["errors"][0],
+        "no handler for route \"nosuchmount/data/x\". route entry not found."
+    );
+    // Thousands of keys in one secret.
+    let mut m = serde_json::Map::new();
+    for i in 0..5000 {
+        m.insert(format!("k{i}"), json!(i));
+    }
+    let r = req(&p, "POST", "/v1/secret/data/many", Some(json!({"data": m})));
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        req(&p, "GET", "/v1/secret/data/many", None).body["data"]["data"]
+            .as_object()
+            .unwrap()
+            .len(),
+        5000
+    );
+    // PATCH without merge-patch content type.
+    let r = req(
+        &p,
+        "PATCH",
+        "/v1/secret/data/many",
+        Some(json!({"data": {"k1": 2}})),
+    );
+    assert_eq!(r.status, 415);
+    // Still serving.
+    assert_eq!(req(&p, "GET", "/v1/sys/health", None).status, 200);
+}
+
+#[test]
+fn init_unseal_seal_and_restart() {
+    let dir = tempdir("seal");
+    let cfg = dir.join("airlock.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listener]\naddress = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n",
+            dir.join("data.db").display()
+        ),
+    )
+    .unwrap();
+    let p = start_config(&cfg);
+    let h = req(&p, "GET", "/v1/sys/health", None);
+    assert_eq!(h.status, 501);
+    assert_eq!(
+        req(&p, "GET", "/v1/sys/init", None).body,
+        json!({"initialized": false})
+    );
+    let init = req(
+        &p,
+        "PUT",
+        "/v1/sys/init",
+        Some(json!({"secret_shares": 3, "secret_threshold": 2})),
+    );
+    assert_eq!(init.status, 200, "{:?}", init.body);
+    let keys: Vec<String> = init.body["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let b64: Vec<String> = init.body["keys_base64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let root = init.body["root_token"].as_str().unwrap().to_string();
+    assert_eq!(keys.len(), 3);
+    assert_eq!(
+        req(
+            &p,
+            "PUT",
+            "/v1/sys/init",
+            Some(json!({"secret_shares": 1, "secret_threshold": 1}))
+        )
+        .body["errors"][0],
+        "Vault is already initialized"
+    );
+    let mut p = p;
+    p.token = Some(root.clone());
+    assert_eq!(
+        req(
+            &p,
+            "POST",
+            "/v1/sys/mounts/kv",
+            Some(json!({"type": "kv", "options": {"version": "2"}}))
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        req(
+            &p,
+            "POST",
+            "/v1/kv/data/a",
+            Some(json!({"data": {"x": "1"}}))
+        )
+        .status,
+        200
+    );
+    assert_eq!(req(&p, "POST", "/v1/sys/rotate", None).status, 204);
+    assert_eq!(
+        req(&p, "GET", "/v1/sys/key-status", None).body["data"]["term"],
+        2
+    );
+    assert_eq!(
+        req(
+            &p,
+            "POST",
+            "/v1/kv/data/b",
+            Some(json!({"data": {"y": "2"}}))
+        )
+        .status,
+        200
+    );
+    assert_eq!(req(&p, "PUT", "/v1/sys/seal", None).status, 204);
+    let s = req(&p, "GET", "/v1/kv/data/a", None);
+    assert_eq!(
+        (s.status, s.body.clone()),
+        (503, json!({"errors": ["Vault is sealed"]}))
+    );
+    assert_eq!(req(&p, "GET", "/v1/sys/health", None).status, 503);
+    // Wrong key, reset, then two good shares (hex and base64).
+    let bad = req(
+        &p,
+        "PUT",
+        "/v1/sys/unseal",
+        Some(json!({"key": "00".repeat(33)})),
+    );
+    assert_eq!(
+        bad.status, 200,
+        "a wrong share only fails once the threshold is reached: {:?}",
+        bad.body
+    );
+    assert_eq!(
+        req(&p, "PUT", "/v1/sys/unseal", Some(json!({"reset": true}))).body["progress"],
+        0
+    );
+    let u1 = req(&p, "PUT", "/v1/sys/unseal", Some(json!({"key": keys[0]})));
+    assert_eq!(
+        (u1.body["sealed"].clone(), u1.body["progress"].clone()),
+        (json!(true), json!(1))
+    );
+    let u2 = req(&p, "PUT", "/v1/sys/unseal", Some(json!({"key": b64[2]})));
+    assert_eq!(u2.body["sealed"], json!(false), "{:?}", u2.body);
+    assert_eq!(
+        req(&p, "GET", "/v1/kv/data/a", None).body["data"]["data"]["x"],
+        "1"
+    );
+    // Restart: sealed, data survives unseal.
+    drop(p);
+    let mut p = start_config(&cfg);
+    p.token = Some(root);
+    assert_eq!(
+        req(&p, "GET", "/v1/sys/seal-status", None).body["sealed"],
+        true
+    );
+    req(&p, "PUT", "/v1/sys/unseal", Some(json!({"key": keys[1]})));
+    req(&p, "PUT", "/v1/sys/unseal", Some(json!({"key": keys[2]})));
+    assert_eq!(
+        req(&p, "GET", "/v1/kv/data/b", None).body["data"]["data"]["y"],
+        "2"
+    );
+    // No secret value in the database file.
+    let db = std::fs::read(dir.join("data.db")).unwrap_or_default();
+    let wal = std::fs::read(dir.join("data.db-wal")).unwrap_or_default();
+    for hay in [db, wal] {
+        assert!(
+            !hay.windows(7).any(|w| w == b"\"x\":\"1\""),
+            "plaintext found in storage"
+        );
+    }
+}
+
+#[test]
+fn metrics_and_leader() {
+    let p = start_dev();
+    req(&p, "GET", "/v1/sys/health", None);
+    let m = req(&p, "GET", "/v1/sys/metrics?format=prometheus", None);
+    assert_eq!(m.status, 200);
+    let text = String::from_utf8_lossy(&m.raw);
+    assert!(text.contains("airlock_requests_total"), "{text}");
+    assert_eq!(
+        req(&p, "GET", "/v1/sys/leader", None).body["ha_enabled"],
+        false
+    );
+    assert_eq!(
+        http(&p.addr, "GET", "/v1/sys/metrics", None, None, &[]).status,
+        403
+    );
+}

@@ -1,0 +1,183 @@
+//! The `airlock` CLI against a dev server, including `airlock run`.
+
+use crate::util::*;
+
+#[test]
+fn kv_cli_flow() {
+    let p = start_dev();
+    let (c, out, err) = cli(
+        &p,
+        &[
+            "kv",
+            "put",
+            "secret/app",
+            "user=admin",
+            "password=s3cr3t-value",
+        ],
+        None,
+    );
+    assert_eq!(c, 0, "{out}{err}");
+    let (c, out, _) = cli(&p, &["kv", "get", "-field=password", "secret/app"], None);
+    assert_eq!((c, out.trim()), (0, "s3cr3t-value"));
+    let (c, _, _) = cli(
+        &p,
+        &["kv", "put", "-mount=secret", "-cas=1", "app", "user=root"],
+        None,
+    );
+    assert_eq!(c, 0);
+    let (c, _, err) = cli(
+        &p,
+        &["kv", "put", "-mount=secret", "-cas=1", "app", "user=x"],
+        None,
+    );
+    assert_ne!(c, 0);
+    assert!(err.contains("check-and-set"), "{err}");
+    let (c, out, _) = cli(
+        &p,
+        &["kv", "get", "-version=1", "-format=json", "secret/app"],
+        None,
+    );
+    assert_eq!(c, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["data"]["data"]["user"], "admin");
+    let (c, _, _) = cli(&p, &["kv", "patch", "secret/app", "extra=1"], None);
+    assert_eq!(c, 0);
+    let (c, _, _) = cli(&p, &["kv", "rollback", "-version=1", "secret/app"], None);
+    assert_eq!(c, 0);
+    let (_, out, _) = cli(&p, &["kv", "get", "-field=user", "secret/app"], None);
+    assert_eq!(out.trim(), "admin");
+    let (c, out, _) = cli(&p, &["kv", "list", "secret/"], None);
+    assert_eq!(c, 0);
+    assert!(out.contains("app"));
+    let (c, out, _) = cli(
+        &p,
+        &["kv", "metadata", "get", "-format=json", "secret/app"],
+        None,
+    );
+    assert_eq!(c, 0, "{out}");
+    let (c, _, _) = cli(&p, &["kv", "delete", "secret/app"], None);
+    assert_eq!(c, 0);
+    let (c, _, _) = cli(&p, &["kv", "get", "secret/app"], None);
+    assert_ne!(c, 0);
+    let (c, _, _) = cli(&p, &["kv", "undelete", "-versions=4", "secret/app"], None);
+    assert_eq!(c, 0);
+    let (c, _, _) = cli(&p, &["kv", "get", "secret/app"], None);
+    assert_eq!(c, 0);
+    // Import / export.
+    let dir = tempdir("cli");
+    let env = dir.join("app.env");
+    std::fs::write(&env, "export A=1\nB=\"two words\"\n# comment\n").unwrap();
+    let (c, _, err) = cli(
+        &p,
+        &["kv", "import", env.to_str().unwrap(), "secret/imported"],
+        None,
+    );
+    assert_eq!(c, 0, "{err}");
+    let (c, out, _) = cli(
+        &p,
+        &["kv", "export", "secret/imported", "--as", "json"],
+        None,
+    );
+    assert_eq!(c, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v, serde_json::json!({"A": "1", "B": "two words"}));
+    // Policies and tokens.
+    let (c, _, err) = cli(
+        &p,
+        &["policy", "write", "ro", "-"],
+        Some("path \"secret/data/*\" { capabilities = [\"read\"] }"),
+    );
+    assert_eq!(c, 0, "{err}");
+    let (c, out, _) = cli(
+        &p,
+        &["token", "create", "-policy=ro", "-ttl=10m", "-format=json"],
+        None,
+    );
+    assert_eq!(c, 0);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tok = v["auth"]["client_token"].as_str().unwrap().to_string();
+    let (c, out, _) = cli(&p, &["token", "capabilities", &tok, "secret/data/x"], None);
+    assert_eq!((c, out.trim()), (0, "read"));
+    let (c, _, _) = cli(&p, &["token", "revoke", &tok], None);
+    assert_eq!(c, 0);
+    let (c, _, err) = cli(&p, &["kv", "get", "nosuch/x"], None);
+    assert_ne!(c, 0);
+    assert_eq!(err.lines().count(), 1, "errors are one line: {err}");
+}
+
+#[test]
+fn run_injects_env_and_passes_exit_code() {
+    let p = start_dev();
+    cli(&p, &["kv", "put", "secret/base", "A=base", "B=base"], None);
+    cli(
+        &p,
+        &["kv", "put", "secret/prod", "B=prod-value", "C=c"],
+        None,
+    );
+    let (c, out, err) = cli(
+        &p,
+        &[
+            "run",
+            "--path",
+            "secret/base",
+            "--path",
+            "secret/prod",
+            "--",
+            "sh",
+            "-c",
+            "echo A=$A B=$B C=$C T=${AIRLOCK_TOKEN:-none}; exit 7",
+        ],
+        None,
+    );
+    assert_eq!(c, 7, "{err}");
+    assert_eq!(out.trim(), "A=base B=prod-value C=c T=none");
+    assert!(!err.contains("prod-value"), "values must not be printed");
+    let (c, out, _) = cli(
+        &p,
+        &[
+            "run",
+            "--path",
+            "secret/prod",
+            "--only",
+            "C",
+            "--prefix",
+            "X_",
+            "--",
+            "sh",
+            "-c",
+            "echo ${X_C}-${X_B:-unset}",
+        ],
+        None,
+    );
+    assert_eq!((c, out.trim()), (0, "c-unset"));
+    // Signals are forwarded: the child traps TERM and exits 42.
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "run",
+            "--path",
+            "secret/prod",
+            "--",
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done",
+        ])
+        .env("AIRLOCK_ADDR", &p.addr)
+        .env("AIRLOCK_TOKEN", "root")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(42));
+}

@@ -1,0 +1,306 @@
+//! Test support: start `airlock` processes, talk HTTP/1.1 to them, find external services.
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::TcpStream;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_airlock")
+}
+
+pub fn in_ci() -> bool {
+    std::env::var_os("CI").is_some()
+}
+
+/// Root of the repository (two levels above this crate).
+pub fn repo_root() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// A dependency the test needs. In CI a missing one fails the test; elsewhere it skips.
+/// Returns false when the test should return early.
+pub fn require(what: &str, ok: bool) -> bool {
+    if ok {
+        return true;
+    }
+    if in_ci() {
+        panic!("{what} is required in CI but is not available");
+    }
+    eprintln!("SKIPPED: {what} is not available on this machine");
+    false
+}
+
+pub fn tempdir(tag: &str) -> PathBuf {
+    let d = std::env::temp_dir().join(format!(
+        "airlock-e2e-{tag}-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    ));
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// A running `airlock server` child process, killed on drop.
+pub struct Proc {
+    pub child: Child,
+    pub addr: String,
+    pub token: Option<String>,
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn wait_for_listen(child: &mut Child) -> (String, Vec<String>) {
+    let stdout = child.stdout.take().expect("stdout piped");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let mut lines = Vec::new();
+        for line in BufReader::new(stdout).lines() {
+            let Ok(line) = line else { break };
+            lines.push(line.clone());
+            if let Some(addr) = line.strip_prefix("Listening on ") {
+                let _ = tx.send((addr.trim().to_string(), lines.clone()));
+            }
+        }
+    });
+    rx.recv_timeout(Duration::from_secs(20))
+        .expect("server did not print its listen address within 20s")
+}
+
+pub fn start_dev() -> Proc {
+    let mut child = Command::new(bin())
+        .args([
+            "server",
+            "--dev",
+            "--dev-listen-address",
+            "127.0.0.1:0",
+            "--dev-root-token-id",
+            "root",
+            "--log-level",
+            "warn",
+        ])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn airlock");
+    let (addr, lines) = wait_for_listen(&mut child);
+    assert!(lines.iter().any(|l| l.starts_with("Unseal key (base64): ")));
+    Proc {
+        child,
+        addr,
+        token: Some("root".into()),
+    }
+}
+
+pub fn start_config(config: &Path) -> Proc {
+    let mut child = Command::new(bin())
+        .args(["server", "--config"])
+        .arg(config)
+        .args(["--log-level", "warn"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("spawn airlock");
+    let (addr, _) = wait_for_listen(&mut child);
+    Proc {
+        child,
+        addr,
+        token: None,
+    }
+}
+
+pub struct Resp {
+    pub status: u16,
+    pub body: Value,
+    pub raw: Vec<u8>,
+    pub headers: String,
+}
+
+/// One HTTP/1.1 request with `Connection: close`.
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&[u8]>,
+    extra: &[(&str, &str)],
+) -> Resp {
+    let hostport = addr.trim_start_matches("http://");
+    let mut s = TcpStream::connect(hostport).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(30))).unwrap();
+    let body = body.unwrap_or_default();
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {hostport}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    if let Some(t) = token {
+        req.push_str(&format!("X-Vault-Token: {t}\r\n"));
+    }
+    for (k, v) in extra {
+        req.push_str(&format!("{k}: {v}\r\n"));
+    }
+    req.push_str("\r\n");
+    s.write_all(req.as_bytes()).unwrap();
+    let _ = s.write_all(body);
+    let mut buf = Vec::new();
+    let _ = s.read_to_end(&mut buf);
+    let split = buf
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .expect("no header end");
+    let headers = String::from_utf8_lossy(&buf[..split]).to_string();
+    let mut payload = buf[split + 4..].to_vec();
+    if headers
+        .to_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        payload = dechunk(&payload);
+    }
+    let status: u16 = headers.split_whitespace().nth(1).unwrap().parse().unwrap();
+    let body = serde_json::from_slice(&payload).unwrap_or(Value::Null);
+    Resp {
+        status,
+        body,
+        raw: payload,
+        headers,
+    }
+}
+
+fn dechunk(mut b: &[u8]) -> Vec<u8> {
+    let mut out = Vec::new();
+    while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
+        let n = usize::from_str_radix(String::from_utf8_lossy(&b[..i]).trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&b[i + 2..i + 2 + n]);
+        b = &b[i + 2 + n + 2..];
+    }
+    out
+}
+
+pub fn req(p: &Proc, method: &str, path: &str, body: Option<Value>) -> Resp {
+    let b = body.map(|v| serde_json::to_vec(&v).unwrap());
+    http(&p.addr, method, path, p.token.as_deref(), b.as_deref(), &[])
+}
+
+pub fn with_token(p: &Proc, token: &str, method: &str, path: &str, body: Option<Value>) -> Resp {
+    let b = body.map(|v| serde_json::to_vec(&v).unwrap());
+    http(&p.addr, method, path, Some(token), b.as_deref(), &[])
+}
+
+/// Runs the airlock CLI against `p`; returns (exit code, stdout, stderr).
+pub fn cli(p: &Proc, args: &[&str], stdin: Option<&str>) -> (i32, String, String) {
+    let mut c = Command::new(bin());
+    c.args(args)
+        .env("AIRLOCK_ADDR", &p.addr)
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    if let Some(t) = &p.token {
+        c.env("AIRLOCK_TOKEN", t);
+    }
+    let mut child = c.spawn().unwrap();
+    if let Some(s) = stdin {
+        child.stdin.take().unwrap().write_all(s.as_bytes()).unwrap();
+    } else {
+        drop(child.stdin.take());
+    }
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).to_string(),
+        String::from_utf8_lossy(&out.stderr).to_string(),
+    )
+}
+
+pub fn wait_until(what: &str, timeout: Duration, mut f: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while start.elapsed() < timeout {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("timed out waiting for {what}");
+}
+
+/// Path of the real OpenBao binary, installing it via ../shared/tools/openbao.
+pub fn openbao() -> Option<String> {
+    if let Ok(b) = std::env::var("BAO") {
+        return Some(b);
+    }
+    let tool = repo_root().join("../shared/tools/openbao");
+    if !tool.exists() {
+        return None;
+    }
+    let out = Command::new("bash").arg(tool).output().ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let p = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    (!p.is_empty()).then_some(p)
+}
+
+pub fn python_has(module: &str) -> bool {
+    Command::new("python3")
+        .args(["-c", &format!("import {module}")])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .map(|s| s.success())
+        .unwrap_or(false)
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// A real OpenBao dev server, killed on drop.
+pub struct Bao {
+    pub child: Child,
+    pub addr: String,
+}
+
+impl Drop for Bao {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn start_openbao(bin: &str) -> Bao {
+    let port = free_port();
+    let child = Command::new(bin)
+        .args([
+            "server",
+            "-dev",
+            "-dev-root-token-id=root",
+            &format!("-dev-listen-address=127.0.0.1:{port}"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("spawn openbao");
+    let addr = format!("http://127.0.0.1:{port}");
+    let a = addr.clone();
+    wait_until("openbao health", Duration::from_secs(30), || {
+        TcpStream::connect(a.trim_start_matches("http://")).is_ok()
+            && http(&a, "GET", "/v1/sys/health", None, None, &[]).status == 200
+    });
+    Bao { child, addr }
+}
