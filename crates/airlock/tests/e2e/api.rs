@@ -74,6 +74,7 @@ fn policies_and_tokens_enforce_access() {
     let pol = r#"
 path "secret/data/app/*" { capabilities = ["create", "read", "update"] }
 path "secret/data/app/admin" { capabilities = ["deny"] }
+path "auth/token/create" { capabilities = ["update"] }
 "#;
     assert_eq!(
         req(
