@@ -84,7 +84,12 @@ pub fn uuid(r: &[u8; 16]) -> String {
     let mut b = *r;
     b[6] = (b[6] & 0x0F) | 0x40;
     b[8] = (b[8] & 0x3F) | 0x80;
-    let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut h = String::with_capacity(32);
+    for x in b {
+        h.push(HEX[(x >> 4) as usize] as char);
+        h.push(HEX[(x & 0xF) as usize] as char);
+    }
     format!(
         "{}-{}-{}-{}-{}",
         &h[0..8],

@@ -109,8 +109,16 @@ fn render(resp: Response, request_id: &str) -> HttpResponse {
         },
         auth: &resp.auth,
     };
+    if !resp.top_level {
+        let body = serde_json::to_vec(&env).unwrap_or_else(|_| b"{}".to_vec());
+        return base_response(
+            resp.status.unwrap_or(200),
+            Bytes::from(body),
+            "application/json",
+        );
+    }
     let mut v = serde_json::to_value(&env).unwrap_or(Value::Null);
-    if resp.top_level {
+    {
         if let (Value::Object(top), Some(Value::Object(d))) = (&mut v, &resp.data) {
             for (k, val) in d {
                 if !top.contains_key(k) {

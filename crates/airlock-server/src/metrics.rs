@@ -1,8 +1,6 @@
 //! Request metrics in Prometheus text format (`sys/metrics?format=prometheus`).
 
-use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
 
 use serde_json::json;
 
@@ -14,8 +12,17 @@ const BUCKETS: [f64; 10] = [
     0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.5, 1.0,
 ];
 
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "LIST", "PATCH", "HEAD", "OTHER",
+];
+const STATUSES: [u16; 13] = [
+    200, 204, 400, 403, 404, 405, 413, 414, 415, 429, 500, 501, 503,
+];
+const SLOTS: usize = METHODS.len() * (STATUSES.len() + 1);
+
+/// Lock-free counters: the hot path only does atomic adds.
 pub struct Metrics {
-    by_status: Mutex<BTreeMap<(String, u16), u64>>,
+    by_status: [AtomicU64; SLOTS],
     buckets: [AtomicU64; BUCKETS.len()],
     count: AtomicU64,
     sum_micros: AtomicU64,
@@ -25,7 +32,7 @@ pub struct Metrics {
 impl Metrics {
     pub fn new() -> Self {
         Self {
-            by_status: Mutex::new(BTreeMap::new()),
+            by_status: std::array::from_fn(|_| AtomicU64::new(0)),
             buckets: Default::default(),
             count: AtomicU64::new(0),
             sum_micros: AtomicU64::new(0),
@@ -34,8 +41,16 @@ impl Metrics {
     }
 
     pub fn record(&self, method: &str, status: u16, elapsed: std::time::Duration) {
-        if let Ok(mut m) = self.by_status.lock() {
-            *m.entry((method.to_string(), status)).or_insert(0) += 1;
+        let m = METHODS
+            .iter()
+            .position(|x| *x == method)
+            .unwrap_or(METHODS.len() - 1);
+        let st = STATUSES
+            .iter()
+            .position(|x| *x == status)
+            .unwrap_or(STATUSES.len());
+        if let Some(c) = self.by_status.get(m * (STATUSES.len() + 1) + st) {
+            c.fetch_add(1, Ordering::Relaxed);
         }
         let secs = elapsed.as_secs_f64();
         for (i, b) in BUCKETS.iter().enumerate() {
@@ -54,8 +69,20 @@ impl Metrics {
         let mut out = String::new();
         out.push_str("# HELP airlock_requests_total HTTP requests by method and status.\n");
         out.push_str("# TYPE airlock_requests_total counter\n");
-        if let Ok(m) = self.by_status.lock() {
-            for ((method, status), n) in m.iter() {
+        for (mi, method) in METHODS.iter().enumerate() {
+            for si in 0..=STATUSES.len() {
+                let n = self
+                    .by_status
+                    .get(mi * (STATUSES.len() + 1) + si)
+                    .map(|c| c.load(Ordering::Relaxed))
+                    .unwrap_or(0);
+                if n == 0 {
+                    continue;
+                }
+                let status = STATUSES
+                    .get(si)
+                    .map(|s| s.to_string())
+                    .unwrap_or_else(|| "other".into());
                 out.push_str(&format!(
                     "airlock_requests_total{{method=\"{method}\",status=\"{status}\"}} {n}\n"
                 ));

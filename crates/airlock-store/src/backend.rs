@@ -47,13 +47,20 @@ pub enum SyncMode {
 }
 
 struct SqliteInner {
-    writer: Mutex<Connection>,
+    writer: Arc<Mutex<Connection>>,
     readers: Mutex<Vec<Connection>>,
     path: Option<std::path::PathBuf>,
+    commits: tokio::sync::mpsc::UnboundedSender<CommitJob>,
 }
 
-/// The embedded backend: one SQLite file in WAL mode, one writer connection and a small
-/// pool of reader connections. Blocking SQLite calls run on tokio's blocking pool.
+struct CommitJob {
+    ops: Vec<Op>,
+    done: tokio::sync::oneshot::Sender<Result<()>>,
+}
+
+/// The embedded backend: one SQLite file in WAL mode, a writer thread that group-commits
+/// concurrent batches into one transaction, and a small pool of reader connections.
+/// Blocking SQLite reads run on tokio's blocking pool.
 #[derive(Clone)]
 pub struct SqliteBackend {
     inner: Arc<SqliteInner>,
@@ -100,11 +107,27 @@ impl SqliteBackend {
                 .map_err(be)?;
             readers.push(r);
         }
+        Self::start(writer, readers, Some(path.to_path_buf()))
+    }
+
+    fn start(
+        writer: Connection,
+        readers: Vec<Connection>,
+        path: Option<std::path::PathBuf>,
+    ) -> Result<Self> {
+        let writer = Arc::new(Mutex::new(writer));
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+        let w = Arc::clone(&writer);
+        std::thread::Builder::new()
+            .name("sqlite-writer".into())
+            .spawn(move || writer_loop(&w, rx))
+            .map_err(be)?;
         Ok(Self {
             inner: Arc::new(SqliteInner {
-                writer: Mutex::new(writer),
+                writer,
                 readers: Mutex::new(readers),
-                path: Some(path.to_path_buf()),
+                path,
+                commits: tx,
             }),
         })
     }
@@ -113,13 +136,7 @@ impl SqliteBackend {
     pub fn memory() -> Result<Self> {
         let writer = Connection::open_in_memory().map_err(be)?;
         writer.execute_batch(SCHEMA).map_err(be)?;
-        Ok(Self {
-            inner: Arc::new(SqliteInner {
-                writer: Mutex::new(writer),
-                readers: Mutex::new(Vec::new()),
-                path: None,
-            }),
-        })
+        Self::start(writer, Vec::new(), None)
     }
 
     /// Path of the database file, if any.
@@ -157,6 +174,65 @@ impl SqliteBackend {
             .await
             .map_err(be)?
     }
+}
+
+/// Applies queued commits: everything waiting is written in one transaction (group commit).
+/// If that transaction fails, each job is retried alone so one bad batch fails only itself.
+fn writer_loop(
+    writer: &Mutex<Connection>,
+    mut rx: tokio::sync::mpsc::UnboundedReceiver<CommitJob>,
+) {
+    while let Some(first) = rx.blocking_recv() {
+        let mut jobs = vec![first];
+        while jobs.len() < 512 {
+            match rx.try_recv() {
+                Ok(j) => jobs.push(j),
+                Err(_) => break,
+            }
+        }
+        let Ok(mut conn) = writer.lock() else {
+            for j in jobs {
+                let _ = j
+                    .done
+                    .send(Err(StoreError::Backend("writer lock poisoned".into())));
+            }
+            continue;
+        };
+        let all: Vec<&Op> = jobs.iter().flat_map(|j| j.ops.iter()).collect();
+        if apply(&mut conn, &all).is_ok() {
+            for j in jobs {
+                let _ = j.done.send(Ok(()));
+            }
+            continue;
+        }
+        for j in jobs {
+            let ops: Vec<&Op> = j.ops.iter().collect();
+            let _ = j.done.send(apply(&mut conn, &ops));
+        }
+    }
+}
+
+fn apply(conn: &mut Connection, ops: &[&Op]) -> Result<()> {
+    let tx = conn.transaction().map_err(be)?;
+    for op in ops {
+        match op {
+            Op::Put(k, v) => {
+                tx.prepare_cached(
+                    "INSERT INTO entries (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                )
+                .map_err(be)?
+                .execute(params![k.as_bytes(), v])
+                .map_err(be)?;
+            }
+            Op::Delete(k) => {
+                tx.prepare_cached("DELETE FROM entries WHERE k = ?1")
+                    .map_err(be)?
+                    .execute(params![k.as_bytes()])
+                    .map_err(be)?;
+            }
+        }
+    }
+    tx.commit().map_err(be)
 }
 
 fn range_upper(prefix: &str) -> Vec<u8> {
@@ -234,29 +310,18 @@ impl Backend for SqliteBackend {
     }
 
     fn commit(&self, ops: Vec<Op>) -> BoxFut<'_, ()> {
-        Box::pin(self.blocking(move |inner| {
-            let mut w = inner.writer.lock().map_err(be)?;
-            let tx = w.transaction().map_err(be)?;
-            for op in &ops {
-                match op {
-                    Op::Put(k, v) => {
-                        tx.prepare_cached(
-                            "INSERT INTO entries (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-                        )
-                        .map_err(be)?
-                        .execute(params![k.as_bytes(), v])
-                        .map_err(be)?;
-                    }
-                    Op::Delete(k) => {
-                        tx.prepare_cached("DELETE FROM entries WHERE k = ?1")
-                            .map_err(be)?
-                            .execute(params![k.as_bytes()])
-                            .map_err(be)?;
-                    }
-                }
+        Box::pin(async move {
+            if ops.is_empty() {
+                return Ok(());
             }
-            tx.commit().map_err(be)
-        }))
+            let (done, rx) = tokio::sync::oneshot::channel();
+            self.inner
+                .commits
+                .send(CommitJob { ops, done })
+                .map_err(|_| StoreError::Backend("storage writer stopped".into()))?;
+            rx.await
+                .map_err(|_| StoreError::Backend("storage writer stopped".into()))?
+        })
     }
 
     fn kind(&self) -> &'static str {

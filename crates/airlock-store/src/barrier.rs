@@ -4,8 +4,9 @@
 //! every `get` authenticates before returning. Keys are not secret (they name mounts, hashed
 //! token ids and user paths) and stay in the clear so that ranges can be listed.
 
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use zeroize::Zeroizing;
 
@@ -28,10 +29,98 @@ impl std::fmt::Debug for BarrierOp {
     }
 }
 
+/// A cache of *ciphertexts* (and of absent keys) in front of the backend: reads that hit it
+/// skip the backend but still authenticate and decrypt, so no plaintext is retained. It is
+/// coherent because every write of this process goes through [`Barrier::commit`]; with
+/// several replicas on a shared database it must be disabled or invalidated by the backend.
+struct CacheShard {
+    generation: u64,
+    map: HashMap<String, Option<Arc<Vec<u8>>>>,
+}
+
+const CACHE_SHARDS: usize = 64;
+const CACHE_ENTRIES_PER_SHARD: usize = 4096;
+
+struct Cache {
+    shards: Vec<Mutex<CacheShard>>,
+}
+
+impl Cache {
+    fn new() -> Self {
+        Self {
+            shards: (0..CACHE_SHARDS)
+                .map(|_| {
+                    Mutex::new(CacheShard {
+                        generation: 0,
+                        map: HashMap::new(),
+                    })
+                })
+                .collect(),
+        }
+    }
+
+    fn shard(&self, key: &str) -> Option<&Mutex<CacheShard>> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        key.hash(&mut h);
+        self.shards.get((h.finish() as usize) % CACHE_SHARDS)
+    }
+
+    /// `Ok(entry)` on a hit; `Err(generation)` on a miss, to pass back to `fill`.
+    fn lookup(&self, key: &str) -> std::result::Result<Option<Arc<Vec<u8>>>, u64> {
+        match self.shard(key).and_then(|s| s.lock().ok()) {
+            Some(s) => match s.map.get(key) {
+                Some(v) => Ok(v.clone()),
+                None => Err(s.generation),
+            },
+            None => Err(u64::MAX),
+        }
+    }
+
+    /// Inserts a value read from the backend unless a write touched the shard meanwhile.
+    fn fill(&self, key: &str, generation: u64, v: Option<Arc<Vec<u8>>>) {
+        if let Some(mut s) = self.shard(key).and_then(|s| s.lock().ok()) {
+            if s.generation == generation {
+                if s.map.len() >= CACHE_ENTRIES_PER_SHARD {
+                    s.map.clear();
+                }
+                s.map.insert(key.to_string(), v);
+            }
+        }
+    }
+
+    fn set(&self, key: &str, v: Option<Arc<Vec<u8>>>) {
+        if let Some(mut s) = self.shard(key).and_then(|s| s.lock().ok()) {
+            s.generation = s.generation.wrapping_add(1);
+            if s.map.len() >= CACHE_ENTRIES_PER_SHARD {
+                s.map.clear();
+            }
+            s.map.insert(key.to_string(), v);
+        }
+    }
+
+    fn invalidate(&self, key: &str) {
+        if let Some(mut s) = self.shard(key).and_then(|s| s.lock().ok()) {
+            s.generation = s.generation.wrapping_add(1);
+            s.map.remove(key);
+        }
+    }
+
+    fn clear(&self) {
+        for s in &self.shards {
+            if let Ok(mut s) = s.lock() {
+                s.generation = s.generation.wrapping_add(1);
+                s.map.clear();
+            }
+        }
+    }
+}
+
 pub struct Barrier {
     backend: Arc<dyn Backend>,
     keyring: RwLock<Option<Arc<Keyring>>>,
     encryptions: AtomicU64,
+    cache: Cache,
 }
 
 impl Barrier {
@@ -40,6 +129,7 @@ impl Barrier {
             backend,
             keyring: RwLock::new(None),
             encryptions: AtomicU64::new(0),
+            cache: Cache::new(),
         }
     }
 
@@ -61,6 +151,7 @@ impl Barrier {
         if let Ok(mut k) = self.keyring.write() {
             *k = None;
         }
+        self.cache.clear();
     }
 
     pub fn keyring(&self) -> Result<Arc<Keyring>> {
@@ -77,7 +168,15 @@ impl Barrier {
 
     pub async fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
         let kr = self.keyring()?;
-        match self.backend.get(key).await? {
+        let blob = match self.cache.lookup(key) {
+            Ok(hit) => hit,
+            Err(generation) => {
+                let v = self.backend.get(key).await?.map(Arc::new);
+                self.cache.fill(key, generation, v.clone());
+                v
+            }
+        };
+        match blob {
             None => Ok(None),
             Some(blob) => kr.decrypt(key.as_bytes(), &blob).map(Some),
         }
@@ -123,17 +222,33 @@ impl Barrier {
     pub async fn commit(&self, ops: Vec<BarrierOp>) -> Result<()> {
         let kr = self.keyring()?;
         let mut phys = Vec::with_capacity(ops.len());
+        let mut updates = Vec::with_capacity(ops.len());
         for op in ops {
             match op {
                 BarrierOp::Put(k, v) => {
                     let v = Zeroizing::new(v);
-                    let blob = kr.encrypt(k.as_bytes(), &v)?;
+                    let blob = Arc::new(kr.encrypt(k.as_bytes(), &v)?);
                     self.encryptions.fetch_add(1, Ordering::Relaxed);
-                    phys.push(Op::Put(k, blob));
+                    updates.push((k.clone(), Some(Arc::clone(&blob))));
+                    phys.push(Op::Put(k, blob.to_vec()));
                 }
-                BarrierOp::Delete(k) => phys.push(Op::Delete(k)),
+                BarrierOp::Delete(k) => {
+                    updates.push((k.clone(), None));
+                    phys.push(Op::Delete(k));
+                }
             }
         }
-        self.backend.commit(phys).await
+        // Invalidate first so no reader caches the old value while the write is in flight.
+        for (k, _) in &updates {
+            self.cache.invalidate(k);
+        }
+        let res = self.backend.commit(phys).await;
+        for (k, v) in updates {
+            match &res {
+                Ok(()) => self.cache.set(&k, v),
+                Err(_) => self.cache.invalidate(&k),
+            }
+        }
+        res
     }
 }

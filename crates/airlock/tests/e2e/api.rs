@@ -462,3 +462,136 @@ fn metrics_and_leader() {
         403
     );
 }
+
+#[test]
+fn expired_tokens_are_rejected_and_purged() {
+    let p = start_dev();
+    let t = req(
+        &p,
+        "POST",
+        "/v1/auth/token/create",
+        Some(json!({"policies": ["default"], "ttl": "1s"})),
+    );
+    let tok = t.body["auth"]["client_token"].as_str().unwrap().to_string();
+    let acc = t.body["auth"]["accessor"].as_str().unwrap().to_string();
+    assert_eq!(
+        with_token(&p, &tok, "GET", "/v1/auth/token/lookup-self", None).status,
+        200
+    );
+    wait_until("token expiry", std::time::Duration::from_secs(10), || {
+        with_token(&p, &tok, "GET", "/v1/auth/token/lookup-self", None).status == 403
+    });
+    // The background purge removes it from the accessor list too.
+    wait_until("token purge", std::time::Duration::from_secs(15), || {
+        let l = req(&p, "LIST", "/v1/auth/token/accessors", None);
+        !l.body["data"]["keys"]
+            .as_array()
+            .map(|k| k.iter().any(|x| x == &json!(acc)))
+            .unwrap_or(false)
+    });
+}
+
+#[test]
+fn tls_listener_and_graceful_shutdown() {
+    if !require(
+        "openssl (to mint a test certificate)",
+        std::process::Command::new("openssl")
+            .arg("version")
+            .output()
+            .is_ok(),
+    ) {
+        return;
+    }
+    let dir = tempdir("tls");
+    let st = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:prime256v1",
+            "-nodes",
+            "-days",
+            "1",
+            "-subj",
+            "/CN=localhost",
+        ])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
+        .arg("-keyout")
+        .arg(dir.join("key.pem"))
+        .arg("-out")
+        .arg(dir.join("cert.pem"))
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let cfg = dir.join("airlock.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listener]\naddress = \"127.0.0.1:0\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n[storage]\npath = \"{}\"\n",
+            dir.join("cert.pem").display(),
+            dir.join("key.pem").display(),
+            dir.join("data.db").display()
+        ),
+    )
+    .unwrap();
+    let mut p = start_config(&cfg);
+    assert!(p.addr.starts_with("https://"), "{}", p.addr);
+    let out = std::process::Command::new(bin())
+        .args(["status", "--format", "json"])
+        .env("AIRLOCK_ADDR", &p.addr)
+        .env("AIRLOCK_CACERT", dir.join("cert.pem"))
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_default();
+    assert_eq!(
+        v["initialized"],
+        json!(false),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Without the CA the handshake fails with a clear error.
+    let out = std::process::Command::new(bin())
+        .args(["status"])
+        .env("AIRLOCK_ADDR", &p.addr)
+        .env_remove("AIRLOCK_CACERT")
+        .env_remove("VAULT_CACERT")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("TLS"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Garbage instead of a TLS handshake does not hurt the server.
+    let hostport = p.addr.trim_start_matches("https://").to_string();
+    {
+        use std::io::Write;
+        let mut s = std::net::TcpStream::connect(&hostport).unwrap();
+        let _ = s.write_all(b"GET / HTTP/1.1\r\n\r\n\x16\x03\x01garbage");
+    }
+    // SIGTERM: graceful exit with status 0.
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(p.child.id().to_string())
+        .status()
+        .unwrap();
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(st) = p.child.try_wait().unwrap() {
+            assert!(st.success(), "exit status {st:?}");
+            break;
+        }
+        assert!(
+            start.elapsed() < std::time::Duration::from_secs(15),
+            "server did not stop on SIGTERM"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
