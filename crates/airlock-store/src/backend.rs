@@ -96,6 +96,15 @@ impl SqliteBackend {
             .busy_timeout(std::time::Duration::from_secs(10))
             .map_err(be)?;
         writer.execute_batch(SCHEMA).map_err(be)?;
+        // Checkpoints run on their own thread (below) so commits never pay for them; the
+        // automatic checkpoint stays as a backstop if that thread falls behind.
+        writer
+            .pragma_update(None, "wal_autocheckpoint", 16384)
+            .map_err(be)?;
+        let checkpointer = Connection::open(path).map_err(be)?;
+        checkpointer
+            .busy_timeout(std::time::Duration::from_secs(1))
+            .map_err(be)?;
         let mut readers = Vec::new();
         for _ in 0..4 {
             let r = Connection::open_with_flags(
@@ -107,7 +116,20 @@ impl SqliteBackend {
                 .map_err(be)?;
             readers.push(r);
         }
-        Self::start(writer, readers, Some(path.to_path_buf()))
+        let me = Self::start(writer, readers, Some(path.to_path_buf()))?;
+        let weak = Arc::downgrade(&me.inner);
+        std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                // Passive checkpoints never block the writer or readers.
+                while weak.strong_count() > 0 {
+                    std::thread::sleep(std::time::Duration::from_millis(200));
+                    let _ =
+                        checkpointer.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()));
+                }
+            })
+            .map_err(be)?;
+        Ok(me)
     }
 
     fn start(

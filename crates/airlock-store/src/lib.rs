@@ -92,14 +92,29 @@ mod contract {
             ])
             .await
             .unwrap();
-            assert_eq!(b.get("a/b").await.unwrap().as_deref(), Some(&b"1"[..]), "{name}");
+            assert_eq!(
+                b.get("a/b").await.unwrap().as_deref(),
+                Some(&b"1"[..]),
+                "{name}"
+            );
             assert_eq!(b.list("a/").await.unwrap(), vec!["b", "c/"], "{name}");
-            assert_eq!(b.scan("a/c/").await.unwrap(), vec!["a/c/d", "a/c/e"], "{name}");
-            b.commit(vec![Op::Delete("a/b".into()), Op::Put("a/c/d".into(), b"9".to_vec())])
-                .await
-                .unwrap();
+            assert_eq!(
+                b.scan("a/c/").await.unwrap(),
+                vec!["a/c/d", "a/c/e"],
+                "{name}"
+            );
+            b.commit(vec![
+                Op::Delete("a/b".into()),
+                Op::Put("a/c/d".into(), b"9".to_vec()),
+            ])
+            .await
+            .unwrap();
             assert_eq!(b.get("a/b").await.unwrap(), None, "{name}");
-            assert_eq!(b.get("a/c/d").await.unwrap().as_deref(), Some(&b"9"[..]), "{name}");
+            assert_eq!(
+                b.get("a/c/d").await.unwrap().as_deref(),
+                Some(&b"9"[..]),
+                "{name}"
+            );
             assert!(b.list("zzz/").await.unwrap().is_empty(), "{name}");
         }
     }
@@ -111,7 +126,8 @@ mod contract {
             for i in 0..200 {
                 let b = Arc::clone(&b);
                 tasks.push(tokio::spawn(async move {
-                    b.commit(vec![Op::Put(format!("k/{i:03}"), vec![i as u8])]).await
+                    b.commit(vec![Op::Put(format!("k/{i:03}"), vec![i as u8])])
+                        .await
                 }));
             }
             for t in tasks {
@@ -125,7 +141,10 @@ mod contract {
     async fn barrier_encrypts_binds_rows_and_seals() {
         for (name, b) in backends() {
             let bar = Barrier::new(Arc::clone(&b));
-            assert!(matches!(bar.get("x").await, Err(StoreError::Sealed)), "{name}");
+            assert!(
+                matches!(bar.get("x").await, Err(StoreError::Sealed)),
+                "{name}"
+            );
             bar.install(Keyring::generate(0));
             bar.commit(vec![
                 BarrierOp::Put("row/a".into(), b"secret-a".to_vec()),
@@ -134,7 +153,10 @@ mod contract {
             .await
             .unwrap();
             let raw = b.get("row/a").await.unwrap().unwrap();
-            assert!(!raw.windows(8).any(|w| w == b"secret-a"), "{name}: plaintext stored");
+            assert!(
+                !raw.windows(8).any(|w| w == b"secret-a"),
+                "{name}: plaintext stored"
+            );
             // Move row a's ciphertext into row b: authentication must fail.
             b.commit(vec![Op::Put("row/b".into(), raw)]).await.unwrap();
             let fresh = Barrier::new(Arc::clone(&b));
@@ -142,7 +164,10 @@ mod contract {
             assert!(fresh.get("row/b").await.is_err(), "{name}");
             assert_eq!(&bar.get("row/a").await.unwrap().unwrap()[..], b"secret-a");
             bar.seal();
-            assert!(matches!(bar.get("row/a").await, Err(StoreError::Sealed)), "{name}");
+            assert!(
+                matches!(bar.get("row/a").await, Err(StoreError::Sealed)),
+                "{name}"
+            );
         }
     }
 
@@ -165,7 +190,11 @@ mod contract {
                 t.await.unwrap();
             }
             bar.put("hot", b"final").await.unwrap();
-            assert_eq!(&bar.get("hot").await.unwrap().unwrap()[..], b"final", "{name}");
+            assert_eq!(
+                &bar.get("hot").await.unwrap().unwrap()[..],
+                b"final",
+                "{name}"
+            );
         }
     }
 }
