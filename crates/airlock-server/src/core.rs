@@ -164,7 +164,7 @@ pub fn parse_key_material(raw: &str) -> Result<Zeroizing<[u8; 32]>, String> {
     use base64::Engine;
     let t = raw.trim();
     let bytes = if t.len() == 64 && t.bytes().all(|b| b.is_ascii_hexdigit()) {
-        hex::decode(t).map_err(|e| e.to_string())?
+        hex::decode(t).map_err(|_| "key is not valid hex".to_string())?
     } else {
         base64::engine::general_purpose::STANDARD
             .decode(t)

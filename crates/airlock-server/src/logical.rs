@@ -187,15 +187,15 @@ fn json_kind(v: &Value) -> &'static str {
     }
 }
 
-fn field_err(k: &str, want: &str, got: &str) -> ApiError {
-    let shown: String = got.chars().take(64).collect();
+/// The offending value is not echoed: errors end up in logs and audit entries in clear.
+fn field_err(k: &str, want: &str, _got: &str) -> ApiError {
     ApiError::bad_request(format!(
-        "error converting input for field \"{k}\": cannot parse '{shown}' as {want}"
+        "error converting input for field \"{k}\": expected {want}"
     ))
 }
 
 /// The `auth` block of login and token-create responses.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Serialize)]
 pub struct AuthBlock {
     pub client_token: String,
     pub accessor: String,
@@ -209,6 +209,16 @@ pub struct AuthBlock {
     pub orphan: bool,
     pub mfa_requirement: Option<Value>,
     pub num_uses: i64,
+}
+
+impl std::fmt::Debug for AuthBlock {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthBlock")
+            .field("client_token", &"***")
+            .field("accessor", &self.accessor)
+            .field("policies", &self.policies)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Default)]

@@ -188,7 +188,14 @@ impl Barrier {
             None => Ok(None),
             Some(b) => serde_json::from_slice(&b)
                 .map(Some)
-                .map_err(|e| StoreError::Corrupt(format!("record {key} is malformed: {e}"))),
+                // serde's message can quote the (secret) content: report only the position.
+                .map_err(|e| {
+                    StoreError::Corrupt(format!(
+                        "record {key} is malformed at line {} column {}",
+                        e.line(),
+                        e.column()
+                    ))
+                }),
         }
     }
 
