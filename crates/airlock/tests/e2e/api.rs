@@ -643,3 +643,72 @@ fn tls_listener_and_graceful_shutdown() {
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
 }
+
+#[test]
+fn secrets_never_reach_logs_or_errors() {
+    use std::io::BufRead;
+    let dir = tempdir("logs");
+    let log = dir.join("server.log");
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "server",
+            "--dev",
+            "--dev-listen-address",
+            "127.0.0.1:0",
+            "--dev-root-token-id",
+            "root-token-under-test",
+            "--log-level",
+            "trace",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    let mut addr = String::new();
+    for line in std::io::BufReader::new(child.stdout.take().unwrap()).lines() {
+        let line = line.unwrap();
+        if let Some(a) = line.strip_prefix("Listening on ") {
+            addr = a.to_string();
+            break;
+        }
+    }
+    let secret = "sup3r-s3cret-value-xyz";
+    let tok = Some("root-token-under-test");
+    let body = serde_json::to_vec(&json!({"data": {"password": secret}})).unwrap();
+    assert_eq!(
+        http(&addr, "POST", "/v1/secret/data/s", tok, Some(&body), &[]).status,
+        200
+    );
+    assert_eq!(
+        http(&addr, "GET", "/v1/secret/data/s", tok, None, &[]).status,
+        200
+    );
+    // Errors about bad input do not echo it.
+    let bad = serde_json::to_vec(&json!({"policies": ["default"], "num_uses": secret})).unwrap();
+    let r = http(&addr, "POST", "/v1/auth/token/create", tok, Some(&bad), &[]);
+    assert_eq!(r.status, 400);
+    assert!(!String::from_utf8_lossy(&r.raw).contains(secret));
+    let broken = format!("{{\"data\": {{\"password\": \"{secret}\"");
+    let r = http(
+        &addr,
+        "POST",
+        "/v1/secret/data/s",
+        tok,
+        Some(broken.as_bytes()),
+        &[],
+    );
+    assert_eq!(r.status, 400);
+    assert!(!String::from_utf8_lossy(&r.raw).contains(secret));
+    std::process::Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    child.wait().unwrap();
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(!text.contains(secret), "secret value in server log");
+    assert!(
+        !text.contains("root-token-under-test"),
+        "root token in server log"
+    );
+}
