@@ -236,12 +236,15 @@ impl Core {
         self.auto_unseal_key.is_some()
     }
 
-    /// `sys/init`: returns (shares, root token).
+    /// `sys/init`: returns (shares, root token). As in Vault, a Shamir-sealed server is sealed
+    /// again after initialisation (the root token is created in between); with a key-file
+    /// seal, or when `stay_unsealed` (dev mode), it stays unsealed.
     pub async fn initialize(
         &self,
         shares: u8,
         threshold: u8,
         root_token: Option<String>,
+        stay_unsealed: bool,
     ) -> ApiResult<(Vec<Zeroizing<Vec<u8>>>, Zeroizing<String>)> {
         let _g = self.seal_lock.lock().await;
         let cfg = match &self.auto_unseal_key {
@@ -284,9 +287,14 @@ impl Core {
         if let Ok(mut rk) = self.root_key.lock() {
             *rk = Some(out.root_key);
         }
-        self.post_unseal().await?;
-        let token = self.tokens.create_root(self, root_token).await?;
-        Ok((out.shares, token))
+        let token = match self.post_unseal().await {
+            Ok(()) => self.tokens.create_root(self, root_token).await,
+            Err(e) => Err(e),
+        };
+        if token.is_err() || (!stay_unsealed && self.auto_unseal_key.is_none()) {
+            self.seal_now();
+        }
+        Ok((out.shares, token?))
     }
 
     /// Feeds one unseal share. Returns true when the barrier is now unsealed.

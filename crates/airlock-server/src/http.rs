@@ -509,7 +509,7 @@ async fn sys_init_unseal(
     };
     if path == "sys/init" {
         let (shares, threshold) = (int("secret_shares")?, int("secret_threshold")?);
-        let (keys, root) = core.initialize(shares, threshold, None).await?;
+        let (keys, root) = core.initialize(shares, threshold, None, false).await?;
         use base64::Engine;
         let hexes: Vec<String> = keys.iter().map(|k| hex::encode(k.as_slice())).collect();
         let b64s: Vec<String> = keys

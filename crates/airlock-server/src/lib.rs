@@ -108,7 +108,7 @@ impl Server {
             .and_then(|d| d.root_token.clone());
         let (mut keys, token) = self
             .core
-            .initialize(1, 1, root)
+            .initialize(1, 1, root, true)
             .await
             .map_err(|e| e.errors.join("; "))?;
         Ok(DevInit {

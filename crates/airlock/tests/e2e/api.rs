@@ -352,6 +352,16 @@ fn init_unseal_seal_and_restart() {
     let mut p = p;
     p.token = Some(root.clone());
     assert_eq!(
+        req(&p, "GET", "/v1/sys/seal-status", None).body["sealed"],
+        true,
+        "sealed after init"
+    );
+    req(&p, "PUT", "/v1/sys/unseal", Some(json!({"key": keys[0]})));
+    assert_eq!(
+        req(&p, "PUT", "/v1/sys/unseal", Some(json!({"key": keys[1]}))).body["sealed"],
+        false
+    );
+    assert_eq!(
         req(
             &p,
             "POST",

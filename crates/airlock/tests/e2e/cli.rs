@@ -181,3 +181,99 @@ fn run_injects_env_and_passes_exit_code() {
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(42));
 }
+
+#[test]
+fn operator_and_login_flow() {
+    let dir = tempdir("operator");
+    let cfg = dir.join("airlock.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listener]\naddress = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n",
+            dir.join("d.db").display()
+        ),
+    )
+    .unwrap();
+    let mut p = start_config(&cfg);
+    p.token = None;
+    let (c, _, _) = cli(&p, &["status"], None);
+    assert_eq!(c, 2, "sealed/uninitialised status exits 2");
+    let (c, out, err) = cli(
+        &p,
+        &[
+            "operator",
+            "init",
+            "-key-shares=3",
+            "-key-threshold=2",
+            "-format=json",
+        ],
+        None,
+    );
+    assert_eq!(c, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let keys: Vec<String> = v["keys_base64"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| k.as_str().unwrap().to_string())
+        .collect();
+    let root = v["root_token"].as_str().unwrap().to_string();
+    let (c, out, _) = cli(&p, &["operator", "unseal", &keys[0], "-format=json"], None);
+    assert_eq!(c, 0);
+    assert_eq!(
+        serde_json::from_str::<serde_json::Value>(&out).unwrap()["progress"],
+        1
+    );
+    let (c, _, _) = cli(&p, &["operator", "unseal", "-"], Some(&keys[1]));
+    assert_eq!(c, 0);
+    let (c, _, _) = cli(&p, &["status"], None);
+    assert_eq!(c, 0, "unsealed status exits 0");
+    // login stores the token with mode 0600 in $HOME.
+    let home = dir.join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let out = std::process::Command::new(bin())
+        .args(["login", "-"])
+        .env("AIRLOCK_ADDR", &p.addr)
+        .env("HOME", &home)
+        .env_remove("AIRLOCK_TOKEN")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .and_then(|mut ch| {
+            use std::io::Write;
+            ch.stdin.take().unwrap().write_all(root.as_bytes())?;
+            ch.wait_with_output()
+        })
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tf = home.join(".airlock-token");
+    assert_eq!(std::fs::read_to_string(&tf).unwrap(), root);
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&tf).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    let out = std::process::Command::new(bin())
+        .args(["operator", "rotate"])
+        .env("AIRLOCK_ADDR", &p.addr)
+        .env("HOME", &home)
+        .env_remove("AIRLOCK_TOKEN")
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("term is 2"));
+    p.token = Some(root);
+    let (c, _, err) = cli(&p, &["operator", "seal"], None);
+    assert_eq!(c, 0, "{err}");
+    let (c, _, _) = cli(&p, &["status"], None);
+    assert_eq!(c, 2);
+}
