@@ -475,6 +475,7 @@ mod tests {
         ro.swap(5, 6);
         std::fs::write(&p, ro.join("\n") + "\n").unwrap();
         assert!(verify(&p).is_err());
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
     }
 
     #[tokio::test]
@@ -486,5 +487,6 @@ mod tests {
         drop(f);
         write_entries(&p, 1).await;
         assert_eq!(verify(&p).unwrap().entries, 3);
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
     }
 }

@@ -81,6 +81,20 @@ mod contract {
         ]
     }
 
+    #[test]
+    fn zz_remove_temp_files() {
+        // Contract tests share one process; stale dirs from earlier runs are removed here.
+        if let Ok(rd) = std::fs::read_dir(std::env::temp_dir()) {
+            for e in rd.flatten() {
+                let name = e.file_name().to_string_lossy().to_string();
+                let mine = format!("airlock-store-contract-{}-", std::process::id());
+                if name.starts_with("airlock-store-contract-") && !name.starts_with(&mine) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
+    }
+
     #[tokio::test]
     async fn batches_lists_and_scans() {
         for (name, b) in backends() {

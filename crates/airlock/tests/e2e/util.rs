@@ -34,7 +34,29 @@ pub fn require(what: &str, ok: bool) -> bool {
     false
 }
 
-pub fn tempdir(tag: &str) -> PathBuf {
+/// A temporary directory removed when dropped.
+pub struct TempDir(PathBuf);
+
+impl std::ops::Deref for TempDir {
+    type Target = Path;
+    fn deref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl AsRef<Path> for TempDir {
+    fn as_ref(&self) -> &Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn tempdir(tag: &str) -> TempDir {
     let d = std::env::temp_dir().join(format!(
         "airlock-e2e-{tag}-{}-{}",
         std::process::id(),
@@ -44,7 +66,7 @@ pub fn tempdir(tag: &str) -> PathBuf {
             .as_nanos()
     ));
     std::fs::create_dir_all(&d).unwrap();
-    d
+    TempDir(d)
 }
 
 /// A running `airlock server` child process, killed on drop.
