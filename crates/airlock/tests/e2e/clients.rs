@@ -5,24 +5,29 @@ use std::process::Command;
 
 use crate::util::*;
 
+/// Runs a client script and fails the test with its whole output if it fails.
+fn run_flow(what: &str, mut cmd: Command) {
+    let out = cmd.output().unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(out.status.success(), "{what} failed:\n{text}");
+}
+
 #[test]
 fn hvac_flow() {
     if !require("python3 with hvac (pip install hvac)", python_has("hvac")) {
         return;
     }
     let p = start_dev();
-    let out = Command::new("python3")
-        .arg(repo_root().join("tests/clients/hvac_flow.py"))
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo_root().join("tests/clients/hvac_flow.py"))
         .env("VAULT_ADDR", &p.addr)
-        .env("VAULT_TOKEN", "root")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "hvac flow failed:\n{text}");
+        .env("VAULT_TOKEN", "root");
+    run_flow("hvac flow", cmd);
 }
 
 #[test]
@@ -32,19 +37,12 @@ fn bao_cli_flow() {
         return;
     }
     let p = start_dev();
-    let out = Command::new("bash")
-        .arg(repo_root().join("tests/clients/bao_cli_flow.sh"))
-        .env("BAO", bao.unwrap())
+    let mut cmd = Command::new("bash");
+    cmd.arg(repo_root().join("tests/clients/bao_cli_flow.sh"))
+        .env("BAO", bao.unwrap_or_default())
         .env("VAULT_ADDR", &p.addr)
-        .env("VAULT_TOKEN", "root")
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(out.status.success(), "bao CLI flow failed:\n{text}");
+        .env("VAULT_TOKEN", "root");
+    run_flow("bao CLI flow", cmd);
 }
 
 #[test]
@@ -58,28 +56,16 @@ fn differential_compat_against_openbao() {
     }
     let reference = start_openbao(&bao.unwrap());
     let p = start_dev();
-    let out = Command::new("python3")
-        .arg(repo_root().join("tests/compat/run.py"))
-        .args([
-            "--a",
-            &reference.addr,
-            "--a-token",
-            "root",
-            "--b",
-            &p.addr,
-            "--b-token",
-            "root",
-        ])
-        .output()
-        .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
-    assert!(
-        out.status.success(),
-        "compatibility differences against OpenBao:\n{text}"
-    );
+    let mut cmd = Command::new("python3");
+    cmd.arg(repo_root().join("tests/compat/run.py")).args([
+        "--a",
+        &reference.addr,
+        "--a-token",
+        "root",
+        "--b",
+        &p.addr,
+        "--b-token",
+        "root",
+    ]);
+    run_flow("differential compatibility against OpenBao", cmd);
 }
