@@ -35,11 +35,35 @@ impl std::fmt::Debug for BarrierOp {
 /// several replicas on a shared database it must be disabled or invalidated by the backend.
 struct CacheShard {
     generation: u64,
+    bytes: usize,
     map: HashMap<String, Option<Arc<Vec<u8>>>>,
 }
 
 const CACHE_SHARDS: usize = 64;
-const CACHE_ENTRIES_PER_SHARD: usize = 4096;
+/// Per shard: 64 shards × 256 KiB bound the cache at 16 MiB of keys and ciphertexts.
+const CACHE_BYTES_PER_SHARD: usize = 256 * 1024;
+
+impl CacheShard {
+    fn insert(&mut self, key: &str, v: Option<Arc<Vec<u8>>>) {
+        let size = key.len() + v.as_ref().map(|b| b.len()).unwrap_or(0) + 64;
+        if self.bytes + size > CACHE_BYTES_PER_SHARD {
+            self.map.clear();
+            self.bytes = 0;
+        }
+        if let Some(old) = self.map.insert(key.to_string(), v) {
+            let old_size = key.len() + old.map(|b| b.len()).unwrap_or(0) + 64;
+            self.bytes = self.bytes.saturating_sub(old_size);
+        }
+        self.bytes += size;
+    }
+
+    fn remove(&mut self, key: &str) {
+        if let Some(old) = self.map.remove(key) {
+            let old_size = key.len() + old.map(|b| b.len()).unwrap_or(0) + 64;
+            self.bytes = self.bytes.saturating_sub(old_size);
+        }
+    }
+}
 
 struct Cache {
     shards: Vec<Mutex<CacheShard>>,
@@ -52,6 +76,7 @@ impl Cache {
                 .map(|_| {
                     Mutex::new(CacheShard {
                         generation: 0,
+                        bytes: 0,
                         map: HashMap::new(),
                     })
                 })
@@ -81,10 +106,7 @@ impl Cache {
     fn fill(&self, key: &str, generation: u64, v: Option<Arc<Vec<u8>>>) {
         if let Some(mut s) = self.shard(key).and_then(|s| s.lock().ok()) {
             if s.generation == generation {
-                if s.map.len() >= CACHE_ENTRIES_PER_SHARD {
-                    s.map.clear();
-                }
-                s.map.insert(key.to_string(), v);
+                s.insert(key, v);
             }
         }
     }
@@ -92,17 +114,14 @@ impl Cache {
     fn set(&self, key: &str, v: Option<Arc<Vec<u8>>>) {
         if let Some(mut s) = self.shard(key).and_then(|s| s.lock().ok()) {
             s.generation = s.generation.wrapping_add(1);
-            if s.map.len() >= CACHE_ENTRIES_PER_SHARD {
-                s.map.clear();
-            }
-            s.map.insert(key.to_string(), v);
+            s.insert(key, v);
         }
     }
 
     fn invalidate(&self, key: &str) {
         if let Some(mut s) = self.shard(key).and_then(|s| s.lock().ok()) {
             s.generation = s.generation.wrapping_add(1);
-            s.map.remove(key);
+            s.remove(key);
         }
     }
 
@@ -111,6 +130,7 @@ impl Cache {
             if let Ok(mut s) = s.lock() {
                 s.generation = s.generation.wrapping_add(1);
                 s.map.clear();
+                s.bytes = 0;
             }
         }
     }
