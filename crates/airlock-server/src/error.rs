@@ -68,6 +68,14 @@ impl ApiError {
         tracing::error!(error = %cause, "internal error");
         Self::new(500, "internal error")
     }
+    /// A status with an empty body.
+    pub fn bare(status: u16) -> Self {
+        Self {
+            status,
+            errors: Vec::new(),
+            body: Some(Value::Null),
+        }
+    }
     pub fn with_body(status: u16, body: Value) -> Self {
         Self {
             status,

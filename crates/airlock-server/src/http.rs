@@ -57,6 +57,8 @@ fn json_response(status: u16, v: &Value) -> HttpResponse {
 /// Renders an error: `{"errors":[...]}` or the error's own body.
 pub fn error_response(e: &ApiError, request_id: &str) -> HttpResponse {
     match &e.body {
+        // Vault answers some 404s with no body at all.
+        Some(Value::Null) => base_response(e.status, Bytes::new(), "application/json"),
         Some(Value::Object(data_and_more)) => {
             let data = Some(Value::Object(data_and_more.clone()));
             let env = Envelope {
@@ -198,7 +200,7 @@ async fn read_body(body: Incoming, limit: usize) -> ApiResult<(Map<String, Value
     }
     let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
         ApiError::bad_request(format!(
-            "failed to parse JSON input: {}",
+            "failed to decode JSON input: {}",
             json_error_kind(&e)
         ))
     })?;
@@ -206,7 +208,7 @@ async fn read_body(body: Incoming, limit: usize) -> ApiResult<(Map<String, Value
         Value::Object(m) => Ok((m, true)),
         Value::Null => Ok((Map::new(), false)),
         _ => Err(ApiError::bad_request(
-            "failed to parse JSON input: body must be a JSON object",
+            "failed to decode JSON input: body must be a JSON object",
         )),
     }
 }
@@ -400,7 +402,7 @@ async fn seal_status(core: &Core) -> ApiResult<Value> {
         "nonce": nonce,
         "recovery_seal": false,
         "version": VERSION,
-        "build_date": "",
+        "commit_date": option_env!("AIRLOCK_COMMIT_DATE").unwrap_or("1970-01-01T00:00:00Z"),
         "migration": false,
         "storage_type": core.barrier.backend().kind(),
     });
@@ -427,17 +429,8 @@ async fn unauthenticated(
         "sys/health" => Some(health(core, query).await),
         "sys/seal-status" => Some(seal_status(core).await.map(Response::raw)),
         "sys/leader" if core.is_sealed() => Some(Err(ApiError::sealed())),
-        "sys/leader" => Some(Ok(Response::raw(json!({
-            "ha_enabled": false,
-            "is_self": false,
-            "active_time": "0001-01-01T00:00:00Z",
-            "leader_address": "",
-            "leader_cluster_address": "",
-            "performance_standby": false,
-            "performance_standby_last_remote_wal": 0,
-            "raft_committed_index": 0,
-            "raft_applied_index": 0,
-        })))),
+        // Single node, no HA: Vault answers only this.
+        "sys/leader" => Some(Ok(Response::raw(json!({ "ha_enabled": false })))),
         "sys/init" => Some(
             core.seal_config()
                 .await

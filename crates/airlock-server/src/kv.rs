@@ -471,7 +471,7 @@ async fn data(core: &Core, m: &MountEntry, req: &Request, key: &str) -> ApiResul
             };
             let _g = core.locks.lock(&p.meta).await;
             let Some(meta) = load_meta(core, &p).await? else {
-                return Err(ApiError::not_found());
+                return Err(ApiError::bare(404));
             };
             let mc = mount_config(core, m).await?;
             check_cas(req, Some(&meta), &mc)?;
@@ -506,7 +506,12 @@ async fn data(core: &Core, m: &MountEntry, req: &Request, key: &str) -> ApiResul
     }
 }
 
-fn custom_metadata(req: &Request) -> ApiResult<Option<Option<BTreeMap<String, String>>>> {
+/// `custom_metadata` from the request. With `allow_null` (PATCH), null values are skipped
+/// here and removed by the caller.
+fn custom_metadata(
+    req: &Request,
+    allow_null: bool,
+) -> ApiResult<Option<Option<BTreeMap<String, String>>>> {
     match req.data.get("custom_metadata") {
         None => Ok(None),
         Some(Value::Null) => Ok(Some(None)),
@@ -520,6 +525,7 @@ fn custom_metadata(req: &Request) -> ApiResult<Option<Option<BTreeMap<String, St
             for (k, v) in o {
                 let s = match v {
                     Value::String(s) => s.clone(),
+                    Value::Null if allow_null => continue,
                     _ => {
                         return Err(ApiError::bad_request(format!(
                             "custom_metadata value for key \"{k}\" must be a string"
@@ -586,7 +592,7 @@ async fn metadata(core: &Core, m: &MountEntry, req: &Request, key: &str) -> ApiR
             if let Some(v) = req.duration_field("delete_version_after")? {
                 meta.delete_version_after = v;
             }
-            match (custom_metadata(req)?, req.op) {
+            match (custom_metadata(req, req.op == Op::Patch)?, req.op) {
                 (Some(Some(cm)), Op::Patch) => {
                     let mut cur = meta.custom_metadata.take().unwrap_or_default();
                     if let Some(Value::Object(raw)) = req.data.get("custom_metadata") {
@@ -662,7 +668,7 @@ fn versions_param(req: &Request) -> ApiResult<Vec<u64>> {
         _ => Vec::new(),
     };
     if list.is_empty() {
-        return Err(ApiError::bad_request("no version number provided"));
+        return Err(ApiError::bad_request("No version number provided"));
     }
     Ok(list)
 }

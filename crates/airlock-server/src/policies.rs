@@ -34,7 +34,7 @@ pub fn normalize_name(raw: &str) -> ApiResult<String> {
     if n.is_empty() {
         return Err(ApiError::bad_request("policy name missing"));
     }
-    if n.len() > 128
+    if n.len() > 4096
         || n.contains("..")
         || n.chars()
             .any(|c| c.is_control() || c == '/' || c == '*' || c == '+' || c.is_whitespace())

@@ -336,24 +336,35 @@ async fn policy_rw(core: &Core, req: &Request, name: &str, legacy: bool) -> ApiR
         Op::Read => {
             let mut r = core.policies.read(core, name).await?;
             if legacy {
-                if let Some(Value::Object(d)) = &r.data {
-                    let v = json!({"name": d.get("name"), "rules": d.get("policy")});
-                    r = top(Response::data(v));
+                if let Some(Value::Object(mut d)) = r.data.take() {
+                    if let Some(text) = d.remove("policy") {
+                        d.insert("rules".into(), text);
+                    }
+                    r = top(Response::data(Value::Object(d)));
                 }
             }
             Ok(r)
         }
         Op::Create | Op::Update => {
-            let key = if legacy { "rules" } else { "policy" };
-            let text = match req.str_field(key)? {
+            let mut warnings = Vec::new();
+            let text = match req.str_field("policy")? {
                 Some(t) => t,
-                None if legacy => req.str_field("policy")?.unwrap_or_default(),
+                None if legacy => match req.str_field("rules")? {
+                    Some(t) => {
+                        warnings
+                            .push("'rules' is deprecated, please use 'policy' instead".to_string());
+                        t
+                    }
+                    None => String::new(),
+                },
                 None => String::new(),
             };
             // Vault accepts base64-encoded policy text too.
             let text = decode_maybe_base64(&text);
             core.policies.write(core, name, &text).await?;
-            Ok(Response::empty())
+            let mut r = Response::empty();
+            r.warnings = warnings;
+            Ok(r)
         }
         Op::Delete => {
             core.policies.delete(core, name).await?;

@@ -47,6 +47,9 @@ pub struct TokenEntry {
     pub last_renewal: Option<i64>,
     /// Nanosecond issue time for `issue_time`.
     pub issue_nanos: i128,
+    /// The period came from a token role (Vault does not show it in lookups then).
+    #[serde(default)]
+    pub period_from_role: bool,
 }
 
 impl std::fmt::Debug for TokenEntry {
@@ -110,7 +113,7 @@ impl TokenEntry {
             "type": "service",
         });
         if let Value::Object(map) = &mut m {
-            if self.period > 0 {
+            if self.period > 0 && !self.period_from_role {
                 map.insert("period".into(), json!(self.period));
             }
             if let Some(r) = &self.role {
@@ -140,6 +143,12 @@ pub struct TokenRole {
     pub path_suffix: String,
     pub token_no_default_policy: bool,
     pub token_num_uses: i64,
+    /// Values set through the deprecated `period` / `explicit_max_ttl` names, shown under
+    /// those names as Vault does.
+    #[serde(default)]
+    pub legacy_period: i64,
+    #[serde(default)]
+    pub legacy_explicit_max_ttl: i64,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -375,6 +384,7 @@ impl TokenStore {
             role: p.role,
             last_renewal: None,
             issue_nanos: crate::core::now_nanos(),
+            period_from_role: p.period_from_role,
         };
         let mut ops = vec![
             BarrierOp::Put(
@@ -568,6 +578,7 @@ pub struct CreateParams {
     pub renewable: bool,
     pub path: String,
     pub role: Option<String>,
+    pub period_from_role: bool,
 }
 
 fn token_param<'a>(req: &'a Request, caller: &'a Caller, key: &str) -> ApiResult<String> {
@@ -691,9 +702,11 @@ async fn handle_create(
     let mut explicit = req.duration_field("explicit_max_ttl")?;
     let mut period = req.duration_field("period")?.unwrap_or(0);
     let mut renewable = req.bool_field("renewable")?.unwrap_or(true);
+    let mut period_from_role = false;
     if let Some(r) = &role {
         if r.period > 0 {
             period = r.period;
+            period_from_role = true;
         }
         if r.explicit_max_ttl > 0 {
             explicit = Some(
@@ -728,6 +741,7 @@ async fn handle_create(
         renewable,
         path,
         role: role_name.map(str::to_string),
+        period_from_role,
     };
     let (token, entry) = core
         .tokens
@@ -743,15 +757,14 @@ fn role_json(r: &TokenRole) -> Value {
         "allowed_policies_glob": [],
         "disallowed_policies": r.disallowed_policies,
         "disallowed_policies_glob": [],
-        "explicit_max_ttl": r.explicit_max_ttl,
+        "explicit_max_ttl": r.legacy_explicit_max_ttl,
         "name": r.name,
         "orphan": r.orphan,
         "path_suffix": r.path_suffix,
-        "period": r.period,
+        "period": r.legacy_period,
         "renewable": r.renewable,
         "token_explicit_max_ttl": r.explicit_max_ttl,
         "token_no_default_policy": r.token_no_default_policy,
-        "token_num_uses": r.token_num_uses,
         "token_period": r.period,
         "token_type": "default-service",
     })
@@ -785,11 +798,13 @@ async fn write_role(core: &Core, req: &Request, name: &str) -> ApiResult<Respons
         r.period = v;
     } else if let Some(v) = req.duration_field("period")? {
         r.period = v;
+        r.legacy_period = v;
     }
     if let Some(v) = req.duration_field("token_explicit_max_ttl")? {
         r.explicit_max_ttl = v;
     } else if let Some(v) = req.duration_field("explicit_max_ttl")? {
         r.explicit_max_ttl = v;
+        r.legacy_explicit_max_ttl = v;
     }
     if let Some(v) = req.str_field("path_suffix")? {
         if v.contains("..") {
@@ -856,7 +871,9 @@ pub async fn handle(
             let a = token_param(req, caller, "accessor")?;
             match store.by_accessor(core, &a).await? {
                 Some(e) => Ok(Response::data(e.lookup_data("", now))),
-                None => Err(ApiError::bad_request("invalid accessor")),
+                None => Err(ApiError::bad_request(crate::error::multierror(
+                    "invalid accessor",
+                ))),
             }
         }
         ("renew-self", Op::Update) => {

@@ -202,7 +202,7 @@ fn bad_input_gets_clear_errors_and_server_keeps_serving() {
     assert!(r.body["errors"][0]
         .as_str()
         .unwrap()
-        .starts_with("failed to parse JSON input"));
+        .starts_with("failed to decode JSON input"));
     let r = http(
         &p.addr,
         "POST",
