@@ -4,7 +4,7 @@
 //! p50, p99, the ratios, idle and loaded RSS and the time from process start to healthy.
 //!
 //! Usage: `cargo run --release -p airlock-bench -- [--seconds 10] [--conns 1,16,64]
-//!         [--airlock target/release/airlock] [--bao PATH]`
+//!         [--ops read,write,lookup-self] [--airlock target/release/airlock] [--bao PATH]`
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -361,6 +361,16 @@ async fn main() -> Result<()> {
             PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string())
         }
     };
+    let ops: Vec<Op> = arg(&args, "--ops")
+        .unwrap_or_else(|| "read,write,lookup-self".into())
+        .split(',')
+        .map(|s| match s.trim() {
+            "read" => Ok(Op::Read),
+            "write" => Ok(Op::Write),
+            "lookup-self" => Ok(Op::LookupSelf),
+            o => Err(anyhow!("unknown op {o:?} (read, write, lookup-self)")),
+        })
+        .collect::<Result<_>>()?;
     let dir = std::env::temp_dir().join(format!("airlock-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let a = start_airlock(&airlock, &dir.join("a").tap_mkdir()?).await?;
@@ -392,7 +402,7 @@ async fn main() -> Result<()> {
         "errors"
     );
     let mut peak = (0u64, 0u64);
-    for op in [Op::Read, Op::Write, Op::LookupSelf] {
+    for &op in &ops {
         for &c in &conns {
             let sa = load(&a, op, c, secs).await?;
             peak.0 = peak.0.max(rss_kib(a.child.id()));

@@ -191,7 +191,10 @@ fn audit_verify_detects_tampering() {
 
 #[test]
 fn audit_fails_closed_when_no_device_can_write() {
-    if !require("/dev/full (a device whose writes always fail)", std::path::Path::new("/dev/full").exists()) {
+    if !require(
+        "/dev/full (a device whose writes always fail)",
+        std::path::Path::new("/dev/full").exists(),
+    ) {
         return;
     }
     let dir = tempdir("auditfail");
@@ -210,12 +213,24 @@ fn audit_fails_closed_when_no_device_can_write() {
     assert_eq!(init.status, 200, "{:?}", init.body);
     p.token = Some(init.body["root_token"].as_str().unwrap().to_string());
     // Every audited request fails: nothing is done without an audit record.
-    let r = req(&p, "POST", "/v1/sys/mounts/kv", Some(json!({"type": "kv-v2"})));
+    let r = req(
+        &p,
+        "POST",
+        "/v1/sys/mounts/kv",
+        Some(json!({"type": "kv-v2"})),
+    );
     assert_eq!(r.status, 500, "{:?}", r.body);
     assert_eq!(r.body["errors"][0], "failed to audit request");
     let r = req(&p, "GET", "/v1/sys/mounts", None);
     assert_eq!(r.status, 500);
-    assert!(r.body["data"].is_null(), "no data may leave without an audit record");
+    assert!(
+        r.body["data"].is_null(),
+        "no data may leave without an audit record"
+    );
     // The mount was not created (the request was refused before it ran).
-    assert_eq!(req(&p, "GET", "/v1/sys/health", None).status, 200, "server keeps serving");
+    assert_eq!(
+        req(&p, "GET", "/v1/sys/health", None).status,
+        200,
+        "server keeps serving"
+    );
 }
