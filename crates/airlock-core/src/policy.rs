@@ -1138,6 +1138,24 @@ impl Acl {
         Self::build(policies, Some(now_unix))
     }
 
+    /// Whether any rule grants something somewhere below `mount` (a path ending in `/`), as
+    /// Vault checks before describing a mount in `sys/internal/ui/mounts`.
+    pub fn may_reach_prefix(&self, mount: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        let grants = |p: &Perms| !p.caps.is_denied() && p.caps != Capabilities(0);
+        let overlaps = |fixed: &str| fixed.starts_with(mount) || mount.starts_with(fixed);
+        self.exact
+            .iter()
+            .any(|(k, p)| grants(p) && k.starts_with(mount))
+            || self.prefix.iter().any(|(k, p)| grants(p) && overlaps(k))
+            || self.segment.iter().any(|(k, p)| {
+                let fixed = k.split('+').next().unwrap_or("");
+                grants(p) && overlaps(fixed.trim_end_matches('*'))
+            })
+    }
+
     /// The ACL of a root token: everything is allowed, including sudo.
     pub fn root() -> Acl {
         Acl {

@@ -77,7 +77,7 @@ pub async fn handle(
         r if r.starts_with("mounts/") => mounts(core, req, &r["mounts/".len()..]).await,
         r if r.starts_with("internal/ui/mounts/") || r == "internal/ui/mounts" => {
             let path = r.strip_prefix("internal/ui/mounts").unwrap_or("").trim_start_matches('/');
-            internal_ui_mount(core, path)
+            internal_ui_mount(core, caller, path)
         }
         "policies/acl" | "policies/acl/" => match req.op {
             Op::List => Ok(Response::list(core.policies.list(core).await?)),
@@ -154,12 +154,16 @@ pub async fn handle(
     }
 }
 
-fn internal_ui_mount(core: &Core, path: &str) -> ApiResult<Response> {
+fn internal_ui_mount(core: &Core, caller: &Caller, path: &str) -> ApiResult<Response> {
     if path.is_empty() {
         return Err(ApiError::bad_request("path is required"));
     }
     let table = core.mounts_snapshot();
-    let Some(m) = table.route(path) else {
+    // A token that can reach nothing under the mount learns nothing about it.
+    let route = table
+        .route(path)
+        .filter(|m| caller.is_root || caller.acl.may_reach_prefix(&m.path));
+    let Some(m) = route else {
         return Err(ApiError::new(403, format!(
             "preflight capability check returned 403, please ensure client's policies grant access to path \"{path}/\""
         )));

@@ -866,3 +866,20 @@ fn policy_parse_never_panics() {
         }
     }
 }
+
+#[test]
+fn may_reach_prefix_finds_rules_below_a_mount() {
+    let p = Policy::parse(
+        "t",
+        r#"path "secret/data/app/*" { capabilities = ["read"] }
+path "kv/+/x" { capabilities = ["read"] }
+path "other/data/x" { capabilities = ["deny"] }"#,
+    )
+    .unwrap();
+    let acl = Acl::new(&[p]);
+    assert!(acl.may_reach_prefix("secret/"));
+    assert!(acl.may_reach_prefix("kv/"));
+    assert!(!acl.may_reach_prefix("other/"));
+    assert!(!acl.may_reach_prefix("sys2/"));
+    assert!(Acl::root().may_reach_prefix("anything/"));
+}

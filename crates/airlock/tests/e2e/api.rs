@@ -121,6 +121,25 @@ path "auth/token/create" { capabilities = ["update"] }
         with_token(&p, &tok, "GET", "/v1/sys/mounts", None).status,
         403
     );
+    // The CLIs' mount probe: allowed for a mount the token can use, 403 for others.
+    req(
+        &p,
+        "POST",
+        "/v1/sys/mounts/hidden",
+        Some(json!({"type": "kv"})),
+    );
+    let ui = with_token(
+        &p,
+        &tok,
+        "GET",
+        "/v1/sys/internal/ui/mounts/secret/app/x",
+        None,
+    );
+    assert_eq!(ui.body["data"]["path"], "secret/", "{:?}", ui.body);
+    assert_eq!(
+        with_token(&p, &tok, "GET", "/v1/sys/internal/ui/mounts/hidden/x", None).status,
+        403
+    );
     let bad = with_token(&p, "alt_bogus", "GET", "/v1/auth/token/lookup-self", None);
     assert_eq!(
         (bad.status, bad.body["errors"][0].clone()),
