@@ -129,3 +129,27 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }
+
+#[cfg(test)]
+mod tests {
+    /// The configuration reference in the README is real: it parses and validates.
+    #[test]
+    fn readme_config_example_is_valid() {
+        let readme = include_str!("../../../README.md");
+        let start = readme.find("```toml\n").expect("README has a toml block") + 8;
+        let end = start + readme[start..].find("```").expect("block ends");
+        let cfg: airlock_server::Config = toml::from_str(&readme[start..end]).expect("parses");
+        cfg.validate().expect("validates");
+        assert_eq!(cfg.audit.len(), 1);
+        assert!(cfg.seal.key_file.is_some());
+    }
+
+    #[test]
+    fn unknown_config_keys_are_rejected_with_their_name() {
+        let err = toml::from_str::<airlock_server::Config>("[listener]\nadress = \"x\"\n")
+            .err()
+            .expect("typo rejected")
+            .to_string();
+        assert!(err.contains("adress"), "{err}");
+    }
+}
