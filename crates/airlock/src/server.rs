@@ -147,8 +147,7 @@ mod tests {
     #[test]
     fn unknown_config_keys_are_rejected_with_their_name() {
         let err = toml::from_str::<airlock_server::Config>("[listener]\nadress = \"x\"\n")
-            .err()
-            .expect("typo rejected")
+            .expect_err("typo rejected")
             .to_string();
         assert!(err.contains("adress"), "{err}");
     }
