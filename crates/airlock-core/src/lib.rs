@@ -2,6 +2,7 @@
 //! evaluation, the HCL subset policies use, Shamir secret sharing, and Vault-style TTL
 //! parsing. No I/O, no clock reads: callers pass in time and randomness.
 
+pub mod binding;
 pub mod duration;
 pub mod hcl;
 pub mod policy;
