@@ -5,6 +5,7 @@
 pub mod binding;
 pub mod duration;
 pub mod hcl;
+pub mod lease;
 pub mod policy;
 pub mod shamir;
 pub mod token_format;

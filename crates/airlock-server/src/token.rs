@@ -12,7 +12,6 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, RwLock};
 
-use airlock_core::duration::format_go_duration;
 use airlock_core::token_format;
 use airlock_store::BarrierOp;
 use hmac::{Hmac, Mac};
@@ -192,12 +191,7 @@ fn display_name(raw: Option<&str>, prefix: &str) -> String {
 
 /// OpenBao prints TTLs in warnings like Go durations without trailing zero units.
 pub fn short_duration(secs: i64) -> String {
-    let s = format_go_duration(secs.max(0) as u64);
-    let s = s.strip_suffix("m0s").map(|x| format!("{x}m")).unwrap_or(s);
-    match s.strip_suffix("h0m") {
-        Some(x) => format!("{x}h"),
-        None => s,
-    }
+    airlock_core::lease::short_duration(secs.max(0) as u64)
 }
 
 fn sorted_policies(mut p: Vec<String>) -> Vec<String> {
