@@ -71,12 +71,17 @@ impl Default for ListenerConfig {
     }
 }
 
-#[derive(Clone, Debug, Deserialize)]
+#[derive(Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct StorageConfig {
-    /// `sqlite` (the only backend so far).
+    /// `sqlite` (embedded default) or `postgresql`.
     #[serde(default = "default_backend")]
     pub backend: String,
+    /// PostgreSQL connection string (`host=... user=... dbname=...` or a `postgresql://` URL).
+    pub connection_url: Option<String>,
+    /// PostgreSQL table (created if missing).
+    #[serde(default = "default_table")]
+    pub table: String,
     #[serde(default = "default_path")]
     pub path: PathBuf,
     /// `normal` (survives a process crash) or `full` (fsync per commit; survives power loss).
@@ -87,6 +92,9 @@ pub struct StorageConfig {
 fn default_backend() -> String {
     "sqlite".into()
 }
+fn default_table() -> String {
+    "airlock_store".into()
+}
 fn default_path() -> PathBuf {
     PathBuf::from("airlock-data/airlock.db")
 }
@@ -94,10 +102,28 @@ fn default_sync() -> String {
     "normal".into()
 }
 
+/// The connection URL may carry a password: never formatted.
+impl std::fmt::Debug for StorageConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("StorageConfig")
+            .field("backend", &self.backend)
+            .field(
+                "connection_url",
+                &self.connection_url.as_ref().map(|_| "***"),
+            )
+            .field("table", &self.table)
+            .field("path", &self.path)
+            .field("sync", &self.sync)
+            .finish()
+    }
+}
+
 impl Default for StorageConfig {
     fn default() -> Self {
         Self {
             backend: default_backend(),
+            connection_url: None,
+            table: default_table(),
             path: default_path(),
             sync: default_sync(),
         }
@@ -151,11 +177,17 @@ impl Config {
 
     /// Checks what serde cannot. Errors name the setting.
     pub fn validate(&self) -> Result<(), String> {
-        if self.storage.backend != "sqlite" {
-            return Err(format!(
-                "storage.backend: unknown backend \"{}\" (supported: sqlite)",
-                self.storage.backend
-            ));
+        match self.storage.backend.as_str() {
+            "sqlite" => {}
+            "postgresql" if self.storage.connection_url.is_none() => {
+                return Err("storage.connection_url: required for the postgresql backend".into())
+            }
+            "postgresql" => {}
+            other => {
+                return Err(format!(
+                    "storage.backend: unknown backend \"{other}\" (supported: sqlite, postgresql)"
+                ))
+            }
         }
         if !matches!(self.storage.sync.as_str(), "normal" | "full") {
             return Err(format!(

@@ -32,10 +32,17 @@ pub use config::Config;
 pub use core::Core;
 
 /// Builds the storage, audit devices and core for `config`.
-pub fn build_core(config: Config) -> Result<Arc<Core>, String> {
+pub async fn build_core(config: Config) -> Result<Arc<Core>, String> {
     config.validate()?;
     let backend: Arc<dyn airlock_store::Backend> = if config.dev.is_some() {
         Arc::new(airlock_store::SqliteBackend::memory().map_err(|e| e.to_string())?)
+    } else if config.storage.backend == "postgresql" {
+        let url = config.storage.connection_url.clone().unwrap_or_default();
+        Arc::new(
+            airlock_store::PostgresBackend::connect(&url, &config.storage.table)
+                .await
+                .map_err(|e| format!("storage: {e}"))?,
+        )
     } else {
         let sync = if config.storage.sync == "full" {
             airlock_store::SyncMode::Full

@@ -3,7 +3,7 @@
 //! Layers, bottom to top:
 //! - [`backend`]: a physical key/value store (`Backend` trait). Keys are `/`-separated paths,
 //!   values opaque bytes. [`SqliteBackend`] is the embedded default; the trait is async and
-//!   speaks only in atomic batches so that a networked backend (PostgreSQL) drops in.
+//!   speaks only in atomic batches; [`PostgresBackend`] is the networked one.
 //! - [`barrier`]: the AEAD barrier. Every value is encrypted with the active data-key term
 //!   before it reaches a backend, with the storage key as associated data, so a ciphertext
 //!   cannot be moved to another row. While sealed, every call fails with [`StoreError::Sealed`].
@@ -13,11 +13,13 @@
 pub mod backend;
 pub mod barrier;
 pub mod keyring;
+pub mod postgres;
 pub mod seal;
 
 pub use backend::{Backend, Op, SqliteBackend, SyncMode};
 pub use barrier::{Barrier, BarrierOp};
 pub use keyring::Keyring;
+pub use postgres::PostgresBackend;
 
 /// Errors from the storage stack. Messages never contain stored values.
 #[derive(Debug)]
@@ -61,9 +63,53 @@ pub type Result<T> = std::result::Result<T, StoreError>;
 mod contract {
     use std::sync::Arc;
 
-    use crate::{Backend, Barrier, BarrierOp, Keyring, Op, SqliteBackend, StoreError, SyncMode};
+    use crate::{
+        Backend, Barrier, BarrierOp, Keyring, Op, PostgresBackend, SqliteBackend, StoreError,
+        SyncMode,
+    };
 
-    fn backends() -> Vec<(&'static str, Arc<dyn Backend>)> {
+    /// A fresh table on the local PostgreSQL (`AIRLOCK_TEST_POSTGRES_URL`, default
+    /// `host=127.0.0.1 user=postgres`). Required when `CI` is set; skipped visibly otherwise.
+    async fn postgres() -> Option<Arc<PostgresBackend>> {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let url = std::env::var("AIRLOCK_TEST_POSTGRES_URL")
+            .unwrap_or_else(|_| "host=127.0.0.1 user=postgres dbname=postgres".into());
+        let table = format!(
+            "airlock_contract_{}_{}",
+            std::process::id(),
+            N.fetch_add(1, std::sync::atomic::Ordering::Relaxed)
+        );
+        match PostgresBackend::connect(&url, &table).await {
+            Ok(b) => Some(Arc::new(b)),
+            Err(e) if std::env::var_os("CI").is_some() => {
+                panic!("PostgreSQL is required in CI: {e}")
+            }
+            Err(e) => {
+                eprintln!("SKIPPED: PostgreSQL backend not tested: {e}");
+                None
+            }
+        }
+    }
+
+    async fn backends() -> (
+        Vec<(&'static str, Arc<dyn Backend>)>,
+        Option<Arc<PostgresBackend>>,
+    ) {
+        let pg = postgres().await;
+        let mut v = sqlite_backends();
+        if let Some(p) = &pg {
+            v.push(("postgresql", Arc::clone(p) as Arc<dyn Backend>));
+        }
+        (v, pg)
+    }
+
+    async fn cleanup(pg: Option<Arc<PostgresBackend>>) {
+        if let Some(p) = pg {
+            p.drop_table().await.unwrap();
+        }
+    }
+
+    fn sqlite_backends() -> Vec<(&'static str, Arc<dyn Backend>)> {
         let dir = std::env::temp_dir().join(format!(
             "airlock-store-contract-{}-{}",
             std::process::id(),
@@ -97,7 +143,8 @@ mod contract {
 
     #[tokio::test]
     async fn batches_lists_and_scans() {
-        for (name, b) in backends() {
+        let (all, pg) = backends().await;
+        for (name, b) in all {
             b.commit(vec![
                 Op::Put("a/b".into(), b"1".to_vec()),
                 Op::Put("a/c/d".into(), b"2".to_vec()),
@@ -131,11 +178,13 @@ mod contract {
             );
             assert!(b.list("zzz/").await.unwrap().is_empty(), "{name}");
         }
+        cleanup(pg).await;
     }
 
     #[tokio::test]
     async fn concurrent_commits_all_land() {
-        for (name, b) in backends() {
+        let (all, pg) = backends().await;
+        for (name, b) in all {
             let mut tasks = Vec::new();
             for i in 0..200 {
                 let b = Arc::clone(&b);
@@ -149,11 +198,13 @@ mod contract {
             }
             assert_eq!(b.scan("k/").await.unwrap().len(), 200, "{name}");
         }
+        cleanup(pg).await;
     }
 
     #[tokio::test]
     async fn barrier_encrypts_binds_rows_and_seals() {
-        for (name, b) in backends() {
+        let (all, pg) = backends().await;
+        for (name, b) in all {
             let bar = Barrier::new(Arc::clone(&b));
             assert!(
                 matches!(bar.get("x").await, Err(StoreError::Sealed)),
@@ -183,11 +234,13 @@ mod contract {
                 "{name}"
             );
         }
+        cleanup(pg).await;
     }
 
     #[tokio::test]
     async fn barrier_cache_stays_coherent_under_concurrent_writes() {
-        for (name, b) in backends() {
+        let (all, pg) = backends().await;
+        for (name, b) in all {
             let bar = Arc::new(Barrier::new(b));
             bar.install(Keyring::generate(0));
             let mut tasks = Vec::new();
@@ -210,5 +263,6 @@ mod contract {
                 "{name}"
             );
         }
+        cleanup(pg).await;
     }
 }

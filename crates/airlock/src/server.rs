@@ -86,7 +86,9 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         toml::from_str::<airlock_server::Config>(&text)
             .map_err(|e| anyhow!("{}: {e}", path.display()))?
     };
-    let core = airlock_server::build_core(config).map_err(|e| anyhow!(e))?;
+    let core = airlock_server::build_core(config)
+        .await
+        .map_err(|e| anyhow!(e))?;
     let server = airlock_server::Server::bind(core.clone())
         .await
         .map_err(|e| anyhow!(e))?;

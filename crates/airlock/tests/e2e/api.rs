@@ -741,3 +741,66 @@ fn secrets_never_reach_logs_or_errors() {
         "root token in server log"
     );
 }
+
+#[test]
+fn postgresql_storage_survives_restart() {
+    let reachable = std::net::TcpStream::connect("127.0.0.1:5432").is_ok();
+    if !require("PostgreSQL on 127.0.0.1:5432", reachable) {
+        return;
+    }
+    let dir = tempdir("pg");
+    let table = format!("airlock_e2e_{}", std::process::id());
+    let cfg = dir.join("airlock.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listener]\naddress = \"127.0.0.1:0\"\n[storage]\nbackend = \"postgresql\"\nconnection_url = \"host=127.0.0.1 user=postgres dbname=postgres\"\ntable = \"{table}\"\n[seal]\nkey_env = \"AIRLOCK_TEST_UNSEAL_PG\"\n"
+        ),
+    )
+    .unwrap();
+    std::env::set_var("AIRLOCK_TEST_UNSEAL_PG", "44".repeat(32));
+    let mut p = start_config(&cfg);
+    let init = req(&p, "PUT", "/v1/sys/init", Some(json!({})));
+    assert_eq!(init.status, 200, "{:?}", init.body);
+    let root = init.body["root_token"].as_str().unwrap().to_string();
+    p.token = Some(root.clone());
+    assert_eq!(
+        req(&p, "GET", "/v1/sys/seal-status", None).body["storage_type"],
+        "postgresql"
+    );
+    assert_eq!(
+        req(
+            &p,
+            "POST",
+            "/v1/sys/mounts/kv",
+            Some(json!({"type": "kv-v2"}))
+        )
+        .status,
+        204
+    );
+    let w = req(
+        &p,
+        "POST",
+        "/v1/kv/data/db",
+        Some(json!({"data": {"pw": "pg-secret-value"}})),
+    );
+    assert_eq!(w.status, 200, "{:?}", w.body);
+    drop(p);
+    let mut p = start_config(&cfg);
+    p.token = Some(root);
+    let r = req(&p, "GET", "/v1/kv/data/db", None);
+    assert_eq!(r.body["data"]["data"]["pw"], "pg-secret-value");
+    drop(p);
+    let out = std::process::Command::new("psql")
+        .args(["-h", "127.0.0.1", "-U", "postgres", "-Atc"])
+        .arg(format!(
+            "SELECT encode(v, 'escape') FROM {table}; DROP TABLE {table};"
+        ))
+        .output();
+    if let Ok(out) = out {
+        assert!(
+            !String::from_utf8_lossy(&out.stdout).contains("pg-secret-value"),
+            "plaintext in PostgreSQL"
+        );
+    }
+}
