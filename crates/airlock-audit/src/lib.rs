@@ -185,6 +185,43 @@ impl Auditor {
             Err(AuditError::NotRecorded(last_err))
         }
     }
+
+    /// Logs several entries with one wait: all are queued first, so the device writer
+    /// commits them together (one fsync for the batch, not one per entry). Succeeds only if
+    /// some device recorded every entry.
+    pub async fn log_many(&self, entries: &[Value]) -> Result<(), AuditError> {
+        if self.devices.is_empty() || entries.is_empty() {
+            return Ok(());
+        }
+        let mut waits = Vec::with_capacity(self.devices.len() * entries.len());
+        for d in &self.devices {
+            for entry in entries {
+                let bytes = serde_json::to_vec(entry)
+                    .map_err(|e| AuditError::NotRecorded(e.to_string()))?;
+                let (done, rx) = oneshot::channel();
+                if d.tx.send(Job { entry: bytes, done }).await.is_ok() {
+                    waits.push((d.name.as_str(), rx));
+                }
+            }
+        }
+        let mut per_device: std::collections::HashMap<&str, usize> = Default::default();
+        let mut last_err = String::from("no audit device accepted the entries");
+        for (name, rx) in waits {
+            match rx.await {
+                Ok(Ok(())) => *per_device.entry(name).or_default() += 1,
+                Ok(Err(e)) => {
+                    tracing::error!(device = name, error = %e, "audit device failed to write");
+                    last_err = e;
+                }
+                Err(_) => last_err = format!("audit device {name} stopped"),
+            }
+        }
+        if per_device.values().any(|n| *n == entries.len()) {
+            Ok(())
+        } else {
+            Err(AuditError::NotRecorded(last_err))
+        }
+    }
 }
 
 fn hmac_hex(key: &[u8], s: &str) -> String {

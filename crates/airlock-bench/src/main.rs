@@ -3,8 +3,13 @@
 //! KV v2 read, KV v2 write and `lookup-self` with 1, 16 and 64 connections. Prints req/s,
 //! p50, p99, the ratios, idle and loaded RSS and the time from process start to healthy.
 //!
+//! `airlock-bench broker …` runs the credential-broker benchmark instead (see `broker.rs`).
+//!
 //! Usage: `cargo run --release -p airlock-bench -- [--seconds 10] [--conns 1,16,64]
 //!         [--ops read,write,lookup-self] [--airlock target/release/airlock] [--bao PATH]`
+
+mod broker;
+mod db;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -20,6 +25,7 @@ struct Target {
     child: Child,
     addr: String,
     token: String,
+    root: String,
     start_to_healthy: Duration,
 }
 
@@ -92,7 +98,9 @@ async fn wait_healthy(addr: &str, started: Instant, allow: &[u16]) -> Result<Dur
     }
 }
 
-async fn setup(addr: &str) -> Result<(String, Duration)> {
+/// Initialises and unseals a server; returns a policy-bound token, the unseal-to-active time
+/// and the root token.
+async fn setup(addr: &str) -> Result<(String, Duration, String)> {
     let (_, init) = request(
         addr,
         "PUT",
@@ -170,7 +178,7 @@ async fn setup(addr: &str) -> Result<(String, Duration)> {
     if s != 200 {
         bail!("seed write failed with {s}");
     }
-    Ok((token, t.elapsed()))
+    Ok((token, t.elapsed(), root))
 }
 
 async fn start_airlock(bin: &Path, dir: &Path) -> Result<Target> {
@@ -193,11 +201,12 @@ async fn start_airlock(bin: &Path, dir: &Path) -> Result<Target> {
         .with_context(|| format!("starting {}", bin.display()))?;
     let addr = format!("http://127.0.0.1:{port}");
     let start_to_healthy = wait_healthy(&addr, started, &[501, 503, 200]).await?;
-    let (token, _) = setup(&addr).await?;
+    let (token, _, root) = setup(&addr).await?;
     Ok(Target {
         child,
         addr,
         token,
+        root,
         start_to_healthy,
     })
 }
@@ -225,11 +234,12 @@ async fn start_openbao(bin: &Path, dir: &Path) -> Result<Target> {
         .with_context(|| format!("starting {}", bin.display()))?;
     let addr = format!("http://127.0.0.1:{port}");
     let start_to_healthy = wait_healthy(&addr, started, &[501, 503, 200]).await?;
-    let (token, _) = setup(&addr).await?;
+    let (token, _, root) = setup(&addr).await?;
     Ok(Target {
         child,
         addr,
         token,
+        root,
         start_to_healthy,
     })
 }
@@ -339,6 +349,12 @@ fn arg(args: &[String], name: &str) -> Option<String> {
 #[tokio::main]
 async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("broker") {
+        return broker::run(&args).await;
+    }
+    if args.get(1).map(String::as_str) == Some("db") {
+        return db::run(&args).await;
+    }
     let secs: u64 = arg(&args, "--seconds")
         .map(|s| s.parse())
         .transpose()?

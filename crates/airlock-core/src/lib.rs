@@ -3,9 +3,12 @@
 //! parsing. No I/O, no clock reads: callers pass in time and randomness.
 
 pub mod binding;
+pub mod cron;
 pub mod duration;
 pub mod hcl;
 pub mod lease;
+pub mod password_policy;
 pub mod policy;
 pub mod shamir;
 pub mod token_format;
+pub mod username_template;

@@ -115,6 +115,7 @@ pub struct Core {
     pub metrics: Metrics,
     pub policies: PolicyStore,
     pub tokens: TokenStore,
+    pub db_pools: crate::database::Pools,
     pub mounts: RwLock<MountTable>,
     pub locks: KeyLocks,
     pub cluster_name: String,
@@ -140,6 +141,7 @@ fn needs_sudo(path: &str, op: Op) -> bool {
         "sys/seal",
         "sys/key-status",
         "sys/audit",
+        "sys/broker/keys",
         "auth/token/revoke-orphan",
         "auth/token/accessors",
         "auth/token/accessors/",
@@ -152,6 +154,8 @@ fn needs_sudo(path: &str, op: Op) -> bool {
         "sys/leases/lookup/",
         "sys/leases/revoke-prefix/",
         "sys/leases/revoke-force/",
+        "sys/revoke-prefix/",
+        "sys/revoke-force/",
         "auth/token/revoke-orphan/",
     ];
     if path == "sys/auth" && op != Op::Read {
@@ -205,6 +209,7 @@ impl Core {
             metrics: Metrics::new(),
             policies: PolicyStore::new(),
             tokens: TokenStore::new(),
+            db_pools: Default::default(),
             mounts: RwLock::new(MountTable::default()),
             locks: KeyLocks::new(256),
             cluster_name,
@@ -584,6 +589,7 @@ impl Core {
             .and_then(|m| m.route(&req.path).cloned());
         match mount {
             Some(m) if m.kind == "kv" => crate::kv::handle(self, &m, req).await,
+            Some(m) if m.kind == "database" => crate::database::handle(self, &m, req, caller).await,
             _ => Err(ApiError::no_route(&req.path)),
         }
     }
@@ -742,6 +748,31 @@ impl Core {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(count = n, "purged expired tokens"),
                     Err(e) => tracing::warn!(error = ?e.errors, "token purge failed"),
+                }
+            }
+        })
+    }
+
+    /// Background work: revoke leases that reached their end (and retry failed revocations).
+    /// Runs every second; the first pass after start-up catches leases that ended while
+    /// Airlock was stopped.
+    pub fn spawn_lease_expiry(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let core = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if core.is_sealed() {
+                    continue;
+                }
+                match crate::leases::expire_due(&core, now_unix()).await {
+                    Ok((0, 0)) => {}
+                    Ok((n, f)) => tracing::info!(revoked = n, failed = f, "expired leases"),
+                    Err(e) => tracing::warn!(error = ?e.errors, "lease expiry pass failed"),
+                }
+                if let Err(e) = crate::database::rotate_due_static(&core, now_unix()).await {
+                    tracing::warn!(error = ?e.errors, "static role rotation pass failed");
                 }
             }
         })

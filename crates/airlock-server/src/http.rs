@@ -242,9 +242,7 @@ fn logical_path(raw: &str) -> ApiResult<String> {
     let n = segs.len();
     for (i, s) in segs.iter().enumerate() {
         if *s == ".." || *s == "." {
-            return Err(ApiError::bad_request(
-                "invalid path: relative segments are not allowed",
-            ));
+            return Err(ApiError::bad_request("relative paths not supported"));
         }
         if s.is_empty() && i + 1 != n {
             return Err(ApiError::bad_request("invalid path: empty segment"));
@@ -325,6 +323,15 @@ async fn handle(
         return Err(ApiError::sealed());
     }
     if op == Op::Patch
+        && content_type
+            .as_deref()
+            .map(str::trim)
+            .unwrap_or("")
+            .is_empty()
+    {
+        return Err(ApiError::bad_request("mime: no media type"));
+    }
+    if op == Op::Patch
         && !content_type
             .as_deref()
             .map(|c| c.starts_with("application/merge-patch+json"))
@@ -343,7 +350,12 @@ async fn handle(
             "response wrapping is not supported by this server yet",
         ));
     }
-    let (data, _) = read_body(body, limit).await?;
+    // Like OpenBao, only methods that carry data parse the body.
+    let (data, _) = if matches!(op, Op::Update | Op::Patch) {
+        read_body(body, limit).await?
+    } else {
+        (Map::new(), false)
+    };
     if path == "sys/metrics" && core.config.unauthenticated_metrics_access && op == Op::Read {
         let lreq = Request {
             id: request_id.to_string(),
@@ -357,15 +369,16 @@ async fn handle(
         };
         return Ok(render(crate::metrics::response(core, &lreq), request_id));
     }
+    if op == Op::Update && path.ends_with('/') {
+        return Err(ApiError::bad_request(
+            "cannot write to a path ending in '/'",
+        ));
+    }
     let lreq = Request {
         id: request_id.to_string(),
         op,
-        path: path.trim_end_matches('/').to_string()
-            + if op == Op::List && path.ends_with('/') {
-                "/"
-            } else {
-                ""
-            },
+        // A trailing `/` is kept: lists use it, and a KV read of `key/` is not `key`.
+        path,
         data,
         query,
         token: extract_token(&parts.headers),
@@ -423,10 +436,24 @@ async fn unauthenticated(
     query: &[(String, String)],
 ) -> Option<ApiResult<Response>> {
     if !matches!(*method, Method::GET | Method::HEAD) {
-        return None;
+        return match path {
+            "sys/health" | "sys/seal-status" | "sys/leader" => Some(Err(ApiError {
+                status: 405,
+                errors: Vec::new(),
+                body: None,
+            })),
+            _ => None,
+        };
     }
     match path {
-        "sys/health" => Some(health(core, query).await),
+        "sys/health" => Some(match health_query_ok(query) {
+            true => health(core, query).await,
+            false => Err(ApiError {
+                status: 400,
+                errors: Vec::new(),
+                body: None,
+            }),
+        }),
         "sys/seal-status" => Some(seal_status(core).await.map(Response::raw)),
         "sys/leader" if core.is_sealed() => Some(Err(ApiError::sealed())),
         // Single node, no HA: Vault answers only this.
@@ -438,6 +465,34 @@ async fn unauthenticated(
         ),
         _ => None,
     }
+}
+
+/// OpenBao refuses unparsable status codes and flags with a bare 400.
+fn health_query_ok(query: &[(String, String)]) -> bool {
+    query.iter().all(|(k, v)| {
+        if k.ends_with("code") {
+            v.parse::<i64>().is_ok()
+        } else if k == "standbyok" {
+            v.is_empty()
+                || matches!(
+                    v.as_str(),
+                    "true"
+                        | "false"
+                        | "1"
+                        | "0"
+                        | "t"
+                        | "f"
+                        | "TRUE"
+                        | "FALSE"
+                        | "True"
+                        | "False"
+                        | "T"
+                        | "F"
+                )
+        } else {
+            true
+        }
+    })
 }
 
 async fn health(core: &Core, query: &[(String, String)]) -> ApiResult<Response> {

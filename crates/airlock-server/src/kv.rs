@@ -91,6 +91,9 @@ fn validate_key(key: &str) -> ApiResult<()> {
     if key.is_empty() {
         return Err(ApiError::unsupported_path());
     }
+    if key.ends_with('/') {
+        return Err(ApiError::not_found());
+    }
     if key.len() > 4096 {
         return Err(ApiError::bad_request("key name is too long"));
     }
@@ -126,12 +129,31 @@ pub async fn handle(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResul
         None => (rel.as_str(), ""),
     };
     match section {
-        "config" if key.is_empty() => config(core, m, req).await,
+        "config" if key.is_empty() && req.op != Op::List => config(core, m, req).await,
         "data" => data(core, m, req, key).await,
         "metadata" => metadata(core, m, req, key).await,
         "delete" | "undelete" | "destroy" => versions_op(core, m, req, section, key).await,
         "subkeys" => subkeys(core, m, req, key).await,
-        _ => Err(ApiError::unsupported_path()),
+        _ => Ok(invalid_v2_path(req.op)),
+    }
+}
+
+/// OpenBao's answer to a path outside the KV v2 endpoints (or LIST on `config`): 404 with an
+/// envelope whose warning names the CLI command to use.
+fn invalid_v2_path(op: Op) -> Response {
+    let verb = match op {
+        Op::Read => "get",
+        Op::List => "list",
+        Op::Delete => "delete",
+        Op::Patch => "patch",
+        Op::Create | Op::Update => "put",
+    };
+    Response {
+        status: Some(404),
+        warnings: vec![format!(
+            "Invalid path for a versioned K/V secrets engine. See the API docs for the appropriate API endpoints to use. If using the OpenBao CLI, use 'bao kv {verb}' for this operation."
+        )],
+        ..Default::default()
     }
 }
 
@@ -174,11 +196,7 @@ async fn v1(core: &Core, m: &MountEntry, req: &Request, rel: &str) -> ApiResult<
             if req.data.is_empty() {
                 return Err(ApiError::bad_request("missing data fields"));
             }
-            if let Some(t) = req.data.get("ttl") {
-                if airlock_core::duration::parse_duration_value(t).is_err() {
-                    return Err(ApiError::bad_request("failed to parse ttl"));
-                }
-            }
+            // An unparsable `ttl` is stored as data; reads then use the default lease.
             let b = serde_json::to_vec(&req.data).map_err(|e| ApiError::internal(&e))?;
             core.barrier.put(&key, &b).await?;
             Ok(Response::empty())
@@ -215,7 +233,8 @@ async fn config(core: &Core, m: &MountEntry, req: &Request) -> ApiResult<Respons
             let _g = core.locks.lock(&key).await;
             let mut c = mount_config(core, m).await?;
             if let Some(v) = req.int_field("max_versions")? {
-                c.max_versions = v.max(0) as u64;
+                // Stored as a uint32 in OpenBao: -1 reads back as 4294967295.
+                c.max_versions = u64::from(v as u32);
             }
             if let Some(v) = req.bool_field("cas_required")? {
                 c.cas_required = v;
@@ -280,9 +299,11 @@ fn requested_version(req: &Request) -> ApiResult<u64> {
             Some(v) => Ok(v),
             None => Ok(0),
         },
-        Some(s) => s
-            .parse::<u64>()
-            .map_err(|_| ApiError::bad_request("invalid version")),
+        Some(s) => s.parse::<u64>().map_err(|_| {
+            ApiError::bad_request(
+                "Field validation failed: error converting input for field \"version\": '' cannot parse value as 'int': strconv.ParseInt: invalid syntax",
+            )
+        }),
     }
 }
 
@@ -323,11 +344,13 @@ fn check_cas(req: &Request, meta: Option<&KeyMeta>, mc: &MountConfig) -> ApiResu
             Some(v) => Some(
                 v.as_u64()
                     .or_else(|| v.as_str().and_then(|s| s.parse().ok()))
-                    .ok_or_else(|| ApiError::bad_request("invalid cas value"))?,
+                    .ok_or_else(|| {
+                        ApiError::bad_request("error parsing check-and-set parameter")
+                    })?,
             ),
         },
         None | Some(Value::Null) => None,
-        Some(_) => return Err(ApiError::bad_request("options must be an object")),
+        Some(v) => return Err(map_type_error("options", v)),
     };
     let required = mc.cas_required || meta.map(|m| m.cas_required).unwrap_or(false);
     match cas {
@@ -405,10 +428,21 @@ fn data_map(req: &Request) -> ApiResult<Map<String, Value>> {
     match req.data.get("data") {
         Some(Value::Object(d)) => Ok(d.clone()),
         None | Some(Value::Null) => Err(ApiError::bad_request("no data provided")),
-        Some(_) => Err(ApiError::bad_request(
-            "error converting input for field \"data\": expected a map",
-        )),
+        Some(v) => Err(map_type_error("data", v)),
     }
+}
+
+fn map_type_error(field: &str, v: &Value) -> ApiError {
+    let got = match v {
+        Value::String(_) => "string",
+        Value::Array(_) => "[]interface {}",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "float64",
+        _ => "map",
+    };
+    ApiError::bad_request(format!(
+        "error converting input for field \"{field}\": '' expected type 'map[string]interface {{}}', got unconvertible type '{got}'"
+    ))
 }
 
 /// RFC 7386 JSON merge patch.
@@ -523,9 +557,12 @@ fn custom_metadata(
             }
             let mut out = BTreeMap::new();
             for (k, v) in o {
+                // OpenBao decodes weakly: numbers print, booleans become "1"/"0".
                 let s = match v {
                     Value::String(s) => s.clone(),
                     Value::Null if allow_null => continue,
+                    Value::Bool(b) => if *b { "1" } else { "0" }.to_string(),
+                    Value::Number(n) => n.to_string(),
                     _ => {
                         return Err(ApiError::bad_request(format!(
                             "custom_metadata value for key \"{k}\" must be a string"
@@ -539,11 +576,14 @@ fn custom_metadata(
                 }
                 out.insert(k.clone(), s);
             }
-            Ok(Some(Some(out)))
+            // An empty map reads back as null.
+            Ok(Some(if out.is_empty() && !allow_null {
+                None
+            } else {
+                Some(out)
+            }))
         }
-        Some(_) => Err(ApiError::bad_request(
-            "error converting input for field \"custom_metadata\": expected a map",
-        )),
+        Some(v) => Err(map_type_error("custom_metadata", v)),
     }
 }
 
@@ -572,7 +612,7 @@ async fn metadata(core: &Core, m: &MountEntry, req: &Request, key: &str) -> ApiR
             let _g = core.locks.lock(&p.meta).await;
             let existing = load_meta(core, &p).await?;
             if req.op == Op::Patch && existing.is_none() {
-                return Err(ApiError::not_found());
+                return Err(ApiError::bare(404));
             }
             let now = now_nanos();
             let mut meta = existing.unwrap_or(KeyMeta {
@@ -610,23 +650,8 @@ async fn metadata(core: &Core, m: &MountEntry, req: &Request, key: &str) -> ApiR
             }
             meta.current_metadata_version += 1;
             meta.updated = now;
-            // Shrinking max_versions prunes immediately.
-            let mc = mount_config(core, m).await?;
-            let max = effective_max_versions(&meta, &mc);
-            let mut ops = Vec::new();
-            while meta.versions.len() as u64 > max {
-                let Some((&oldest, _)) = meta.versions.iter().next() else {
-                    break;
-                };
-                meta.versions.remove(&oldest);
-                ops.push(BarrierOp::Delete(format!("{}{oldest}", p.versions)));
-                meta.oldest_version = meta.versions.keys().next().copied().unwrap_or(0);
-            }
-            ops.push(BarrierOp::Put(
-                p.meta.clone(),
-                serde_json::to_vec(&meta).map_err(|e| ApiError::internal(&e))?,
-            ));
-            core.barrier.commit(ops).await?;
+            // Lowering max_versions prunes on the next write, as OpenBao does.
+            core.barrier.put_json(&p.meta, &meta).await?;
             Ok(Response::empty())
         }
         Op::Delete => {
@@ -684,7 +709,13 @@ async fn versions_op(
         return Err(ApiError::unsupported_operation());
     }
     validate_key(key)?;
-    let versions = versions_param(req)?;
+    let versions = versions_param(req).map_err(|e| {
+        if op == "destroy" {
+            ApiError::bad_request("no version number provided")
+        } else {
+            e
+        }
+    })?;
     let p = paths(m, key);
     let _g = core.locks.lock(&p.meta).await;
     let Some(mut meta) = load_meta(core, &p).await? else {
@@ -747,7 +778,10 @@ async fn subkeys(core: &Core, m: &MountEntry, req: &Request, key: &str) -> ApiRe
             "metadata": vm.json(v, &meta.custom_metadata),
             "subkeys": to_subkeys(&Value::Object(d), depth, 0),
         }))),
-        None => Err(deleted_404(v, &vm, &meta.custom_metadata)),
+        None => Err(ApiError::with_body(
+            404,
+            json!({"metadata": vm.json(v, &meta.custom_metadata), "subkeys": null}),
+        )),
     }
 }
 

@@ -5,15 +5,20 @@
 //! `token`, `kv`) → `http` renders the Vault envelope. Errors become HTTP responses only in
 //! `http::error_response` from the [`error::ApiError`] every layer returns.
 
+pub mod broker;
 pub mod config;
 pub mod core;
+pub mod database;
 pub mod error;
 pub mod http;
 pub mod kv;
+pub mod leases;
 pub mod logical;
 pub mod metrics;
 pub mod mounts;
+pub mod mysql_client;
 pub mod policies;
+pub mod redis_client;
 pub mod sys;
 pub mod tls;
 pub mod token;
@@ -127,6 +132,7 @@ impl Server {
     /// Serves until `shutdown` resolves, then drains connections for up to 10 s.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let housekeeping = self.core.spawn_housekeeping();
+        let lease_expiry = self.core.spawn_lease_expiry();
         let graceful = GracefulShutdown::new();
         let mut builder = Builder::new(TokioExecutor::new());
         // Slow or stalled clients cannot hold connections open forever.
@@ -190,6 +196,7 @@ impl Server {
         }
         drop(self.listener);
         housekeeping.abort();
+        lease_expiry.abort();
         tokio::select! {
             _ = graceful.shutdown() => {}
             _ = tokio::time::sleep(Duration::from_secs(10)) => {

@@ -116,10 +116,14 @@ impl Request {
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
             Some(v) => airlock_core::duration::parse_duration_value(v)
                 .map(|s| Some(s as i64))
-                .map_err(|_| {
-                    ApiError::bad_request(format!(
+                .map_err(|_| match v {
+                    // Durations are not secret; OpenBao quotes the bad value.
+                    Value::String(s) if s.len() <= 64 => {
+                        ApiError::bad_request(format!("time: invalid duration {s:?}"))
+                    }
+                    _ => ApiError::bad_request(format!(
                         "error converting input for field \"{k}\": invalid duration"
-                    ))
+                    )),
                 }),
         }
     }
@@ -149,6 +153,41 @@ impl Request {
         }
     }
 
+    /// Vault's key/value-pairs field (`meta`): a map, or `k=v` strings (one or a list).
+    pub fn kv_pairs_field(
+        &self,
+        k: &str,
+    ) -> ApiResult<Option<std::collections::BTreeMap<String, String>>> {
+        let bad = |i: usize| {
+            ApiError::bad_request(format!(
+                "Field validation failed: error converting input for field \"{k}\": invalid key pair at index {i} in field \"{k}\""
+            ))
+        };
+        let pairs: Vec<&Value> = match self.data.get(k) {
+            Some(Value::String(_)) => self.data.get(k).into_iter().collect(),
+            Some(Value::Array(a)) => a.iter().collect(),
+            _ => return self.str_map_field(k),
+        };
+        let mut out = std::collections::BTreeMap::new();
+        for (i, p) in pairs.iter().enumerate() {
+            let (a, b) = p
+                .as_str()
+                .and_then(|s| s.split_once('='))
+                .ok_or_else(|| bad(i))?;
+            out.insert(a.to_string(), b.to_string());
+        }
+        Ok(Some(out))
+    }
+
+    /// A list of strings where a lone string is one element (not split on commas).
+    pub fn str_list_field_nosplit(&self, k: &str) -> ApiResult<Option<Vec<String>>> {
+        match self.data.get(k) {
+            Some(Value::String(s)) if s.trim().is_empty() => Ok(Some(Vec::new())),
+            Some(Value::String(s)) => Ok(Some(vec![s.trim().to_string()])),
+            _ => self.str_list_field(k),
+        }
+    }
+
     /// A map of string to string.
     pub fn str_map_field(
         &self,
@@ -169,7 +208,7 @@ impl Request {
                 Ok(Some(out))
             }
             Some(v) => Err(ApiError::bad_request(format!(
-                "error converting input for field \"{k}\": '' expected a map, got '{}'",
+                "error converting input for field \"{k}\": '' expected type 'map[string]interface {{}}', got unconvertible type '{}'",
                 json_kind(v)
             ))),
         }
@@ -182,15 +221,21 @@ fn json_kind(v: &Value) -> &'static str {
         Value::Bool(_) => "bool",
         Value::Number(_) => "number",
         Value::String(_) => "string",
-        Value::Array(_) => "slice",
+        Value::Array(_) => "[]interface {}",
         Value::Object(_) => "map",
     }
 }
 
-/// The offending value is not echoed: errors end up in logs and audit entries in clear.
+/// OpenBao's text for a field of the wrong type. The offending value is not echoed (it would
+/// land in logs and audit entries in clear); OpenBao's text does not echo it either.
 fn field_err(k: &str, want: &str, _got: &str) -> ApiError {
+    let detail = match want {
+        "int" => "'' cannot parse value as 'int': strconv.ParseInt: invalid syntax".to_string(),
+        "bool" => "'' cannot parse value as 'bool': strconv.ParseBool: invalid syntax".to_string(),
+        other => format!("expected {other}"),
+    };
     ApiError::bad_request(format!(
-        "error converting input for field \"{k}\": expected {want}"
+        "Field validation failed: error converting input for field \"{k}\": {detail}"
     ))
 }
 

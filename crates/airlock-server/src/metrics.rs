@@ -27,6 +27,9 @@ pub struct Metrics {
     count: AtomicU64,
     sum_micros: AtomicU64,
     started: std::time::Instant,
+    pub leases_created: AtomicU64,
+    pub leases_revoked: AtomicU64,
+    pub lease_revoke_failures: AtomicU64,
 }
 
 impl Metrics {
@@ -37,6 +40,9 @@ impl Metrics {
             count: AtomicU64::new(0),
             sum_micros: AtomicU64::new(0),
             started: std::time::Instant::now(),
+            leases_created: AtomicU64::new(0),
+            leases_revoked: AtomicU64::new(0),
+            lease_revoke_failures: AtomicU64::new(0),
         }
     }
 
@@ -113,6 +119,28 @@ impl Metrics {
             "# HELP airlock_sealed 1 while the server is sealed.\n# TYPE airlock_sealed gauge\n",
         );
         out.push_str(&format!("airlock_sealed {}\n", u8::from(sealed)));
+        for (name, help, v) in [
+            (
+                "airlock_leases_created_total",
+                "Leases issued.",
+                &self.leases_created,
+            ),
+            (
+                "airlock_leases_revoked_total",
+                "Leases revoked (explicitly, by expiry or with their token).",
+                &self.leases_revoked,
+            ),
+            (
+                "airlock_lease_revoke_failures_total",
+                "Failed revocation attempts (retried with backoff).",
+                &self.lease_revoke_failures,
+            ),
+        ] {
+            out.push_str(&format!(
+                "# HELP {name} {help}\n# TYPE {name} counter\n{name} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
         out.push_str("# HELP airlock_uptime_seconds Seconds since start.\n# TYPE airlock_uptime_seconds gauge\n");
         out.push_str(&format!(
             "airlock_uptime_seconds {}\n",

@@ -110,6 +110,9 @@ pub fn normalize_mount_path(raw: &str) -> ApiResult<String> {
     }
     let p = format!("{p}/");
     for r in RESERVED {
+        if p == *r {
+            return Err(ApiError::bad_request(format!("cannot mount \"{r}\"")));
+        }
         if p.starts_with(r) {
             return Err(ApiError::bad_request(format!("cannot mount under \"{r}\"")));
         }

@@ -119,6 +119,10 @@ impl PolicyStore {
         Ok(acl)
     }
 
+    pub async fn exists(&self, core: &Core, name: &str) -> ApiResult<bool> {
+        Ok(self.load_stored(core, name).await?.is_some())
+    }
+
     pub async fn list(&self, core: &Core) -> ApiResult<Vec<String>> {
         self.load_stored(core, "default").await?;
         let mut keys = core.barrier.list(PREFIX).await?;
@@ -136,7 +140,6 @@ impl PolicyStore {
                 "allow_slashes_in_identity_templates": false,
                 "allow_wildcards_in_identity_templates": false,
                 "cas_required": false,
-                "modified": "",
                 "name": "root",
                 "policy": "",
                 "version": 0,
@@ -159,7 +162,7 @@ impl PolicyStore {
     pub async fn write(&self, core: &Core, name: &str, text: &str) -> ApiResult<()> {
         let name = normalize_name(name)?;
         if name == "root" {
-            return Err(ApiError::bad_request("cannot update root policy"));
+            return Err(ApiError::bad_request("cannot update \"root\" policy"));
         }
         if text.trim().is_empty() {
             return Err(ApiError::bad_request(
@@ -192,7 +195,7 @@ impl PolicyStore {
         let name = normalize_name(name)?;
         match name.as_str() {
             "root" => return Err(ApiError::bad_request("cannot delete \"root\" policy")),
-            "default" => return Err(ApiError::bad_request("cannot delete \"default\" policy")),
+            "default" => return Err(ApiError::bad_request("cannot delete default policy")),
             _ => {}
         }
         core.barrier.delete(&format!("{PREFIX}{name}")).await?;

@@ -83,6 +83,17 @@ pub async fn handle(
             Op::List => Ok(Response::list(core.policies.list(core).await?)),
             _ => Err(ApiError::unsupported_operation()),
         },
+        "policies/password" | "policies/password/" if req.op == Op::List => {
+            let mut keys = core.barrier.list("sys/password-policy/").await?;
+            keys.sort();
+            if keys.is_empty() {
+                return Err(ApiError::not_found());
+            }
+            Ok(Response::list(keys))
+        }
+        r if r.starts_with("policies/password/") => {
+            password_policy(core, req, &r["policies/password/".len()..]).await
+        }
         r if r.starts_with("policies/acl/") => {
             let name = &r["policies/acl/".len()..];
             policy_rw(core, req, name, false).await
@@ -150,6 +161,20 @@ pub async fn handle(
             Ok(Response::data(json!({ "hash": hash })))
         }
         "metrics" if req.op == Op::Read => Ok(crate::metrics::response(core, req)),
+        "broker/audit" if write => broker_audit(core, req, caller).await,
+        r if r.starts_with("leases/")
+            || r == "renew"
+            || r.starts_with("renew/")
+            || r == "revoke"
+            || r.starts_with("revoke/")
+            || r.starts_with("revoke-prefix/")
+            || r.starts_with("revoke-force/") =>
+        {
+            crate::leases::handle(core, req, caller, r).await
+        }
+        r if r.starts_with("broker/") => {
+            crate::broker::handle(core, req, caller, &r["broker/".len()..]).await
+        }
         _ => Err(ApiError::unsupported_path()),
     }
 }
@@ -203,6 +228,7 @@ async fn mounts(core: &Core, req: &Request, raw: &str) -> ApiResult<Response> {
                     options.insert("version".into(), "2".into());
                     "kv"
                 }
+                "database" => "database",
                 other => {
                     return Err(ApiError::bad_request(format!(
                         "plugin not found in the catalog: {other}"
@@ -213,12 +239,12 @@ async fn mounts(core: &Core, req: &Request, raw: &str) -> ApiResult<Response> {
                 .get("version")
                 .cloned()
                 .unwrap_or_else(|| "1".into());
-            if version != "1" && version != "2" {
+            if kind == "kv" && version != "1" && version != "2" {
                 return Err(ApiError::bad_request(format!(
                     "invalid KV version \"{version}\""
                 )));
             }
-            if kind_raw != "kv-v2" && !options.contains_key("version") {
+            if kind != "kv" || (kind_raw != "kv-v2" && !options.contains_key("version")) {
                 // Vault stores no version for a plain `kv` mount; it is version 1.
             } else {
                 options.insert("version".into(), version);
@@ -309,9 +335,10 @@ async fn tune(core: &Core, req: &Request, raw: &str) -> ApiResult<Response> {
                 m.max_lease_ttl = v;
             }
             if m.max_lease_ttl > 0 && m.default_lease_ttl > m.max_lease_ttl {
-                return Err(ApiError::bad_request(
-                    "backend max lease TTL cannot be less than the default lease TTL",
-                ));
+                return Err(ApiError::bad_request(format!(
+                    "backend max lease TTL of {} would be less than backend default lease TTL of {}",
+                    m.max_lease_ttl, m.default_lease_ttl
+                )));
             }
             if let Some(d) = req.str_field("description")? {
                 m.description = d;
@@ -349,7 +376,15 @@ async fn policy_rw(core: &Core, req: &Request, name: &str, legacy: bool) -> ApiR
             }
             Ok(r)
         }
-        Op::Create | Op::Update => {
+        Op::Patch
+            if !core
+                .policies
+                .exists(core, &crate::policies::normalize_name(name)?)
+                .await? =>
+        {
+            Err(ApiError::bad_request("policy not found"))
+        }
+        Op::Create | Op::Update | Op::Patch => {
             let mut warnings = Vec::new();
             let text = match req.str_field("policy")? {
                 Some(t) => t,
@@ -397,11 +432,12 @@ async fn capabilities(
     which: &str,
 ) -> ApiResult<Response> {
     let mut paths = req.str_list_field("paths")?.unwrap_or_default();
-    if let Some(p) = req.str_field("path")? {
-        paths.push(p);
+    let single = req.data.get("path").is_some_and(Value::is_string);
+    if let Some(p) = req.str_list_field("path")? {
+        paths.extend(p);
     }
     if paths.is_empty() {
-        return Err(ApiError::bad_request("missing paths"));
+        return Err(ApiError::bad_request("paths must be supplied"));
     }
     let (acl, root) = match which {
         "capabilities-self" => (Arc::clone(&caller.acl), caller.is_root),
@@ -409,11 +445,10 @@ async fn capabilities(
             let t = req
                 .str_field("token")?
                 .ok_or_else(|| ApiError::bad_request("missing token"))?;
-            let e = core
-                .tokens
-                .lookup(core, &t)
-                .await?
-                .ok_or_else(|| ApiError::bad_request("invalid token"))?;
+            let e =
+                core.tokens.lookup(core, &t).await?.ok_or_else(|| {
+                    ApiError::bad_request(crate::error::multierror("invalid token"))
+                })?;
             let root = e.policies.iter().any(|p| p == "root");
             (core.policies.acl_for(core, &e.policies).await?, root)
         }
@@ -421,11 +456,9 @@ async fn capabilities(
             let a = req
                 .str_field("accessor")?
                 .ok_or_else(|| ApiError::bad_request("missing accessor"))?;
-            let e = core
-                .tokens
-                .by_accessor(core, &a)
-                .await?
-                .ok_or_else(|| ApiError::bad_request("invalid accessor"))?;
+            let e = core.tokens.by_accessor(core, &a).await?.ok_or_else(|| {
+                ApiError::bad_request(crate::error::multierror("invalid accessor"))
+            })?;
             let root = e.policies.iter().any(|p| p == "root");
             (core.policies.acl_for(core, &e.policies).await?, root)
         }
@@ -448,8 +481,188 @@ async fn capabilities(
         last = json!(caps);
         out.insert(p.to_string(), last.clone());
     }
-    if paths.len() == 1 {
+    if paths.len() == 1 && single {
         out.insert("capabilities".into(), last);
     }
     Ok(top(Response::data(Value::Object(out))))
+}
+
+/// `sys/broker/audit`: a credential broker hands over a batch of its events (inject, block,
+/// scrub, tunnel, deny), which go into the audit log as `broker` entries. Events carry no
+/// credential (the broker never puts one in them), so their fields are kept readable; the
+/// caller's accessor is HMAC'd like every other audit entry's.
+async fn broker_audit(core: &Arc<Core>, req: &Request, caller: &Caller) -> ApiResult<Response> {
+    const MAX_EVENTS: usize = 2048;
+    const FIELDS: &[&str] = &[
+        "time",
+        "kind",
+        "agent",
+        "binding",
+        "method",
+        "host",
+        "port",
+        "path",
+        "status",
+        "bytes_in",
+        "bytes_out",
+        "latency_ms",
+        "reason",
+        "scrubbed",
+    ];
+    let events = match req.data.get("events") {
+        Some(Value::Array(a)) => a,
+        _ => {
+            return Err(ApiError::bad_request(
+                "\"events\" must be a list of objects",
+            ))
+        }
+    };
+    if events.len() > MAX_EVENTS {
+        return Err(ApiError::bad_request(format!(
+            "at most {MAX_EVENTS} events per request"
+        )));
+    }
+    if !core.audit.enabled() {
+        // Validate anyway, so a broker learns about a bad event before an audit device exists.
+        for ev in events {
+            if !ev.is_object() {
+                return Err(ApiError::bad_request(
+                    "\"events\" must be a list of objects",
+                ));
+            }
+        }
+        return Ok(Response::data(json!({ "accepted": events.len() })));
+    }
+    let mut entries = Vec::with_capacity(events.len());
+    for ev in events {
+        let o = ev
+            .as_object()
+            .ok_or_else(|| ApiError::bad_request("\"events\" must be a list of objects"))?;
+        let mut clean = Map::new();
+        for (k, v) in o {
+            if !FIELDS.contains(&k.as_str()) {
+                return Err(ApiError::bad_request(format!("unknown event field {k:?}")));
+            }
+            if matches!(v, Value::Object(_) | Value::Array(_)) {
+                return Err(ApiError::bad_request(format!(
+                    "event field {k:?} must be a scalar"
+                )));
+            }
+            if let Value::String(s) = v {
+                if s.len() > 4096 {
+                    return Err(ApiError::bad_request(format!(
+                        "event field {k:?} is too long"
+                    )));
+                }
+            }
+            clean.insert(k.clone(), v.clone());
+        }
+        entries.push(json!({
+            "type": "broker",
+            "time": crate::core::rfc3339_nanos(crate::core::now_nanos()),
+            "auth": {
+                "accessor": caller.entry.as_ref().and_then(|e| core.audit.hash(&e.accessor)),
+                "display_name": caller.entry.as_ref().map(|e| e.display_name.clone()),
+            },
+            "broker": Value::Object(clean),
+        }));
+    }
+    core.audit
+        .log_many(&entries)
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok(Response::data(json!({ "accepted": entries.len() })))
+}
+
+/// A random index in `0..n`, without modulo bias.
+pub fn random_index(n: usize) -> usize {
+    use rand::Rng;
+    rand::thread_rng().gen_range(0..n.max(1))
+}
+
+/// Loads a password policy by name.
+pub async fn load_password_policy(
+    core: &Core,
+    name: &str,
+) -> ApiResult<Option<airlock_core::password_policy::PasswordPolicy>> {
+    let Some(v) = core
+        .barrier
+        .get_json::<Value>(&format!("sys/password-policy/{name}"))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let text = v["policy"].as_str().unwrap_or_default();
+    airlock_core::password_policy::PasswordPolicy::parse(text)
+        .map(Some)
+        .map_err(ApiError::bad_request)
+}
+
+/// `sys/policies/password/<name>` and `…/<name>/generate`.
+async fn password_policy(core: &Arc<Core>, req: &Request, rest: &str) -> ApiResult<Response> {
+    let (name, generate) = match rest.strip_suffix("/generate") {
+        Some(n) => (n, true),
+        None => (rest.trim_end_matches('/'), false),
+    };
+    if name.is_empty()
+        || name.len() > 128
+        || !name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid policy name {name:?}"
+        )));
+    }
+    let key = format!("sys/password-policy/{name}");
+    if generate {
+        if req.op != Op::Read {
+            return Err(ApiError::unsupported_operation());
+        }
+        let p = load_password_policy(core, name)
+            .await?
+            .ok_or_else(|| ApiError::bad_request(format!("policy \"{name}\" does not exist")))?;
+        let pw = p
+            .generate(random_index)
+            .ok_or_else(|| ApiError::internal(&"the policy could not be satisfied"))?;
+        return Ok(Response::data(json!({ "password": pw })));
+    }
+    match req.op {
+        Op::Read => match core.barrier.get_json::<Value>(&key).await? {
+            Some(v) => Ok(Response::data(json!({ "policy": v["policy"] }))),
+            None => Err(ApiError::not_found()),
+        },
+        Op::Delete => {
+            core.barrier.delete(&key).await?;
+            Ok(Response::empty())
+        }
+        Op::Create | Op::Update => {
+            let text = req
+                .str_field("policy")?
+                .ok_or_else(|| ApiError::bad_request("missing field 'policy'"))?;
+            // Vault also accepts the policy base64-encoded.
+            let text = if airlock_core::password_policy::PasswordPolicy::parse(&text).is_err() {
+                use base64::Engine;
+                base64::engine::general_purpose::STANDARD
+                    .decode(text.trim())
+                    .ok()
+                    .and_then(|b| String::from_utf8(b).ok())
+                    .unwrap_or(text)
+            } else {
+                text
+            };
+            let p = airlock_core::password_policy::PasswordPolicy::parse(&text)
+                .map_err(ApiError::bad_request)?;
+            if p.generate(random_index).is_none() {
+                return Err(ApiError::bad_request(
+                    "unable to generate a password that satisfies the policy",
+                ));
+            }
+            core.barrier
+                .put_json(&key, &json!({ "policy": text }))
+                .await?;
+            Ok(Response::empty())
+        }
+        _ => Err(ApiError::unsupported_operation()),
+    }
 }

@@ -49,6 +49,12 @@ pub struct TokenEntry {
     /// The period came from a token role (Vault does not show it in lookups then).
     #[serde(default)]
     pub period_from_role: bool,
+    /// A cap from the token role's `token_explicit_max_ttl` (enforced, not shown).
+    #[serde(default)]
+    pub role_max_ttl: i64,
+    /// The TTL a renewal without increment grants (the last granted increment).
+    #[serde(default)]
+    pub renew_ttl: i64,
 }
 
 impl std::fmt::Debug for TokenEntry {
@@ -177,7 +183,7 @@ fn display_name(raw: Option<&str>, prefix: &str) -> String {
                 .chars()
                 .map(|c| {
                     if c.is_ascii_alphanumeric() || c == '-' || c == '_' || c == '.' {
-                        c.to_ascii_lowercase()
+                        c
                     } else {
                         '-'
                     }
@@ -231,18 +237,27 @@ impl TokenStore {
         Ok(hex::encode(mac.finalize().into_bytes()))
     }
 
+    /// The root token: from `sys/init` it is Vault's `root` token at `auth/token/root`; in
+    /// dev mode it looks like OpenBao's dev root token (created through `auth/token/create`).
     pub async fn create_root(
         &self,
         core: &Core,
         id: Option<String>,
     ) -> ApiResult<Zeroizing<String>> {
+        let dev = core.config.dev.is_some();
         let params = CreateParams {
             id,
             policies: vec!["root".into()],
-            path: "auth/token/root".into(),
+            path: if dev {
+                "auth/token/create"
+            } else {
+                "auth/token/root"
+            }
+            .into(),
+            display_name: if dev { "token" } else { "root" }.into(),
             ..Default::default()
         };
-        let (token, _) = self.create(core, params, None).await?;
+        let (token, _, _) = self.create(core, params, None).await?;
         Ok(token)
     }
 
@@ -321,7 +336,7 @@ impl TokenStore {
         core: &Core,
         p: CreateParams,
         parent: Option<&TokenEntry>,
-    ) -> ApiResult<(Zeroizing<String>, TokenEntry)> {
+    ) -> ApiResult<(Zeroizing<String>, TokenEntry, Vec<String>)> {
         let token = Zeroizing::new(match p.id {
             Some(id) => {
                 if id.is_empty()
@@ -356,8 +371,18 @@ impl TokenStore {
         if ttl > 0 && p.period == 0 {
             ttl = ttl.min(max);
         }
-        if explicit > 0 && (ttl == 0 || ttl > explicit) {
-            ttl = explicit;
+        let mut warnings = Vec::new();
+        for cap in [explicit, p.role_max_ttl] {
+            if cap > 0 && (ttl == 0 || ttl > cap) {
+                if ttl > 0 && p.ttl.is_some() {
+                    warnings.push(format!(
+                        "TTL of \"{}\" exceeded the effective max_ttl of \"{}\"; TTL value is capped accordingly",
+                        short_duration(ttl),
+                        short_duration(cap)
+                    ));
+                }
+                ttl = cap;
+            }
         }
         let entry = TokenEntry {
             id_hash: h.clone(),
@@ -379,6 +404,8 @@ impl TokenStore {
             last_renewal: None,
             issue_nanos: crate::core::now_nanos(),
             period_from_role: p.period_from_role,
+            role_max_ttl: p.role_max_ttl,
+            renew_ttl: ttl,
         };
         let mut ops = vec![
             BarrierOp::Put(
@@ -404,7 +431,7 @@ impl TokenStore {
             ops.push(BarrierOp::Put(expiry_key(exp, &h), Vec::new()));
         }
         core.barrier.commit(ops).await?;
-        Ok((token, entry))
+        Ok((token, entry, warnings))
     }
 
     /// Revokes a token and, recursively, all its children.
@@ -433,6 +460,8 @@ impl TokenStore {
         let Some(e) = self.get_entry(core, h).await? else {
             return Ok(());
         };
+        // Leases die with their token (failed ones stay queued for the expiry task).
+        crate::leases::revoke_for_token(core, h).await?;
         let mut ops = vec![
             BarrierOp::Delete(id_key(h)),
             BarrierOp::Delete(format!("token/accessor/{}", self.hmac(&e.accessor)?)),
@@ -514,15 +543,25 @@ impl TokenStore {
         let requested = if e.period > 0 {
             e.period
         } else {
-            increment.filter(|i| *i > 0).unwrap_or(e.creation_ttl)
+            let last = if e.renew_ttl > 0 {
+                e.renew_ttl
+            } else {
+                e.creation_ttl
+            };
+            increment.filter(|i| *i > 0).unwrap_or(last)
         };
         let mut max_exp = if e.period > 0 {
             i64::MAX
         } else {
             e.creation_time + core.config.max_ttl()
         };
-        if e.explicit_max_ttl > 0 {
-            max_exp = max_exp.min(e.creation_time + e.explicit_max_ttl);
+        for cap in [e.explicit_max_ttl, e.role_max_ttl] {
+            if cap > 0 {
+                max_exp = max_exp.min(e.creation_time + cap);
+            }
+        }
+        if increment.is_some_and(|i| i > 0) {
+            e.renew_ttl = requested;
         }
         let mut new_exp = now + requested;
         if new_exp > max_exp {
@@ -573,6 +612,7 @@ pub struct CreateParams {
     pub path: String,
     pub role: Option<String>,
     pub period_from_role: bool,
+    pub role_max_ttl: i64,
 }
 
 fn token_param<'a>(req: &'a Request, caller: &'a Caller, key: &str) -> ApiResult<String> {
@@ -580,7 +620,11 @@ fn token_param<'a>(req: &'a Request, caller: &'a Caller, key: &str) -> ApiResult
         Some(t) if !t.is_empty() => Ok(t),
         _ => {
             let _ = caller;
-            Err(ApiError::bad_request(format!("missing {key}")))
+            Err(ApiError::bad_request(if key == "token" {
+                "missing token ID".to_string()
+            } else {
+                format!("missing {key}")
+            }))
         }
     }
 }
@@ -637,7 +681,11 @@ async fn handle_create(
             .as_ref()
             .map(|r| r.token_no_default_policy)
             .unwrap_or(false);
-    let requested = req.str_list_field("policies")?;
+    let requested = req.str_list_field_nosplit("policies")?.map(|ps| {
+        ps.into_iter()
+            .map(|p| p.trim().to_lowercase())
+            .collect::<Vec<_>>()
+    });
     let parent_is_root = parent.policies.iter().any(|p| p == "root");
     let mut policies = match (&requested, &role) {
         (Some(p), _) if !p.is_empty() => p.clone(),
@@ -651,18 +699,29 @@ async fn handle_create(
     };
     policies = sorted_policies(policies);
     if let Some(r) = &role {
-        let allowed: Vec<&String> = r.allowed_policies.iter().collect();
-        for p in &policies {
+        let mut with_default = policies.clone();
+        if !no_default {
+            with_default.push("default".into());
+        }
+        let with_default = sorted_policies(with_default);
+        for p in &with_default {
             if r.disallowed_policies.contains(p) {
                 return Err(ApiError::bad_request(format!(
-                    "token policies ({p}) contains disallowed policies"
+                    "token policies ({}) contains disallowed policies ({})",
+                    go_quoted_list(&with_default),
+                    go_quoted_list(&r.disallowed_policies)
                 )));
             }
-            if !allowed.is_empty() && p != "default" && !allowed.contains(&p) {
-                return Err(ApiError::bad_request(
-                    "token policies must be subset of the role's allowed policies",
-                ));
-            }
+        }
+        let mut allowed = r.allowed_policies.clone();
+        allowed.push("default".into());
+        let allowed = sorted_policies(allowed);
+        if !r.allowed_policies.is_empty() && with_default.iter().any(|p| !allowed.contains(p)) {
+            return Err(ApiError::bad_request(format!(
+                "token policies ({}) must be subset of the role's allowed policies ({}) or glob policies ([])",
+                go_quoted_list(&with_default),
+                go_quoted_list(&allowed)
+            )));
         }
     } else if !parent_is_root && !caller.acl.has_sudo(&req.path) {
         for p in &policies {
@@ -693,7 +752,8 @@ async fn handle_create(
         Some(t) => Some(t),
         None => req.duration_field("lease")?,
     };
-    let mut explicit = req.duration_field("explicit_max_ttl")?;
+    let explicit = req.duration_field("explicit_max_ttl")?;
+    let mut role_max_ttl = 0;
     let mut period = req.duration_field("period")?.unwrap_or(0);
     let mut renewable = req.bool_field("renewable")?.unwrap_or(true);
     let mut period_from_role = false;
@@ -702,13 +762,7 @@ async fn handle_create(
             period = r.period;
             period_from_role = true;
         }
-        if r.explicit_max_ttl > 0 {
-            explicit = Some(
-                explicit
-                    .map(|e| e.min(r.explicit_max_ttl))
-                    .unwrap_or(r.explicit_max_ttl),
-            );
-        }
+        role_max_ttl = r.explicit_max_ttl;
         if !r.renewable {
             renewable = false;
         }
@@ -718,11 +772,21 @@ async fn handle_create(
             "root or sudo privileges required to create periodic token",
         ));
     }
-    let meta = req.str_map_field("meta")?.unwrap_or_default();
-    let path = match role_name {
-        Some(n) => format!("auth/token/create/{n}"),
-        None => req.path.clone(),
+    let meta = req.kv_pairs_field("meta")?.unwrap_or_default();
+    let path = match (role_name, &role) {
+        (Some(n), Some(r)) if !r.path_suffix.is_empty() => {
+            format!("auth/token/create/{n}/{}", r.path_suffix)
+        }
+        (Some(n), _) => format!("auth/token/create/{n}"),
+        (None, _) => req.path.clone(),
     };
+    // Vault warns about (but accepts) policies that do not exist.
+    let mut warnings = Vec::new();
+    for p in &policies {
+        if p != "default" && p != "root" && !core.policies.exists(core, p).await? {
+            warnings.push(format!("Policy \"{p}\" does not exist"));
+        }
+    }
     let params = CreateParams {
         id,
         policies,
@@ -736,12 +800,20 @@ async fn handle_create(
         path,
         role: role_name.map(str::to_string),
         period_from_role,
+        role_max_ttl,
     };
-    let (token, entry) = core
+    let (token, entry, cap_warnings) = core
         .tokens
         .create(core, params, if orphan { None } else { Some(parent) })
         .await?;
-    Ok(auth_response(&entry, &token, Vec::new()))
+    warnings.extend(cap_warnings);
+    Ok(auth_response(&entry, &token, warnings))
+}
+
+/// Go's `%q` of a string slice: `["a" "b"]`.
+fn go_quoted_list(items: &[String]) -> String {
+    let inner: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
+    format!("[{}]", inner.join(" "))
 }
 
 fn role_json(r: &TokenRole) -> Value {
@@ -855,7 +927,15 @@ pub async fn handle(
             Ok(Response::data(e.lookup_data(tok, now)))
         }
         ("lookup", Op::Update) | ("lookup", Op::Read) => {
-            let t = token_param(req, caller, "token")?;
+            // Without a token, lookup describes the caller (as lookup-self).
+            let t = match req.str_field("token")? {
+                Some(t) if !t.is_empty() => t,
+                _ => req
+                    .token
+                    .as_ref()
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+            };
             match store.lookup(core, &t).await? {
                 Some(e) => Ok(Response::data(e.lookup_data(&t, now))),
                 None => Err(ApiError::new(403, "bad token")),

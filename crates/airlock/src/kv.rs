@@ -22,6 +22,21 @@ pub struct Target {
 
 #[derive(Subcommand)]
 pub enum KvCmd {
+    /// Mint random values for keys that do not exist yet (idempotent: existing values are
+    /// kept). Values come from a password policy, or 32 random letters and digits.
+    #[command(
+        after_help = "Examples:\n  airlock kv mint secret/app SESSION_KEY CSRF_SECRET\n  airlock kv mint --policy strong secret/app DB_PASSWORD"
+    )]
+    Mint {
+        #[command(flatten)]
+        t: Target,
+        /// Keys to fill.
+        #[arg(required = true)]
+        keys: Vec<String>,
+        /// Password policy (`sys/policies/password/<name>`) to generate with.
+        #[arg(long)]
+        policy: Option<String>,
+    },
     /// Write a new version: `key=value`, `key=@file`, `key=-` (stdin), or `-` (JSON object on stdin).
     #[command(
         after_help = "Example:\n  airlock kv put secret/app user=admin password=@pw.txt\n  airlock kv put -mount=secret -cas=0 app user=admin"
@@ -274,6 +289,27 @@ pub async fn read_map(cl: &Client, path: &str) -> Result<Map<String, Value>> {
     Ok(secret_map(&loc, &v))
 }
 
+/// Writes `data` into the entry at `path`, keeping keys already stored there.
+pub async fn merge_write(cl: &Client, path: &str, data: Map<String, Value>) -> Result<()> {
+    let t = Target {
+        mount: None,
+        path: path.to_string(),
+    };
+    let loc = resolve(cl, &t).await?;
+    let mut m = match read_secret(cl, &loc, None).await? {
+        Some(v) => secret_map(&loc, &v),
+        None => Map::new(),
+    };
+    m.extend(data);
+    let body = if loc.v2 {
+        write_body(m, None)
+    } else {
+        Value::Object(m)
+    };
+    cl.call("POST", &loc.api("data"), Some(&body)).await?;
+    Ok(())
+}
+
 pub async fn run(c: KvCmd) -> Result<ExitCode> {
     let cl = Client::from_env()?;
     cl.require_token()?;
@@ -295,6 +331,60 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
                     .await?;
                 println!("Success! Data written to: {}", t.path);
             }
+        }
+        KvCmd::Mint { t, keys, policy } => {
+            let loc = resolve(&cl, &t).await?;
+            let (mut current, version) = match read_secret(&cl, &loc, None).await? {
+                Some(v) => (
+                    secret_map(&loc, &v),
+                    v.pointer("/data/metadata/version").and_then(Value::as_i64),
+                ),
+                None => (Map::new(), None),
+            };
+            let mut minted = Vec::new();
+            for k in &keys {
+                if current.contains_key(k) {
+                    continue;
+                }
+                let value = match &policy {
+                    Some(p) => cl
+                        .call("GET", &format!("sys/policies/password/{p}/generate"), None)
+                        .await?
+                        .and_then(|v| {
+                            v.pointer("/data/password")
+                                .and_then(Value::as_str)
+                                .map(str::to_string)
+                        })
+                        .ok_or_else(|| anyhow!("password policy {p:?} returned nothing"))?,
+                    None => {
+                        use rand::Rng;
+                        const A: &[u8] =
+                            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+                        let mut r = rand::thread_rng();
+                        (0..32)
+                            .map(|_| A[r.gen_range(0..A.len())] as char)
+                            .collect()
+                    }
+                };
+                current.insert(k.clone(), Value::String(value));
+                minted.push(k.clone());
+            }
+            if minted.is_empty() {
+                println!(
+                    "Nothing to mint: every key already has a value at {}",
+                    t.path
+                );
+                return Ok(ExitCode::SUCCESS);
+            }
+            // Check-and-set on the version read, so two concurrent mints cannot overwrite
+            // each other's values.
+            let body = if loc.v2 {
+                write_body(current, Some(version.unwrap_or(0)))
+            } else {
+                Value::Object(current)
+            };
+            cl.call("POST", &loc.api("data"), Some(&body)).await?;
+            println!("Minted {} at {}", minted.join(", "), t.path);
         }
         KvCmd::Patch { t, pairs, cas, f } => {
             let loc = resolve(&cl, &t).await?;

@@ -2,8 +2,10 @@
 //! (`airlock-server`, `airlock-store`, `airlock-audit`, `airlock-core`); client commands talk
 //! to a server over its Vault-compatible HTTP API.
 
+mod broker;
 mod client;
 mod cmd;
+mod generic;
 mod kv;
 mod output;
 mod run;
@@ -72,6 +74,28 @@ enum Command {
     /// Audit log tools.
     #[command(subcommand)]
     Audit(cmd::AuditCmd),
+    /// Read any API path (e.g. database/creds/app).
+    #[command(
+        after_help = "Examples:\n  airlock read database/creds/app\n  airlock read -field=password database/creds/app"
+    )]
+    Read(generic::PathArgs),
+    /// Write key=value pairs to any API path.
+    #[command(
+        after_help = "Example:\n  airlock write database/roles/app db_name=pg creation_statements=@create.sql default_ttl=1h"
+    )]
+    Write(generic::WriteArgs),
+    /// List keys under any API path.
+    #[command(after_help = "Example:\n  airlock list database/roles")]
+    List(generic::PathArgs),
+    /// Delete at any API path.
+    #[command(after_help = "Example:\n  airlock delete database/roles/app")]
+    Delete(generic::PathArgs),
+    /// Look up, renew and revoke leases.
+    #[command(subcommand)]
+    Lease(generic::LeaseCmd),
+    /// The credential broker: run agents with placeholders instead of credentials.
+    #[command(subcommand)]
+    Broker(broker::BrokerCmd),
 }
 
 /// Accepts Vault-style `-flag=value` by rewriting single-dash long flags to `--flag`.
@@ -134,6 +158,12 @@ fn main() -> ExitCode {
             Command::Kv(c) => kv::run(c).await,
             Command::Run(a) => run::run(a).await,
             Command::Audit(c) => cmd::audit(c),
+            Command::Broker(c) => broker::run(c).await,
+            Command::Read(a) => generic::read(a).await,
+            Command::Write(a) => generic::write(a).await,
+            Command::List(a) => generic::list(a).await,
+            Command::Delete(a) => generic::delete(a).await,
+            Command::Lease(c) => generic::lease(c).await,
         }
     });
     match result {

@@ -84,66 +84,90 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
         cmd.env(k, v.as_str());
     }
     drop(env);
+    let relay = SignalRelay::install()?;
     let mut child = cmd.spawn().with_context(|| format!("starting {prog}"))?;
     let pid = child.id().map(|p| p as i32);
-    let status = forward_signals_until_exit(&mut child, pid).await?;
+    let status = relay.wait(&mut child, pid).await?;
     Ok(exit_code(status))
 }
 
-#[cfg(unix)]
-async fn forward_signals_until_exit(
-    child: &mut tokio::process::Child,
-    pid: Option<i32>,
-) -> Result<std::process::ExitStatus> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let kinds = [
-        (SignalKind::interrupt(), libc::SIGINT),
-        (SignalKind::terminate(), libc::SIGTERM),
-        (SignalKind::hangup(), libc::SIGHUP),
-        (SignalKind::quit(), libc::SIGQUIT),
-        (SignalKind::user_defined1(), libc::SIGUSR1),
-        (SignalKind::user_defined2(), libc::SIGUSR2),
-    ];
-    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<i32>();
-    let mut tasks = Vec::new();
-    for (k, n) in kinds {
-        let mut s = signal(k)?;
-        let tx = tx.clone();
-        tasks.push(tokio::spawn(async move {
-            while s.recv().await.is_some() {
-                if tx.send(n).is_err() {
-                    break;
+/// Signal handlers installed *before* the child is spawned, so a signal that arrives while
+/// the child starts is forwarded instead of killing Airlock with the default action.
+pub(crate) struct SignalRelay {
+    #[cfg(unix)]
+    rx: tokio::sync::mpsc::UnboundedReceiver<i32>,
+    #[cfg(unix)]
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+impl SignalRelay {
+    #[cfg(unix)]
+    pub(crate) fn install() -> Result<Self> {
+        use tokio::signal::unix::{signal, SignalKind};
+        let kinds = [
+            (SignalKind::interrupt(), libc::SIGINT),
+            (SignalKind::terminate(), libc::SIGTERM),
+            (SignalKind::hangup(), libc::SIGHUP),
+            (SignalKind::quit(), libc::SIGQUIT),
+            (SignalKind::user_defined1(), libc::SIGUSR1),
+            (SignalKind::user_defined2(), libc::SIGUSR2),
+        ];
+        let (tx, rx) = tokio::sync::mpsc::unbounded_channel::<i32>();
+        let mut tasks = Vec::new();
+        for (k, n) in kinds {
+            let mut s = signal(k)?;
+            let tx = tx.clone();
+            tasks.push(tokio::spawn(async move {
+                while s.recv().await.is_some() {
+                    if tx.send(n).is_err() {
+                        break;
+                    }
                 }
-            }
-        }));
-    }
-    let status = loop {
-        tokio::select! {
-            st = child.wait() => break st?,
-            Some(sig) = rx.recv() => {
-                if let Some(p) = pid {
-                    // The only unsafe-free way to signal a pid is through the nix/libc call;
-                    // the workspace forbids `unsafe`, so use the `kill` command instead.
-                    let _ = std::process::Command::new("kill").arg(format!("-{sig}")).arg(p.to_string()).status();
-                }
-            }
+            }));
         }
-    };
-    for t in tasks {
-        t.abort();
+        Ok(SignalRelay { rx, tasks })
     }
-    Ok(status)
+
+    #[cfg(not(unix))]
+    pub(crate) fn install() -> Result<Self> {
+        Ok(SignalRelay {})
+    }
+
+    /// Wait for the child, forwarding every relayed signal to it.
+    #[cfg(unix)]
+    pub(crate) async fn wait(
+        mut self,
+        child: &mut tokio::process::Child,
+        pid: Option<i32>,
+    ) -> Result<std::process::ExitStatus> {
+        let status = loop {
+            tokio::select! {
+                st = child.wait() => break st?,
+                Some(sig) = self.rx.recv() => {
+                    if let Some(p) = pid {
+                        // The workspace forbids `unsafe`, so signal the pid through `kill`.
+                        let _ = std::process::Command::new("kill").arg(format!("-{sig}")).arg(p.to_string()).status();
+                    }
+                }
+            }
+        };
+        for t in self.tasks {
+            t.abort();
+        }
+        Ok(status)
+    }
+
+    #[cfg(not(unix))]
+    pub(crate) async fn wait(
+        self,
+        child: &mut tokio::process::Child,
+        _pid: Option<i32>,
+    ) -> Result<std::process::ExitStatus> {
+        Ok(child.wait().await?)
+    }
 }
 
-#[cfg(not(unix))]
-async fn forward_signals_until_exit(
-    child: &mut tokio::process::Child,
-    _pid: Option<i32>,
-) -> Result<std::process::ExitStatus> {
-    Ok(child.wait().await?)
-}
-
-fn exit_code(st: std::process::ExitStatus) -> ExitCode {
+pub(crate) fn exit_code(st: std::process::ExitStatus) -> ExitCode {
     if let Some(c) = st.code() {
         return ExitCode::from(c.clamp(0, 255) as u8);
     }

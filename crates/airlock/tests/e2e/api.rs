@@ -306,14 +306,29 @@ fn bad_input_gets_clear_errors_and_server_keeps_serving() {
             .len(),
         5000
     );
-    // PATCH without merge-patch content type.
-    let r = req(
-        &p,
+    // PATCH with the wrong content type (415) or none (400, as OpenBao).
+    let body = br#"{"data": {"k1": 2}}"#;
+    let r = http(
+        &p.addr,
         "PATCH",
         "/v1/secret/data/many",
-        Some(json!({"data": {"k1": 2}})),
+        Some("root"),
+        Some(body),
+        &[("Content-Type", "application/json")],
     );
     assert_eq!(r.status, 415);
+    let r = http(
+        &p.addr,
+        "PATCH",
+        "/v1/secret/data/many",
+        Some("root"),
+        Some(body),
+        &[],
+    );
+    assert_eq!(
+        (r.status, r.body["errors"][0].clone()),
+        (400, json!("mime: no media type"))
+    );
     // Still serving.
     assert_eq!(req(&p, "GET", "/v1/sys/health", None).status, 200);
 }

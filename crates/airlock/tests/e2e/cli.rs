@@ -159,11 +159,14 @@ fn run_injects_env_and_passes_exit_code() {
             "--",
             "sh",
             "-c",
-            "trap 'exit 42' TERM; echo ready; while true; do sleep 0.05; done",
+            // Bounded (~30 s) so a failed test never leaves a process behind holding the
+            // test runner's output open.
+            "trap 'exit 42' TERM; echo ready; i=0; while [ $i -lt 600 ]; do sleep 0.05; i=$((i+1)); done; exit 3",
         ])
         .env("AIRLOCK_ADDR", &p.addr)
         .env("AIRLOCK_TOKEN", "root")
         .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
     let mut line = String::new();

@@ -4,7 +4,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod broker;
 mod cli;
 mod clients;
+mod database;
 mod durability;
+mod upstream;
 mod util;

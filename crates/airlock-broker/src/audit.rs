@@ -1,0 +1,128 @@
+//! Broker audit events, off the data path: the proxy puts an event on a bounded channel
+//! (never waiting), and one task batches them to a sink (Airlock's audit log). If the channel
+//! is full the event is counted as dropped rather than stalling traffic.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+use tokio::sync::mpsc;
+
+/// One event. Holds no credential and no query string.
+#[derive(Clone, Debug, Serialize)]
+pub struct Event {
+    pub time: String,
+    /// `inject`, `block`, `scrub`, `tunnel`, `deny`, `forward`.
+    pub kind: &'static str,
+    pub agent: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub binding: Option<String>,
+    pub method: String,
+    pub host: String,
+    pub port: u16,
+    /// Normalised path, without the query.
+    pub path: String,
+    pub status: u16,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    pub latency_ms: f64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "is_zero")]
+    pub scrubbed: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Most events in one sink write (the server accepts up to 2048).
+const MAX_BATCH: usize = 2000;
+
+pub type SinkFuture<'a> = Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>>;
+
+pub trait Sink: Send + Sync + 'static {
+    fn write<'a>(&'a self, batch: &'a [Event]) -> SinkFuture<'a>;
+}
+
+#[derive(Clone)]
+pub struct Auditor {
+    tx: mpsc::Sender<Event>,
+    pub dropped: Arc<AtomicU64>,
+    pub written: Arc<AtomicU64>,
+}
+
+impl Auditor {
+    /// Starts the batching task.
+    pub fn start(sink: Arc<dyn Sink>) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Event>(8192);
+        let written = Arc::new(AtomicU64::new(0));
+        let w = written.clone();
+        tokio::spawn(async move {
+            let mut batch = Vec::with_capacity(MAX_BATCH);
+            while let Some(ev) = rx.recv().await {
+                batch.push(ev);
+                // Group commit: let events gather for a moment, then send them together
+                // (one request per window instead of one per event).
+                // Sleeping (rather than waiting on the channel) means senders never wake this
+                // task per event: one wake-up per window.
+                tokio::time::sleep(Duration::from_millis(100)).await;
+                while batch.len() < MAX_BATCH {
+                    match rx.try_recv() {
+                        Ok(e) => batch.push(e),
+                        Err(_) => break,
+                    }
+                }
+                let mut tries = 0;
+                loop {
+                    match sink.write(&batch).await {
+                        Ok(()) => {
+                            w.fetch_add(batch.len() as u64, Ordering::Relaxed);
+                            break;
+                        }
+                        Err(e) if tries < 5 => {
+                            tries += 1;
+                            tracing::warn!(error = %e, "broker audit: write failed, retrying");
+                            tokio::time::sleep(Duration::from_millis(200 * tries)).await;
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, events = batch.len(), "broker audit: giving up on a batch");
+                            break;
+                        }
+                    }
+                }
+                batch.clear();
+            }
+        });
+        Auditor {
+            tx,
+            dropped: Arc::new(AtomicU64::new(0)),
+            written,
+        }
+    }
+
+    pub fn record(&self, ev: Event) {
+        if self.tx.try_send(ev).is_err() {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    /// Waits (bounded) until every queued event has been handed to the sink.
+    pub async fn flush(&self, max: Duration) {
+        let deadline = tokio::time::Instant::now() + max;
+        while self.tx.capacity() < self.tx.max_capacity() && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+pub fn now_rfc3339() -> String {
+    time::OffsetDateTime::now_utc()
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_default()
+}

@@ -1,0 +1,719 @@
+//! Bindings, agents and profiles: what a brokered credential is and where it may go.
+//!
+//! A binding is validated once, when it is loaded (from a profile file or from Airlock's
+//! `sys/broker/bindings` API), into a [`Binding`] whose fields the proxy uses without further
+//! checks. Every error names the binding and the problem; errors from a profile file also
+//! name the line of the binding's `[[binding]]` header.
+
+use std::collections::BTreeMap;
+
+use airlock_core::binding::{Destination, HostPattern};
+use serde_json::{Map, Value};
+
+use crate::providers;
+
+/// What the broker does with a CONNECT to a host that no binding names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Egress {
+    /// Pass the TLS bytes through unopened (default): pinning and unrelated traffic untouched.
+    Tunnel,
+    /// Intercept every host and block any placeholder going where its binding does not allow.
+    Inspect,
+    /// Refuse every host that is neither bound nor listed in `allow_hosts`.
+    Allowlist,
+}
+
+impl Egress {
+    pub fn parse(s: &str) -> Result<Self, String> {
+        match s {
+            "tunnel" => Ok(Egress::Tunnel),
+            "inspect" => Ok(Egress::Inspect),
+            "allowlist" => Ok(Egress::Allowlist),
+            other => Err(format!(
+                "egress {other:?} is not one of tunnel, inspect, allowlist"
+            )),
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Egress::Tunnel => "tunnel",
+            Egress::Inspect => "inspect",
+            Egress::Allowlist => "allowlist",
+        }
+    }
+}
+
+/// A validated binding.
+#[derive(Clone, Debug)]
+pub struct Binding {
+    pub name: String,
+    /// Environment variable that receives the placeholder.
+    pub env: String,
+    /// KV path (`secret/agents/voice`) and key inside it.
+    pub secret_path: String,
+    pub secret_key: String,
+    pub dest: Destination,
+    /// Lower-case header the placeholder may travel in (`None`: no header).
+    pub header: Option<String>,
+    /// Header value template; `{}` is the credential.
+    pub format: String,
+    /// Query parameter the placeholder may travel in.
+    pub query: Option<String>,
+    /// Replace placeholders in request bodies too.
+    pub body: bool,
+    /// Static headers added to every request that gets the credential.
+    pub extra_headers: Vec<(String, String)>,
+}
+
+/// An agent: a name, the bindings it may use, and its egress policy.
+#[derive(Clone, Debug)]
+pub struct Agent {
+    pub name: String,
+    pub bindings: Vec<String>,
+    pub egress: Egress,
+    /// Extra hosts reachable in `allowlist` mode.
+    pub allow_hosts: Vec<HostPattern>,
+}
+
+/// A loaded profile (`airlock.toml`).
+#[derive(Clone, Debug, Default)]
+pub struct Profile {
+    pub bindings: Vec<Binding>,
+    pub agents: Vec<Agent>,
+    /// Default egress for agents that do not set one (and for `broker run` without `--agent`).
+    pub egress: Option<Egress>,
+    pub allow_hosts: Vec<HostPattern>,
+    /// Hosts or IP networks the SSRF guard lets through (`10.0.0.0/8`, `db.internal`).
+    pub allow_private: Vec<String>,
+}
+
+const BINDING_KEYS: &[&str] = &[
+    "name",
+    "provider",
+    "secret",
+    "path",
+    "key",
+    "env",
+    "hosts",
+    "host",
+    "port",
+    "methods",
+    "paths",
+    "header",
+    "format",
+    "query",
+    "body",
+    "extra_headers",
+    "description",
+];
+
+fn valid_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+}
+
+pub fn valid_env_name(k: &str) -> bool {
+    let mut chars = k.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+fn valid_header_name(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+fn str_field<'a>(o: &'a Map<String, Value>, k: &str) -> Result<Option<&'a str>, String> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) => Ok(Some(s.as_str())),
+        Some(_) => Err(format!("`{k}` must be a string")),
+    }
+}
+
+fn list_field(o: &Map<String, Value>, k: &str) -> Result<Option<Vec<String>>, String> {
+    match o.get(k) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::Array(a)) => a
+            .iter()
+            .map(|v| {
+                v.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| format!("`{k}` must be a list of strings"))
+            })
+            .collect::<Result<Vec<_>, _>>()
+            .map(Some),
+        Some(Value::String(s)) => Ok(Some(
+            s.split(',')
+                .map(|p| p.trim().to_string())
+                .filter(|p| !p.is_empty())
+                .collect(),
+        )),
+        Some(_) => Err(format!("`{k}` must be a list of strings")),
+    }
+}
+
+/// Validates one binding given as a JSON object (profile tables are converted to JSON first).
+pub fn parse_binding(v: &Value) -> Result<Binding, String> {
+    let o = v
+        .as_object()
+        .ok_or_else(|| "a binding must be a table/object".to_string())?;
+    for k in o.keys() {
+        if !BINDING_KEYS.contains(&k.as_str()) {
+            return Err(format!(
+                "unknown field `{k}` (known: {})",
+                BINDING_KEYS.join(", ")
+            ));
+        }
+    }
+    let name = str_field(o, "name")?.ok_or("`name` is required")?;
+    if !valid_name(name) {
+        return Err(format!(
+            "name {name:?} must be 1-64 letters, digits, `_`, `-` or `.`"
+        ));
+    }
+    let wrap = |e: String| format!("binding {name:?}: {e}");
+    let preset = match str_field(o, "provider").map_err(wrap)? {
+        Some(p) => Some(providers::find(p).ok_or_else(|| {
+            wrap(format!(
+                "unknown provider {p:?} (see `airlock broker providers`)"
+            ))
+        })?),
+        None => None,
+    };
+    // secret = "path#KEY", or path + key.
+    let (secret_path, secret_key) = match (
+        str_field(o, "secret").map_err(wrap)?,
+        str_field(o, "path").map_err(wrap)?,
+        str_field(o, "key").map_err(wrap)?,
+    ) {
+        (Some(s), None, None) => match s.rsplit_once('#') {
+            Some((p, k)) if !p.is_empty() && !k.is_empty() => (p.to_string(), k.to_string()),
+            _ => {
+                return Err(wrap(format!(
+                    "secret {s:?} must be `<kv path>#<key>`, e.g. \"secret/agents/voice#OPENAI_API_KEY\""
+                )))
+            }
+        },
+        (None, Some(p), Some(k)) if !p.is_empty() && !k.is_empty() => {
+            (p.to_string(), k.to_string())
+        }
+        (None, None, None) => {
+            return Err(wrap(
+                "`secret = \"<kv path>#<key>\"` (or `path` and `key`) is required".into(),
+            ))
+        }
+        _ => {
+            return Err(wrap(
+                "give either `secret = \"<kv path>#<key>\"` or both `path` and `key`".into(),
+            ))
+        }
+    };
+    let secret_path = secret_path.trim_matches('/').to_string();
+    if secret_path
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(wrap(format!(
+            "secret path {secret_path:?} is not a valid KV path"
+        )));
+    }
+    let env = match str_field(o, "env").map_err(wrap)? {
+        Some(e) => e.to_string(),
+        None => match preset {
+            Some(p) => p.env.to_string(),
+            None => secret_key.clone(),
+        },
+    };
+    if !valid_env_name(&env) {
+        return Err(wrap(format!(
+            "env {env:?} is not a valid environment variable name"
+        )));
+    }
+    let mut host_strs = list_field(o, "hosts").map_err(wrap)?.unwrap_or_default();
+    if let Some(h) = str_field(o, "host").map_err(wrap)? {
+        host_strs.push(h.to_string());
+    }
+    if host_strs.is_empty() {
+        if let Some(p) = preset {
+            host_strs = p.hosts.iter().map(|h| h.to_string()).collect();
+        }
+    }
+    if host_strs.is_empty() {
+        return Err(wrap(
+            "`hosts` is required (or a `provider` that has them)".into(),
+        ));
+    }
+    let hosts = host_strs
+        .iter()
+        .map(|h| HostPattern::parse(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(wrap)?;
+    let port = match o.get("port") {
+        None | Some(Value::Null) => 443,
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|p| (1..=65535).contains(p))
+            .map(|p| p as u16)
+            .ok_or_else(|| wrap(format!("port {n} is not in 1-65535")))?,
+        Some(_) => return Err(wrap("`port` must be a number".into())),
+    };
+    let methods: Vec<String> = list_field(o, "methods")
+        .map_err(wrap)?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect();
+    for m in &methods {
+        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(wrap(format!("method {m:?} is not an HTTP method")));
+        }
+    }
+    let mut path_prefixes = list_field(o, "paths").map_err(wrap)?.unwrap_or_default();
+    if path_prefixes.is_empty() {
+        if let Some(p) = preset {
+            path_prefixes = p.paths.iter().map(|s| s.to_string()).collect();
+        }
+    }
+    for p in &mut path_prefixes {
+        let clean = p.starts_with('/')
+            && !p.contains('%')
+            && !p.split('/').any(|seg| seg == "." || seg == "..");
+        let n = airlock_core::binding::normalize_path(p)
+            .filter(|_| clean)
+            .ok_or_else(|| {
+                wrap(format!(
+                    "path prefix {p:?} must start with `/` and contain no `..` or escapes"
+                ))
+            })?;
+        *p = n;
+    }
+    let header = match str_field(o, "header").map_err(wrap)? {
+        Some("") => None,
+        Some(h) => Some(h.to_ascii_lowercase()),
+        None => preset
+            .filter(|p| !p.header.is_empty())
+            .map(|p| p.header.to_string()),
+    };
+    if let Some(h) = &header {
+        if !valid_header_name(h) {
+            return Err(wrap(format!("header {h:?} is not a valid header name")));
+        }
+        if matches!(
+            h.as_str(),
+            "host" | "connection" | "content-length" | "transfer-encoding" | "proxy-authorization"
+        ) {
+            return Err(wrap(format!("header {h:?} cannot carry a credential")));
+        }
+    }
+    let format = str_field(o, "format")
+        .map_err(wrap)?
+        .map(str::to_string)
+        .or_else(|| preset.map(|p| p.format.to_string()))
+        .unwrap_or_else(|| "{}".into());
+    if format.matches("{}").count() != 1 {
+        return Err(wrap(format!(
+            "format {format:?} must contain `{{}}` exactly once"
+        )));
+    }
+    if format.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err(wrap("format contains control characters".into()));
+    }
+    let query = match str_field(o, "query").map_err(wrap)? {
+        Some("") => None,
+        Some(q) => Some(q.to_string()),
+        None => preset
+            .filter(|p| !p.query.is_empty())
+            .map(|p| p.query.to_string()),
+    };
+    let body = match o.get("body") {
+        None | Some(Value::Null) => false,
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(wrap("`body` must be true or false".into())),
+    };
+    if header.is_none() && query.is_none() && !body {
+        return Err(wrap(
+            "nowhere to inject: set `header`, `query` or `body = true`".into(),
+        ));
+    }
+    let mut extra_headers: Vec<(String, String)> = preset
+        .map(|p| {
+            p.extra_headers
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        })
+        .unwrap_or_default();
+    match o.get("extra_headers") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(m)) => {
+            for (k, v) in m {
+                let v = v
+                    .as_str()
+                    .ok_or_else(|| wrap(format!("extra_headers.{k} must be a string")))?;
+                let k = k.to_ascii_lowercase();
+                if !valid_header_name(&k) || v.bytes().any(|b| b < 0x20 && b != b'\t') {
+                    return Err(wrap(format!("extra header {k:?} is not valid")));
+                }
+                extra_headers.retain(|(n, _)| n != &k);
+                extra_headers.push((k, v.to_string()));
+            }
+        }
+        Some(_) => return Err(wrap("`extra_headers` must be a table of strings".into())),
+    }
+    Ok(Binding {
+        name: name.to_string(),
+        env,
+        secret_path,
+        secret_key,
+        dest: Destination {
+            hosts,
+            port,
+            methods,
+            path_prefixes,
+        },
+        header,
+        format,
+        query,
+        body,
+        extra_headers,
+    })
+}
+
+/// Validates one agent given as JSON.
+pub fn parse_agent(name: &str, v: &Value) -> Result<Agent, String> {
+    if !valid_name(name) {
+        return Err(format!(
+            "agent name {name:?} must be 1-64 letters, digits, `_`, `-` or `.`"
+        ));
+    }
+    let wrap = |e: String| format!("agent {name:?}: {e}");
+    let o = v
+        .as_object()
+        .ok_or_else(|| wrap("must be a table/object".into()))?;
+    for k in o.keys() {
+        if !["bindings", "egress", "allow_hosts", "description", "name"].contains(&k.as_str()) {
+            return Err(wrap(format!(
+                "unknown field `{k}` (known: bindings, egress, allow_hosts)"
+            )));
+        }
+    }
+    let bindings = list_field(o, "bindings").map_err(wrap)?.unwrap_or_default();
+    let egress = match str_field(o, "egress").map_err(wrap)? {
+        Some(e) => Egress::parse(e).map_err(wrap)?,
+        None => Egress::Tunnel,
+    };
+    let allow_hosts = list_field(o, "allow_hosts")
+        .map_err(wrap)?
+        .unwrap_or_default()
+        .iter()
+        .map(|h| HostPattern::parse(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(wrap)?;
+    Ok(Agent {
+        name: name.to_string(),
+        bindings,
+        egress,
+        allow_hosts,
+    })
+}
+
+/// Line (1-based) of the `n`-th (0-based) line that starts with `header` in `text`.
+fn header_line(text: &str, header: &str, n: usize) -> Option<usize> {
+    text.lines()
+        .enumerate()
+        .filter(|(_, l)| {
+            let t = l.trim_start();
+            t.starts_with(header)
+        })
+        .nth(n)
+        .map(|(i, _)| i + 1)
+}
+
+/// Parses and validates a profile. `origin` names the file in errors.
+pub fn parse_profile(text: &str, origin: &str) -> Result<Profile, String> {
+    let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e
+            .span()
+            .map(|s| text.get(..s.start).map_or(0, |t| t.lines().count().max(1)))
+            .unwrap_or(0);
+        format!("{origin}:{line}: {}", e.message())
+    })?;
+    let json = toml_to_json(toml::Value::Table(table));
+    let o = json.as_object().cloned().unwrap_or_default();
+    for k in o.keys() {
+        if !["binding", "agents", "broker"].contains(&k.as_str()) {
+            return Err(format!(
+                "{origin}: unknown top-level key `{k}` (known: [broker], [[binding]], [agents.NAME])"
+            ));
+        }
+    }
+    let mut p = Profile::default();
+    if let Some(b) = o.get("broker") {
+        let line = header_line(text, "[broker]", 0).unwrap_or(0);
+        let b = b
+            .as_object()
+            .ok_or_else(|| format!("{origin}:{line}: [broker] must be a table"))?;
+        for (k, v) in b {
+            let err = |e: &str| format!("{origin}:{line}: [broker] {k}: {e}");
+            match k.as_str() {
+                "egress" => {
+                    p.egress = Some(
+                        Egress::parse(v.as_str().ok_or_else(|| err("must be a string"))?)
+                            .map_err(|e| err(&e))?,
+                    )
+                }
+                "allow_hosts" | "allow_private" => {
+                    let list: Vec<String> = v
+                        .as_array()
+                        .ok_or_else(|| err("must be a list of strings"))?
+                        .iter()
+                        .map(|x| x.as_str().map(str::to_string))
+                        .collect::<Option<_>>()
+                        .ok_or_else(|| err("must be a list of strings"))?;
+                    if k == "allow_hosts" {
+                        p.allow_hosts = list
+                            .iter()
+                            .map(|h| HostPattern::parse(h))
+                            .collect::<Result<_, _>>()
+                            .map_err(|e| err(&e))?;
+                    } else {
+                        for a in &list {
+                            crate::guard::Allowance::parse(a).map_err(|e| err(&e))?;
+                        }
+                        p.allow_private = list;
+                    }
+                }
+                _ => {
+                    return Err(err(
+                        "unknown key (known: egress, allow_hosts, allow_private)",
+                    ))
+                }
+            }
+        }
+    }
+    match o.get("binding") {
+        None => {}
+        Some(Value::Array(list)) => {
+            for (i, b) in list.iter().enumerate() {
+                let line = header_line(text, "[[binding]]", i).unwrap_or(0);
+                let binding = parse_binding(b).map_err(|e| format!("{origin}:{line}: {e}"))?;
+                if p.bindings.iter().any(|x| x.name == binding.name) {
+                    return Err(format!(
+                        "{origin}:{line}: binding {:?} is defined twice",
+                        binding.name
+                    ));
+                }
+                if let Some(other) = p.bindings.iter().find(|x| x.env == binding.env) {
+                    return Err(format!(
+                        "{origin}:{line}: binding {:?} uses env {} already used by binding {:?}",
+                        binding.name, binding.env, other.name
+                    ));
+                }
+                p.bindings.push(binding);
+            }
+        }
+        Some(_) => {
+            return Err(format!(
+                "{origin}: `binding` must be an array of tables: write [[binding]]"
+            ))
+        }
+    }
+    if let Some(a) = o.get("agents") {
+        let a = a
+            .as_object()
+            .ok_or_else(|| format!("{origin}: `agents` must be a table of [agents.NAME] tables"))?;
+        for (name, v) in a {
+            let line = header_line(text, &format!("[agents.{name}]"), 0).unwrap_or(0);
+            let agent = parse_agent(name, v).map_err(|e| format!("{origin}:{line}: {e}"))?;
+            for b in &agent.bindings {
+                if !p.bindings.iter().any(|x| &x.name == b) {
+                    return Err(format!(
+                        "{origin}:{line}: agent {name:?} names binding {b:?}, which is not defined"
+                    ));
+                }
+            }
+            p.agents.push(agent);
+        }
+    }
+    Ok(p)
+}
+
+fn toml_to_json(v: toml::Value) -> Value {
+    match v {
+        toml::Value::String(s) => Value::String(s),
+        toml::Value::Integer(i) => Value::from(i),
+        toml::Value::Float(f) => serde_json::Number::from_f64(f)
+            .map(Value::Number)
+            .unwrap_or(Value::Null),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => Value::String(d.to_string()),
+        toml::Value::Array(a) => Value::Array(a.into_iter().map(toml_to_json).collect()),
+        toml::Value::Table(t) => Value::Object(
+            t.into_iter()
+                .map(|(k, v)| (k, toml_to_json(v)))
+                .collect::<Map<_, _>>(),
+        ),
+    }
+}
+
+/// The bindings an agent may use, in profile order.
+pub fn select<'a>(profile: &'a Profile, agent: Option<&str>) -> Result<Vec<&'a Binding>, String> {
+    match agent {
+        None => Ok(profile.bindings.iter().collect()),
+        Some(a) => {
+            let ag = profile
+                .agents
+                .iter()
+                .find(|x| x.name == a)
+                .ok_or_else(|| format!("agent {a:?} is not defined in the profile"))?;
+            Ok(profile
+                .bindings
+                .iter()
+                .filter(|b| ag.bindings.contains(&b.name))
+                .collect())
+        }
+    }
+}
+
+/// A short, secret-free description of a binding, for listings.
+pub fn describe(b: &Binding) -> BTreeMap<&'static str, String> {
+    let mut m = BTreeMap::new();
+    m.insert("name", b.name.clone());
+    m.insert("env", b.env.clone());
+    m.insert("secret", format!("{}#{}", b.secret_path, b.secret_key));
+    m.insert(
+        "hosts",
+        b.dest
+            .hosts
+            .iter()
+            .map(|h| match h {
+                HostPattern::Exact(e) => e.clone(),
+                HostPattern::OneLabel(s) => format!("*.{s}"),
+            })
+            .collect::<Vec<_>>()
+            .join(","),
+    );
+    m.insert("port", b.dest.port.to_string());
+    m
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    const GOOD: &str = r#"
+[broker]
+egress = "inspect"
+allow_private = ["10.0.0.0/8"]
+
+[[binding]]
+name = "openai"
+provider = "openai"
+secret = "secret/agents/voice#OPENAI_API_KEY"
+paths = ["/v1/"]
+
+[[binding]]
+name = "internal"
+secret = "secret/agents/voice#INTERNAL"
+hosts = ["*.internal.example.com"]
+port = 8443
+header = "X-Token"
+methods = ["get", "POST"]
+extra_headers = { "x-client" = "airlock" }
+
+[agents.voice]
+bindings = ["openai"]
+egress = "allowlist"
+allow_hosts = ["pypi.org"]
+"#;
+
+    #[test]
+    fn parses_a_full_profile() {
+        let p = parse_profile(GOOD, "airlock.toml").unwrap();
+        assert_eq!(p.egress, Some(Egress::Inspect));
+        assert_eq!(p.bindings.len(), 2);
+        let o = &p.bindings[0];
+        assert_eq!(o.env, "OPENAI_API_KEY");
+        assert_eq!(o.header.as_deref(), Some("authorization"));
+        assert_eq!(o.format, "Bearer {}");
+        assert_eq!(o.dest.path_prefixes, vec!["/v1/".to_string()]);
+        let i = &p.bindings[1];
+        assert_eq!(i.env, "INTERNAL");
+        assert_eq!(i.header.as_deref(), Some("x-token"));
+        assert_eq!(i.dest.port, 8443);
+        assert_eq!(i.dest.methods, vec!["GET", "POST"]);
+        assert_eq!(i.extra_headers, vec![("x-client".into(), "airlock".into())]);
+        assert_eq!(p.agents[0].egress, Egress::Allowlist);
+        assert_eq!(select(&p, Some("voice")).unwrap().len(), 1);
+        assert!(select(&p, Some("nobody")).is_err());
+    }
+
+    #[test]
+    fn errors_name_the_line_and_problem() {
+        let cases: &[(&str, &str)] = &[
+            (
+                "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhosts = [\"a/b\"]\nheader = \"x\"\n",
+                "airlock.toml:1: binding \"a\": host \"a/b\" is not a valid DNS name",
+            ),
+            (
+                "\n\n[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhosts = [\"a.com\"]\nheader = \"x\"\n\n[[binding]]\nname = \"b\"\nsecret = \"nohash\"\n",
+                "airlock.toml:9: binding \"b\": secret \"nohash\" must be",
+            ),
+            (
+                "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhosts = [\"a.com\"]\nheader = \"x\"\nport = 70000\n",
+                "port 70000 is not in 1-65535",
+            ),
+            (
+                "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhosts = [\"a.com\"]\n",
+                "nowhere to inject",
+            ),
+            (
+                "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhost = \"a.com\"\nheader = \"x\"\nhdr = 1\n",
+                "unknown field `hdr`",
+            ),
+            (
+                "[[binding]]\nname = \"a\"\nprovider = \"nope\"\nsecret = \"secret/x#K\"\n",
+                "unknown provider \"nope\"",
+            ),
+            (
+                "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhost = \"a.com\"\nheader = \"x\"\npaths = [\"/v1/../x\"]\n",
+                "path prefix",
+            ),
+            (
+                "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhost = \"a.com\"\nformat = \"Bearer\"\nheader = \"x\"\n",
+                "exactly once",
+            ),
+            ("x = = 1\n", "airlock.toml:1:"),
+            (
+                "[agents.v]\nbindings = [\"missing\"]\n",
+                "names binding \"missing\", which is not defined",
+            ),
+            ("[broker]\negress = \"open\"\n", "not one of tunnel"),
+        ];
+        for (text, want) in cases {
+            let e = parse_profile(text, "airlock.toml").unwrap_err();
+            assert!(e.contains(want), "{text:?}\n→ {e}\nwant {want}");
+        }
+    }
+
+    #[test]
+    fn provider_fields_can_be_overridden() {
+        let b = parse_binding(&serde_json::json!({
+            "name": "anth", "provider": "anthropic", "secret": "secret/a#K",
+            "extra_headers": {"anthropic-version": "2024-01-01"}, "env": "MY_KEY"
+        }))
+        .unwrap();
+        assert_eq!(b.env, "MY_KEY");
+        assert_eq!(b.header.as_deref(), Some("x-api-key"));
+        assert_eq!(
+            b.extra_headers,
+            vec![("anthropic-version".into(), "2024-01-01".into())]
+        );
+    }
+}

@@ -1,0 +1,118 @@
+//! The credential broker: agents hold placeholders, the broker injects the real credential
+//! at the network boundary, only for the destinations the credential is bound to.
+//!
+//! Module map:
+//! - [`config`]: bindings, agents and `airlock.toml` profiles, validated on load.
+//! - [`providers`]: the built-in provider catalog (hosts, header, format).
+//! - [`rewrite`]: pure request analysis (block or inject), header/query/body rewriting and
+//!   the streaming scrubber.
+//! - [`guard`]: the SSRF guard applied to every dialled address.
+//! - [`ca`]: the broker CA (name-constrained to bound hosts when possible) and leaf minting.
+//! - [`cred`]: proxy credentials that bind a client to one agent.
+//! - [`secrets`]: the in-memory credential cache with background refresh (fail closed).
+//! - [`upstream`]: verified TLS to upstreams, ALPN, pooling, `--resolve` pins.
+//! - [`proxy`]: the listener: authentication, CONNECT tunnel/intercept, plain HTTP.
+//! - [`audit`]: events on a bounded channel, batched to a sink off the data path.
+//! - [`mcp`]: rewriting `mcp.json` so MCP servers run under the broker.
+//!
+//! Invariants: a credential value exists only in the secret cache and in the request being
+//! sent upstream; it is never logged, audited, put in an error, or given to the child.
+
+pub mod audit;
+pub mod ca;
+pub mod config;
+pub mod cred;
+pub mod guard;
+pub mod mcp;
+pub mod providers;
+pub mod proxy;
+pub mod rewrite;
+pub mod secrets;
+pub mod upstream;
+
+use std::collections::HashMap;
+use std::sync::atomic::AtomicU64;
+use std::sync::Arc;
+
+use airlock_core::binding::HostPattern;
+
+use crate::config::{Binding, Egress};
+use crate::secrets::SecretCache;
+
+/// One agent as the proxy sees it: its bindings, their placeholders, its egress policy and
+/// the cache its credentials come from.
+pub struct AgentRuntime {
+    pub name: String,
+    pub bindings: Vec<Binding>,
+    /// Placeholder → index into `bindings`.
+    pub placeholders: Vec<(String, usize)>,
+    pub egress: Egress,
+    pub allow_hosts: Vec<HostPattern>,
+    pub cache: Arc<SecretCache>,
+}
+
+impl std::fmt::Debug for AgentRuntime {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AgentRuntime")
+            .field("name", &self.name)
+            .field("bindings", &self.bindings.len())
+            .field("egress", &self.egress)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counters for metrics and tests.
+#[derive(Default)]
+pub struct Stats {
+    pub injected: AtomicU64,
+    pub blocked: AtomicU64,
+    pub denied: AtomicU64,
+    pub scrubbed: Arc<AtomicU64>,
+}
+
+pub struct Broker {
+    pub agents: HashMap<String, Arc<AgentRuntime>>,
+    pub cred: cred::CredKey,
+    pub ca: ca::Ca,
+    pub upstream: upstream::Upstream,
+    pub audit: audit::Auditor,
+    pub stats: Stats,
+}
+
+/// Mints a placeholder for a binding from fresh randomness.
+pub fn new_placeholder(env: &str) -> String {
+    use rand::RngCore;
+    let mut r = [0u8; 48];
+    rand::rngs::OsRng.fill_bytes(&mut r);
+    airlock_core::binding::mint_placeholder(env, &r)
+}
+
+/// A placeholder derived from a key (stable across restarts of `broker serve`).
+pub fn derived_placeholder(key: &[u8], agent: &str, binding: &Binding) -> String {
+    use hmac::{Hmac, Mac};
+    let mut out = Vec::with_capacity(64);
+    for i in 0u8..2 {
+        let Ok(mut m) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
+            return new_placeholder(&binding.env);
+        };
+        m.update(&[i]);
+        m.update(agent.as_bytes());
+        m.update(b"|");
+        m.update(binding.name.as_bytes());
+        out.extend_from_slice(&m.finalize().into_bytes());
+    }
+    airlock_core::binding::mint_placeholder(&binding.env, &out)
+}
+
+/// Every host pattern any of these bindings names (for the CA's name constraint).
+pub fn bound_hosts<'a>(bindings: impl Iterator<Item = &'a Binding>) -> Vec<HostPattern> {
+    let mut out: Vec<HostPattern> = Vec::new();
+    for b in bindings {
+        for h in &b.dest.hosts {
+            if !out.contains(h) {
+                out.push(h.clone());
+            }
+        }
+    }
+    out
+}

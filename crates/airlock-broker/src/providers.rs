@@ -1,0 +1,665 @@
+//! The built-in provider catalog: where each provider's API key goes and how it is sent.
+//!
+//! A binding names a preset with `provider = "openai"` and may override any field. Hosts are
+//! `https` on port 443, either exact (`api.openai.com`) or `*.suffix`, which matches exactly
+//! one extra label (`*.supabase.co` matches `abc.supabase.co`, not `a.b.supabase.co`).
+//! `format` is the header value with `{}` standing for the credential; `query` names a query
+//! parameter that may carry it instead. `extra_headers` are static headers the broker adds
+//! when it injects the credential, and `paths` (when non-empty) limits the credential to
+//! those path prefixes. `airlock broker providers` prints this table.
+//!
+//! The table is pure data: no I/O, no lookups beyond [`find`].
+
+/// A built-in preset: where a provider's API key goes and how it is sent.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Provider {
+    /// Lower-case id used in profiles: `"openai"`.
+    pub name: &'static str,
+    /// Display name: `"OpenAI"`.
+    pub title: &'static str,
+    /// The variable SDKs read: `"OPENAI_API_KEY"`.
+    pub env: &'static str,
+    /// Exact hosts or `*.suffix` (exactly one extra label); https, port 443.
+    pub hosts: &'static [&'static str],
+    /// Lower-case header carrying the key; empty when the key goes in the query.
+    pub header: &'static str,
+    /// Header value template; `{}` is the key: `"Bearer {}"`, `"{}"`, `"Basic {}"`.
+    pub format: &'static str,
+    /// Query parameter carrying the key; empty if none.
+    pub query: &'static str,
+    /// Static headers added when injecting, e.g. `("anthropic-version", "2023-06-01")`.
+    pub extra_headers: &'static [(&'static str, &'static str)],
+    /// Allowed path prefixes; empty = any path.
+    pub paths: &'static [&'static str],
+    /// One short line for `airlock broker providers`.
+    pub note: &'static str,
+}
+
+/// Header-only preset with no extra headers, path limits or note; the common case.
+const fn preset(
+    name: &'static str,
+    title: &'static str,
+    env: &'static str,
+    hosts: &'static [&'static str],
+    header: &'static str,
+    format: &'static str,
+) -> Provider {
+    Provider {
+        name,
+        title,
+        env,
+        hosts,
+        header,
+        format,
+        query: "",
+        extra_headers: &[],
+        paths: &[],
+        note: "",
+    }
+}
+
+/// Every built-in preset, sorted by name.
+pub static PROVIDERS: &[Provider] = &[
+    Provider {
+        extra_headers: &[("anthropic-version", "2023-06-01")],
+        note: "Claude API",
+        ..preset(
+            "anthropic",
+            "Anthropic",
+            "ANTHROPIC_API_KEY",
+            &["api.anthropic.com"],
+            "x-api-key",
+            "{}",
+        )
+    },
+    Provider {
+        note: "Azure OpenAI resource <name>.openai.azure.com; Entra ID tokens need header authorization",
+        ..preset(
+            "azure-openai",
+            "Azure OpenAI",
+            "AZURE_OPENAI_API_KEY",
+            &["*.openai.azure.com"],
+            "api-key",
+            "{}",
+        )
+    },
+    Provider {
+        note: "Brave Search API",
+        ..preset(
+            "brave",
+            "Brave Search",
+            "BRAVE_API_KEY",
+            &["api.search.brave.com"],
+            "x-subscription-token",
+            "{}",
+        )
+    },
+    preset(
+        "cerebras",
+        "Cerebras",
+        "CEREBRAS_API_KEY",
+        &["api.cerebras.ai"],
+        "authorization",
+        "Bearer {}",
+    ),
+    Provider {
+        note: "API tokens (not the legacy global API key)",
+        ..preset(
+            "cloudflare",
+            "Cloudflare",
+            "CLOUDFLARE_API_TOKEN",
+            &["api.cloudflare.com"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    Provider {
+        note: "the Cohere SDKs read CO_API_KEY (LangChain: COHERE_API_KEY)",
+        ..preset(
+            "cohere",
+            "Cohere",
+            "CO_API_KEY",
+            &["api.cohere.com", "api.cohere.ai"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    Provider {
+        note: "API key on every Datadog site; an application key needs a second binding (dd-application-key)",
+        ..preset(
+            "datadog",
+            "Datadog",
+            "DD_API_KEY",
+            &[
+                "api.datadoghq.com",
+                "api.us3.datadoghq.com",
+                "api.us5.datadoghq.com",
+                "api.datadoghq.eu",
+                "api.ap1.datadoghq.com",
+                "api.ap2.datadoghq.com",
+                "api.ddog-gov.com",
+                "http-intake.logs.datadoghq.com",
+                "http-intake.logs.datadoghq.eu",
+            ],
+            "dd-api-key",
+            "{}",
+        )
+    },
+    Provider {
+        note: "speech-to-text and TTS; `Token` scheme",
+        ..preset(
+            "deepgram",
+            "Deepgram",
+            "DEEPGRAM_API_KEY",
+            &["api.deepgram.com"],
+            "authorization",
+            "Token {}",
+        )
+    },
+    preset(
+        "deepseek",
+        "DeepSeek",
+        "DEEPSEEK_API_KEY",
+        &["api.deepseek.com"],
+        "authorization",
+        "Bearer {}",
+    ),
+    preset(
+        "elevenlabs",
+        "ElevenLabs",
+        "ELEVENLABS_API_KEY",
+        &["api.elevenlabs.io"],
+        "xi-api-key",
+        "{}",
+    ),
+    preset(
+        "exa",
+        "Exa",
+        "EXA_API_KEY",
+        &["api.exa.ai"],
+        "x-api-key",
+        "{}",
+    ),
+    preset(
+        "fireworks",
+        "Fireworks AI",
+        "FIREWORKS_API_KEY",
+        &["api.fireworks.ai"],
+        "authorization",
+        "Bearer {}",
+    ),
+    Provider {
+        query: "key",
+        note: "header x-goog-api-key or ?key=; some SDKs read GOOGLE_API_KEY",
+        ..preset(
+            "gemini",
+            "Google Gemini",
+            "GEMINI_API_KEY",
+            &["generativelanguage.googleapis.com"],
+            "x-goog-api-key",
+            "{}",
+        )
+    },
+    Provider {
+        note: "REST API and uploads; classic or fine-grained token (GitHub also accepts `token <PAT>`)",
+        ..preset(
+            "github",
+            "GitHub",
+            "GITHUB_TOKEN",
+            &["api.github.com", "uploads.github.com"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    Provider {
+        note: "gitlab.com; for a self-managed instance override hosts",
+        ..preset(
+            "gitlab",
+            "GitLab",
+            "GITLAB_TOKEN",
+            &["gitlab.com"],
+            "private-token",
+            "{}",
+        )
+    },
+    Provider {
+        note: "OpenAI-compatible API under /openai/v1",
+        ..preset(
+            "groq",
+            "Groq",
+            "GROQ_API_KEY",
+            &["api.groq.com"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    Provider {
+        note: "Hub, Inference API and Inference Providers router",
+        ..preset(
+            "huggingface",
+            "Hugging Face",
+            "HF_TOKEN",
+            &[
+                "huggingface.co",
+                "api-inference.huggingface.co",
+                "router.huggingface.co",
+            ],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    Provider {
+        note: "personal API keys go without a Bearer prefix (OAuth tokens: override format)",
+        ..preset(
+            "linear",
+            "Linear",
+            "LINEAR_API_KEY",
+            &["api.linear.app"],
+            "authorization",
+            "{}",
+        )
+    },
+    preset(
+        "mistral",
+        "Mistral AI",
+        "MISTRAL_API_KEY",
+        &["api.mistral.ai"],
+        "authorization",
+        "Bearer {}",
+    ),
+    Provider {
+        extra_headers: &[("notion-version", "2022-06-28")],
+        note: "internal integration secret",
+        ..preset(
+            "notion",
+            "Notion",
+            "NOTION_API_KEY",
+            &["api.notion.com"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    Provider {
+        note: "also the Realtime API (WebSocket)",
+        ..preset(
+            "openai",
+            "OpenAI",
+            "OPENAI_API_KEY",
+            &["api.openai.com"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    Provider {
+        paths: &["/api/"],
+        note: "API under /api/v1",
+        ..preset(
+            "openrouter",
+            "OpenRouter",
+            "OPENROUTER_API_KEY",
+            &["openrouter.ai"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    preset(
+        "perplexity",
+        "Perplexity",
+        "PERPLEXITY_API_KEY",
+        &["api.perplexity.ai"],
+        "authorization",
+        "Bearer {}",
+    ),
+    Provider {
+        note: "server token (account tokens use x-postmark-account-token)",
+        ..preset(
+            "postmark",
+            "Postmark",
+            "POSTMARK_SERVER_TOKEN",
+            &["api.postmarkapp.com"],
+            "x-postmark-server-token",
+            "{}",
+        )
+    },
+    preset(
+        "replicate",
+        "Replicate",
+        "REPLICATE_API_TOKEN",
+        &["api.replicate.com"],
+        "authorization",
+        "Bearer {}",
+    ),
+    preset(
+        "resend",
+        "Resend",
+        "RESEND_API_KEY",
+        &["api.resend.com"],
+        "authorization",
+        "Bearer {}",
+    ),
+    preset(
+        "sendgrid",
+        "SendGrid",
+        "SENDGRID_API_KEY",
+        &["api.sendgrid.com"],
+        "authorization",
+        "Bearer {}",
+    ),
+    Provider {
+        paths: &["/api/"],
+        note: "auth token for the web API (not the DSN); regional and <org>.sentry.io hosts",
+        ..preset(
+            "sentry",
+            "Sentry",
+            "SENTRY_AUTH_TOKEN",
+            &["sentry.io", "*.sentry.io"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    Provider {
+        paths: &["/api/"],
+        note: "bot or user token for the Web API",
+        ..preset(
+            "slack",
+            "Slack",
+            "SLACK_BOT_TOKEN",
+            &["slack.com"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    Provider {
+        note: "secret or restricted key",
+        ..preset(
+            "stripe",
+            "Stripe",
+            "STRIPE_API_KEY",
+            &["api.stripe.com", "files.stripe.com"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    Provider {
+        note: "project <ref>.supabase.co; REST also wants authorization: Bearer (second binding)",
+        ..preset(
+            "supabase",
+            "Supabase",
+            "SUPABASE_SERVICE_ROLE_KEY",
+            &["*.supabase.co"],
+            "apikey",
+            "{}",
+        )
+    },
+    preset(
+        "tavily",
+        "Tavily",
+        "TAVILY_API_KEY",
+        &["api.tavily.com"],
+        "authorization",
+        "Bearer {}",
+    ),
+    preset(
+        "together",
+        "Together AI",
+        "TOGETHER_API_KEY",
+        &["api.together.xyz", "api.together.ai"],
+        "authorization",
+        "Bearer {}",
+    ),
+    Provider {
+        note: "HTTP Basic: the client sends base64(ACCOUNT_SID:placeholder); the broker swaps the password",
+        ..preset(
+            "twilio",
+            "Twilio",
+            "TWILIO_AUTH_TOKEN",
+            &["api.twilio.com", "*.twilio.com"],
+            "authorization",
+            "Basic {}",
+        )
+    },
+    preset(
+        "vercel",
+        "Vercel",
+        "VERCEL_TOKEN",
+        &["api.vercel.com"],
+        "authorization",
+        "Bearer {}",
+    ),
+    Provider {
+        note: "embeddings and rerankers",
+        ..preset(
+            "voyage",
+            "Voyage AI",
+            "VOYAGE_API_KEY",
+            &["api.voyageai.com"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    Provider {
+        note: "Grok API",
+        ..preset(
+            "xai",
+            "xAI",
+            "XAI_API_KEY",
+            &["api.x.ai"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+];
+
+/// The preset called `name` (case-insensitive).
+pub fn find(name: &str) -> Option<&'static Provider> {
+    PROVIDERS.iter().find(|p| p.name.eq_ignore_ascii_case(name))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    /// A DNS label as the broker accepts it: 1-63 of `[a-z0-9-]`, no leading/trailing `-`.
+    fn valid_label(l: &str) -> bool {
+        (1..=63).contains(&l.len())
+            && l.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+            && !l.starts_with('-')
+            && !l.ends_with('-')
+    }
+
+    /// Exact host (≥2 labels) or `*.` followed by a suffix of ≥2 labels.
+    fn valid_host(h: &str) -> bool {
+        let rest = h.strip_prefix("*.").unwrap_or(h);
+        let labels: Vec<&str> = rest.split('.').collect();
+        labels.len() >= 2 && labels.iter().all(|l| valid_label(l))
+    }
+
+    fn valid_env(k: &str) -> bool {
+        let mut c = k.chars();
+        matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
+            && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+    }
+
+    fn valid_header(h: &str) -> bool {
+        !h.is_empty()
+            && h.bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+    }
+
+    #[test]
+    fn names_are_unique_sorted_and_lower_case() {
+        let names: Vec<&str> = PROVIDERS.iter().map(|p| p.name).collect();
+        let mut sorted = names.clone();
+        sorted.sort_unstable();
+        assert_eq!(names, sorted, "catalog must stay sorted by name");
+        sorted.dedup();
+        assert_eq!(sorted.len(), PROVIDERS.len(), "duplicate provider name");
+        for p in PROVIDERS {
+            assert!(!p.name.is_empty());
+            assert!(
+                p.name
+                    .bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+                "{}",
+                p.name
+            );
+            assert!(!p.title.is_empty(), "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn hosts_are_valid() {
+        for p in PROVIDERS {
+            assert!(!p.hosts.is_empty(), "{}", p.name);
+            for h in p.hosts {
+                assert!(valid_host(h), "{}: host {h}", p.name);
+                assert_eq!(
+                    p.hosts.iter().filter(|x| *x == h).count(),
+                    1,
+                    "{}: duplicate host {h}",
+                    p.name
+                );
+            }
+        }
+        // The checker itself.
+        for bad in [
+            "",
+            "com",
+            "*.com",
+            "a.*.com",
+            "**.a.com",
+            "API.x.com",
+            "a_b.com",
+            "a..com",
+            "-a.com",
+            "*",
+        ] {
+            assert!(!valid_host(bad), "{bad}");
+        }
+        for good in ["api.x.ai", "*.supabase.co", "api-inference.huggingface.co"] {
+            assert!(valid_host(good), "{good}");
+        }
+    }
+
+    #[test]
+    fn injection_is_well_formed() {
+        for p in PROVIDERS {
+            assert_eq!(p.format.matches("{}").count(), 1, "{}", p.name);
+            assert!(
+                !p.format.bytes().any(|b| b < 0x20 || b == 0x7f),
+                "{}",
+                p.name
+            );
+            assert!(!p.header.is_empty() || !p.query.is_empty(), "{}", p.name);
+            if !p.header.is_empty() {
+                assert!(valid_header(p.header), "{}: header {}", p.name, p.header);
+            }
+            if !p.query.is_empty() {
+                assert!(
+                    p.query
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+                    "{}",
+                    p.name
+                );
+            }
+            assert!(
+                !matches!(
+                    p.header,
+                    "host" | "connection" | "content-length" | "transfer-encoding"
+                ),
+                "{}",
+                p.name
+            );
+            for (k, v) in p.extra_headers {
+                assert!(valid_header(k), "{}: extra header {k}", p.name);
+                assert_ne!(*k, p.header, "{}", p.name);
+                assert!(!v.is_empty() && !v.contains("{}"), "{}", p.name);
+            }
+            for path in p.paths {
+                assert!(path.starts_with('/') && !path.contains(".."), "{}", p.name);
+            }
+            assert!(valid_env(p.env), "{}: env {}", p.name, p.env);
+            assert_eq!(p.env, p.env.to_ascii_uppercase(), "{}", p.name);
+            assert!(!p.note.contains('\n'), "{}", p.name);
+        }
+    }
+
+    #[test]
+    fn the_listed_providers_exist() {
+        for n in [
+            "openai",
+            "anthropic",
+            "gemini",
+            "mistral",
+            "groq",
+            "together",
+            "fireworks",
+            "openrouter",
+            "deepseek",
+            "xai",
+            "cohere",
+            "perplexity",
+            "huggingface",
+            "github",
+            "gitlab",
+            "stripe",
+            "slack",
+            "linear",
+            "notion",
+            "sentry",
+            "cloudflare",
+            "twilio",
+            "sendgrid",
+            "resend",
+            "postmark",
+            "datadog",
+            "vercel",
+            "supabase",
+        ] {
+            assert!(find(n).is_some(), "{n}");
+        }
+        assert!(PROVIDERS.len() >= 28);
+    }
+
+    #[test]
+    fn find_is_case_insensitive() {
+        let p = find("OpenAI").unwrap();
+        assert_eq!(p.name, "openai");
+        assert_eq!(p.env, "OPENAI_API_KEY");
+        assert_eq!(find("ANTHROPIC").map(|p| p.header), Some("x-api-key"));
+        assert!(find("nope").is_none());
+        assert!(find("").is_none());
+        assert!(find(" openai").is_none());
+    }
+
+    #[test]
+    fn spot_checks() {
+        let a = find("anthropic").unwrap();
+        assert_eq!(a.extra_headers, &[("anthropic-version", "2023-06-01")]);
+        let g = find("gemini").unwrap();
+        assert_eq!(
+            (g.header, g.format, g.query),
+            ("x-goog-api-key", "{}", "key")
+        );
+        let gh = find("github").unwrap();
+        assert_eq!(gh.env, "GITHUB_TOKEN");
+        assert!(gh.hosts.contains(&"uploads.github.com"));
+        assert_eq!(find("gitlab").unwrap().header, "private-token");
+        assert_eq!(find("linear").unwrap().format, "{}");
+        assert_eq!(
+            find("notion").unwrap().extra_headers,
+            &[("notion-version", "2022-06-28")]
+        );
+        assert_eq!(find("twilio").unwrap().format, "Basic {}");
+        assert_eq!(find("huggingface").unwrap().env, "HF_TOKEN");
+        assert_eq!(find("supabase").unwrap().hosts, &["*.supabase.co"]);
+        assert_eq!(find("datadog").unwrap().header, "dd-api-key");
+        assert_eq!(
+            find("cohere").unwrap().hosts,
+            &["api.cohere.com", "api.cohere.ai"]
+        );
+    }
+}

@@ -1,0 +1,214 @@
+//! `sys/broker/*`: Airlock's own API for the credential broker (not a Vault path; Vault
+//! clients never see it). Bindings and agents are validated with the same code as profile
+//! files and stored behind the barrier; policies on these paths decide who may change them.
+//!
+//! - `sys/broker/bindings[/<name>]`: LIST, read, write, delete.
+//! - `sys/broker/agents[/<name>]`: LIST, read, write (`bindings`, `egress`, `allow_hosts`), delete.
+//! - `sys/broker/agents/<name>/credential`: write `{ttl}` → a proxy credential for that agent
+//!   and the agent's placeholders (the environment an agent needs; never a real secret).
+//! - `sys/broker/ca`: read the broker CA certificate (public).
+//! - `sys/broker/keys`: read (sudo) the CA key and the credential/placeholder keys for
+//!   `airlock broker serve`; created on first read, stored encrypted.
+//! - `sys/broker/audit`: write a batch of broker events into the audit log.
+
+use std::sync::Arc;
+
+use airlock_broker::config;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+use zeroize::Zeroizing;
+
+use crate::core::{now_unix, Caller, Core};
+use crate::error::{ApiError, ApiResult};
+use crate::logical::{Op, Request, Response};
+
+const BINDINGS: &str = "broker/bindings/";
+const AGENTS: &str = "broker/agents/";
+const KEYS: &str = "broker/keys";
+
+#[derive(Serialize, Deserialize)]
+struct BrokerKeys {
+    ca_key_pem: String,
+    ca_cert_pem: String,
+    credential_key: String,
+    placeholder_key: String,
+}
+
+impl Drop for BrokerKeys {
+    fn drop(&mut self) {
+        use zeroize::Zeroize;
+        self.ca_key_pem.zeroize();
+        self.credential_key.zeroize();
+        self.placeholder_key.zeroize();
+    }
+}
+
+fn name_ok(n: &str) -> ApiResult<&str> {
+    let n = n.trim_end_matches('/');
+    if n.is_empty()
+        || n.len() > 64
+        || !n
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.')
+        || n.starts_with('.')
+    {
+        return Err(ApiError::bad_request(format!(
+            "invalid name {n:?}: use 1-64 letters, digits, `_`, `-` or `.`"
+        )));
+    }
+    Ok(n)
+}
+
+async fn keys(core: &Core) -> ApiResult<BrokerKeys> {
+    if let Some(k) = core.barrier.get_json::<BrokerKeys>(KEYS).await? {
+        return Ok(k);
+    }
+    let ca = airlock_broker::ca::Ca::generate(None).map_err(|e| ApiError::internal(&e))?;
+    let k = BrokerKeys {
+        ca_key_pem: ca.key_pem().to_string(),
+        ca_cert_pem: ca.cert_pem().to_string(),
+        credential_key: hex::encode(crate::core::random_bytes::<32>()),
+        placeholder_key: hex::encode(crate::core::random_bytes::<32>()),
+    };
+    core.barrier.put_json(KEYS, &k).await?;
+    Ok(k)
+}
+
+pub async fn handle(
+    core: &Arc<Core>,
+    req: &Request,
+    _caller: &Caller,
+    rest: &str,
+) -> ApiResult<Response> {
+    let write = matches!(req.op, Op::Create | Op::Update);
+    match rest {
+        "bindings" | "bindings/" if req.op == Op::List => list(core, BINDINGS).await,
+        "agents" | "agents/" if req.op == Op::List => list(core, AGENTS).await,
+        "ca" if req.op == Op::Read => {
+            let k = keys(core).await?;
+            Ok(Response::data(json!({ "certificate": k.ca_cert_pem })))
+        }
+        "keys" if req.op == Op::Read => {
+            let k = keys(core).await?;
+            Ok(Response::data(json!({
+                "ca_key_pem": k.ca_key_pem,
+                "ca_cert_pem": k.ca_cert_pem,
+                "credential_key": k.credential_key,
+                "placeholder_key": k.placeholder_key,
+            })))
+        }
+        r if r.starts_with("bindings/") => {
+            let name = name_ok(&r["bindings/".len()..])?;
+            let key = format!("{BINDINGS}{name}");
+            match req.op {
+                Op::Read => read(core, &key).await,
+                Op::Delete => {
+                    core.barrier.delete(&key).await?;
+                    Ok(Response::empty())
+                }
+                _ if write => {
+                    let mut v = Value::Object(req.data.clone());
+                    v["name"] = json!(name);
+                    config::parse_binding(&v).map_err(ApiError::bad_request)?;
+                    core.barrier.put_json(&key, &v).await?;
+                    Ok(Response::empty())
+                }
+                _ => Err(ApiError::unsupported_operation()),
+            }
+        }
+        r if r.starts_with("agents/") => {
+            let tail = &r["agents/".len()..];
+            if let Some(agent) = tail.strip_suffix("/credential") {
+                if !write {
+                    return Err(ApiError::unsupported_operation());
+                }
+                return credential(core, req, name_ok(agent)?).await;
+            }
+            let name = name_ok(tail)?;
+            let key = format!("{AGENTS}{name}");
+            match req.op {
+                Op::Read => read(core, &key).await,
+                Op::Delete => {
+                    core.barrier.delete(&key).await?;
+                    Ok(Response::empty())
+                }
+                _ if write => {
+                    let v = Value::Object(req.data.clone());
+                    let a = config::parse_agent(name, &v).map_err(ApiError::bad_request)?;
+                    for b in &a.bindings {
+                        if core.barrier.get(&format!("{BINDINGS}{b}")).await?.is_none() {
+                            return Err(ApiError::bad_request(format!(
+                                "agent {name:?} names binding {b:?}, which does not exist"
+                            )));
+                        }
+                    }
+                    core.barrier.put_json(&key, &v).await?;
+                    Ok(Response::empty())
+                }
+                _ => Err(ApiError::unsupported_operation()),
+            }
+        }
+        _ => Err(ApiError::unsupported_path()),
+    }
+}
+
+async fn list(core: &Core, prefix: &str) -> ApiResult<Response> {
+    let mut keys = core.barrier.list(prefix).await?;
+    keys.sort();
+    if keys.is_empty() {
+        return Err(ApiError::not_found());
+    }
+    Ok(Response::list(keys))
+}
+
+async fn read(core: &Core, key: &str) -> ApiResult<Response> {
+    match core.barrier.get_json::<Value>(key).await? {
+        Some(v) => Ok(Response::data(v)),
+        None => Err(ApiError::not_found()),
+    }
+}
+
+/// Mints a proxy credential for `agent` and returns the environment the agent needs.
+async fn credential(core: &Core, req: &Request, agent: &str) -> ApiResult<Response> {
+    let spec: Value = core
+        .barrier
+        .get_json(&format!("{AGENTS}{agent}"))
+        .await?
+        .ok_or_else(|| ApiError::bad_request(format!("agent {agent:?} does not exist")))?;
+    let a = config::parse_agent(agent, &spec).map_err(ApiError::bad_request)?;
+    let ttl = req.duration_field("ttl")?.unwrap_or(3600);
+    if !(1..=31 * 24 * 3600).contains(&ttl) {
+        return Err(ApiError::bad_request("ttl must be between 1s and 744h"));
+    }
+    let k = keys(core).await?;
+    let cred_key =
+        Zeroizing::new(hex::decode(&k.credential_key).map_err(|e| ApiError::internal(&e))?);
+    let ph_key =
+        Zeroizing::new(hex::decode(&k.placeholder_key).map_err(|e| ApiError::internal(&e))?);
+    let expiry = now_unix().max(0) as u64 + ttl as u64;
+    let credential = airlock_broker::cred::CredKey::new(cred_key.to_vec()).mint(agent, expiry);
+    let mut env = Map::new();
+    for b in &a.bindings {
+        let Some(v) = core
+            .barrier
+            .get_json::<Value>(&format!("{BINDINGS}{b}"))
+            .await?
+        else {
+            continue;
+        };
+        let binding = config::parse_binding(&v).map_err(ApiError::bad_request)?;
+        env.insert(
+            binding.env.clone(),
+            json!(airlock_broker::derived_placeholder(
+                &ph_key, agent, &binding
+            )),
+        );
+    }
+    Ok(Response::data(json!({
+        "agent": agent,
+        "credential": credential.as_str(),
+        "expires_at": expiry,
+        "ttl": ttl,
+        "env": env,
+    })))
+}

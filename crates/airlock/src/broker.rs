@@ -1,0 +1,872 @@
+//! `airlock broker …`: run a command behind the credential broker, list the provider catalog,
+//! and wrap MCP server configurations. The proxy itself lives in `airlock-broker`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_broker::audit::{Event, Sink, SinkFuture};
+use airlock_broker::config::{self, Egress, Profile};
+use airlock_broker::secrets::{FetchFuture, SecretCache, SecretMap, SecretSource};
+use airlock_broker::{AgentRuntime, Broker};
+use anyhow::{anyhow, bail, Context, Result};
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::client::Client;
+
+#[derive(Subcommand)]
+pub enum BrokerCmd {
+    /// Run a command whose bound credentials are replaced by placeholders and injected by a
+    /// local proxy at the network boundary.
+    #[command(
+        after_help = "Examples:\n  airlock broker run -- python agent.py\n  airlock broker run --profile airlock.toml --agent voice -- node agent.mjs\n  airlock broker run --resolve api.openai.com=127.0.0.1:8443 --extra-ca test-ca.pem -- curl https://api.openai.com/v1/models"
+    )]
+    Run(RunArgs),
+    /// List the built-in provider presets a binding can name.
+    #[command(after_help = "Example:\n  airlock broker providers --format json")]
+    Providers {
+        /// Output format: table or json.
+        #[arg(long, default_value = "table")]
+        format: String,
+    },
+    /// A long-running broker for several agents (sidecar or daemon). Agents and bindings come
+    /// from Airlock (`sys/broker/…`) and/or a profile; every client authenticates with a
+    /// credential bound to one agent (see `airlock broker env`).
+    #[command(
+        after_help = "Examples:\n  airlock broker serve --listen 127.0.0.1:8181\n  airlock broker env --agent voice --broker 127.0.0.1:8181 --ca-file ./broker-ca.pem"
+    )]
+    Serve(ServeArgs),
+    /// Print the environment an agent needs to use a running `broker serve`: placeholders,
+    /// proxy variables with a fresh credential, CA variables.
+    #[command(
+        after_help = "Example:\n  eval \"$(airlock broker env --agent voice --broker 127.0.0.1:8181 --ca-file ./broker-ca.pem)\""
+    )]
+    Env(EnvArgs),
+    /// Check a profile and print its bindings (no secrets are read).
+    #[command(after_help = "Example:\n  airlock broker check --profile airlock.toml")]
+    Check {
+        #[arg(long, default_value = "airlock.toml")]
+        profile: PathBuf,
+    },
+    /// Rewrite an mcp.json so each MCP server runs under `airlock broker run` and its secret
+    /// env entries move into Airlock.
+    #[command(
+        after_help = "Example:\n  airlock broker wrap-mcp ~/.cursor/mcp.json --profile airlock.toml"
+    )]
+    WrapMcp(WrapArgs),
+}
+
+#[derive(Args)]
+pub struct RunArgs {
+    /// Agent whose bindings to use (from the profile). Default: every binding in the profile.
+    #[arg(long)]
+    pub agent: Option<String>,
+    /// Profile with the bindings (default: ./airlock.toml).
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub up: UpstreamOpts,
+    /// What to do with hosts no binding names: tunnel, inspect or allowlist.
+    #[arg(long)]
+    pub egress: Option<String>,
+    /// Address for the proxy (loopback only).
+    #[arg(long, default_value = "127.0.0.1:0")]
+    pub listen: String,
+    /// The command and its arguments.
+    #[arg(last = true, required = true)]
+    pub command: Vec<String>,
+}
+
+/// Variables that point a child at the proxy.
+const PROXY_VARS: [&str; 6] = [
+    "HTTPS_PROXY",
+    "HTTP_PROXY",
+    "ALL_PROXY",
+    "https_proxy",
+    "http_proxy",
+    "all_proxy",
+];
+
+/// Variables that point a child's TLS stacks at the CA bundle.
+const CA_VARS: [&str; 7] = [
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
+    "CURL_CA_BUNDLE",
+    "NODE_EXTRA_CA_CERTS",
+    "GIT_SSL_CAINFO",
+    "AWS_CA_BUNDLE",
+    "DENO_CERT",
+];
+
+/// Options shared by `broker run` and `broker serve`.
+#[derive(Args)]
+pub struct UpstreamOpts {
+    /// Connect to HOST at ADDR (IP or IP:PORT) instead of resolving it; such pins bypass the
+    /// SSRF guard (repeatable).
+    #[arg(long = "resolve", value_name = "HOST=ADDR")]
+    pub resolve: Vec<String>,
+    /// Extra CA (PEM) trusted for upstream TLS (and, for `run`, added to the child's bundle).
+    #[arg(long = "extra-ca", value_name = "FILE")]
+    pub extra_ca: Option<PathBuf>,
+    /// Seconds between credential refreshes from Airlock (rotation takes effect within this).
+    #[arg(long, default_value_t = 10.0)]
+    pub refresh: f64,
+    /// Seconds a cached credential may be used without a successful refresh (fail closed).
+    #[arg(long, default_value_t = 300.0)]
+    pub max_stale: f64,
+}
+
+/// [`UpstreamOpts`] checked and loaded.
+struct Prepared {
+    refresh: Duration,
+    max_stale: Duration,
+    pins: HashMap<String, airlock_broker::upstream::Pin>,
+    extra_pem: Option<String>,
+    extra_certs: Vec<tokio_rustls::rustls::pki_types::CertificateDer<'static>>,
+}
+
+impl UpstreamOpts {
+    fn prepare(&self) -> Result<Prepared> {
+        let mut pins = HashMap::new();
+        for r in &self.resolve {
+            let (h, p) = airlock_broker::upstream::parse_resolve(r).map_err(|e| anyhow!(e))?;
+            pins.insert(h, p);
+        }
+        let extra_pem = match &self.extra_ca {
+            Some(p) => Some(
+                std::fs::read_to_string(p).with_context(|| format!("reading {}", p.display()))?,
+            ),
+            None => None,
+        };
+        let extra_certs = match &extra_pem {
+            Some(pem) => airlock_broker::ca::parse_pem_certs(pem).map_err(|e| anyhow!(e))?,
+            None => vec![],
+        };
+        Ok(Prepared {
+            refresh: secs(self.refresh, "--refresh")?,
+            max_stale: secs(self.max_stale, "--max-stale")?,
+            pins,
+            extra_pem,
+            extra_certs,
+        })
+    }
+}
+
+fn loopback(listen: &str) -> Result<std::net::SocketAddr> {
+    let a: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|_| anyhow!("--listen {listen:?} is not an IP:PORT address"))?;
+    if !a.ip().is_loopback() {
+        bail!("--listen must be a loopback address: the proxy is for local processes only (run it as a sidecar sharing the agent's network namespace)");
+    }
+    Ok(a)
+}
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address for the proxy (loopback only).
+    #[arg(long, default_value = "127.0.0.1:8181")]
+    pub listen: String,
+    /// Profile with more bindings and agents (besides those stored in Airlock).
+    #[arg(long)]
+    pub profile: Option<PathBuf>,
+    #[command(flatten)]
+    pub up: UpstreamOpts,
+    /// Write the broker CA certificate (PEM) here.
+    #[arg(long = "ca-out", value_name = "FILE")]
+    pub ca_out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+pub struct EnvArgs {
+    /// The agent (defined in Airlock with `sys/broker/agents/NAME`).
+    #[arg(long)]
+    pub agent: String,
+    /// Address of the running `broker serve`.
+    #[arg(long, default_value = "127.0.0.1:8181")]
+    pub broker: String,
+    /// Lifetime of the proxy credential (Go duration or seconds).
+    #[arg(long, default_value = "1h")]
+    pub ttl: String,
+    /// Write the CA bundle (system roots + broker CA) here and point the CA variables at it.
+    #[arg(long = "ca-file", value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+    /// Output: `sh` (export lines) or `json`.
+    #[arg(long, default_value = "sh")]
+    pub format: String,
+}
+
+#[derive(Args)]
+pub struct WrapArgs {
+    /// The mcp.json file (Cursor, Claude Desktop/Code, or VS Code format).
+    pub file: PathBuf,
+    /// Profile to pass to `broker run` in each wrapped server.
+    #[arg(long)]
+    pub profile: Option<String>,
+    /// KV mount for the moved secrets.
+    #[arg(long, default_value = "secret")]
+    pub mount: String,
+    /// Path prefix under the mount (secrets go to <mount>/<prefix>/<server>).
+    #[arg(long, default_value = "mcp")]
+    pub prefix: String,
+    /// Show what would change without writing anything.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+pub async fn run(c: BrokerCmd) -> Result<ExitCode> {
+    match c {
+        BrokerCmd::Run(a) => broker_run(a).await,
+        BrokerCmd::Serve(a) => broker_serve(a).await,
+        BrokerCmd::Env(a) => broker_env(a).await,
+        BrokerCmd::Providers { format } => providers(&format),
+        BrokerCmd::Check { profile } => {
+            let p = load_profile(&profile)?;
+            for b in &p.bindings {
+                let d = config::describe(b);
+                println!(
+                    "{:<16} {:<28} {} → https://{}:{}",
+                    d["name"], d["env"], d["secret"], d["hosts"], d["port"]
+                );
+            }
+            for a in &p.agents {
+                println!(
+                    "agent {:<10} egress={} bindings={}",
+                    a.name,
+                    a.egress.as_str(),
+                    a.bindings.join(",")
+                );
+            }
+            println!("{}: ok", profile.display());
+            Ok(ExitCode::SUCCESS)
+        }
+        BrokerCmd::WrapMcp(a) => wrap_mcp(a).await,
+    }
+}
+
+fn providers(format: &str) -> Result<ExitCode> {
+    let list = airlock_broker::providers::PROVIDERS;
+    if format == "json" {
+        let v: Vec<Value> = list
+            .iter()
+            .map(|p| {
+                json!({"name": p.name, "title": p.title, "env": p.env, "hosts": p.hosts,
+                       "header": p.header, "format": p.format, "query": p.query,
+                       "extra_headers": p.extra_headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
+                       "paths": p.paths, "note": p.note})
+            })
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+        return Ok(ExitCode::SUCCESS);
+    }
+    println!("{:<12} {:<26} {:<40} INJECTION", "NAME", "ENV", "HOSTS");
+    for p in list {
+        let how = if p.header.is_empty() {
+            format!("?{}=…", p.query)
+        } else {
+            format!("{}: {}", p.header, p.format)
+        };
+        println!(
+            "{:<12} {:<26} {:<40} {}",
+            p.name,
+            p.env,
+            p.hosts.join(","),
+            how
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn load_profile(path: &Path) -> Result<Profile> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading profile {}", path.display()))?;
+    config::parse_profile(&text, &path.display().to_string()).map_err(|e| anyhow!(e))
+}
+
+/// Reads KV entries through the Vault API with the caller's token.
+struct ApiSource {
+    client: Client,
+}
+
+impl SecretSource for ApiSource {
+    fn fetch<'a>(&'a self, path: &'a str) -> FetchFuture<'a> {
+        Box::pin(async move {
+            let m = crate::kv::read_map(&self.client, path)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            let mut out: SecretMap = HashMap::new();
+            for (k, v) in m {
+                let s = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                out.insert(k, Zeroizing::new(s));
+            }
+            Ok(out)
+        })
+    }
+}
+
+/// Hands broker events to Airlock's audit log (`sys/broker/audit`).
+struct ApiSink {
+    client: Client,
+}
+
+impl Sink for ApiSink {
+    fn write<'a>(&'a self, batch: &'a [Event]) -> SinkFuture<'a> {
+        Box::pin(async move {
+            let body = json!({ "events": batch });
+            self.client
+                .call("POST", "sys/broker/audit", Some(&body))
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        })
+    }
+}
+
+/// Checks that this token may write broker audit events (an empty batch), then starts the
+/// batching auditor. Refusing to start beats brokering credentials without an audit trail.
+async fn start_auditor(client: Client) -> Result<airlock_broker::audit::Auditor> {
+    client
+        .call("POST", "sys/broker/audit", Some(&json!({ "events": [] })))
+        .await
+        .context(
+            "this token cannot write broker audit events (it needs `update` on sys/broker/audit)",
+        )?;
+    Ok(airlock_broker::audit::Auditor::start(Arc::new(ApiSink {
+        client,
+    })))
+}
+
+/// A private directory for the CA bundle, removed when dropped.
+struct TempDir(PathBuf);
+
+impl TempDir {
+    fn new() -> Result<Self> {
+        use rand::RngCore;
+        let mut r = [0u8; 8];
+        rand::rngs::OsRng.fill_bytes(&mut r);
+        let p = std::env::temp_dir().join(format!("airlock-broker-{}", hex_lower(&r)));
+        let mut b = std::fs::DirBuilder::new();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::DirBuilderExt;
+            b.mode(0o700);
+        }
+        b.create(&p)
+            .with_context(|| format!("creating {}", p.display()))?;
+        Ok(TempDir(p))
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+fn hex_lower(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
+
+fn secs(s: f64, what: &str) -> Result<Duration> {
+    if !(s.is_finite() && s > 0.0 && s < 1e9) {
+        bail!("{what} must be a positive number of seconds");
+    }
+    Ok(Duration::from_secs_f64(s))
+}
+
+async fn broker_run(a: RunArgs) -> Result<ExitCode> {
+    let profile_path = a
+        .profile
+        .clone()
+        .unwrap_or_else(|| PathBuf::from("airlock.toml"));
+    let cl = Client::from_env()?;
+    cl.require_token()?;
+    // The profile if there is one; an agent it does not define is looked up in Airlock.
+    let explicit = a.profile.is_some();
+    let mut profile = if explicit || profile_path.exists() {
+        load_profile(&profile_path)?
+    } else {
+        Profile::default()
+    };
+    let in_profile = a
+        .agent
+        .as_deref()
+        .is_some_and(|n| profile.agents.iter().any(|x| x.name == n));
+    if a.agent.is_some() && !in_profile {
+        let stored = load_serve_config(&cl, None)
+            .await
+            .context("loading the agent's bindings from Airlock (sys/broker/…)")?;
+        profile.bindings.extend(stored.bindings);
+        profile.agents.extend(stored.agents);
+    } else if !explicit && !profile_path.exists() {
+        bail!(
+            "no profile: create airlock.toml (see README), pass --profile FILE, or name an agent stored in Airlock with --agent"
+        );
+    }
+    let bindings: Vec<config::Binding> = config::select(&profile, a.agent.as_deref())
+        .map_err(|e| anyhow!("{}: {e}", profile_path.display()))?
+        .into_iter()
+        .cloned()
+        .collect();
+    if bindings.is_empty() {
+        bail!(
+            "{}: no bindings{}",
+            profile_path.display(),
+            a.agent
+                .as_deref()
+                .map(|x| format!(" for agent {x:?}"))
+                .unwrap_or_default()
+        );
+    }
+    let agent_spec = a
+        .agent
+        .as_deref()
+        .and_then(|n| profile.agents.iter().find(|x| x.name == n));
+    let egress = match &a.egress {
+        Some(e) => Egress::parse(e).map_err(|e| anyhow!(e))?,
+        None => agent_spec
+            .map(|x| x.egress)
+            .or(profile.egress)
+            .unwrap_or(Egress::Tunnel),
+    };
+    let mut allow_hosts = profile.allow_hosts.clone();
+    if let Some(s) = agent_spec {
+        allow_hosts.extend(s.allow_hosts.iter().cloned());
+    }
+    let Prepared {
+        refresh,
+        max_stale,
+        pins,
+        extra_pem: extra_ca_pem,
+        extra_certs,
+    } = a.up.prepare()?;
+    let listen = loopback(&a.listen)?;
+    let token = cl.token.clone();
+    let addr = cl.addr.clone();
+    let cacert = std::env::var_os("AIRLOCK_CACERT")
+        .or_else(|| std::env::var_os("VAULT_CACERT"))
+        .map(PathBuf::from);
+
+    // Credentials: fetched once before the child starts (a missing one is an error now, not
+    // a surprise later), then refreshed in the background.
+    let wanted: Vec<(String, String)> = bindings
+        .iter()
+        .map(|b| (b.secret_path.clone(), b.secret_key.clone()))
+        .collect();
+    let cache = SecretCache::new(
+        Arc::new(ApiSource { client: cl }),
+        wanted,
+        refresh,
+        max_stale,
+    );
+    cache
+        .refresh_all()
+        .await
+        .map_err(|e| anyhow!("loading bound credentials: {e}"))?;
+    cache.spawn_refresher();
+
+    let placeholders: Vec<(String, usize)> = bindings
+        .iter()
+        .enumerate()
+        .map(|(i, b)| (airlock_broker::new_placeholder(&b.env), i))
+        .collect();
+    let agent_name = a.agent.clone().unwrap_or_else(|| "run".into());
+    let bound = airlock_broker::bound_hosts(bindings.iter());
+    let ca = airlock_broker::ca::Ca::generate(if egress == Egress::Inspect {
+        None
+    } else {
+        Some(&bound)
+    })
+    .map_err(|e| anyhow!("creating the broker CA: {e}"))?;
+    let guard =
+        airlock_broker::guard::Guard::new(&profile.allow_private).map_err(|e| anyhow!(e))?;
+    let upstream = airlock_broker::upstream::Upstream::new(&extra_certs, pins, guard)
+        .map_err(|e| anyhow!(e))?;
+    let auditor = start_auditor(Client::new(&addr, token, cacert)?).await?;
+    let cred = airlock_broker::cred::CredKey::random();
+    let credential = cred.mint(&agent_name, u64::MAX / 2);
+    let env_vars: Vec<(String, String)> = bindings
+        .iter()
+        .zip(placeholders.iter())
+        .map(|(b, (p, _))| (b.env.clone(), p.clone()))
+        .collect();
+    let runtime = Arc::new(AgentRuntime {
+        name: agent_name.clone(),
+        bindings,
+        placeholders,
+        egress,
+        allow_hosts,
+        cache,
+    });
+    let tmp = TempDir::new()?;
+    let bundle = tmp.0.join("ca-bundle.pem");
+    let mut extra: Vec<&str> = vec![ca.cert_pem()];
+    if let Some(p) = &extra_ca_pem {
+        extra.push(p);
+    }
+    std::fs::write(&bundle, airlock_broker::ca::bundle_pem(&extra))
+        .with_context(|| format!("writing {}", bundle.display()))?;
+    let ca_only = tmp.0.join("broker-ca.pem");
+    std::fs::write(&ca_only, ca.cert_pem())?;
+
+    let mut agents = HashMap::new();
+    agents.insert(agent_name.clone(), runtime);
+    let broker = Arc::new(Broker {
+        agents,
+        cred,
+        ca,
+        upstream,
+        audit: auditor.clone(),
+        stats: Default::default(),
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the proxy to {listen}"))?;
+    let port = listener.local_addr()?.port();
+    tokio::spawn(airlock_broker::proxy::serve(broker.clone(), listener));
+
+    let proxy_url = format!(
+        "http://{agent_name}:{}@127.0.0.1:{port}",
+        credential.as_str()
+    );
+    let (prog, args) = a
+        .command
+        .split_first()
+        .ok_or_else(|| anyhow!("no command given after --"))?;
+    let mut cmd = tokio::process::Command::new(prog);
+    cmd.args(args);
+    for k in ["AIRLOCK_TOKEN", "VAULT_TOKEN", "AIRLOCK_ADDR", "VAULT_ADDR"] {
+        cmd.env_remove(k);
+    }
+    for (k, v) in &env_vars {
+        cmd.env(k, v);
+    }
+    for k in PROXY_VARS {
+        cmd.env(k, &proxy_url);
+    }
+    cmd.env("NO_PROXY", "localhost,127.0.0.1,::1")
+        .env("no_proxy", "localhost,127.0.0.1,::1");
+    for k in CA_VARS {
+        cmd.env(k, &bundle);
+    }
+    cmd.env("NODE_USE_ENV_PROXY", "1")
+        .env("AIRLOCK_BROKER_CA", &ca_only);
+    drop(proxy_url);
+    drop(credential);
+    let relay = crate::run::SignalRelay::install()?;
+    let mut child = cmd.spawn().with_context(|| format!("starting {prog}"))?;
+    let pid = child.id().map(|p| p as i32);
+    let status = relay.wait(&mut child, pid).await?;
+    auditor.flush(Duration::from_secs(3)).await;
+    drop(tmp);
+    Ok(crate::run::exit_code(status))
+}
+
+async fn wrap_mcp(a: WrapArgs) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("reading {}", a.file.display()))?;
+    let doc: Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", a.file.display()))?;
+    let opts = airlock_broker::mcp::WrapOptions {
+        airlock_bin: "airlock".into(),
+        profile: a.profile.clone(),
+        kv_mount: a.mount.clone(),
+        kv_prefix: a.prefix.clone(),
+    };
+    let out =
+        airlock_broker::mcp::wrap(&doc, &opts).map_err(|e| anyhow!("{}: {e}", a.file.display()))?;
+    for (s, why) in &out.skipped {
+        println!("skipped {s}: {why}");
+    }
+    if out.wrapped.is_empty() {
+        println!("{}: nothing to change", a.file.display());
+        return Ok(ExitCode::SUCCESS);
+    }
+    for e in &out.extracted {
+        println!("{}: {} → {}#{}", e.server, e.var, e.path, e.key);
+    }
+    if a.dry_run {
+        println!("dry run: {} server(s) would be wrapped", out.wrapped.len());
+        return Ok(ExitCode::SUCCESS);
+    }
+    if !out.extracted.is_empty() {
+        let cl = Client::from_env()?;
+        cl.require_token()?;
+        // Group by path; `patch` keeps keys already stored there.
+        let mut by_path: HashMap<&str, serde_json::Map<String, Value>> = HashMap::new();
+        for e in &out.extracted {
+            by_path
+                .entry(e.path.as_str())
+                .or_default()
+                .insert(e.key.clone(), Value::String(e.value.clone()));
+        }
+        for (path, data) in by_path {
+            crate::kv::merge_write(&cl, path, data)
+                .await
+                .with_context(|| format!("storing the secrets of {path} in Airlock"))?;
+        }
+    }
+    let backup = PathBuf::from(format!("{}.bak", a.file.display()));
+    std::fs::write(&backup, &text).with_context(|| format!("writing {}", backup.display()))?;
+    let new_text = serde_json::to_string_pretty(&out.doc)? + "\n";
+    let tmp = PathBuf::from(format!("{}.tmp", a.file.display()));
+    std::fs::write(&tmp, new_text)?;
+    std::fs::rename(&tmp, &a.file)?;
+    println!(
+        "wrapped {} server(s); backup at {}",
+        out.wrapped.len(),
+        backup.display()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Lists a `sys/broker/…` collection (empty when there is none).
+async fn api_list(cl: &Client, path: &str) -> Result<Vec<String>> {
+    let v = cl.call("LIST", path, None).await?;
+    Ok(v.and_then(|v| v.pointer("/data/keys").cloned())
+        .and_then(|k| serde_json::from_value(k).ok())
+        .unwrap_or_default())
+}
+
+/// Bindings and agents stored in Airlock, merged with an optional profile.
+async fn load_serve_config(cl: &Client, profile: Option<&Path>) -> Result<Profile> {
+    let mut p = match profile {
+        Some(f) => load_profile(f)?,
+        None => Profile::default(),
+    };
+    for name in api_list(cl, "sys/broker/bindings").await? {
+        let v = cl
+            .call("GET", &format!("sys/broker/bindings/{name}"), None)
+            .await?
+            .and_then(|v| v.get("data").cloned())
+            .ok_or_else(|| anyhow!("binding {name} vanished while loading"))?;
+        let b = config::parse_binding(&v).map_err(|e| anyhow!("stored {e}"))?;
+        if p.bindings.iter().any(|x| x.name == b.name) {
+            bail!(
+                "binding {:?} is defined both in Airlock and in the profile",
+                b.name
+            );
+        }
+        p.bindings.push(b);
+    }
+    for name in api_list(cl, "sys/broker/agents").await? {
+        let v = cl
+            .call("GET", &format!("sys/broker/agents/{name}"), None)
+            .await?
+            .and_then(|v| v.get("data").cloned())
+            .ok_or_else(|| anyhow!("agent {name} vanished while loading"))?;
+        let a = config::parse_agent(&name, &v).map_err(|e| anyhow!("stored {e}"))?;
+        if p.agents.iter().any(|x| x.name == a.name) {
+            bail!(
+                "agent {:?} is defined both in Airlock and in the profile",
+                a.name
+            );
+        }
+        p.agents.push(a);
+    }
+    Ok(p)
+}
+
+fn hex_key(v: &Value, field: &str) -> Result<Zeroizing<Vec<u8>>> {
+    let s = v
+        .pointer(&format!("/data/{field}"))
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("sys/broker/keys has no {field}"))?;
+    let mut out = Zeroizing::new(vec![0u8; s.len() / 2]);
+    for (i, o) in out.iter_mut().enumerate() {
+        *o = s
+            .get(2 * i..2 * i + 2)
+            .and_then(|h| u8::from_str_radix(h, 16).ok())
+            .ok_or_else(|| anyhow!("sys/broker/keys: {field} is not hex"))?;
+    }
+    Ok(out)
+}
+
+async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
+    let Prepared {
+        refresh,
+        max_stale,
+        pins,
+        extra_certs,
+        ..
+    } = a.up.prepare()?;
+    let listen = loopback(&a.listen)?;
+    let cl = Client::from_env()?;
+    cl.require_token()?;
+    let addr = cl.addr.clone();
+    let token = cl.token.clone();
+    let cacert = std::env::var_os("AIRLOCK_CACERT")
+        .or_else(|| std::env::var_os("VAULT_CACERT"))
+        .map(PathBuf::from);
+    let keys = cl
+        .call("GET", "sys/broker/keys", None)
+        .await
+        .context("reading sys/broker/keys (needs sudo on that path)")?
+        .ok_or_else(|| anyhow!("sys/broker/keys: not found"))?;
+    let ca_key = Zeroizing::new(
+        keys.pointer("/data/ca_key_pem")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("sys/broker/keys has no CA key"))?
+            .to_string(),
+    );
+    let ca_cert = keys
+        .pointer("/data/ca_cert_pem")
+        .and_then(Value::as_str)
+        .ok_or_else(|| anyhow!("sys/broker/keys has no CA certificate"))?
+        .to_string();
+    let cred_key = hex_key(&keys, "credential_key")?;
+    let ph_key = hex_key(&keys, "placeholder_key")?;
+    drop(keys);
+    let ca =
+        airlock_broker::ca::Ca::from_stored(&ca_key, &ca_cert, None).map_err(|e| anyhow!(e))?;
+    drop(ca_key);
+    let profile = load_serve_config(&cl, a.profile.as_deref()).await?;
+    if profile.agents.is_empty() {
+        bail!("no agents: define some with `airlock write sys/broker/agents/NAME bindings=…` or in a profile");
+    }
+    let guard =
+        airlock_broker::guard::Guard::new(&profile.allow_private).map_err(|e| anyhow!(e))?;
+    let mut agents = HashMap::new();
+    for spec in &profile.agents {
+        let bindings: Vec<config::Binding> = config::select(&profile, Some(&spec.name))
+            .map_err(|e| anyhow!(e))?
+            .into_iter()
+            .cloned()
+            .collect();
+        let wanted = bindings
+            .iter()
+            .map(|b| (b.secret_path.clone(), b.secret_key.clone()))
+            .collect();
+        let source = Client::new(&addr, token.clone(), cacert.clone())?;
+        let cache = SecretCache::new(
+            Arc::new(ApiSource { client: source }),
+            wanted,
+            refresh,
+            max_stale,
+        );
+        cache
+            .refresh_all()
+            .await
+            .map_err(|e| anyhow!("agent {}: loading bound credentials: {e}", spec.name))?;
+        cache.spawn_refresher();
+        let placeholders = bindings
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                (
+                    airlock_broker::derived_placeholder(&ph_key, &spec.name, b),
+                    i,
+                )
+            })
+            .collect();
+        let mut allow_hosts = profile.allow_hosts.clone();
+        allow_hosts.extend(spec.allow_hosts.iter().cloned());
+        agents.insert(
+            spec.name.clone(),
+            Arc::new(AgentRuntime {
+                name: spec.name.clone(),
+                bindings,
+                placeholders,
+                egress: spec.egress,
+                allow_hosts,
+                cache,
+            }),
+        );
+    }
+    let upstream = airlock_broker::upstream::Upstream::new(&extra_certs, pins, guard)
+        .map_err(|e| anyhow!(e))?;
+    let auditor = start_auditor(Client::new(&addr, token, cacert)?).await?;
+    if let Some(out) = &a.ca_out {
+        std::fs::write(out, ca.cert_pem()).with_context(|| format!("writing {}", out.display()))?;
+    }
+    let names: Vec<String> = agents.keys().cloned().collect();
+    let broker = Arc::new(Broker {
+        agents,
+        cred: airlock_broker::cred::CredKey::new(cred_key.to_vec()),
+        ca,
+        upstream,
+        audit: auditor.clone(),
+        stats: Default::default(),
+    });
+    let listener = tokio::net::TcpListener::bind(listen)
+        .await
+        .with_context(|| format!("binding the proxy to {listen}"))?;
+    let bound = listener.local_addr()?;
+    println!("Broker listening on {bound}");
+    println!("Agents: {}", names.join(", "));
+    use std::io::Write;
+    let _ = std::io::stdout().flush();
+    let serve = tokio::spawn(airlock_broker::proxy::serve(broker, listener));
+    crate::server::shutdown_signal().await;
+    serve.abort();
+    auditor.flush(Duration::from_secs(3)).await;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn broker_env(a: EnvArgs) -> Result<ExitCode> {
+    let cl = Client::from_env()?;
+    cl.require_token()?;
+    let v = cl
+        .call(
+            "POST",
+            &format!("sys/broker/agents/{}/credential", a.agent),
+            Some(&json!({ "ttl": a.ttl })),
+        )
+        .await?
+        .ok_or_else(|| anyhow!("agent {} not found", a.agent))?;
+    let cred = Zeroizing::new(
+        v.pointer("/data/credential")
+            .and_then(Value::as_str)
+            .ok_or_else(|| anyhow!("no credential in the answer"))?
+            .to_string(),
+    );
+    let mut vars: Vec<(String, String)> = Vec::new();
+    if let Some(env) = v.pointer("/data/env").and_then(Value::as_object) {
+        for (k, p) in env {
+            vars.push((k.clone(), p.as_str().unwrap_or_default().to_string()));
+        }
+    }
+    let proxy = format!("http://{}:{}@{}", a.agent, cred.as_str(), a.broker);
+    for k in PROXY_VARS {
+        vars.push((k.into(), proxy.clone()));
+    }
+    vars.push(("NO_PROXY".into(), "localhost,127.0.0.1,::1".into()));
+    vars.push(("no_proxy".into(), "localhost,127.0.0.1,::1".into()));
+    if let Some(f) = &a.ca_file {
+        let ca = cl
+            .call("GET", "sys/broker/ca", None)
+            .await?
+            .and_then(|v| {
+                v.pointer("/data/certificate")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .ok_or_else(|| anyhow!("no broker CA"))?;
+        std::fs::write(f, airlock_broker::ca::bundle_pem(&[&ca]))
+            .with_context(|| format!("writing {}", f.display()))?;
+        let p = std::fs::canonicalize(f)?.display().to_string();
+        for k in CA_VARS {
+            vars.push((k.into(), p.clone()));
+        }
+        vars.push(("NODE_USE_ENV_PROXY".into(), "1".into()));
+    }
+    if a.format == "json" {
+        let m: serde_json::Map<String, Value> = vars
+            .into_iter()
+            .map(|(k, v)| (k, Value::String(v)))
+            .collect();
+        println!("{}", Value::Object(m));
+    } else {
+        for (k, v) in vars {
+            println!("export {k}='{}'", v.replace('\'', "'\\''"));
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
