@@ -54,6 +54,7 @@ RULES = [
     ("token",                  "nonempty",   "<token>"),
     ("accessor",               "mount_acc",  "<mount-accessor:{0}>"),  # kv_1a2b3c4d: keeps prefix
     ("accessor",               "nonempty",   "<accessor>"),          # token accessors
+    ("wrapped_accessor",       "nonempty",   "<accessor>"),          # wrap_info: token/secret-id accessor
     ("entity_id",              "uuid",       "<uuid>"),
     ("lease_id",               "lease",      "{0}<lease>"),          # keep the path, mask the tail
     ("creation_time",          "time",       None),                  # None: marker from kind
@@ -65,6 +66,8 @@ RULES = [
     ("last_renewal",           "time",       None),
     ("last_renewal_time",      "time",       None),
     ("modified",               "time",       None),                  # policy read
+    ("expiration_time",        "time",       None),                  # approle secret-id lookup
+    ("last_updated_time",      "time",       None),                  # approle secret-id lookup
     ("server_time_utc",        "time",       None),                  # health
     ("commit_date",            "time",       None),                  # seal-status
     ("build_date",             "time",       None),
@@ -81,6 +84,8 @@ PATH_RULES = [
     (r"/creds/", "password", "nonempty", "<db-password>"),           # random
     (r"^/v1/sys/leases/lookup/", "keys", "marker_set", None),        # random lease ids
     (r"^/v1/auth/token/accessors", "keys", "marker_set", None),      # all accessors on the server
+    (r"^/v1/auth/[^?]+/role/[^/?]+/secret-id/?(\?|$)", "keys", "marker_set", None),  # approle secret-id
+                                                                     # accessors: random, listed in hash order
 ]
 # Substrings inside any string value (error texts, warnings).
 TEXT_RULES = [

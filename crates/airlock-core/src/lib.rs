@@ -3,12 +3,15 @@
 //! parsing. No I/O, no clock reads: callers pass in time and randomness.
 
 pub mod binding;
+pub mod cidr;
 pub mod cron;
 pub mod duration;
 pub mod hcl;
+pub mod jwt;
 pub mod lease;
 pub mod password_policy;
 pub mod policy;
+pub mod ratelimit;
 pub mod shamir;
 pub mod token_format;
 pub mod username_template;

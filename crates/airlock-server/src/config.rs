@@ -31,9 +31,53 @@ pub struct Config {
     /// Serve `sys/metrics` without a token.
     #[serde(default)]
     pub unauthenticated_metrics_access: bool,
+    /// Login rate limits (per auth mount, role or user, and client address).
+    #[serde(default)]
+    pub auth: AuthLimits,
     /// Set by `--dev`: in-memory store, initialised and unsealed at start.
     #[serde(skip)]
     pub dev: Option<DevConfig>,
+}
+
+/// `[auth]`: login attempts are limited per (auth mount, role or user, client address).
+/// Every attempt takes from `login_rate`/`login_burst`; failed ones also from
+/// `failed_login_rate`/`failed_login_burst`, so guessing stops long before normal use would.
+/// A rate of 0 turns that limit off.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AuthLimits {
+    #[serde(default = "default_login_rate")]
+    pub login_rate: f64,
+    #[serde(default = "default_login_burst")]
+    pub login_burst: f64,
+    #[serde(default = "default_failed_rate")]
+    pub failed_login_rate: f64,
+    #[serde(default = "default_failed_burst")]
+    pub failed_login_burst: f64,
+}
+
+fn default_login_rate() -> f64 {
+    2000.0
+}
+fn default_login_burst() -> f64 {
+    4000.0
+}
+fn default_failed_rate() -> f64 {
+    1.0
+}
+fn default_failed_burst() -> f64 {
+    20.0
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        Self {
+            login_rate: default_login_rate(),
+            login_burst: default_login_burst(),
+            failed_login_rate: default_failed_rate(),
+            failed_login_burst: default_failed_burst(),
+        }
+    }
 }
 
 #[derive(Clone, Debug)]
@@ -171,12 +215,23 @@ impl Config {
             max_lease_ttl: None,
             cluster_name: None,
             unauthenticated_metrics_access: false,
+            auth: AuthLimits::default(),
             dev: Some(DevConfig { root_token }),
         }
     }
 
     /// Checks what serde cannot. Errors name the setting.
     pub fn validate(&self) -> Result<(), String> {
+        for (k, v) in [
+            ("auth.login_rate", self.auth.login_rate),
+            ("auth.login_burst", self.auth.login_burst),
+            ("auth.failed_login_rate", self.auth.failed_login_rate),
+            ("auth.failed_login_burst", self.auth.failed_login_burst),
+        ] {
+            if !v.is_finite() || v < 0.0 {
+                return Err(format!("{k}: must be a number >= 0"));
+            }
+        }
         match self.storage.backend.as_str() {
             "sqlite" => {}
             "postgresql" if self.storage.connection_url.is_none() => {

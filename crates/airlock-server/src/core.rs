@@ -117,6 +117,9 @@ pub struct Core {
     pub tokens: TokenStore,
     pub db_pools: crate::database::Pools,
     pub mounts: RwLock<MountTable>,
+    /// Enabled auth methods (paths below `auth/`, without the token method).
+    pub auth_mounts: RwLock<MountTable>,
+    pub auth_rt: crate::auth::AuthRuntime,
     pub locks: KeyLocks,
     pub cluster_name: String,
     pub cluster_id: String,
@@ -211,6 +214,8 @@ impl Core {
             tokens: TokenStore::new(),
             db_pools: Default::default(),
             mounts: RwLock::new(MountTable::default()),
+            auth_mounts: RwLock::new(MountTable::default()),
+            auth_rt: Default::default(),
             locks: KeyLocks::new(256),
             cluster_name,
             cluster_id,
@@ -390,6 +395,10 @@ impl Core {
         if let Ok(mut m) = self.mounts.write() {
             *m = MountTable::default();
         }
+        if let Ok(mut m) = self.auth_mounts.write() {
+            *m = MountTable::default();
+        }
+        self.auth_rt.clear();
     }
 
     pub async fn seal(&self) {
@@ -453,6 +462,7 @@ impl Core {
         if let Ok(mut m) = self.mounts.write() {
             *m = table;
         }
+        crate::auth::load(self).await?;
         Ok(())
     }
 
@@ -487,7 +497,7 @@ impl Core {
         } else if let Some(name) = req.path.strip_prefix("auth/token/roles/") {
             Some(self.tokens.role_exists(self, name).await?)
         } else if req.path.starts_with("auth/") {
-            None
+            crate::auth::exists(self, &req.path).await?
         } else {
             let mount = self
                 .mounts
@@ -505,10 +515,69 @@ impl Core {
         })
     }
 
-    /// Full pipeline for an authenticated logical request.
-    pub async fn handle(self: &Arc<Self>, mut req: Request) -> ApiResult<Response> {
+    /// Full pipeline for a logical request, then response wrapping when asked for.
+    pub async fn handle(self: &Arc<Self>, req: Request) -> ApiResult<Response> {
+        let wrap_ttl = req.wrap_ttl;
+        let path = req.path.clone();
+        let resp = self.handle_unwrapped(req).await?;
+        match wrap_ttl {
+            Some(ttl)
+                if resp.wrap_info.is_none()
+                    && resp.raw.is_none()
+                    && resp.text.is_none()
+                    && (resp.data.is_some() || resp.auth.is_some()) =>
+            {
+                crate::wrapping::wrap(self, resp, ttl, &path).await
+            }
+            _ => Ok(resp),
+        }
+    }
+
+    async fn handle_unwrapped(self: &Arc<Self>, mut req: Request) -> ApiResult<Response> {
         if self.is_sealed() {
             return Err(ApiError::sealed());
+        }
+        // Logins and the wrapping token's own endpoints carry their credential in the request.
+        if let Some((mount, sub)) = crate::auth::route(self, &req.path) {
+            if crate::auth::is_login(&mount.kind, &sub) {
+                // The presented credential is not audited, not even as an HMAC.
+                let mut logged = Request {
+                    id: req.id.clone(),
+                    op: req.op,
+                    path: req.path.clone(),
+                    data: req.data.clone(),
+                    query: Vec::new(),
+                    token: None,
+                    remote: req.remote,
+                    content_type: None,
+                    wrap_ttl: None,
+                };
+                for k in crate::auth::CREDENTIAL_FIELDS {
+                    logged.data.remove(*k);
+                }
+                self.audit_request(&logged, None, None).await?;
+                let result = crate::auth::login(self, &mount, &sub, &req).await;
+                self.audit_response(&logged, None, &result).await?;
+                return result;
+            }
+        }
+        if crate::wrapping::is_pre_auth(&req) {
+            let mut logged = Request {
+                id: req.id.clone(),
+                op: req.op,
+                path: req.path.clone(),
+                data: req.data.clone(),
+                query: Vec::new(),
+                token: None,
+                remote: req.remote,
+                content_type: None,
+                wrap_ttl: None,
+            };
+            logged.data.remove("token");
+            self.audit_request(&logged, None, None).await?;
+            let result = crate::wrapping::pre_auth(self, &req).await;
+            self.audit_response(&logged, None, &result).await?;
+            return result;
         }
         let caller = self
             .authenticate(req.token.as_ref().map(|t| t.as_str()))
@@ -520,6 +589,16 @@ impl Core {
                 return Err(e);
             }
         };
+        if let Some(e) = &caller.entry {
+            if !e.bound_cidrs.is_empty() {
+                let list = airlock_core::cidr::parse_list(&e.bound_cidrs).unwrap_or_default();
+                if !airlock_core::cidr::allows(&list, req.remote.map(|r| r.ip())) {
+                    let err = ApiError::permission_denied();
+                    self.audit_request(&req, Some(&caller), Some(&err)).await?;
+                    return Err(err);
+                }
+            }
+        }
         req.op = self.resolve_op(&req).await?;
         if let Err(e) = self.authorize(&caller, &req) {
             self.audit_request(&req, Some(&caller), Some(&e)).await?;
@@ -527,7 +606,7 @@ impl Core {
         }
         self.audit_request(&req, Some(&caller), None).await?;
         let result = self.dispatch(&req, &caller).await;
-        self.audit_response(&req, &caller, &result).await?;
+        self.audit_response(&req, Some(&caller), &result).await?;
         if let Some(e) = &caller.entry {
             if e.num_uses == -1 {
                 self.tokens.revoke_tree(self, &e.id_hash).await?;
@@ -582,6 +661,9 @@ impl Core {
         if let Some(rest) = req.path.strip_prefix("auth/token/") {
             return crate::token::handle(self, req, caller, rest).await;
         }
+        if let Some((m, sub)) = crate::auth::route(self, &req.path) {
+            return crate::auth::handle(self, &m, &sub, req).await;
+        }
         let mount = self
             .mounts
             .read()
@@ -601,6 +683,9 @@ impl Core {
         }
         if path.starts_with("auth/token/") {
             return ("token".into(), "auth/token/".into());
+        }
+        if let Some((m, _)) = crate::auth::route(self, path) {
+            return (m.kind, format!("auth/{}", m.path));
         }
         self.mounts
             .read()
@@ -668,7 +753,7 @@ impl Core {
     async fn audit_response(
         &self,
         req: &Request,
-        caller: &Caller,
+        caller: Option<&Caller>,
         result: &ApiResult<Response>,
     ) -> ApiResult<()> {
         if !self.audit.enabled() {
@@ -710,7 +795,7 @@ impl Core {
         resp.insert("mount_point".into(), json!(mount_point));
         resp.insert("mount_type".into(), json!(mount_type));
         resp.insert("status".into(), json!(status));
-        let mut auth = self.audit_auth(Some(caller));
+        let mut auth = self.audit_auth(caller);
         if let (Value::Object(m), Some(t)) = (&mut auth, req.token.as_ref()) {
             m.insert("client_token".into(), json!(self.audit.hash(t)));
         }
@@ -748,6 +833,9 @@ impl Core {
                     Ok(0) => {}
                     Ok(n) => tracing::info!(count = n, "purged expired tokens"),
                     Err(e) => tracing::warn!(error = ?e.errors, "token purge failed"),
+                }
+                if let Err(e) = crate::wrapping::purge(&core, now_unix()).await {
+                    tracing::warn!(error = ?e.errors, "wrapped response purge failed");
                 }
             }
         })

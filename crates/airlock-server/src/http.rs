@@ -103,7 +103,7 @@ fn render(resp: Response, request_id: &str) -> HttpResponse {
         renewable: resp.renewable,
         lease_duration: resp.lease_duration,
         data: &resp.data,
-        wrap_info: None,
+        wrap_info: resp.wrap_info.clone(),
         warnings: if resp.warnings.is_empty() {
             None
         } else {
@@ -345,11 +345,17 @@ async fn handle(
             ),
         ));
     }
-    if header_str(&parts.headers, "x-vault-wrap-ttl").is_some() {
-        return Err(ApiError::bad_request(
-            "response wrapping is not supported by this server yet",
-        ));
-    }
+    let wrap_ttl = match header_str(&parts.headers, "x-vault-wrap-ttl") {
+        Some(v) if !v.trim().is_empty() => {
+            if v.trim().starts_with('-') {
+                return Err(ApiError::bad_request(
+                    "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative",
+                ));
+            }
+            Some(crate::wrapping::parse_ttl_header(v)?).filter(|t| *t > 0)
+        }
+        _ => None,
+    };
     // Like OpenBao, only methods that carry data parse the body.
     let (data, _) = if matches!(op, Op::Update | Op::Patch) {
         read_body(body, limit).await?
@@ -366,6 +372,7 @@ async fn handle(
             token: None,
             remote,
             content_type,
+            wrap_ttl: None,
         };
         return Ok(render(crate::metrics::response(core, &lreq), request_id));
     }
@@ -384,6 +391,7 @@ async fn handle(
         token: extract_token(&parts.headers),
         remote,
         content_type,
+        wrap_ttl,
     };
     let resp = core.handle(lreq).await?;
     let mut h = render(resp, request_id);

@@ -1,16 +1,19 @@
 //! The Airlock server: a faithful subset of the Vault/OpenBao HTTP API over an encrypted store.
 //!
 //! Request flow: `http` (parse, size limits, unauthenticated sys endpoints) → `core`
-//! (seal check, token authentication, existence check, ACL, audit) → a backend (`sys`,
-//! `token`, `kv`) → `http` renders the Vault envelope. Errors become HTTP responses only in
+//! (seal check, logins, token authentication, existence check, ACL, audit) → a backend
+//! (`sys`, `token`, `auth/*` methods, `kv`, `database`) → response wrapping (`wrapping`) →
+//! `http` renders the Vault envelope. Errors become HTTP responses only in
 //! `http::error_response` from the [`error::ApiError`] every layer returns.
 
+pub mod auth;
 pub mod broker;
 pub mod config;
 pub mod core;
 pub mod database;
 pub mod error;
 pub mod http;
+pub mod http_client;
 pub mod kv;
 pub mod leases;
 pub mod logical;
@@ -22,6 +25,7 @@ pub mod redis_client;
 pub mod sys;
 pub mod tls;
 pub mod token;
+pub mod wrapping;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

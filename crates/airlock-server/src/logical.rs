@@ -43,6 +43,8 @@ pub struct Request {
     pub token: Option<Zeroizing<String>>,
     pub remote: Option<SocketAddr>,
     pub content_type: Option<String>,
+    /// `X-Vault-Wrap-TTL` in seconds: wrap the response.
+    pub wrap_ttl: Option<i64>,
 }
 
 impl std::fmt::Debug for Request {
@@ -240,7 +242,7 @@ fn field_err(k: &str, want: &str, _got: &str) -> ApiError {
 }
 
 /// The `auth` block of login and token-create responses.
-#[derive(Clone, Serialize)]
+#[derive(Clone, Serialize, serde::Deserialize)]
 pub struct AuthBlock {
     pub client_token: String,
     pub accessor: String,
@@ -282,6 +284,10 @@ pub struct Response {
     pub top_level: bool,
     /// A plain-text body (`sys/metrics?format=prometheus`).
     pub text: Option<String>,
+    /// Set when the response has been wrapped: the envelope's `wrap_info`.
+    pub wrap_info: Option<Value>,
+    /// The accessor a wrapping names (`wrapped_accessor`), e.g. an AppRole secret id's.
+    pub wrapped_accessor: Option<String>,
 }
 
 impl Response {
@@ -308,6 +314,7 @@ impl Response {
             && self.auth.is_none()
             && self.raw.is_none()
             && self.text.is_none()
+            && self.wrap_info.is_none()
             && self.warnings.is_empty()
     }
 }

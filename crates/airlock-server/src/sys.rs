@@ -38,23 +38,6 @@ fn top(mut r: Response) -> Response {
     r
 }
 
-fn token_auth_mount_json() -> Value {
-    json!({
-        "accessor": "auth_token_00000000",
-        "config": {"default_lease_ttl": 0, "force_no_cache": false, "max_lease_ttl": 0, "token_type": "default-service"},
-        "description": "token based credentials",
-        "external_entropy_access": false,
-        "local": false,
-        "options": null,
-        "plugin_version": "",
-        "running_plugin_version": concat!("v", env!("CARGO_PKG_VERSION"), "+builtin.airlock"),
-        "running_sha256": "",
-        "seal_wrap": false,
-        "type": "token",
-        "uuid": "00000000-0000-0000-0000-000000000001",
-    })
-}
-
 pub async fn handle(
     core: &Arc<Core>,
     req: &Request,
@@ -128,14 +111,28 @@ pub async fn handle(
                 "encryptions": core.barrier.encryptions(),
             }))))
         }
-        "auth" | "auth/" if req.op == Op::Read => {
-            let mut m = Map::new();
-            m.insert("token/".into(), token_auth_mount_json());
-            Ok(top(Response::data(Value::Object(m))))
+        r if r == "auth" || r.starts_with("auth/") => {
+            crate::auth::sys_auth(core, req, &r["auth".len()..]).await
         }
-        r if r.starts_with("auth/") => Err(ApiError::bad_request(
-            "Airlock does not support this auth method yet; only the token method is mounted",
-        )),
+        "wrapping/wrap" if write => {
+            if req.wrap_ttl.is_none() {
+                return Err(ApiError::bad_request(
+                    "endpoint requires response wrapping to be used",
+                ));
+            }
+            Ok(Response::data(Value::Object(req.data.clone())))
+        }
+        "wrapping/unwrap" | "wrapping/rewrap" | "wrapping/lookup" if write => {
+            let t = req
+                .str_field("token")?
+                .filter(|t| !t.is_empty())
+                .ok_or_else(|| ApiError::new(403, "error validating wrapping token: token is empty"))?;
+            match rest {
+                "wrapping/unwrap" => crate::wrapping::unwrap(core, &t).await,
+                "wrapping/rewrap" => crate::wrapping::rewrap(core, &t).await,
+                _ => crate::wrapping::lookup(core, &t).await,
+            }
+        }
         "audit" | "audit/" if req.op == Op::Read => {
             let mut m = Map::new();
             for a in &core.config.audit {

@@ -55,6 +55,12 @@ pub struct TokenEntry {
     /// The TTL a renewal without increment grants (the last granted increment).
     #[serde(default)]
     pub renew_ttl: i64,
+    /// Client addresses allowed to use the token (`token_bound_cidrs`; empty = any).
+    #[serde(default)]
+    pub bound_cidrs: Vec<String>,
+    /// A stable id per (auth mount, alias) for tokens issued by logins.
+    #[serde(default)]
+    pub entity_id: String,
 }
 
 impl std::fmt::Debug for TokenEntry {
@@ -74,7 +80,7 @@ impl TokenEntry {
         }
     }
 
-    fn auth_block(&self, token: &str, now: i64) -> AuthBlock {
+    pub fn auth_block(&self, token: &str, now: i64) -> AuthBlock {
         let ttl = self.ttl_remaining(now);
         AuthBlock {
             client_token: token.to_string(),
@@ -88,7 +94,7 @@ impl TokenEntry {
             },
             lease_duration: ttl,
             renewable: self.renewable && self.expire_time.is_some(),
-            entity_id: String::new(),
+            entity_id: self.entity_id.clone(),
             token_type: "service".into(),
             orphan: self.orphan,
             mfa_requirement: None,
@@ -103,7 +109,7 @@ impl TokenEntry {
             "creation_time": self.creation_time,
             "creation_ttl": self.creation_ttl,
             "display_name": self.display_name,
-            "entity_id": "",
+            "entity_id": self.entity_id,
             "expire_time": self.expire_time.map(|e| rfc3339_nanos(e as i128 * 1_000_000_000)),
             "explicit_max_ttl": self.explicit_max_ttl,
             "id": id,
@@ -224,7 +230,7 @@ impl TokenStore {
         }
     }
 
-    fn hmac(&self, s: &str) -> ApiResult<String> {
+    pub fn hmac(&self, s: &str) -> ApiResult<String> {
         let key = self
             .key
             .read()
@@ -368,7 +374,7 @@ impl TokenStore {
         } else {
             core.config.default_ttl()
         };
-        if ttl > 0 && p.period == 0 {
+        if ttl > 0 && p.period == 0 && !p.ttl_uncapped {
             ttl = ttl.min(max);
         }
         let mut warnings = Vec::new();
@@ -406,6 +412,8 @@ impl TokenStore {
             period_from_role: p.period_from_role,
             role_max_ttl: p.role_max_ttl,
             renew_ttl: ttl,
+            bound_cidrs: p.bound_cidrs,
+            entity_id: p.entity_id,
         };
         let mut ops = vec![
             BarrierOp::Put(
@@ -477,6 +485,22 @@ impl TokenStore {
         }
         core.barrier.commit(ops).await?;
         Ok(())
+    }
+
+    /// Revokes every token whose creation path starts with `prefix` (an auth mount being
+    /// disabled). A full scan: rare, and proportional to the number of live tokens.
+    pub async fn revoke_by_path_prefix(&self, core: &Core, prefix: &str) -> ApiResult<usize> {
+        let mut n = 0;
+        for k in core.barrier.scan("token/id/").await? {
+            let Some(e) = core.barrier.get_json::<TokenEntry>(&k).await? else {
+                continue;
+            };
+            if e.path.starts_with(prefix) {
+                self.revoke_tree(core, &e.id_hash).await?;
+                n += 1;
+            }
+        }
+        Ok(n)
     }
 
     /// Revokes only this token; its children become orphans.
@@ -613,6 +637,10 @@ pub struct CreateParams {
     pub role: Option<String>,
     pub period_from_role: bool,
     pub role_max_ttl: i64,
+    pub bound_cidrs: Vec<String>,
+    pub entity_id: String,
+    /// Keep the requested TTL even above the system maximum (wrapping tokens, as Vault).
+    pub ttl_uncapped: bool,
 }
 
 fn token_param<'a>(req: &'a Request, caller: &'a Caller, key: &str) -> ApiResult<String> {
@@ -801,6 +829,7 @@ async fn handle_create(
         role: role_name.map(str::to_string),
         period_from_role,
         role_max_ttl,
+        ..Default::default()
     };
     let (token, entry, cap_warnings) = core
         .tokens

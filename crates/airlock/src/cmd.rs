@@ -172,7 +172,7 @@ pub async fn login(token: Option<String>) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn write_private(path: &std::path::Path, content: &str) -> Result<()> {
+pub(crate) fn write_private(path: &std::path::Path, content: &str) -> Result<()> {
     use std::io::Write;
     let mut o = std::fs::OpenOptions::new();
     o.write(true).create(true).truncate(true);

@@ -2,6 +2,7 @@
 //! (`airlock-server`, `airlock-store`, `airlock-audit`, `airlock-core`); client commands talk
 //! to a server over its Vault-compatible HTTP API.
 
+mod auth;
 mod broker;
 mod client;
 mod cmd;
@@ -49,13 +50,43 @@ enum Command {
     /// Initialise, unseal, seal and rotate.
     #[command(subcommand)]
     Operator(cmd::OperatorCmd),
-    /// Store a token in ~/.airlock-token after checking it.
+    /// Log in: store a token in ~/.airlock-token after checking it, or log in with an auth
+    /// method (-method=approle|jwt|oidc|kubernetes|userpass key=value…).
     #[command(
-        after_help = "Example:\n  airlock login alt_...   (or: echo $TOKEN | airlock login -)"
+        after_help = "Examples:\n  airlock login alt_...   (or: echo $TOKEN | airlock login -)\n  airlock login -method=approle role_id=... secret_id=...\n  airlock login -method=jwt -path=ci-jwt role=deploy jwt=@$ACTIONS_ID_TOKEN_FILE\n  airlock login -method=kubernetes role=app jwt=@/var/run/secrets/kubernetes.io/serviceaccount/token\n  airlock login -method=userpass username=alice   (prompts for the password)"
     )]
     Login {
-        /// The token; `-` or absent reads it from standard input.
+        /// The token (`-` or absent: standard input), or key=value pairs with -method.
+        args: Vec<String>,
+        /// Auth method to log in with.
+        #[arg(long)]
+        method: Option<String>,
+        /// Mount path of the auth method (default: the method's name).
+        #[arg(long)]
+        path: Option<String>,
+        /// Do not store the token in ~/.airlock-token.
+        #[arg(long)]
+        no_store: bool,
+        /// Print only the token.
+        #[arg(long)]
+        token_only: bool,
+        #[command(flatten)]
+        f: FormatArg,
+    },
+    /// Enable, list, tune and disable auth methods.
+    #[command(subcommand)]
+    Auth(auth::AuthCmd),
+    /// Unwrap a response-wrapping token.
+    #[command(
+        after_help = "Examples:\n  airlock unwrap s.AbC...\n  airlock unwrap -field=secret_id s.AbC..."
+    )]
+    Unwrap {
+        /// The wrapping token (default: the current token).
         token: Option<String>,
+        #[arg(long)]
+        field: Option<String>,
+        #[command(flatten)]
+        f: FormatArg,
     },
     /// Create, inspect, renew and revoke tokens.
     #[command(subcommand)]
@@ -151,7 +182,27 @@ fn main() -> ExitCode {
             Command::Server(a) => server::run(a).await,
             Command::Status(f) => cmd::status(f.format).await,
             Command::Operator(c) => cmd::operator(c).await,
-            Command::Login { token } => cmd::login(token).await,
+            Command::Login {
+                args,
+                method,
+                path,
+                no_store,
+                token_only,
+                f,
+            } => match method.as_deref() {
+                Some(m) if m != "token" => {
+                    auth::login_method(m, path.as_deref(), &args, no_store, token_only, f.format)
+                        .await
+                }
+                _ => {
+                    if args.len() > 1 {
+                        anyhow::bail!("login takes one token; use -method=... for key=value pairs");
+                    }
+                    cmd::login(args.into_iter().next()).await
+                }
+            },
+            Command::Auth(c) => auth::auth(c).await,
+            Command::Unwrap { token, field, f } => auth::unwrap(token, field, f.format).await,
             Command::Token(c) => cmd::token(c).await,
             Command::Policy(c) => cmd::policy(c).await,
             Command::Secrets(c) => cmd::secrets(c).await,

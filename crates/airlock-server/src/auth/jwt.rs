@@ -1,0 +1,773 @@
+//! JWT/OIDC auth (`jwt`, also mounted as `oidc`): machines log in with a JWT from an issuer
+//! they already trust — GitHub Actions' OIDC token, a cloud workload identity, any OIDC
+//! provider — so CI needs no stored credential.
+//!
+//! Keys come from exactly one of `jwt_validation_pubkeys` (PEM), `jwks_url`, or
+//! `oidc_discovery_url` (discovery document → `jwks_uri`). Fetched key sets are cached in
+//! memory per mount, refreshed after ten minutes and when a token names an unknown `kid`
+//! (at most once a second). Claim checks are the pure ones in `airlock_core::jwt`.
+//!
+//! Storage below the mount prefix: `config` → [`Config`], `role/<name>` → [`Role`].
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::{Duration, Instant};
+
+use airlock_core::jwt as cj;
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Map, Value};
+
+use super::keys::PublicKey;
+use super::{check_name, key, list_names, LoginOutcome, TokenSettings};
+use crate::core::{now_unix, Core};
+use crate::error::{ApiError, ApiResult};
+use crate::logical::{Op, Request, Response};
+use crate::mounts::MountEntry;
+
+const KEYS_TTL: Duration = Duration::from_secs(600);
+const MIN_REFRESH: Duration = Duration::from_secs(1);
+
+#[derive(Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct Config {
+    pub oidc_discovery_url: String,
+    pub oidc_discovery_ca_pem: String,
+    pub oidc_client_id: String,
+    /// Stored for compatibility; never returned.
+    pub oidc_client_secret: String,
+    pub oidc_response_mode: String,
+    pub oidc_response_types: Vec<String>,
+    pub jwks_url: String,
+    pub jwks_ca_pem: String,
+    pub jwt_validation_pubkeys: Vec<String>,
+    pub jwt_supported_algs: Vec<String>,
+    pub bound_issuer: String,
+    pub default_role: String,
+    pub namespace_in_state: Option<bool>,
+}
+
+impl std::fmt::Debug for Config {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Config")
+            .field("oidc_discovery_url", &self.oidc_discovery_url)
+            .field("jwks_url", &self.jwks_url)
+            .field("bound_issuer", &self.bound_issuer)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Config {
+    fn json(&self) -> Value {
+        json!({
+            "bound_issuer": self.bound_issuer,
+            "default_role": self.default_role,
+            "jwks_ca_pem": self.jwks_ca_pem,
+            "jwks_url": self.jwks_url,
+            "jwt_supported_algs": self.jwt_supported_algs,
+            "jwt_validation_pubkeys": self.jwt_validation_pubkeys,
+            "namespace_in_state": self.namespace_in_state.unwrap_or(true),
+            "oidc_client_id": self.oidc_client_id,
+            "oidc_discovery_ca_pem": self.oidc_discovery_ca_pem,
+            "oidc_discovery_url": self.oidc_discovery_url,
+            "oidc_response_mode": self.oidc_response_mode,
+            "oidc_response_types": self.oidc_response_types,
+            "override_allowed_server_names": [],
+            "provider_config": {},
+            "status": "valid",
+        })
+    }
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(default)]
+pub struct Role {
+    pub role_type: String,
+    pub bound_audiences: Vec<String>,
+    pub bound_subject: String,
+    pub bound_claims: Map<String, Value>,
+    pub bound_claims_type: String,
+    pub claim_mappings: BTreeMap<String, String>,
+    pub user_claim: String,
+    pub user_claim_json_pointer: bool,
+    pub groups_claim: String,
+    pub clock_skew_leeway: i64,
+    pub expiration_leeway: i64,
+    pub not_before_leeway: i64,
+    pub allowed_redirect_uris: Vec<String>,
+    pub oidc_scopes: Vec<String>,
+    pub verbose_oidc_logging: bool,
+    pub max_age: i64,
+    #[serde(flatten)]
+    pub token: TokenSettings,
+}
+
+impl Default for Role {
+    fn default() -> Self {
+        Role {
+            role_type: "oidc".into(),
+            bound_audiences: Vec::new(),
+            bound_subject: String::new(),
+            bound_claims: Map::new(),
+            bound_claims_type: "string".into(),
+            claim_mappings: BTreeMap::new(),
+            user_claim: String::new(),
+            user_claim_json_pointer: false,
+            groups_claim: String::new(),
+            clock_skew_leeway: 0,
+            expiration_leeway: 0,
+            not_before_leeway: 0,
+            allowed_redirect_uris: Vec::new(),
+            oidc_scopes: Vec::new(),
+            verbose_oidc_logging: false,
+            max_age: 0,
+            token: TokenSettings::default(),
+        }
+    }
+}
+
+fn opt_list(v: &[String]) -> Value {
+    if v.is_empty() {
+        Value::Null
+    } else {
+        json!(v)
+    }
+}
+
+impl Role {
+    fn json(&self) -> Value {
+        let mut m = Map::new();
+        m.insert(
+            "allowed_redirect_uris".into(),
+            opt_list(&self.allowed_redirect_uris),
+        );
+        m.insert("bound_audiences".into(), json!(self.bound_audiences));
+        m.insert(
+            "bound_claims".into(),
+            if self.bound_claims.is_empty() {
+                Value::Null
+            } else {
+                Value::Object(self.bound_claims.clone())
+            },
+        );
+        m.insert("bound_claims_type".into(), json!(self.bound_claims_type));
+        m.insert("bound_subject".into(), json!(self.bound_subject));
+        m.insert("callback_mode".into(), json!("client"));
+        m.insert(
+            "claim_mappings".into(),
+            if self.claim_mappings.is_empty() {
+                Value::Null
+            } else {
+                json!(self.claim_mappings)
+            },
+        );
+        m.insert("clock_skew_leeway".into(), json!(self.clock_skew_leeway));
+        m.insert("expiration_leeway".into(), json!(self.expiration_leeway));
+        m.insert("groups_claim".into(), json!(self.groups_claim));
+        m.insert("max_age".into(), json!(self.max_age));
+        m.insert("not_before_leeway".into(), json!(self.not_before_leeway));
+        m.insert("oauth2_metadata".into(), Value::Null);
+        m.insert("oidc_disable_confirmation".into(), json!(false));
+        m.insert("oidc_scopes".into(), opt_list(&self.oidc_scopes));
+        m.insert("role_type".into(), json!(self.role_type));
+        m.insert("token_policies_template_claims".into(), json!(false));
+        m.insert("user_claim".into(), json!(self.user_claim));
+        m.insert(
+            "user_claim_json_pointer".into(),
+            json!(self.user_claim_json_pointer),
+        );
+        m.insert(
+            "verbose_oidc_logging".into(),
+            json!(self.verbose_oidc_logging),
+        );
+        self.token.write_json(&mut m);
+        Value::Object(m)
+    }
+
+    /// Vault's leeway fields: 0 means the default, negative means none.
+    fn leeway(v: i64, default: i64) -> i64 {
+        match v {
+            0 => default,
+            v if v < 0 => 0,
+            v => v,
+        }
+    }
+}
+
+/// Where a mount's keys come from, and the keys last seen.
+struct Runtime {
+    config: Config,
+    static_keys: Vec<PublicKey>,
+    /// The issuer a discovery document names (tokens must carry it).
+    discovered_issuer: RwLock<Option<String>>,
+    fetched: RwLock<Option<(Instant, Arc<Vec<PublicKey>>)>>,
+    last_attempt: Mutex<Option<Instant>>,
+}
+
+/// Per-mount runtimes, by mount uuid.
+#[derive(Default)]
+pub struct Cache {
+    inner: Mutex<HashMap<String, Arc<Runtime>>>,
+    sources: Mutex<HashMap<String, Arc<KeySource>>>,
+}
+
+impl Cache {
+    pub fn clear(&self) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.clear();
+        }
+        if let Ok(mut m) = self.sources.lock() {
+            m.clear();
+        }
+    }
+    pub fn forget(&self, uuid: &str) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.remove(uuid);
+        }
+        self.forget_source(uuid);
+    }
+    pub fn forget_source(&self, uuid: &str) {
+        if let Ok(mut m) = self.sources.lock() {
+            m.remove(uuid);
+        }
+    }
+    pub fn source(&self, uuid: &str) -> Option<Arc<KeySource>> {
+        self.sources.lock().ok()?.get(uuid).cloned()
+    }
+    pub fn put_source(&self, uuid: &str, s: Arc<KeySource>) {
+        if let Ok(mut m) = self.sources.lock() {
+            m.insert(uuid.to_string(), s);
+        }
+    }
+    fn get(&self, uuid: &str) -> Option<Arc<Runtime>> {
+        self.inner.lock().ok()?.get(uuid).cloned()
+    }
+    fn put(&self, uuid: &str, rt: Arc<Runtime>) {
+        if let Ok(mut m) = self.inner.lock() {
+            m.insert(uuid.to_string(), rt);
+        }
+    }
+}
+
+fn discovery_doc_url(base: &str) -> String {
+    format!(
+        "{}/.well-known/openid-configuration",
+        base.trim_end_matches('/')
+    )
+}
+
+/// Fetches the discovery document (checking its issuer) and then the JWKS it names.
+async fn fetch_discovery(url: &str, ca: &str) -> Result<(String, Vec<PublicKey>), String> {
+    let doc = crate::http_client::get_json(&discovery_doc_url(url), ca).await?;
+    let issuer = doc
+        .get("issuer")
+        .and_then(Value::as_str)
+        .ok_or("discovery document has no issuer")?;
+    if issuer.trim_end_matches('/') != url.trim_end_matches('/') {
+        return Err(format!(
+            "issuer did not match the issuer returned by provider, expected \"{url}\" got \"{issuer}\""
+        ));
+    }
+    let jwks_uri = doc
+        .get("jwks_uri")
+        .and_then(Value::as_str)
+        .ok_or("discovery document has no jwks_uri")?;
+    let jwks = crate::http_client::get_json(jwks_uri, ca).await?;
+    Ok((issuer.to_string(), PublicKey::from_jwks(&jwks)?))
+}
+
+async fn fetch_keys(rt: &Runtime) -> Result<Vec<PublicKey>, String> {
+    let c = &rt.config;
+    if !c.oidc_discovery_url.is_empty() {
+        let (iss, keys) = fetch_discovery(&c.oidc_discovery_url, &c.oidc_discovery_ca_pem).await?;
+        if let Ok(mut d) = rt.discovered_issuer.write() {
+            *d = Some(iss);
+        }
+        Ok(keys)
+    } else {
+        let jwks = crate::http_client::get_json(&c.jwks_url, &c.jwks_ca_pem).await?;
+        PublicKey::from_jwks(&jwks)
+    }
+}
+
+impl Runtime {
+    fn new(config: Config) -> Result<Runtime, String> {
+        let mut static_keys = Vec::new();
+        for pem in &config.jwt_validation_pubkeys {
+            static_keys.extend(
+                PublicKey::from_pem(pem).map_err(|e| format!("error parsing public key: {e}"))?,
+            );
+        }
+        Ok(Runtime {
+            config,
+            static_keys,
+            discovered_issuer: RwLock::new(None),
+            fetched: RwLock::new(None),
+            last_attempt: Mutex::new(None),
+        })
+    }
+
+    fn is_static(&self) -> bool {
+        !self.config.jwt_validation_pubkeys.is_empty()
+    }
+
+    /// The current key set; fetched when missing or stale, or (rate-limited) when `kid` is
+    /// not in it.
+    async fn keys(&self, kid: Option<&str>) -> Result<Arc<Vec<PublicKey>>, String> {
+        if self.is_static() {
+            return Ok(Arc::new(self.static_keys.clone()));
+        }
+        let cur = self.fetched.read().ok().and_then(|f| f.clone());
+        let need = match &cur {
+            None => true,
+            Some((at, keys)) => at.elapsed() > KEYS_TTL || !super::keys::knows_kid(keys, kid),
+        };
+        if !need {
+            if let Some((_, k)) = cur {
+                return Ok(k);
+            }
+        }
+        let may_fetch = {
+            let Ok(mut last) = self.last_attempt.lock() else {
+                return Err("key cache lock poisoned".into());
+            };
+            let ok = last.map(|t| t.elapsed() >= MIN_REFRESH).unwrap_or(true) || cur.is_none();
+            if ok {
+                *last = Some(Instant::now());
+            }
+            ok
+        };
+        if may_fetch {
+            match fetch_keys(self).await {
+                Ok(keys) => {
+                    let keys = Arc::new(keys);
+                    if let Ok(mut f) = self.fetched.write() {
+                        *f = Some((Instant::now(), Arc::clone(&keys)));
+                    }
+                    return Ok(keys);
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "fetching JWT verification keys failed");
+                    if cur.is_none() {
+                        return Err(format!("fetching keys failed: {e}"));
+                    }
+                }
+            }
+        }
+        cur.map(|(_, k)| k)
+            .ok_or_else(|| "no keys available".to_string())
+    }
+}
+
+async fn load_config(core: &Core, m: &MountEntry) -> ApiResult<Option<Config>> {
+    Ok(core.barrier.get_json(&key(m, "config")).await?)
+}
+
+/// The mount's runtime (built from storage on first use).
+async fn runtime(core: &Core, m: &MountEntry) -> ApiResult<Arc<Runtime>> {
+    if let Some(rt) = core.auth_rt.jwt.get(&m.uuid) {
+        return Ok(rt);
+    }
+    let cfg = load_config(core, m)
+        .await?
+        .ok_or_else(|| ApiError::bad_request("could not load configuration"))?;
+    let rt = Arc::new(Runtime::new(cfg).map_err(ApiError::bad_request)?);
+    core.auth_rt.jwt.put(&m.uuid, Arc::clone(&rt));
+    Ok(rt)
+}
+
+pub async fn handle(
+    core: &Arc<Core>,
+    m: &MountEntry,
+    sub: &str,
+    req: &Request,
+) -> ApiResult<Response> {
+    let parts: Vec<&str> = sub.trim_end_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["config"] => config_rw(core, m, req).await,
+        ["role"] if matches!(req.op, Op::List | Op::Read) => list_names(core, m, "role/").await,
+        ["role", name] => role_rw(core, m, name, req).await,
+        _ => Err(ApiError::unsupported_path()),
+    }
+}
+
+async fn config_rw(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult<Response> {
+    match req.op {
+        Op::Read => match load_config(core, m).await? {
+            Some(c) => Ok(Response::data(c.json())),
+            None => Ok(Response::empty()),
+        },
+        Op::Create | Op::Update => {
+            let mut c = Config::default();
+            for (k, t) in [
+                ("oidc_discovery_url", &mut c.oidc_discovery_url),
+                ("oidc_discovery_ca_pem", &mut c.oidc_discovery_ca_pem),
+                ("oidc_client_id", &mut c.oidc_client_id),
+                ("oidc_client_secret", &mut c.oidc_client_secret),
+                ("oidc_response_mode", &mut c.oidc_response_mode),
+                ("jwks_url", &mut c.jwks_url),
+                ("jwks_ca_pem", &mut c.jwks_ca_pem),
+                ("bound_issuer", &mut c.bound_issuer),
+                ("default_role", &mut c.default_role),
+            ] {
+                if let Some(v) = req.str_field(k)? {
+                    *t = v.trim().to_string();
+                }
+            }
+            c.oidc_response_types = req
+                .str_list_field("oidc_response_types")?
+                .unwrap_or_default();
+            c.jwt_validation_pubkeys = req
+                .str_list_field_nosplit("jwt_validation_pubkeys")?
+                .unwrap_or_default();
+            c.jwt_supported_algs = req
+                .str_list_field("jwt_supported_algs")?
+                .unwrap_or_default();
+            c.namespace_in_state = req.bool_field("namespace_in_state")?;
+            for a in &c.jwt_supported_algs {
+                cj::check_alg(a, &[]).map_err(|_| {
+                    ApiError::bad_request(format!("invalid jwt_supported_algs: {a}"))
+                })?;
+            }
+            let sources = [
+                !c.jwt_validation_pubkeys.is_empty(),
+                !c.jwks_url.is_empty(),
+                !c.oidc_discovery_url.is_empty(),
+            ];
+            if sources.iter().filter(|s| **s).count() != 1 {
+                return Err(ApiError::bad_request(
+                    "exactly one of 'jwt_validation_pubkeys', 'jwks_url' or 'oidc_discovery_url' must be set",
+                ));
+            }
+            let rt = Runtime::new(c.clone()).map_err(ApiError::bad_request)?;
+            // Check the issuer's documents now, so a typo fails here and not at login.
+            if !c.oidc_discovery_url.is_empty() {
+                crate::http_client::parse_url(&c.oidc_discovery_url)
+                    .map_err(ApiError::bad_request)?;
+                fetch_keys(&rt).await.map_err(|e| {
+                    ApiError::bad_request(format!("error checking oidc discovery URL: {e}"))
+                })?;
+            } else if !c.jwks_url.is_empty() {
+                crate::http_client::parse_url(&c.jwks_url).map_err(ApiError::bad_request)?;
+                fetch_keys(&rt)
+                    .await
+                    .map_err(|e| ApiError::bad_request(format!("error checking jwks URL: {e}")))?;
+            }
+            core.barrier.put_json(&key(m, "config"), &c).await?;
+            core.auth_rt.jwt.forget(&m.uuid);
+            Ok(Response::empty())
+        }
+        _ => Err(ApiError::unsupported_operation()),
+    }
+}
+
+async fn role_rw(
+    core: &Arc<Core>,
+    m: &MountEntry,
+    raw: &str,
+    req: &Request,
+) -> ApiResult<Response> {
+    let name = check_name(raw, "role")?.to_lowercase();
+    let k = key(m, &format!("role/{name}"));
+    match req.op {
+        Op::Read => match core.barrier.get_json::<Role>(&k).await? {
+            Some(r) => Ok(Response::data(r.json())),
+            None => Err(ApiError::bare(404)),
+        },
+        Op::Create | Op::Update => {
+            let _g = core.locks.lock(&k).await;
+            let mut r: Role = core.barrier.get_json(&k).await?.unwrap_or_default();
+            if let Some(t) = req.str_field("role_type")? {
+                if t != "jwt" && t != "oidc" {
+                    return Err(ApiError::bad_request(format!("invalid 'role_type': {t}")));
+                }
+                r.role_type = t;
+            }
+            if let Some(v) = req.str_list_field("bound_audiences")? {
+                r.bound_audiences = v;
+            }
+            if let Some(v) = req.str_field("bound_subject")? {
+                r.bound_subject = v;
+            }
+            match req.data.get("bound_claims") {
+                None | Some(Value::Null) => {}
+                Some(Value::Object(o)) => {
+                    for (ck, cv) in o {
+                        let ok = match cv {
+                            Value::Array(a) => a.iter().all(|x| cj::scalar_text(x).is_some()),
+                            v => cj::scalar_text(v).is_some(),
+                        };
+                        if !ok {
+                            return Err(ApiError::bad_request(format!(
+                                "bound claim {ck:?} must be a string or a list of strings"
+                            )));
+                        }
+                    }
+                    r.bound_claims = o.clone();
+                }
+                Some(_) => return Err(ApiError::bad_request("bound_claims must be a map")),
+            }
+            if let Some(t) = req.str_field("bound_claims_type")? {
+                if t != "string" && t != "glob" {
+                    return Err(ApiError::bad_request(format!(
+                        "invalid 'bound_claims_type': {t}"
+                    )));
+                }
+                r.bound_claims_type = t;
+            }
+            if let Some(cm) = req.str_map_field("claim_mappings")? {
+                let mut seen = std::collections::HashSet::new();
+                for v in cm.values() {
+                    if !seen.insert(v.clone()) {
+                        return Err(ApiError::bad_request(format!(
+                            "multiple keys are mapped to metadata key {v:?}"
+                        )));
+                    }
+                }
+                r.claim_mappings = cm;
+            }
+            for (f, t) in [
+                ("user_claim", &mut r.user_claim),
+                ("groups_claim", &mut r.groups_claim),
+            ] {
+                if let Some(v) = req.str_field(f)? {
+                    *t = v;
+                }
+            }
+            if let Some(b) = req.bool_field("user_claim_json_pointer")? {
+                r.user_claim_json_pointer = b;
+            }
+            if let Some(b) = req.bool_field("verbose_oidc_logging")? {
+                r.verbose_oidc_logging = b;
+            }
+            for (f, t) in [
+                ("clock_skew_leeway", &mut r.clock_skew_leeway),
+                ("expiration_leeway", &mut r.expiration_leeway),
+                ("not_before_leeway", &mut r.not_before_leeway),
+                ("max_age", &mut r.max_age),
+            ] {
+                if let Some(v) = req.duration_field(f).or_else(|_| req.int_field(f))? {
+                    *t = v;
+                }
+            }
+            if let Some(v) = req.str_list_field("allowed_redirect_uris")? {
+                r.allowed_redirect_uris = v;
+            }
+            if let Some(v) = req.str_list_field("oidc_scopes")? {
+                r.oidc_scopes = v;
+            }
+            r.token.update(req)?;
+            if r.user_claim.is_empty() {
+                return Err(ApiError::bad_request(
+                    "a user claim must be defined on the role",
+                ));
+            }
+            if r.role_type == "jwt"
+                && r.bound_audiences.is_empty()
+                && r.bound_subject.is_empty()
+                && r.bound_claims.is_empty()
+                && r.token.token_bound_cidrs.is_empty()
+            {
+                return Err(ApiError::bad_request(
+                    "must have at least one bound constraint when creating/updating a role",
+                ));
+            }
+            if r.role_type == "oidc" && r.allowed_redirect_uris.is_empty() {
+                return Err(ApiError::bad_request(
+                    "'allowed_redirect_uris' must be set if 'role_type' is 'oidc' or unspecified",
+                ));
+            }
+            core.barrier.put_json(&k, &r).await?;
+            Ok(Response::empty())
+        }
+        Op::Delete => {
+            core.barrier
+                .commit(vec![airlock_store::BarrierOp::Delete(k)])
+                .await?;
+            Ok(Response::empty())
+        }
+        _ => Err(ApiError::unsupported_operation()),
+    }
+}
+
+fn token_err(e: impl std::fmt::Display) -> ApiError {
+    ApiError::bad_request(format!("error validating token: {e}"))
+}
+
+/// Verifies a compact JWS against a mount's key source; returns it once the signature holds.
+async fn verify_signature(rt: &Runtime, jwt: &str) -> ApiResult<cj::Jws> {
+    let jws = cj::Jws::parse(jwt)
+        .map_err(|e| token_err(format!("error verifying token signature: {e}")))?;
+    cj::check_alg(jws.alg(), &rt.config.jwt_supported_algs)
+        .map_err(|e| token_err(format!("error verifying token signature: {e}")))?;
+    let keys = rt
+        .keys(jws.kid())
+        .await
+        .map_err(|e| ApiError::bad_request(format!("error validating token: {e}")))?;
+    if !super::keys::verify_any(&keys, &jws) {
+        return Err(token_err(if rt.is_static() {
+            "error verifying token signature: no known key successfully validated the token signature"
+        } else {
+            "error verifying token signature: failed to verify id token signature"
+        }));
+    }
+    Ok(jws)
+}
+
+pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult<LoginOutcome> {
+    let rt = runtime(core, m).await?;
+    let role_name = req
+        .str_field("role")?
+        .filter(|r| !r.is_empty())
+        .or_else(|| Some(rt.config.default_role.clone()).filter(|r| !r.is_empty()))
+        .ok_or_else(|| ApiError::bad_request("missing role"))?
+        .to_lowercase();
+    let role: Role = match check_name(&role_name, "role") {
+        Ok(n) => core.barrier.get_json(&key(m, &format!("role/{n}"))).await?,
+        Err(_) => None,
+    }
+    .ok_or_else(|| ApiError::bad_request(format!("role \"{role_name}\" could not be found")))?;
+    if role.role_type == "oidc" {
+        return Err(ApiError::bad_request(
+            "role with oidc role_type is not allowed",
+        ));
+    }
+    let jwt = zeroize::Zeroizing::new(
+        req.str_field("jwt")?
+            .filter(|j| !j.is_empty())
+            .ok_or_else(|| ApiError::bad_request("missing token"))?,
+    );
+    let jws = verify_signature(&rt, &jwt).await?;
+    let claims = &jws.claims;
+    let discovered = rt.discovered_issuer.read().ok().and_then(|d| d.clone());
+    if let Some(iss) = &discovered {
+        if claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
+            return Err(token_err("invalid issuer (iss) claim"));
+        }
+    }
+    if role.bound_audiences.is_empty() && claims.contains_key("aud") {
+        return Err(token_err(
+            "audience claim found in JWT but no audiences bound to the role",
+        ));
+    }
+    let expected = cj::Expected {
+        now: now_unix(),
+        issuer: Some(rt.config.bound_issuer.as_str()),
+        audiences: &role.bound_audiences,
+        subject: None,
+        clock_skew_leeway: Role::leeway(role.clock_skew_leeway, 60),
+        expiration_leeway: Role::leeway(role.expiration_leeway, 150),
+        not_before_leeway: Role::leeway(role.not_before_leeway, 150),
+        require_exp: true,
+    };
+    cj::validate_standard(claims, &expected).map_err(token_err)?;
+    let claims_err = |e: String| ApiError::bad_request(format!("error validating claims: {e}"));
+    if !role.bound_subject.is_empty()
+        && claims.get("sub").and_then(Value::as_str) != Some(role.bound_subject.as_str())
+    {
+        return Err(claims_err("sub claim does not match bound subject".into()));
+    }
+    cj::validate_bound_claims(claims, &role.bound_claims, role.bound_claims_type == "glob")
+        .map_err(claims_err)?;
+    let user_claim = if role.user_claim_json_pointer && !role.user_claim.starts_with('/') {
+        format!("/{}", role.user_claim)
+    } else {
+        role.user_claim.clone()
+    };
+    let alias = cj::user_claim(claims, &user_claim).map_err(ApiError::bad_request)?;
+    if !role.groups_claim.is_empty() {
+        cj::groups(claims, &role.groups_claim).map_err(ApiError::bad_request)?;
+    }
+    let mut meta = cj::map_claims(claims, &role.claim_mappings).map_err(ApiError::bad_request)?;
+    meta.insert("role".into(), role_name);
+    let cidrs = airlock_core::cidr::parse_list(&role.token.token_bound_cidrs)
+        .map_err(|e| ApiError::internal(&e))?;
+    if !airlock_core::cidr::allows(&cidrs, req.remote.map(|r| r.ip())) {
+        return Err(ApiError::permission_denied());
+    }
+    Ok(LoginOutcome {
+        settings: role.token.clone(),
+        meta,
+        display_name: alias.clone(),
+        alias,
+        extra_policies: Vec::new(),
+    })
+}
+
+/// Verification for other methods (Kubernetes with a JWKS): keys from a discovery URL,
+/// a JWKS URL or PEM keys, cached like a JWT mount's.
+pub struct KeySource {
+    rt: Runtime,
+}
+
+impl KeySource {
+    pub fn new(
+        discovery_url: &str,
+        jwks_url: &str,
+        ca_pem: &str,
+        pems: &[String],
+    ) -> Result<Self, String> {
+        let cfg = Config {
+            oidc_discovery_url: discovery_url.to_string(),
+            oidc_discovery_ca_pem: ca_pem.to_string(),
+            jwks_url: jwks_url.to_string(),
+            jwks_ca_pem: ca_pem.to_string(),
+            jwt_validation_pubkeys: pems.to_vec(),
+            ..Default::default()
+        };
+        Ok(KeySource {
+            rt: Runtime::new(cfg)?,
+        })
+    }
+
+    pub async fn verify(&self, jwt: &str) -> ApiResult<cj::Jws> {
+        verify_signature(&self.rt, jwt).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn leeway_defaults() {
+        assert_eq!(Role::leeway(0, 150), 150);
+        assert_eq!(Role::leeway(-1, 150), 0);
+        assert_eq!(Role::leeway(30, 150), 30);
+    }
+
+    #[test]
+    fn config_json_hides_client_secret() {
+        let c = Config {
+            oidc_client_secret: "s3cret".into(),
+            ..Default::default()
+        };
+        assert!(!c.json().to_string().contains("s3cret"));
+        assert!(!format!("{c:?}").contains("s3cret"));
+        assert_eq!(
+            discovery_doc_url("https://i.example/"),
+            "https://i.example/.well-known/openid-configuration"
+        );
+    }
+
+    #[test]
+    fn role_json_shape() {
+        let r = Role {
+            role_type: "jwt".into(),
+            user_claim: "sub".into(),
+            ..Default::default()
+        };
+        let v = r.json();
+        for k in [
+            "bound_audiences",
+            "bound_claims",
+            "bound_claims_type",
+            "claim_mappings",
+            "user_claim",
+            "token_policies",
+            "token_ttl",
+        ] {
+            assert!(v.get(k).is_some(), "{k}");
+        }
+        assert!(v["bound_claims"].is_null() && v["claim_mappings"].is_null());
+    }
+}

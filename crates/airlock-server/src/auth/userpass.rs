@@ -1,0 +1,249 @@
+//! Userpass: username and password, for small setups and External Secrets Operator's
+//! `userPass` auth. Passwords are stored as PBKDF2-HMAC-SHA256 (random salt, 100,000
+//! iterations) and compared in constant time; an unknown user costs the same hash, so
+//! timing does not tell which usernames exist.
+//!
+//! Storage below the mount prefix: `user/<name>` → [`User`].
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use hmac::{Hmac, Mac};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::Sha256;
+use zeroize::Zeroizing;
+
+use super::{check_name, ct_eq, key, list_names, LoginOutcome, TokenSettings};
+use crate::core::{random_bytes, Core};
+use crate::error::{ApiError, ApiResult};
+use crate::logical::{Op, Request, Response};
+use crate::mounts::MountEntry;
+
+const ITERATIONS: u32 = 100_000;
+
+#[derive(Clone, Serialize, Deserialize, Default)]
+#[serde(default)]
+pub struct User {
+    pub name: String,
+    /// hex(salt) and hex(PBKDF2 output).
+    pub salt: String,
+    pub hash: String,
+    pub iterations: u32,
+    #[serde(flatten)]
+    pub token: TokenSettings,
+}
+
+impl std::fmt::Debug for User {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// PBKDF2-HMAC-SHA256 with a 32-byte output.
+pub fn pbkdf2(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
+    let mut out = [0u8; 32];
+    let Ok(prf) = Hmac::<Sha256>::new_from_slice(password) else {
+        return out;
+    };
+    let mut m = prf.clone();
+    m.update(salt);
+    m.update(&1u32.to_be_bytes());
+    let mut u = m.finalize().into_bytes();
+    out.copy_from_slice(&u);
+    for _ in 1..iterations.max(1) {
+        let mut m = prf.clone();
+        m.update(&u);
+        u = m.finalize().into_bytes();
+        for (o, x) in out.iter_mut().zip(u.iter()) {
+            *o ^= x;
+        }
+    }
+    out
+}
+
+/// Hashes off the async workers (the KDF is deliberately slow).
+async fn hash_password(password: &str) -> ApiResult<(String, String)> {
+    let pw = Zeroizing::new(password.as_bytes().to_vec());
+    let salt = random_bytes::<16>();
+    let h = tokio::task::spawn_blocking(move || pbkdf2(&pw, &salt, ITERATIONS))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    Ok((hex::encode(salt), hex::encode(h)))
+}
+
+fn user_key(m: &MountEntry, name: &str) -> String {
+    key(m, &format!("user/{name}"))
+}
+
+fn user_json(u: &User) -> Value {
+    let mut m = Map::new();
+    u.token.write_json(&mut m);
+    Value::Object(m)
+}
+
+pub async fn handle(
+    core: &Arc<Core>,
+    m: &MountEntry,
+    sub: &str,
+    req: &Request,
+) -> ApiResult<Response> {
+    let parts: Vec<&str> = sub.trim_end_matches('/').split('/').collect();
+    match parts.as_slice() {
+        ["users"] if matches!(req.op, Op::List | Op::Read) => list_names(core, m, "user/").await,
+        ["users", name] => user_rw(core, m, name, req).await,
+        ["users", name, "password"] if req.op == Op::Update => {
+            let name = check_name(name, "user")?.to_lowercase();
+            let pw = Zeroizing::new(
+                req.str_field("password")?
+                    .filter(|p| !p.is_empty())
+                    .ok_or_else(|| ApiError::bad_request("missing password"))?,
+            );
+            let _g = core.locks.lock(&user_key(m, &name)).await;
+            let mut u: User = core
+                .barrier
+                .get_json(&user_key(m, &name))
+                .await?
+                .ok_or_else(|| ApiError::bad_request("username does not exist"))?;
+            let (s, h) = hash_password(&pw).await?;
+            (u.salt, u.hash, u.iterations) = (s, h, ITERATIONS);
+            core.barrier.put_json(&user_key(m, &name), &u).await?;
+            Ok(Response::empty())
+        }
+        ["users", name, "policies"] if req.op == Op::Update => {
+            let name = check_name(name, "user")?.to_lowercase();
+            let _g = core.locks.lock(&user_key(m, &name)).await;
+            let mut u: User = core
+                .barrier
+                .get_json(&user_key(m, &name))
+                .await?
+                .ok_or_else(|| ApiError::bad_request("username does not exist"))?;
+            u.token.update(req)?;
+            core.barrier.put_json(&user_key(m, &name), &u).await?;
+            Ok(Response::empty())
+        }
+        _ => Err(ApiError::unsupported_path()),
+    }
+}
+
+async fn user_rw(
+    core: &Arc<Core>,
+    m: &MountEntry,
+    raw: &str,
+    req: &Request,
+) -> ApiResult<Response> {
+    let name = check_name(raw, "user")?.to_lowercase();
+    let k = user_key(m, &name);
+    match req.op {
+        Op::Read => match core.barrier.get_json::<User>(&k).await? {
+            Some(u) => Ok(Response::data(user_json(&u))),
+            None => Err(ApiError::bare(404)),
+        },
+        Op::Create | Op::Update => {
+            let _g = core.locks.lock(&k).await;
+            let existing: Option<User> = core.barrier.get_json(&k).await?;
+            let mut u = existing.clone().unwrap_or_default();
+            u.name = name.clone();
+            match req.str_field("password")?.filter(|p| !p.is_empty()) {
+                Some(pw) => {
+                    let pw = Zeroizing::new(pw);
+                    let (s, h) = hash_password(&pw).await?;
+                    (u.salt, u.hash, u.iterations) = (s, h, ITERATIONS);
+                }
+                None if existing.is_none() => {
+                    return Err(ApiError::bad_request("missing password"));
+                }
+                None => {}
+            }
+            u.token.update(req)?;
+            core.barrier.put_json(&k, &u).await?;
+            Ok(Response::empty())
+        }
+        Op::Delete => {
+            core.barrier
+                .commit(vec![airlock_store::BarrierOp::Delete(k)])
+                .await?;
+            Ok(Response::empty())
+        }
+        _ => Err(ApiError::unsupported_operation()),
+    }
+}
+
+const INVALID: &str = "invalid username or password";
+
+pub async fn login(
+    core: &Arc<Core>,
+    m: &MountEntry,
+    sub: &str,
+    req: &Request,
+) -> ApiResult<LoginOutcome> {
+    let name = sub.trim_start_matches("login/").trim().to_lowercase();
+    let pw = Zeroizing::new(
+        req.str_field("password")?
+            .ok_or_else(|| ApiError::bad_request("missing password"))?,
+    );
+    let u: Option<User> = if check_name(&name, "user").is_ok() {
+        core.barrier.get_json(&user_key(m, &name)).await?
+    } else {
+        None
+    };
+    // The same work whether or not the user exists.
+    let (salt, want, iters) = match &u {
+        Some(u) => (
+            hex::decode(&u.salt).unwrap_or_default(),
+            hex::decode(&u.hash).unwrap_or_default(),
+            u.iterations,
+        ),
+        None => (vec![0u8; 16], vec![1u8; 32], ITERATIONS),
+    };
+    let input = Zeroizing::new(pw.as_bytes().to_vec());
+    let got = tokio::task::spawn_blocking(move || pbkdf2(&input, &salt, iters))
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    let ok = ct_eq(&got, &want);
+    let Some(u) = u.filter(|_| ok) else {
+        return Err(ApiError::bad_request(INVALID));
+    };
+    let cidrs = airlock_core::cidr::parse_list(&u.token.token_bound_cidrs)
+        .map_err(|e| ApiError::internal(&e))?;
+    if !airlock_core::cidr::allows(&cidrs, req.remote.map(|r| r.ip())) {
+        return Err(ApiError::bad_request(INVALID));
+    }
+    Ok(LoginOutcome {
+        settings: u.token.clone(),
+        meta: BTreeMap::from([("username".to_string(), u.name.clone())]),
+        display_name: u.name.clone(),
+        alias: u.name,
+        extra_policies: Vec::new(),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pbkdf2_matches_rfc_7914_vector() {
+        // RFC 7914 §11: PBKDF2-HMAC-SHA256, P="passwd", S="salt", c=1, dkLen=64 (first 32).
+        let out = pbkdf2(b"passwd", b"salt", 1);
+        assert_eq!(
+            hex::encode(out),
+            "55ac046e56e3089fec1691c22544b605f94185216dde0465e68b9d57c20dacbc"
+        );
+        let a = pbkdf2(b"pw", b"s1", 3);
+        assert_ne!(a, pbkdf2(b"pw", b"s2", 3));
+        assert_ne!(a, pbkdf2(b"pw", b"s1", 4));
+    }
+
+    #[test]
+    fn debug_hides_hash() {
+        let u = User {
+            name: "a".into(),
+            hash: "deadbeef".into(),
+            ..Default::default()
+        };
+        assert!(!format!("{u:?}").contains("deadbeef"));
+    }
+}

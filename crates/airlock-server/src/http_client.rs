@@ -1,0 +1,259 @@
+//! A small outbound HTTP(S) client for what the server itself fetches: OIDC discovery
+//! documents and JWKS, and Kubernetes TokenReview. HTTP/1.1, one request per connection,
+//! bounded in time and size. TLS is verified against the system roots, or against only the
+//! CA given (`*_ca_pem`, `kubernetes_ca_cert`). Plain `http://` is accepted only for loopback
+//! addresses (local test issuers); anywhere else a key document could be forged on the wire.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::Request;
+use hyper_util::rt::TokioIo;
+use tokio::net::TcpStream;
+use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
+use tokio_rustls::rustls::{ClientConfig, RootCertStore};
+use tokio_rustls::TlsConnector;
+
+/// Largest response body accepted.
+const MAX_BODY: usize = 2 << 20;
+const TIMEOUT: Duration = Duration::from_secs(10);
+
+pub struct Url {
+    pub https: bool,
+    pub host: String,
+    pub port: u16,
+    /// Path and query, starting with `/`.
+    pub path: String,
+}
+
+pub fn parse_url(u: &str) -> Result<Url, String> {
+    let (https, rest) = if let Some(r) = u.strip_prefix("https://") {
+        (true, r)
+    } else if let Some(r) = u.strip_prefix("http://") {
+        (false, r)
+    } else {
+        return Err(format!("URL {u:?} must start with https://"));
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => (&rest[..i], rest[i..].to_string()),
+        None => (rest, "/".to_string()),
+    };
+    if authority.is_empty() || authority.contains('@') {
+        return Err(format!("URL {u:?} has no valid host"));
+    }
+    let (host, port) = if let Some(r) = authority.strip_prefix('[') {
+        let (h, tail) = r
+            .split_once(']')
+            .ok_or_else(|| format!("URL {u:?} has a bad host"))?;
+        let port = match tail.strip_prefix(':') {
+            Some(p) => p.parse().map_err(|_| format!("URL {u:?} has a bad port"))?,
+            None if tail.is_empty() => {
+                if https {
+                    443
+                } else {
+                    80
+                }
+            }
+            None => return Err(format!("URL {u:?} has a bad host")),
+        };
+        (h.to_string(), port)
+    } else {
+        match authority.rsplit_once(':') {
+            Some((h, p)) => (
+                h.to_string(),
+                p.parse().map_err(|_| format!("URL {u:?} has a bad port"))?,
+            ),
+            None => (authority.to_string(), if https { 443 } else { 80 }),
+        }
+    };
+    if !https && !is_loopback(&host) {
+        return Err(format!(
+            "URL {u:?}: plain http is accepted only for loopback addresses; use https"
+        ));
+    }
+    Ok(Url {
+        https,
+        host,
+        port,
+        path,
+    })
+}
+
+fn is_loopback(host: &str) -> bool {
+    host == "localhost"
+        || host
+            .parse::<std::net::IpAddr>()
+            .map(|a| a.is_loopback())
+            .unwrap_or(false)
+}
+
+fn system_config() -> Result<Arc<ClientConfig>, String> {
+    static CFG: OnceLock<Result<Arc<ClientConfig>, String>> = OnceLock::new();
+    CFG.get_or_init(|| {
+        let mut roots = RootCertStore::empty();
+        for c in rustls_native_certs::load_native_certs().certs {
+            let _ = roots.add(c);
+        }
+        build(roots)
+    })
+    .clone()
+}
+
+fn build(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> {
+    let provider = Arc::new(tokio_rustls::rustls::crypto::ring::default_provider());
+    let mut cfg = ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| e.to_string())?
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    cfg.alpn_protocols = vec![b"http/1.1".to_vec()];
+    Ok(Arc::new(cfg))
+}
+
+/// A TLS configuration trusting only the certificates in `ca_pem` (or the system roots when
+/// it is empty).
+pub fn tls_config(ca_pem: &str) -> Result<Arc<ClientConfig>, String> {
+    if ca_pem.trim().is_empty() {
+        return system_config();
+    }
+    let mut roots = RootCertStore::empty();
+    let blocks = crate::auth::keys::pem_blocks(ca_pem)?;
+    let mut n = 0;
+    for (label, der) in blocks {
+        if label == "CERTIFICATE" {
+            roots
+                .add(CertificateDer::from(der))
+                .map_err(|e| format!("CA certificate: {e}"))?;
+            n += 1;
+        }
+    }
+    if n == 0 {
+        return Err("the CA PEM holds no certificate".into());
+    }
+    build(roots)
+}
+
+pub struct Reply {
+    pub status: u16,
+    pub body: Bytes,
+}
+
+/// One request. `body` is sent as JSON when present.
+pub async fn request(
+    method: &str,
+    url: &str,
+    ca_pem: &str,
+    bearer: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Result<Reply, String> {
+    tokio::time::timeout(TIMEOUT, request_inner(method, url, ca_pem, bearer, body))
+        .await
+        .map_err(|_| format!("request to {} timed out", redact(url)))?
+}
+
+/// The URL without its query (which could carry a credential) for error texts.
+fn redact(url: &str) -> &str {
+    url.split('?').next().unwrap_or(url)
+}
+
+async fn request_inner(
+    method: &str,
+    url: &str,
+    ca_pem: &str,
+    bearer: Option<&str>,
+    body: Option<Vec<u8>>,
+) -> Result<Reply, String> {
+    let u = parse_url(url)?;
+    let tcp = TcpStream::connect((u.host.as_str(), u.port))
+        .await
+        .map_err(|e| format!("cannot connect to {}:{}: {e}", u.host, u.port))?;
+    let _ = tcp.set_nodelay(true);
+    let host_header = if u.host.contains(':') {
+        format!("[{}]:{}", u.host, u.port)
+    } else {
+        format!("{}:{}", u.host, u.port)
+    };
+    let mut builder = Request::builder()
+        .method(method)
+        .uri(u.path.as_str())
+        .header("host", host_header)
+        .header("accept", "application/json")
+        .header("user-agent", concat!("airlock/", env!("CARGO_PKG_VERSION")));
+    if let Some(b) = bearer {
+        builder = builder.header("authorization", format!("Bearer {b}"));
+    }
+    if body.is_some() {
+        builder = builder.header("content-type", "application/json");
+    }
+    let req = builder
+        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .map_err(|e| format!("building request: {e}"))?;
+    let resp = if u.https {
+        let cfg = tls_config(ca_pem)?;
+        let name = ServerName::try_from(u.host.clone())
+            .map_err(|_| format!("invalid server name {}", u.host))?;
+        let tls = TlsConnector::from(cfg)
+            .connect(name, tcp)
+            .await
+            .map_err(|e| format!("TLS handshake with {} failed: {e}", u.host))?;
+        send(TokioIo::new(tls), req).await?
+    } else {
+        send(TokioIo::new(tcp), req).await?
+    };
+    Ok(resp)
+}
+
+async fn send<T>(io: T, req: Request<Full<Bytes>>) -> Result<Reply, String>
+where
+    T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
+{
+    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+        .await
+        .map_err(|e| format!("HTTP handshake failed: {e}"))?;
+    let task = tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    let resp = sender
+        .send_request(req)
+        .await
+        .map_err(|e| format!("request failed: {e}"))?;
+    let status = resp.status().as_u16();
+    let body = Limited::new(resp.into_body(), MAX_BODY)
+        .collect()
+        .await
+        .map_err(|_| "response body too large or cut off".to_string())?
+        .to_bytes();
+    task.abort();
+    Ok(Reply { status, body })
+}
+
+/// GET a JSON document; non-2xx and non-JSON answers are errors.
+pub async fn get_json(url: &str, ca_pem: &str) -> Result<serde_json::Value, String> {
+    let r = request("GET", url, ca_pem, None, None).await?;
+    if !(200..300).contains(&r.status) {
+        return Err(format!("{} answered {}", redact(url), r.status));
+    }
+    serde_json::from_slice(&r.body).map_err(|_| format!("{} did not answer JSON", redact(url)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls() {
+        let u = parse_url("https://issuer.example:8443/a/b?x=1").unwrap();
+        assert!(u.https && u.host == "issuer.example" && u.port == 8443 && u.path == "/a/b?x=1");
+        let u = parse_url("https://example.com").unwrap();
+        assert_eq!((u.port, u.path.as_str()), (443, "/"));
+        let u = parse_url("http://[::1]:9000/jwks").unwrap();
+        assert_eq!((u.host.as_str(), u.port), ("::1", 9000));
+        assert!(parse_url("http://127.0.0.1:1/x").is_ok());
+        assert!(parse_url("http://example.com/jwks").is_err());
+        assert!(parse_url("ftp://x").is_err());
+        assert!(parse_url("https://user@host/").is_err());
+        assert!(parse_url("https://host:port/").is_err());
+    }
+}
