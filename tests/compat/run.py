@@ -93,6 +93,8 @@ TEXT_RULES = [
     (re.compile(r'(?<=max_ttl of ")\d+h\d+m\d+s|(?<=max_ttl of ")\d+m\d+s|(?<=max_ttl of ")\d+s'),
      "<duration>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
+    # The product's own name in "... printed to <server>'s server logs":
+    (re.compile(r"\b(?:OpenBao|Airlock)(?='s server logs)"), "<server>"),
 ]
 # Integers that tick: equal when within this many seconds of each other (documented choice:
 # tolerance rather than buckets; a bucket boundary would make a 1-second drift flaky).

@@ -59,7 +59,12 @@ impl Cidr {
 
 impl std::fmt::Display for Cidr {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "{}/{}", self.net, self.prefix)
+        let full = if self.net.is_ipv4() { 32 } else { 128 };
+        if self.prefix == full {
+            write!(f, "{}", self.net)
+        } else {
+            write!(f, "{}/{}", self.net, self.prefix)
+        }
     }
 }
 

@@ -134,8 +134,9 @@ pub fn validate_standard(claims: &Map<String, Value>, e: &Expected<'_>) -> Resul
         None if claims.contains_key("exp") => {
             return Err("invalid expiration time (exp) claim: not a number".into())
         }
+        // Vault's text for a missing `exp` (the zero time has passed).
         None if e.require_exp => {
-            return Err("invalid expiration time (exp) claim: the claim is required".into())
+            return Err("invalid expiration time (exp) claim: token is expired".into())
         }
         None => {}
     }

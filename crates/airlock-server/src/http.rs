@@ -78,6 +78,12 @@ pub fn error_response(e: &ApiError, request_id: &str) -> HttpResponse {
 }
 
 fn render(resp: Response, request_id: &str) -> HttpResponse {
+    // Vault leaves the request id out of wrapped responses.
+    let request_id = if resp.wrap_info.is_some() {
+        ""
+    } else {
+        request_id
+    };
     if let Some(t) = resp.text {
         return base_response(
             resp.status.unwrap_or(200),

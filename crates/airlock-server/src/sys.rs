@@ -129,7 +129,7 @@ pub async fn handle(
                 .ok_or_else(|| ApiError::new(403, "error validating wrapping token: token is empty"))?;
             match rest {
                 "wrapping/unwrap" => crate::wrapping::unwrap(core, &t).await,
-                "wrapping/rewrap" => crate::wrapping::rewrap(core, &t).await,
+                "wrapping/rewrap" => crate::wrapping::rewrap(core, &t, req.wrap_ttl).await,
                 _ => crate::wrapping::lookup(core, &t).await,
             }
         }

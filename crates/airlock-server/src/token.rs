@@ -130,6 +130,9 @@ impl TokenEntry {
             if let Some(r) = &self.role {
                 map.insert("role".into(), json!(r));
             }
+            if !self.bound_cidrs.is_empty() {
+                map.insert("bound_cidrs".into(), json!(self.bound_cidrs));
+            }
             if let Some(l) = self.last_renewal {
                 map.insert("last_renewal_time".into(), json!(l));
                 map.insert(

@@ -83,12 +83,12 @@ async fn store(
 ) -> ApiResult<Response> {
     let params = CreateParams {
         policies: vec!["response-wrapping".into()],
-        display_name: "response-wrapping".into(),
+        display_name: "token".into(),
         num_uses: 1,
         ttl: Some(stored.ttl),
         explicit_max_ttl: Some(stored.ttl),
         renewable: false,
-        path: "sys/wrapping/wrap".into(),
+        path: stored.creation_path.clone(),
         ttl_uncapped: true,
         ..Default::default()
     };
@@ -162,8 +162,11 @@ pub async fn lookup(core: &Arc<Core>, token: &str) -> ApiResult<Response> {
 }
 
 /// A new wrapping token for the same response and TTL; the old one stops working.
-pub async fn rewrap(core: &Arc<Core>, token: &str) -> ApiResult<Response> {
+pub async fn rewrap(core: &Arc<Core>, token: &str, ttl: Option<i64>) -> ApiResult<Response> {
     let mut s = take(core, token).await?;
+    if let Some(t) = ttl {
+        s.ttl = t;
+    }
     s.creation_nanos = now_nanos();
     s.expire = now_unix() + s.ttl;
     let acc = s.auth.as_ref().map(|a| a.accessor.clone());
@@ -206,7 +209,7 @@ pub async fn pre_auth(core: &Arc<Core>, req: &Request) -> ApiResult<Response> {
     match f {
         0 => lookup(core, &tok).await,
         1 => unwrap(core, &tok).await,
-        _ => rewrap(core, &tok).await,
+        _ => rewrap(core, &tok, req.wrap_ttl).await,
     }
 }
 

@@ -146,6 +146,7 @@ pub async fn handle(
         ["role", name, "secret-id"] if req.op == Op::Update => {
             generate(core, m, name, req, None).await
         }
+        ["role", _, "secret-id"] => Err(ApiError::unsupported_operation()),
         ["role", name, "custom-secret-id"] if req.op == Op::Update => {
             let custom = req
                 .str_field("secret_id")?
@@ -181,9 +182,11 @@ pub async fn handle(
                 .ok_or_else(|| ApiError::bad_request("missing secret_id_accessor"))?;
             let role = need_role(core, m, name).await?;
             let Some(h) = accessor_hash(core, m, &role.name, &acc).await? else {
-                return Err(ApiError::bad_request(format!(
-                    "failed to find accessor entry for secret_id_accessor: \"{acc}\""
-                )));
+                let msg = format!("failed to find accessor entry for secret_id_accessor: \"{acc}\"");
+                if *op == "lookup" {
+                    return Err(ApiError::with_body(404, json!({ "error": msg })));
+                }
+                return Err(ApiError::bad_request(msg));
             };
             let e: Option<SecretId> = core
                 .barrier
@@ -246,7 +249,7 @@ async fn role_rw(
     match req.op {
         Op::Read => match load_role(core, m, &name).await? {
             Some(r) => Ok(Response::data(role_json(&r))),
-            None => Err(ApiError::bare(404)),
+            None => Err(super::not_found()),
         },
         Op::Create | Op::Update => {
             let _g = core.locks.lock(&role_key(m, &name)).await;
@@ -260,6 +263,7 @@ async fn role_rw(
                 .str_list_field("secret_id_bound_cidrs")?
                 .or(req.str_list_field("bound_cidr_list")?)
             {
+                airlock_core::cidr::parse_list(&c).map_err(ApiError::bad_request)?;
                 r.secret_id_bound_cidrs = c;
             }
             if let Some(n) = req.int_field("secret_id_num_uses")? {
@@ -369,7 +373,7 @@ async fn role_id(
         Op::Read => {
             let r = load_role(core, m, &name)
                 .await?
-                .ok_or_else(|| ApiError::bare(404))?;
+                .ok_or_else(|| super::not_found())?;
             Ok(Response::data(json!({ "role_id": r.role_id })))
         }
         Op::Create | Op::Update => {
@@ -419,7 +423,7 @@ async fn field_generic(
         Op::Read => {
             let r = load_role(core, m, name)
                 .await?
-                .ok_or_else(|| ApiError::bare(404))?;
+                .ok_or_else(|| super::not_found())?;
             let all = role_json(&r);
             let mut d = Map::new();
             d.insert(field.into(), all.get(field).cloned().unwrap_or(Value::Null));
@@ -491,7 +495,9 @@ async fn generate(
     req: &Request,
     custom: Option<String>,
 ) -> ApiResult<Response> {
-    let role = need_role(core, m, name).await?;
+    let role = load_role(core, m, name).await?.ok_or_else(|| {
+        ApiError::new(404, format!("role \"{name}\" does not exist"))
+    })?;
     if !role.bind_secret_id {
         return Err(ApiError::bad_request(
             "bind_secret_id is not set on the role; secret ids are not used",
@@ -500,25 +506,17 @@ async fn generate(
     let metadata: BTreeMap<String, String> = match req.data.get("metadata") {
         None | Some(Value::Null) => BTreeMap::new(),
         Some(Value::String(s)) if s.trim().is_empty() => BTreeMap::new(),
-        Some(Value::String(s)) => {
-            serde_json::from_str::<BTreeMap<String, String>>(s).map_err(|_| {
-                ApiError::bad_request(
-                    "failed to parse metadata: metadata must be a JSON object of strings",
-                )
-            })?
+        Some(Value::String(s)) => serde_json::from_str::<BTreeMap<String, String>>(s).map_err(|_| {
+            ApiError::bad_request(
+                "failed to parse metadata: failed to parse the input: invalid <key,value> format",
+            )
+        })?,
+        Some(v) => {
+            return Err(ApiError::bad_request(format!(
+                "Field validation failed: error converting input for field \"metadata\": '' expected type 'string', got unconvertible type '{}'",
+                if v.is_object() { "map[string]interface {}" } else { "[]interface {}" }
+            )))
         }
-        Some(Value::Object(o)) => o
-            .iter()
-            .map(|(k, v)| {
-                (
-                    k.clone(),
-                    v.as_str()
-                        .map(str::to_string)
-                        .unwrap_or_else(|| v.to_string()),
-                )
-            })
-            .collect(),
-        Some(_) => return Err(ApiError::bad_request("metadata must be a JSON object")),
     };
     let cidr_list = req.str_list_field("cidr_list")?.unwrap_or_default();
     airlock_core::cidr::parse_list(&cidr_list).map_err(ApiError::bad_request)?;
@@ -527,9 +525,12 @@ async fn generate(
     // A secret id may narrow the role's limits, never widen them.
     let mut num_uses = role.secret_id_num_uses;
     if let Some(n) = req.int_field("num_uses")? {
-        if n < 0 || (role.secret_id_num_uses > 0 && (n == 0 || n > role.secret_id_num_uses)) {
+        if n < 0 {
+            return Err(ApiError::bad_request("num_uses cannot be negative"));
+        }
+        if role.secret_id_num_uses > 0 && (n == 0 || n > role.secret_id_num_uses) {
             return Err(ApiError::bad_request(
-                "num_uses cannot be negative or exceed the role's secret_id_num_uses",
+                "num_uses cannot be higher than the role's secret_id_num_uses",
             ));
         }
         num_uses = n;
@@ -639,7 +640,7 @@ async fn list_accessors(core: &Core, m: &MountEntry, name: &str) -> ApiResult<Re
         .await?;
     keys.retain(|k| !k.ends_with('/'));
     if keys.is_empty() {
-        return Err(ApiError::bare(404));
+        return Err(super::not_found());
     }
     Ok(Response::list(keys))
 }
@@ -684,6 +685,13 @@ pub async fn tidy(core: &Core, m: &MountEntry) -> ApiResult<usize> {
 
 const INVALID: &str = "invalid role or secret ID";
 
+fn cidr_refusal(ip: Option<std::net::IpAddr>, what: &str) -> ApiError {
+    let ip = ip.map(|i| i.to_string()).unwrap_or_default();
+    ApiError::bad_request(format!(
+        "source address \"{ip}\" unauthorized by CIDR restrictions on {what}"
+    ))
+}
+
 pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult<LoginOutcome> {
     let role_id = req
         .str_field("role_id")?
@@ -720,12 +728,9 @@ pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
             delete_secret(core, m, &role.name, &h, &e.accessor).await?;
             return Err(ApiError::bad_request(INVALID));
         }
-        let cidrs =
-            airlock_core::cidr::parse_list(&e.cidr_list).map_err(|e| ApiError::internal(&e))?;
+                let cidrs = airlock_core::cidr::parse_list(&e.cidr_list).map_err(|e| ApiError::internal(&e))?;
         if !airlock_core::cidr::allows(&cidrs, ip) {
-            return Err(ApiError::bad_request(
-                "source address unauthorized through CIDR restrictions on the secret ID",
-            ));
+            return Err(cidr_refusal(ip, "the secret ID"));
         }
         if e.num_uses > 0 {
             if e.num_uses == 1 {
@@ -742,20 +747,11 @@ pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
     let role_cidrs = airlock_core::cidr::parse_list(&role.secret_id_bound_cidrs)
         .map_err(|e| ApiError::internal(&e))?;
     if !airlock_core::cidr::allows(&role_cidrs, ip) {
-        return Err(ApiError::bad_request(
-            "source address unauthorized through CIDR restrictions on the role",
-        ));
+        return Err(cidr_refusal(ip, "the role"));
     }
     let mut settings = role.token.clone();
     if !token_cidrs.is_empty() {
         settings.token_bound_cidrs = token_cidrs;
-    }
-    let tc = airlock_core::cidr::parse_list(&settings.token_bound_cidrs)
-        .map_err(|e| ApiError::internal(&e))?;
-    if !airlock_core::cidr::allows(&tc, ip) {
-        return Err(ApiError::bad_request(
-            "source address unauthorized through CIDR restrictions on the token",
-        ));
     }
     meta.insert("role_name".into(), role.name.clone());
     Ok(LoginOutcome {

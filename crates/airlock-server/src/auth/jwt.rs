@@ -293,9 +293,14 @@ impl Runtime {
     fn new(config: Config) -> Result<Runtime, String> {
         let mut static_keys = Vec::new();
         for pem in &config.jwt_validation_pubkeys {
-            static_keys.extend(
-                PublicKey::from_pem(pem).map_err(|e| format!("error parsing public key: {e}"))?,
-            );
+            static_keys.extend(PublicKey::from_pem(pem).map_err(|e| {
+                if e == "no PEM block found" {
+                    "error parsing public key: data does not contain any valid public keys"
+                        .to_string()
+                } else {
+                    format!("error parsing public key: {e}")
+                }
+            })?);
         }
         Ok(Runtime {
             config,
@@ -394,7 +399,7 @@ async fn config_rw(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
     match req.op {
         Op::Read => match load_config(core, m).await? {
             Some(c) => Ok(Response::data(c.json())),
-            None => Ok(Response::empty()),
+            None => Err(super::not_found()),
         },
         Op::Create | Op::Update => {
             let mut c = Config::default();
@@ -435,7 +440,7 @@ async fn config_rw(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
             ];
             if sources.iter().filter(|s| **s).count() != 1 {
                 return Err(ApiError::bad_request(
-                    "exactly one of 'jwt_validation_pubkeys', 'jwks_url' or 'oidc_discovery_url' must be set",
+                    "exactly one of 'jwt_validation_pubkeys', 'jwks_url', 'jwks_pairs', 'oidc_discovery_url', or 'provider_config' must be set",
                 ));
             }
             let rt = Runtime::new(c.clone()).map_err(ApiError::bad_request)?;
@@ -471,7 +476,7 @@ async fn role_rw(
     match req.op {
         Op::Read => match core.barrier.get_json::<Role>(&k).await? {
             Some(r) => Ok(Response::data(r.json())),
-            None => Err(ApiError::bare(404)),
+            None => Err(super::not_found()),
         },
         Op::Create | Op::Update => {
             let _g = core.locks.lock(&k).await;
@@ -573,7 +578,7 @@ async fn role_rw(
             }
             if r.role_type == "oidc" && r.allowed_redirect_uris.is_empty() {
                 return Err(ApiError::bad_request(
-                    "'allowed_redirect_uris' must be set if 'role_type' is 'oidc' or unspecified",
+                    "'allowed_redirect_uris' must be set if 'role_type' is 'oidc' or unspecified.",
                 ));
             }
             core.barrier.put_json(&k, &r).await?;
@@ -597,13 +602,13 @@ fn token_err(e: impl std::fmt::Display) -> ApiError {
 async fn verify_signature(rt: &Runtime, jwt: &str) -> ApiResult<cj::Jws> {
     let jws = cj::Jws::parse(jwt)
         .map_err(|e| token_err(format!("error verifying token signature: {e}")))?;
-    cj::check_alg(jws.alg(), &rt.config.jwt_supported_algs)
-        .map_err(|e| token_err(format!("error verifying token signature: {e}")))?;
+    let alg_ok = cj::check_alg(jws.alg(), &rt.config.jwt_supported_algs).is_ok();
     let keys = rt
         .keys(jws.kid())
         .await
         .map_err(|e| ApiError::bad_request(format!("error validating token: {e}")))?;
-    if !super::keys::verify_any(&keys, &jws) {
+    // `none`, HMAC and unlisted algorithms never reach a key; they fail like a bad signature.
+    if !alg_ok || !super::keys::verify_any(&keys, &jws) {
         return Err(token_err(if rt.is_static() {
             "error verifying token signature: no known key successfully validated the token signature"
         } else {
@@ -653,7 +658,7 @@ pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
         now: now_unix(),
         issuer: Some(rt.config.bound_issuer.as_str()),
         audiences: &role.bound_audiences,
-        subject: None,
+        subject: Some(role.bound_subject.as_str()),
         clock_skew_leeway: Role::leeway(role.clock_skew_leeway, 60),
         expiration_leeway: Role::leeway(role.expiration_leeway, 150),
         not_before_leeway: Role::leeway(role.not_before_leeway, 150),
@@ -661,11 +666,6 @@ pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
     };
     cj::validate_standard(claims, &expected).map_err(token_err)?;
     let claims_err = |e: String| ApiError::bad_request(format!("error validating claims: {e}"));
-    if !role.bound_subject.is_empty()
-        && claims.get("sub").and_then(Value::as_str) != Some(role.bound_subject.as_str())
-    {
-        return Err(claims_err("sub claim does not match bound subject".into()));
-    }
     cj::validate_bound_claims(claims, &role.bound_claims, role.bound_claims_type == "glob")
         .map_err(claims_err)?;
     let user_claim = if role.user_claim_json_pointer && !role.user_claim.starts_with('/') {

@@ -187,7 +187,7 @@ async fn role_rw(
     match req.op {
         Op::Read => match core.barrier.get_json::<Role>(&k).await? {
             Some(r) => Ok(Response::data(role_json(&r))),
-            None => Err(ApiError::bare(404)),
+            None => Err(super::not_found()),
         },
         Op::Create | Op::Update => {
             let _g = core.locks.lock(&k).await;

@@ -154,11 +154,12 @@ impl Default for TokenSettings {
     }
 }
 
-/// Policy names as Vault stores them: trimmed, lower-case, without duplicates or blanks.
+/// Policy names as a role stores them: trimmed, without duplicates or blanks (case is kept;
+/// tokens get them lower-cased).
 pub fn clean_policies(list: Vec<String>) -> Vec<String> {
     let mut out: Vec<String> = Vec::new();
     for p in list {
-        let p = p.trim().to_lowercase();
+        let p = p.trim().to_string();
         if !p.is_empty() && !out.contains(&p) {
             out.push(p);
         }
@@ -200,8 +201,7 @@ impl TokenSettings {
             self.token_num_uses = n;
         }
         if let Some(c) = req.str_list_field("token_bound_cidrs")? {
-            airlock_core::cidr::parse_list(&c).map_err(ApiError::bad_request)?;
-            self.token_bound_cidrs = c;
+            self.token_bound_cidrs = normalize_cidrs(&c)?;
         }
         if let Some(b) = req.bool_field("token_no_default_policy")? {
             self.token_no_default_policy = b;
@@ -224,7 +224,7 @@ impl TokenSettings {
         }
         if self.token_max_ttl > 0 && self.token_ttl > self.token_max_ttl {
             return Err(ApiError::bad_request(
-                "\"token_ttl\" value must be less than or equal to \"token_max_ttl\" value",
+                "'token_ttl' cannot be greater than 'token_max_ttl'",
             ));
         }
         Ok(())
@@ -283,7 +283,7 @@ pub async fn issue(
     if !s.token_no_default_policy {
         policies.push("default".into());
     }
-    let mut policies = clean_policies(policies);
+    let mut policies = clean_policies(policies.iter().map(|p| p.to_lowercase()).collect());
     policies.sort();
     let sys_max = core.config.max_ttl();
     let mount_max = if mount.max_lease_ttl > 0 {
@@ -476,6 +476,7 @@ pub async fn sys_auth(core: &Arc<Core>, req: &Request, rest: &str) -> ApiResult<
     if rest.is_empty() {
         return match req.op {
             Op::Read => Ok(top(Response::data(list_json(core)))),
+            Op::List => Err(ApiError::unsupported_path()),
             _ => Err(ApiError::unsupported_operation()),
         };
     }
@@ -489,9 +490,8 @@ pub async fn sys_auth(core: &Arc<Core>, req: &Request, rest: &str) -> ApiResult<
     if path == "token/" {
         return match req.op {
             Op::Read => Ok(top(Response::data(token_mount_json()))),
-            _ => Err(ApiError::bad_request(
-                "token credential backend cannot be disabled or moved",
-            )),
+            Op::Delete => Err(ApiError::bad_request("token credential backend cannot be disabled")),
+            _ => Err(ApiError::bad_request("path is already in use at token/")),
         };
     }
     match req.op {
@@ -523,19 +523,12 @@ pub async fn sys_auth(core: &Arc<Core>, req: &Request, rest: &str) -> ApiResult<
                 hex::encode(crate::core::random_bytes::<4>())
             );
             if let Some(Value::Object(cfg)) = req.data.get("config") {
-                apply_ttls(&mut entry, cfg)?;
+                apply_ttls(core, &mut entry, cfg)?;
             }
             entry.local = req.bool_field("local")?.unwrap_or(false);
             let _g = core.locks.lock(AUTH_TABLE_KEY).await;
             let mut t = snapshot(core);
-            if t.get(&path).is_some() {
-                return Err(ApiError::bad_request(format!(
-                    "path is already in use at auth/{path}"
-                )));
-            }
-            t.check_free(&path).map_err(|_| {
-                ApiError::bad_request(format!("path is already in use at auth/{path}"))
-            })?;
+            t.check_free(&path)?;
             t.entries.push(entry);
             save(core, t).await?;
             Ok(Response::empty())
@@ -570,33 +563,56 @@ pub async fn sys_auth(core: &Arc<Core>, req: &Request, rest: &str) -> ApiResult<
     }
 }
 
-fn apply_ttls(entry: &mut MountEntry, cfg: &Map<String, Value>) -> ApiResult<()> {
-    for (k, target) in [
-        ("default_lease_ttl", &mut entry.default_lease_ttl),
-        ("max_lease_ttl", &mut entry.max_lease_ttl),
-    ] {
-        if let Some(v) = cfg.get(k) {
-            *target = airlock_core::duration::parse_duration_value(v)
-                .map_err(|_| ApiError::bad_request(format!("invalid {k}")))?
-                as i64;
+fn apply_ttls(core: &Core, entry: &mut MountEntry, cfg: &Map<String, Value>) -> ApiResult<()> {
+    let (mut d, mut x) = (entry.default_lease_ttl, entry.max_lease_ttl);
+    for (k, target) in [("default_lease_ttl", &mut d), ("max_lease_ttl", &mut x)] {
+        match cfg.get(k) {
+            None | Some(Value::Null) => {}
+            Some(Value::String(s)) if s.is_empty() || s == "system" => *target = 0,
+            Some(v) => {
+                *target = airlock_core::duration::parse_duration_value(v).map_err(|_| {
+                    ApiError::bad_request(match v {
+                        Value::String(s) => format!(
+                            "time: invalid duration {:?}",
+                            s.chars().take(64).collect::<String>()
+                        ),
+                        _ => format!("invalid {k}"),
+                    })
+                })? as i64
+            }
         }
     }
-    if entry.max_lease_ttl > 0 && entry.default_lease_ttl > entry.max_lease_ttl {
-        return Err(ApiError::bad_request(
-            "backend max lease TTL cannot be less than backend default lease TTL",
-        ));
+    let eff_d = if d > 0 { d } else { core.config.default_ttl() };
+    let eff_x = if x > 0 { x } else { core.config.max_ttl() };
+    if eff_d > eff_x {
+        return Err(ApiError::bad_request(format!(
+            "backend max lease TTL of {eff_x} would be less than backend default lease TTL of {eff_d}"
+        )));
     }
+    entry.default_lease_ttl = d;
+    entry.max_lease_ttl = x;
     Ok(())
 }
 
 async fn tune(core: &Arc<Core>, req: &Request, raw: &str) -> ApiResult<Response> {
     let path = crate::mounts::normalize_mount_path(raw)?;
+    if path == "token/" && req.op == Op::Read {
+        return Ok(top(Response::data(json!({
+            "default_lease_ttl": core.config.default_ttl(),
+            "description": "token based credentials",
+            "force_no_cache": false,
+            "max_lease_ttl": core.config.max_ttl(),
+            "token_type": "default-service",
+        }))));
+    }
     let _g = core.locks.lock(AUTH_TABLE_KEY).await;
     let mut t = snapshot(core);
     let Some(m) = t.entries.iter_mut().find(|m| m.path == path) else {
-        return Err(ApiError::bad_request(format!(
-            "cannot fetch sysview for path \"auth/{path}\""
-        )));
+        return Err(ApiError::bad_request(if req.op == Op::Read {
+            format!("cannot fetch sysview for path \"auth/{path}\"")
+        } else {
+            format!("tune of path \"auth/{path}\" failed: no mount entry found")
+        }));
     };
     match req.op {
         Op::Read => {
@@ -610,7 +626,7 @@ async fn tune(core: &Arc<Core>, req: &Request, raw: &str) -> ApiResult<Response>
             }))))
         }
         Op::Create | Op::Update => {
-            apply_ttls(m, &req.data)?;
+            apply_ttls(core, m, &req.data)?;
             if let Some(d) = req.str_field("description")? {
                 m.description = d;
             }
@@ -671,6 +687,22 @@ pub fn check_name(name: &str, what: &str) -> ApiResult<String> {
     Ok(n.to_string())
 }
 
+/// Validates CIDR blocks and renders them as Vault shows them (a single host bare).
+pub fn normalize_cidrs(list: &[String]) -> ApiResult<Vec<String>> {
+    list.iter()
+        .map(|s| {
+            airlock_core::cidr::Cidr::parse(s)
+                .map(|c| c.to_string())
+                .map_err(ApiError::bad_request)
+        })
+        .collect()
+}
+
+/// A 404 with `{"errors":[]}`, as auth methods answer for missing items.
+pub fn not_found() -> ApiError {
+    ApiError::not_found()
+}
+
 /// Compares two byte strings in time that depends only on their lengths.
 pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
@@ -684,7 +716,7 @@ pub async fn list_names(core: &Core, mount: &MountEntry, rel_prefix: &str) -> Ap
     let mut keys = core.barrier.list(&key(mount, rel_prefix)).await?;
     keys.retain(|k| !k.ends_with('/'));
     if keys.is_empty() {
-        return Err(ApiError::bare(404));
+        return Err(not_found());
     }
     Ok(Response::list(keys))
 }

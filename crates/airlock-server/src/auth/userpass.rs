@@ -99,7 +99,9 @@ pub async fn handle(
             let pw = Zeroizing::new(
                 req.str_field("password")?
                     .filter(|p| !p.is_empty())
-                    .ok_or_else(|| ApiError::bad_request("missing password"))?,
+                    .ok_or_else(|| {
+                        ApiError::bad_request("must provide either password or password_hash")
+                    })?,
             );
             let _g = core.locks.lock(&user_key(m, &name)).await;
             let mut u: User = core
@@ -121,6 +123,7 @@ pub async fn handle(
                 .await?
                 .ok_or_else(|| ApiError::bad_request("username does not exist"))?;
             u.token.update(req)?;
+            u.token.token_policies.sort();
             core.barrier.put_json(&user_key(m, &name), &u).await?;
             Ok(Response::empty())
         }
@@ -139,7 +142,7 @@ async fn user_rw(
     match req.op {
         Op::Read => match core.barrier.get_json::<User>(&k).await? {
             Some(u) => Ok(Response::data(user_json(&u))),
-            None => Err(ApiError::bare(404)),
+            None => Err(super::not_found()),
         },
         Op::Create | Op::Update => {
             let _g = core.locks.lock(&k).await;
@@ -153,7 +156,9 @@ async fn user_rw(
                     (u.salt, u.hash, u.iterations) = (s, h, ITERATIONS);
                 }
                 None if existing.is_none() => {
-                    return Err(ApiError::bad_request("missing password"));
+                    return Err(ApiError::bad_request(
+                        "must provide either password or password_hash",
+                    ));
                 }
                 None => {}
             }
