@@ -182,7 +182,8 @@ pub async fn handle(
                 .ok_or_else(|| ApiError::bad_request("missing secret_id_accessor"))?;
             let role = need_role(core, m, name).await?;
             let Some(h) = accessor_hash(core, m, &role.name, &acc).await? else {
-                let msg = format!("failed to find accessor entry for secret_id_accessor: \"{acc}\"");
+                let msg =
+                    format!("failed to find accessor entry for secret_id_accessor: \"{acc}\"");
                 if *op == "lookup" {
                     return Err(ApiError::with_body(404, json!({ "error": msg })));
                 }
@@ -495,9 +496,9 @@ async fn generate(
     req: &Request,
     custom: Option<String>,
 ) -> ApiResult<Response> {
-    let role = load_role(core, m, name).await?.ok_or_else(|| {
-        ApiError::new(404, format!("role \"{name}\" does not exist"))
-    })?;
+    let role = load_role(core, m, name)
+        .await?
+        .ok_or_else(|| ApiError::new(404, format!("role \"{name}\" does not exist")))?;
     if !role.bind_secret_id {
         return Err(ApiError::bad_request(
             "bind_secret_id is not set on the role; secret ids are not used",
@@ -728,7 +729,8 @@ pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
             delete_secret(core, m, &role.name, &h, &e.accessor).await?;
             return Err(ApiError::bad_request(INVALID));
         }
-                let cidrs = airlock_core::cidr::parse_list(&e.cidr_list).map_err(|e| ApiError::internal(&e))?;
+        let cidrs =
+            airlock_core::cidr::parse_list(&e.cidr_list).map_err(|e| ApiError::internal(&e))?;
         if !airlock_core::cidr::allows(&cidrs, ip) {
             return Err(cidr_refusal(ip, "the secret ID"));
         }

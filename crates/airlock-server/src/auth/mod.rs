@@ -490,7 +490,9 @@ pub async fn sys_auth(core: &Arc<Core>, req: &Request, rest: &str) -> ApiResult<
     if path == "token/" {
         return match req.op {
             Op::Read => Ok(top(Response::data(token_mount_json()))),
-            Op::Delete => Err(ApiError::bad_request("token credential backend cannot be disabled")),
+            Op::Delete => Err(ApiError::bad_request(
+                "token credential backend cannot be disabled",
+            )),
             _ => Err(ApiError::bad_request("path is already in use at token/")),
         };
     }

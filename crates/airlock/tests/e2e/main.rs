@@ -4,10 +4,12 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 mod api;
+mod auth;
 mod broker;
 mod cli;
 mod clients;
 mod database;
 mod durability;
+mod idp;
 mod upstream;
 mod util;
