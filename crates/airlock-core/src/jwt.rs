@@ -122,15 +122,15 @@ fn num(v: Option<&Value>) -> Option<i64> {
 pub fn validate_standard(claims: &Map<String, Value>, e: &Expected<'_>) -> Result<(), String> {
     let skew = e.clock_skew_leeway.max(0);
     match num(claims.get("exp")) {
-        Some(exp) => {
+        Some(exp)
             if e.now
                 > exp
                     .saturating_add(skew)
-                    .saturating_add(e.expiration_leeway.max(0))
-            {
-                return Err("invalid expiration time (exp) claim: token is expired".into());
-            }
+                    .saturating_add(e.expiration_leeway.max(0)) =>
+        {
+            return Err("invalid expiration time (exp) claim: token is expired".into());
         }
+        Some(_) => {}
         None if claims.contains_key("exp") => {
             return Err("invalid expiration time (exp) claim: not a number".into())
         }
@@ -168,13 +168,11 @@ pub fn validate_standard(claims: &Map<String, Value>, e: &Expected<'_>) -> Resul
         Some(Value::Array(a)) => a.iter().filter_map(Value::as_str).collect(),
         _ => Vec::new(),
     };
-    if !e.audiences.is_empty() {
-        if !token_aud.iter().any(|a| e.audiences.iter().any(|b| b == a)) {
-            return Err(
-                "invalid audience (aud) claim: audience claim does not match any expected audience"
-                    .into(),
-            );
-        }
+    if !e.audiences.is_empty() && !token_aud.iter().any(|a| e.audiences.iter().any(|b| b == a)) {
+        return Err(
+            "invalid audience (aud) claim: audience claim does not match any expected audience"
+                .into(),
+        );
     }
     if let Some(sub) = e.subject.filter(|s| !s.is_empty()) {
         if claims.get("sub").and_then(Value::as_str) != Some(sub) {
@@ -186,9 +184,9 @@ pub fn validate_standard(claims: &Map<String, Value>, e: &Expected<'_>) -> Resul
 
 /// A claim by name or, when it starts with `/`, by JSON pointer (`/kubernetes.io/namespace`).
 pub fn get_claim<'a>(claims: &'a Map<String, Value>, name: &str) -> Option<&'a Value> {
-    if name.starts_with('/') {
+    if let Some(pointer) = name.strip_prefix('/') {
         let mut cur: Option<&Value> = None;
-        for (i, raw) in name[1..].split('/').enumerate() {
+        for (i, raw) in pointer.split('/').enumerate() {
             let seg = raw.replace("~1", "/").replace("~0", "~");
             cur = if i == 0 {
                 claims.get(&seg)

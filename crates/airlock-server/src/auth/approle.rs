@@ -374,7 +374,7 @@ async fn role_id(
         Op::Read => {
             let r = load_role(core, m, &name)
                 .await?
-                .ok_or_else(|| super::not_found())?;
+                .ok_or_else(super::not_found)?;
             Ok(Response::data(json!({ "role_id": r.role_id })))
         }
         Op::Create | Op::Update => {
@@ -424,7 +424,7 @@ async fn field_generic(
         Op::Read => {
             let r = load_role(core, m, name)
                 .await?
-                .ok_or_else(|| super::not_found())?;
+                .ok_or_else(super::not_found)?;
             let all = role_json(&r);
             let mut d = Map::new();
             d.insert(field.into(), all.get(field).cloned().unwrap_or(Value::Null));
