@@ -3,11 +3,14 @@
 //! KV v2 read, KV v2 write and `lookup-self` with 1, 16 and 64 connections. Prints req/s,
 //! p50, p99, the ratios, idle and loaded RSS and the time from process start to healthy.
 //!
-//! `airlock-bench broker …` runs the credential-broker benchmark instead (see `broker.rs`).
+//! `airlock-bench broker …` runs the credential-broker benchmark instead (see `broker.rs`),
+//! `airlock-bench db …` the database-credentials one (`db.rs`), `airlock-bench auth …` logins
+//! per second (`auth.rs`).
 //!
 //! Usage: `cargo run --release -p airlock-bench -- [--seconds 10] [--conns 1,16,64]
 //!         [--ops read,write,lookup-self] [--airlock target/release/airlock] [--bao PATH]`
 
+mod auth;
 mod broker;
 mod db;
 
@@ -182,12 +185,17 @@ async fn setup(addr: &str) -> Result<(String, Duration, String)> {
 }
 
 async fn start_airlock(bin: &Path, dir: &Path) -> Result<Target> {
+    start_airlock_with(bin, dir, "").await
+}
+
+/// Starts Airlock with extra TOML appended to the generated config.
+async fn start_airlock_with(bin: &Path, dir: &Path, extra: &str) -> Result<Target> {
     let port = free_port()?;
     let cfg = dir.join("airlock.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[listener]\naddress = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n",
+            "[listener]\naddress = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n{extra}",
             dir.join("airlock.db").display()
         ),
     )?;
@@ -354,6 +362,9 @@ async fn main() -> Result<()> {
     }
     if args.get(1).map(String::as_str) == Some("db") {
         return db::run(&args).await;
+    }
+    if args.get(1).map(String::as_str) == Some("auth") {
+        return auth::run(&args).await;
     }
     let secs: u64 = arg(&args, "--seconds")
         .map(|s| s.parse())
