@@ -748,8 +748,14 @@ mod tests {
         assert!(!ct_eq(b"abc", b"abd"));
         assert!(!ct_eq(b"abc", b"ab"));
         assert_eq!(
-            clean_policies(vec![" A ".into(), "a".into(), "".into(), "b".into()]),
-            vec!["a".to_string(), "b".to_string()]
+            clean_policies(vec![
+                " A ".into(),
+                "a".into(),
+                "".into(),
+                "b".into(),
+                "b ".into()
+            ]),
+            vec!["A".to_string(), "a".to_string(), "b".to_string()]
         );
     }
 }
