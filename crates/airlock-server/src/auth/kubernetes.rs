@@ -412,6 +412,14 @@ async fn verify_locally(
     Ok(())
 }
 
+/// The pod's own service-account token and the cluster CA, when Airlock runs in a pod.
+fn local_sa_files() -> Option<(String, String)> {
+    const DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
+    let token = std::fs::read_to_string(format!("{DIR}/token")).ok()?;
+    let ca = std::fs::read_to_string(format!("{DIR}/ca.crt")).unwrap_or_default();
+    Some((token.trim().to_string(), ca))
+}
+
 /// Asks the API server whether the token is valid; returns the service account's uid.
 async fn token_review(
     c: &Config,
@@ -447,16 +455,25 @@ async fn token_review(
         "{}/apis/authentication.k8s.io/v1/tokenreviews",
         c.kubernetes_host.trim_end_matches('/')
     );
-    let bearer = if c.token_reviewer_jwt.is_empty() {
-        jwt
+    // Running inside a cluster (and not told otherwise), Airlock's own service account
+    // reviews tokens and the cluster CA is the mounted one, as Vault does.
+    let local = (!c.disable_local_ca_jwt).then(local_sa_files).flatten();
+    let bearer = if !c.token_reviewer_jwt.is_empty() {
+        c.token_reviewer_jwt.clone()
+    } else if let Some((tok, _)) = local.as_ref().filter(|(t, _)| !t.is_empty()) {
+        tok.clone()
     } else {
-        c.token_reviewer_jwt.as_str()
+        jwt.to_string()
+    };
+    let ca = match (&local, c.kubernetes_ca_cert.is_empty()) {
+        (Some((_, ca)), true) => ca.clone(),
+        _ => c.kubernetes_ca_cert.clone(),
     };
     let reply = crate::http_client::request(
         "POST",
         &url,
-        &c.kubernetes_ca_cert,
-        Some(bearer),
+        &ca,
+        Some(&bearer),
         Some(serde_json::to_vec(&body).map_err(|e| ApiError::internal(&e))?),
     )
     .await

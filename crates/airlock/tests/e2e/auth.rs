@@ -470,6 +470,34 @@ fn jwt_oidc_discovery_logins_and_rejections() {
         let look = with_token(p, &tok, "GET", "/v1/auth/token/lookup-self", None);
         assert_eq!(look.body["data"]["display_name"], "ci-jwt-my-org/my-repo");
     }
+    // External Secrets Operator with jwt auth: login → lookup-self → list → read → revoke-self.
+    let r = login(
+        p,
+        "/v1/auth/ci-jwt/login",
+        json!({"role": "deploy", "jwt": t.rsa.sign(&good("refs/heads/main"))}),
+    );
+    let tok = token_of(&r);
+    ok(&with_token(
+        p,
+        &tok,
+        "GET",
+        "/v1/auth/token/lookup-self",
+        None,
+    ));
+    let list = with_token(p, &tok, "GET", "/v1/secret/metadata/app?list=true", None);
+    assert_eq!(list.body["data"]["keys"], json!(["db"]), "{:?}", list.body);
+    assert!(can_read_secret(p, &tok));
+    ok(&with_token(
+        p,
+        &tok,
+        "POST",
+        "/v1/auth/token/revoke-self",
+        None,
+    ));
+    assert_eq!(
+        with_token(p, &tok, "GET", "/v1/secret/data/app/db", None).status,
+        403
+    );
     // A tag matches the glob.
     ok(&login(
         p,
