@@ -30,6 +30,11 @@ impl Cidr {
         Ok(Cidr { net, prefix })
     }
 
+    /// True when every address of `self` is inside `outer`.
+    pub fn within(&self, outer: &Cidr) -> bool {
+        outer.prefix <= self.prefix && outer.contains(self.net)
+    }
+
     pub fn contains(&self, ip: IpAddr) -> bool {
         // An IPv4 client that arrived over an IPv6 socket as ::ffff:a.b.c.d is IPv4.
         let ip = match ip {
@@ -73,6 +78,12 @@ pub fn parse_list(items: &[String]) -> Result<Vec<Cidr>, String> {
     items.iter().map(|s| Cidr::parse(s)).collect()
 }
 
+/// True when every block of `inner` lies inside some block of `outer` (an empty `outer`
+/// bounds nothing).
+pub fn subset(inner: &[Cidr], outer: &[Cidr]) -> bool {
+    outer.is_empty() || inner.iter().all(|i| outer.iter().any(|o| i.within(o)))
+}
+
 /// True when `list` is empty (unbound) or some block contains `ip`.
 pub fn allows(list: &[Cidr], ip: Option<IpAddr>) -> bool {
     if list.is_empty() {
@@ -108,6 +119,22 @@ mod tests {
         for bad in ["10.0.0.0/33", "x/8", "", "1.2.3.4/-1", "::/129"] {
             assert!(Cidr::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn subsets() {
+        let outer = parse_list(&["10.0.0.0/8".into()]).unwrap();
+        assert!(subset(
+            &parse_list(&["10.1.0.0/16".into(), "10.2.3.4".into()]).unwrap(),
+            &outer
+        ));
+        assert!(!subset(&parse_list(&["0.0.0.0/0".into()]).unwrap(), &outer));
+        assert!(!subset(
+            &parse_list(&["11.0.0.0/16".into()]).unwrap(),
+            &outer
+        ));
+        assert!(subset(&parse_list(&["0.0.0.0/0".into()]).unwrap(), &[]));
+        assert!(subset(&[], &outer));
     }
 
     #[test]

@@ -57,6 +57,13 @@ impl Bucket {
         }
     }
 
+    /// Returns one token (an attempt that turned out not to count).
+    pub fn give_back(&mut self, limit: Limit) {
+        if !limit.unlimited() {
+            self.tokens = (self.tokens + 1.0).min(limit.burst.max(1.0));
+        }
+    }
+
     /// True when the bucket is full again (an idle entry that can be forgotten).
     pub fn idle(&mut self, limit: Limit, now: f64) -> bool {
         self.refill(limit, now);
@@ -83,6 +90,12 @@ mod tests {
         assert!(!b.idle(l, 1.0));
         assert!(b.idle(l, 10.0));
         assert!(b.take(l, 10.0) && b.take(l, 10.0) && b.take(l, 10.0) && !b.take(l, 10.0));
+        b.give_back(l);
+        assert!(b.take(l, 10.0) && !b.take(l, 10.0));
+        for _ in 0..10 {
+            b.give_back(l);
+        }
+        assert!(b.idle(l, 10.0));
     }
 
     #[test]

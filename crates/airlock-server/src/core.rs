@@ -466,12 +466,17 @@ impl Core {
         Ok(())
     }
 
-    /// Resolves the caller's token. `None` token → error.
-    pub async fn authenticate(&self, token: Option<&str>) -> ApiResult<Caller> {
+    /// Resolves the caller's token. `None` token → error. A token bound to client addresses
+    /// is refused from elsewhere before a use is counted.
+    pub async fn authenticate(
+        &self,
+        token: Option<&str>,
+        remote: Option<std::net::IpAddr>,
+    ) -> ApiResult<Caller> {
         let token = token.ok_or_else(ApiError::permission_denied)?;
         let entry = self
             .tokens
-            .lookup_for_use(self, token)
+            .lookup_for_use(self, token, remote)
             .await?
             .ok_or_else(ApiError::permission_denied)?;
         let is_root = entry.policies.iter().any(|p| p == "root");
@@ -580,7 +585,10 @@ impl Core {
             return result;
         }
         let caller = self
-            .authenticate(req.token.as_ref().map(|t| t.as_str()))
+            .authenticate(
+                req.token.as_ref().map(|t| t.as_str()),
+                req.remote.map(|r| r.ip()),
+            )
             .await;
         let caller = match caller {
             Ok(c) => c,
@@ -589,16 +597,6 @@ impl Core {
                 return Err(e);
             }
         };
-        if let Some(e) = &caller.entry {
-            if !e.bound_cidrs.is_empty() {
-                let list = airlock_core::cidr::parse_list(&e.bound_cidrs).unwrap_or_default();
-                if !airlock_core::cidr::allows(&list, req.remote.map(|r| r.ip())) {
-                    let err = ApiError::permission_denied();
-                    self.audit_request(&req, Some(&caller), Some(&err)).await?;
-                    return Err(err);
-                }
-            }
-        }
         req.op = self.resolve_op(&req).await?;
         if let Err(e) = self.authorize(&caller, &req) {
             self.audit_request(&req, Some(&caller), Some(&e)).await?;
@@ -837,6 +835,7 @@ impl Core {
                 if let Err(e) = crate::wrapping::purge(&core, now_unix()).await {
                     tracing::warn!(error = ?e.errors, "wrapped response purge failed");
                 }
+                core.auth_rt.sweep(&core);
             }
         })
     }

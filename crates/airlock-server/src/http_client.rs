@@ -191,7 +191,11 @@ async fn request_inner(
         .body(Full::new(Bytes::from(body.unwrap_or_default())))
         .map_err(|e| format!("building request: {e}"))?;
     let resp = if u.https {
-        let cfg = tls_config(ca_pem)?;
+        // Loading the system roots reads files: off the async workers.
+        let ca = ca_pem.to_string();
+        let cfg = tokio::task::spawn_blocking(move || tls_config(&ca))
+            .await
+            .map_err(|e| e.to_string())??;
         let name = ServerName::try_from(u.host.clone())
             .map_err(|_| format!("invalid server name {}", u.host))?;
         let tls = TlsConnector::from(cfg)

@@ -164,6 +164,11 @@ impl PolicyStore {
         if name == "root" {
             return Err(ApiError::bad_request("cannot update \"root\" policy"));
         }
+        if name == "response-wrapping" {
+            return Err(ApiError::bad_request(
+                "cannot update \"response-wrapping\" policy: the name is reserved for wrapping tokens",
+            ));
+        }
         if text.trim().is_empty() {
             return Err(ApiError::bad_request(
                 "'policy' parameter not supplied or empty",

@@ -300,10 +300,25 @@ impl TokenStore {
 
     /// Looks a token up for a request, consuming one use if it is use-limited. A token whose
     /// last use this is comes back with `num_uses == -1` and is revoked after the request.
-    pub async fn lookup_for_use(&self, core: &Core, token: &str) -> ApiResult<Option<TokenEntry>> {
+    pub async fn lookup_for_use(
+        &self,
+        core: &Core,
+        token: &str,
+        remote: Option<std::net::IpAddr>,
+    ) -> ApiResult<Option<TokenEntry>> {
         let Some(mut e) = self.lookup(core, token).await? else {
             return Ok(None);
         };
+        // Bound to client addresses: refused from elsewhere (and when the list cannot be
+        // read), before a use is counted.
+        if !e.bound_cidrs.is_empty() {
+            let allowed = airlock_core::cidr::parse_list(&e.bound_cidrs)
+                .map(|l| airlock_core::cidr::allows(&l, remote))
+                .unwrap_or(false);
+            if !allowed {
+                return Ok(None);
+            }
+        }
         if e.num_uses > 0 {
             let key = id_key(&e.id_hash);
             let _g = core.locks.lock(&key).await;

@@ -38,16 +38,30 @@ fn wrap_key(h: &str) -> String {
     format!("wrap/{h}")
 }
 
-/// `X-Vault-Wrap-TTL`: seconds or a Go duration.
+/// Expiry index: `wrap-due/<unix secs, 12 digits>-<hmac>`, sorted by time.
+fn due_key(expire: i64, h: &str) -> String {
+    format!("wrap-due/{:012}-{h}", expire.max(0))
+}
+
+/// The longest wrap TTL accepted (ten years).
+pub const MAX_WRAP_TTL: i64 = 87_600 * 3600;
+
+/// `X-Vault-Wrap-TTL`: seconds or a Go duration, at most [`MAX_WRAP_TTL`].
 pub fn parse_ttl_header(v: &str) -> ApiResult<i64> {
-    airlock_core::duration::parse_duration_value(&Value::String(v.trim().to_string()))
+    let ttl = airlock_core::duration::parse_duration_value(&Value::String(v.trim().to_string()))
         .map(|s| s as i64)
         .map_err(|_| {
             ApiError::bad_request(format!(
                 "error parsing X-Vault-Wrap-TTL header: time: invalid duration {:?}",
                 v.chars().take(64).collect::<String>()
             ))
-        })
+        })?;
+    if ttl > MAX_WRAP_TTL {
+        return Err(ApiError::bad_request(
+            "error parsing X-Vault-Wrap-TTL header: requested wrap ttl is longer than 87600h",
+        ));
+    }
+    Ok(ttl)
 }
 
 /// Replaces `resp` by its wrapping.
@@ -94,10 +108,13 @@ async fn store(
     };
     let (token, entry, _) = core.tokens.create(core, params, None).await?;
     core.barrier
-        .commit(vec![BarrierOp::Put(
-            wrap_key(&entry.id_hash),
-            serde_json::to_vec(&stored).map_err(|e| ApiError::internal(&e))?,
-        )])
+        .commit(vec![
+            BarrierOp::Put(
+                wrap_key(&entry.id_hash),
+                serde_json::to_vec(&stored).map_err(|e| ApiError::internal(&e))?,
+            ),
+            BarrierOp::Put(due_key(stored.expire, &entry.id_hash), Vec::new()),
+        ])
         .await?;
     let mut info = json!({
         "token": token.as_str(),
@@ -126,7 +143,12 @@ async fn take(core: &Arc<Core>, token: &str) -> ApiResult<Stored> {
         .await?
         .ok_or_else(|| ApiError::bad_request(INVALID))?;
     let alive = core.tokens.lookup(core, token).await?.is_some();
-    core.barrier.commit(vec![BarrierOp::Delete(k)]).await?;
+    core.barrier
+        .commit(vec![
+            BarrierOp::Delete(k),
+            BarrierOp::Delete(due_key(stored.expire, &h)),
+        ])
+        .await?;
     core.tokens.revoke_tree(core, &h).await?;
     if !alive || stored.expire <= now_unix() {
         return Err(ApiError::bad_request(INVALID));
@@ -164,8 +186,9 @@ pub async fn lookup(core: &Arc<Core>, token: &str) -> ApiResult<Response> {
 /// A new wrapping token for the same response and TTL; the old one stops working.
 pub async fn rewrap(core: &Arc<Core>, token: &str, ttl: Option<i64>) -> ApiResult<Response> {
     let mut s = take(core, token).await?;
+    // A new TTL may shorten the wrapping, never extend it.
     if let Some(t) = ttl {
-        s.ttl = t;
+        s.ttl = s.ttl.min(t);
     }
     s.creation_nanos = now_nanos();
     s.expire = now_unix() + s.ttl;
@@ -213,17 +236,29 @@ pub async fn pre_auth(core: &Arc<Core>, req: &Request) -> ApiResult<Response> {
     }
 }
 
-/// Drops entries whose wrapping token has expired. Returns how many.
+/// Drops entries whose wrapping token has expired, walking the expiry index in time order
+/// (only due entries are read). Returns how many.
 pub async fn purge(core: &Core, now: i64) -> ApiResult<usize> {
     let mut n = 0;
-    for k in core.barrier.list("wrap/").await? {
-        let key = wrap_key(&k);
-        if let Some(s) = core.barrier.get_json::<Stored>(&key).await? {
-            if s.expire <= now {
-                core.barrier.commit(vec![BarrierOp::Delete(key)]).await?;
-                n += 1;
-            }
+    let mut due = core.barrier.list("wrap-due/").await?;
+    due.sort();
+    for k in due {
+        let Some((t, h)) = k.split_once('-') else {
+            continue;
+        };
+        let Ok(t) = t.parse::<i64>() else {
+            continue;
+        };
+        if t > now {
+            break;
         }
+        core.barrier
+            .commit(vec![
+                BarrierOp::Delete(wrap_key(h)),
+                BarrierOp::Delete(format!("wrap-due/{k}")),
+            ])
+            .await?;
+        n += 1;
     }
     Ok(n)
 }
@@ -237,6 +272,8 @@ mod tests {
         assert_eq!(parse_ttl_header("120").unwrap(), 120);
         assert_eq!(parse_ttl_header("5m").unwrap(), 300);
         assert_eq!(parse_ttl_header("1000h").unwrap(), 3_600_000);
+        assert!(parse_ttl_header("100000h").is_err());
+        assert_eq!(due_key(5, "ab"), "wrap-due/000000000005-ab");
         assert_eq!(
             parse_ttl_header("abc").unwrap_err().errors[0],
             "error parsing X-Vault-Wrap-TTL header: time: invalid duration \"abc\""

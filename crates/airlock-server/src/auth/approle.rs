@@ -520,9 +520,25 @@ async fn generate(
         }
     };
     let cidr_list = req.str_list_field("cidr_list")?.unwrap_or_default();
-    airlock_core::cidr::parse_list(&cidr_list).map_err(ApiError::bad_request)?;
+    let parsed = airlock_core::cidr::parse_list(&cidr_list).map_err(ApiError::bad_request)?;
     let token_bound_cidrs = req.str_list_field("token_bound_cidrs")?.unwrap_or_default();
-    airlock_core::cidr::parse_list(&token_bound_cidrs).map_err(ApiError::bad_request)?;
+    let parsed_tok =
+        airlock_core::cidr::parse_list(&token_bound_cidrs).map_err(ApiError::bad_request)?;
+    // A secret id may narrow the role's address bindings, never widen them.
+    let role_sid = airlock_core::cidr::parse_list(&role.secret_id_bound_cidrs)
+        .map_err(|e| ApiError::internal(&e))?;
+    if !airlock_core::cidr::subset(&parsed, &role_sid) {
+        return Err(ApiError::bad_request(
+            "failed to verify the CIDR restrictions set on the secret ID: cidr_list must lie within the role's secret_id_bound_cidrs",
+        ));
+    }
+    let role_tok = airlock_core::cidr::parse_list(&role.token.token_bound_cidrs)
+        .map_err(|e| ApiError::internal(&e))?;
+    if !airlock_core::cidr::subset(&parsed_tok, &role_tok) {
+        return Err(ApiError::bad_request(
+            "failed to verify the CIDR restrictions set on the secret ID: token_bound_cidrs must lie within the role's token_bound_cidrs",
+        ));
+    }
     // A secret id may narrow the role's limits, never widen them.
     let mut num_uses = role.secret_id_num_uses;
     if let Some(n) = req.int_field("num_uses")? {
@@ -714,6 +730,12 @@ pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
         return Err(ApiError::bad_request(INVALID));
     };
     let ip = req.remote.map(|r| r.ip());
+    // The role's address binding first: a refused login consumes nothing.
+    let role_cidrs = airlock_core::cidr::parse_list(&role.secret_id_bound_cidrs)
+        .map_err(|e| ApiError::internal(&e))?;
+    if !airlock_core::cidr::allows(&role_cidrs, ip) {
+        return Err(cidr_refusal(ip, "the role"));
+    }
     let mut meta = BTreeMap::new();
     let mut token_cidrs = Vec::new();
     if role.bind_secret_id {
@@ -745,11 +767,6 @@ pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
         }
         meta = e.metadata.clone();
         token_cidrs = e.token_bound_cidrs.clone();
-    }
-    let role_cidrs = airlock_core::cidr::parse_list(&role.secret_id_bound_cidrs)
-        .map_err(|e| ApiError::internal(&e))?;
-    if !airlock_core::cidr::allows(&role_cidrs, ip) {
-        return Err(cidr_refusal(ip, "the role"));
     }
     let mut settings = role.token.clone();
     if !token_cidrs.is_empty() {

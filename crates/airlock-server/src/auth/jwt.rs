@@ -196,11 +196,13 @@ impl Role {
 /// Where a mount's keys come from, and the keys last seen.
 struct Runtime {
     config: Config,
-    static_keys: Vec<PublicKey>,
+    static_keys: Arc<Vec<PublicKey>>,
     /// The issuer a discovery document names (tokens must carry it).
     discovered_issuer: RwLock<Option<String>>,
     fetched: RwLock<Option<(Instant, Arc<Vec<PublicKey>>)>>,
     last_attempt: Mutex<Option<Instant>>,
+    /// One fetch at a time; the others wait for its result.
+    fetch_lock: tokio::sync::Mutex<()>,
 }
 
 /// Per-mount runtimes, by mount uuid.
@@ -208,6 +210,8 @@ struct Runtime {
 pub struct Cache {
     inner: Mutex<HashMap<String, Arc<Runtime>>>,
     sources: Mutex<HashMap<String, Arc<KeySource>>>,
+    /// Bumped by every config change, so a runtime built from an older config is not cached.
+    generation: std::sync::atomic::AtomicU64,
 }
 
 impl Cache {
@@ -220,30 +224,45 @@ impl Cache {
         }
     }
     pub fn forget(&self, uuid: &str) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut m) = self.inner.lock() {
             m.remove(uuid);
         }
         self.forget_source(uuid);
     }
     pub fn forget_source(&self, uuid: &str) {
+        self.generation
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
         if let Ok(mut m) = self.sources.lock() {
             m.remove(uuid);
         }
     }
+    fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::SeqCst)
+    }
     pub fn source(&self, uuid: &str) -> Option<Arc<KeySource>> {
         self.sources.lock().ok()?.get(uuid).cloned()
     }
-    pub fn put_source(&self, uuid: &str, s: Arc<KeySource>) {
+    /// Caches `s` unless the config changed since `gen` was read.
+    pub fn put_source(&self, uuid: &str, s: Arc<KeySource>, gen: u64) {
         if let Ok(mut m) = self.sources.lock() {
-            m.insert(uuid.to_string(), s);
+            if self.generation() == gen {
+                m.insert(uuid.to_string(), s);
+            }
         }
+    }
+    pub fn source_generation(&self) -> u64 {
+        self.generation()
     }
     fn get(&self, uuid: &str) -> Option<Arc<Runtime>> {
         self.inner.lock().ok()?.get(uuid).cloned()
     }
-    fn put(&self, uuid: &str, rt: Arc<Runtime>) {
+    fn put(&self, uuid: &str, rt: Arc<Runtime>, gen: u64) {
         if let Ok(mut m) = self.inner.lock() {
-            m.insert(uuid.to_string(), rt);
+            if self.generation() == gen {
+                m.insert(uuid.to_string(), rt);
+            }
         }
     }
 }
@@ -304,10 +323,11 @@ impl Runtime {
         }
         Ok(Runtime {
             config,
-            static_keys,
+            static_keys: Arc::new(static_keys),
             discovered_issuer: RwLock::new(None),
             fetched: RwLock::new(None),
             last_attempt: Mutex::new(None),
+            fetch_lock: tokio::sync::Mutex::new(()),
         })
     }
 
@@ -319,7 +339,7 @@ impl Runtime {
     /// not in it.
     async fn keys(&self, kid: Option<&str>) -> Result<Arc<Vec<PublicKey>>, String> {
         if self.is_static() {
-            return Ok(Arc::new(self.static_keys.clone()));
+            return Ok(Arc::clone(&self.static_keys));
         }
         let cur = self.fetched.read().ok().and_then(|f| f.clone());
         let need = match &cur {
@@ -329,6 +349,14 @@ impl Runtime {
         if !need {
             if let Some((_, k)) = cur {
                 return Ok(k);
+            }
+        }
+        let _one = self.fetch_lock.lock().await;
+        // Another login may have fetched while this one waited.
+        let cur = self.fetched.read().ok().and_then(|f| f.clone());
+        if let Some((at, keys)) = &cur {
+            if at.elapsed() <= KEYS_TTL && super::keys::knows_kid(keys, kid) {
+                return Ok(Arc::clone(keys));
             }
         }
         let may_fetch = {
@@ -351,9 +379,11 @@ impl Runtime {
                     return Ok(keys);
                 }
                 Err(e) => {
+                    // The detail (addresses, TLS errors) goes to the log, not to the
+                    // unauthenticated caller.
                     tracing::warn!(error = %e, "fetching JWT verification keys failed");
                     if cur.is_none() {
-                        return Err(format!("fetching keys failed: {e}"));
+                        return Err("the issuer's keys could not be fetched".into());
                     }
                 }
             }
@@ -372,11 +402,12 @@ async fn runtime(core: &Core, m: &MountEntry) -> ApiResult<Arc<Runtime>> {
     if let Some(rt) = core.auth_rt.jwt.get(&m.uuid) {
         return Ok(rt);
     }
+    let gen = core.auth_rt.jwt.generation();
     let cfg = load_config(core, m)
         .await?
         .ok_or_else(|| ApiError::bad_request("could not load configuration"))?;
     let rt = Arc::new(Runtime::new(cfg).map_err(ApiError::bad_request)?);
-    core.auth_rt.jwt.put(&m.uuid, Arc::clone(&rt));
+    core.auth_rt.jwt.put(&m.uuid, Arc::clone(&rt), gen);
     Ok(rt)
 }
 

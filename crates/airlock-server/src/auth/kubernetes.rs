@@ -129,6 +129,7 @@ async fn config_rw(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
                 disable_iss_validation: true,
                 ..Default::default()
             });
+            let old_host = c.kubernetes_host.clone();
             for (k, t) in [
                 ("kubernetes_host", &mut c.kubernetes_host),
                 ("kubernetes_ca_cert", &mut c.kubernetes_ca_cert),
@@ -144,6 +145,14 @@ async fn config_rw(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
             }
             if let Some(p) = req.str_list_field_nosplit("pem_keys")? {
                 c.pem_keys = p;
+            }
+            // The reviewer credential belongs to the API server it was given for: pointing
+            // the config elsewhere without giving a new one drops it.
+            if c.kubernetes_host != old_host
+                && !old_host.is_empty()
+                && req.str_field("token_reviewer_jwt")?.is_none()
+            {
+                c.token_reviewer_jwt.clear();
             }
             if let Some(b) = req.bool_field("disable_iss_validation")? {
                 c.disable_iss_validation = b;
@@ -368,6 +377,7 @@ async fn verify_locally(
             "the role verifies tokens with the cluster's keys, but the config sets neither pem_keys, oidc_discovery_url nor jwks_url",
         ));
     }
+    let gen = core.auth_rt.jwt.source_generation();
     let src = match core.auth_rt.jwt.source(&m.uuid) {
         Some(s) => s,
         None => {
@@ -380,7 +390,7 @@ async fn verify_locally(
                 KeySource::new(disc, jwks, &c.jwks_ca_pem, &c.pem_keys)
                     .map_err(ApiError::bad_request)?,
             );
-            core.auth_rt.jwt.put_source(&m.uuid, Arc::clone(&s));
+            core.auth_rt.jwt.put_source(&m.uuid, Arc::clone(&s), gen);
             s
         }
     };
@@ -413,10 +423,14 @@ async fn verify_locally(
 }
 
 /// The pod's own service-account token and the cluster CA, when Airlock runs in a pod.
-fn local_sa_files() -> Option<(String, String)> {
+async fn local_sa_files() -> Option<(String, String)> {
     const DIR: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-    let token = std::fs::read_to_string(format!("{DIR}/token")).ok()?;
-    let ca = std::fs::read_to_string(format!("{DIR}/ca.crt")).unwrap_or_default();
+    let token = tokio::fs::read_to_string(format!("{DIR}/token"))
+        .await
+        .ok()?;
+    let ca = tokio::fs::read_to_string(format!("{DIR}/ca.crt"))
+        .await
+        .unwrap_or_default();
     Some((token.trim().to_string(), ca))
 }
 
@@ -457,7 +471,12 @@ async fn token_review(
     );
     // Running inside a cluster (and not told otherwise), Airlock's own service account
     // reviews tokens and the cluster CA is the mounted one, as Vault does.
-    let local = (!c.disable_local_ca_jwt).then(local_sa_files).flatten();
+    // The pod's own token is only ever sent to a server verified with the pod's cluster CA.
+    let local = if !c.disable_local_ca_jwt && c.kubernetes_ca_cert.is_empty() {
+        local_sa_files().await.filter(|(_, ca)| !ca.is_empty())
+    } else {
+        None
+    };
     let bearer = if !c.token_reviewer_jwt.is_empty() {
         c.token_reviewer_jwt.clone()
     } else if let Some((tok, _)) = local.as_ref().filter(|(t, _)| !t.is_empty()) {

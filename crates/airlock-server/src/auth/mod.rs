@@ -59,7 +59,40 @@ pub struct AuthRuntime {
     pub jwt: jwt::Cache,
 }
 
-type LimitKey = (String, String, Option<IpAddr>);
+/// (mount uuid, hash of the role/user, client address group). Fixed size whatever the
+/// request carried.
+type LimitKey = (String, [u8; 16], Option<IpAddr>);
+
+/// Most buckets kept; beyond it (after dropping idle ones) the table starts over.
+const MAX_BUCKETS: usize = 200_000;
+
+/// The address a limit applies to: IPv4 as is, IPv6 by /64 (one host usually owns a /64).
+fn addr_group(ip: Option<IpAddr>) -> Option<IpAddr> {
+    match ip? {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => Some(IpAddr::V4(v4)),
+            None => {
+                let b = u128::from(v6) & (u128::MAX << 64);
+                Some(IpAddr::V6(std::net::Ipv6Addr::from(b)))
+            }
+        },
+        v4 => Some(v4),
+    }
+}
+
+fn who_hash(who: &str) -> [u8; 16] {
+    let capped: String = who.trim().to_lowercase().chars().take(512).collect();
+    let d = sha2::Sha256::digest(capped.as_bytes());
+    let mut out = [0u8; 16];
+    out.copy_from_slice(&d[..16]);
+    out
+}
+
+/// The keys one login attempt counts against: its (role or user, address) and the address
+/// across every role of the mount (so guessing many usernames is limited too).
+pub struct Attempt {
+    keys: [LimitKey; 2],
+}
 
 impl AuthRuntime {
     pub fn clear(&self) {
@@ -83,8 +116,37 @@ impl AuthRuntime {
         )
     }
 
-    /// Takes one attempt; false when this (mount, role, address) is over either limit.
-    fn admit(&self, core: &Core, key: &LimitKey) -> bool {
+    /// Failures from one address across every role/user of a mount: five times the
+    /// per-role allowance, so one user's typos do not lock out a whole NAT.
+    fn address_limit(failed: Limit) -> Limit {
+        Limit {
+            rate: failed.rate * 5.0,
+            burst: failed.burst * 5.0,
+        }
+    }
+
+    fn limit_for(k: &LimitKey, failed: Limit) -> Limit {
+        if k.1 == [0u8; 16] {
+            Self::address_limit(failed)
+        } else {
+            failed
+        }
+    }
+
+    pub fn attempt(mount: &MountEntry, who: &str, ip: Option<IpAddr>) -> Attempt {
+        let g = addr_group(ip);
+        Attempt {
+            keys: [
+                (mount.uuid.clone(), who_hash(who), g),
+                (mount.uuid.clone(), [0u8; 16], g),
+            ],
+        }
+    }
+
+    /// Admits one attempt, taking a token from every bucket it counts against — a failed
+    /// token too, given back by [`Self::succeeded`], so parallel guesses cannot all slip
+    /// through on one remaining token. False when any bucket is empty.
+    pub fn admit(&self, core: &Core, a: &Attempt) -> bool {
         let (all, failed) = Self::limits(core);
         if all.unlimited() && failed.unlimited() {
             return true;
@@ -93,23 +155,59 @@ impl AuthRuntime {
         let Ok(mut m) = self.limiter.lock() else {
             return false;
         };
-        if m.len() > 100_000 {
-            m.retain(|_, (a, f)| !(a.idle(all, now) && f.idle(failed, now)));
+        if m.len() > MAX_BUCKETS {
+            m.retain(|k, (a, f)| !(a.idle(all, now) && f.idle(Self::limit_for(k, failed), now)));
+            if m.len() > MAX_BUCKETS {
+                m.clear();
+            }
         }
-        let (a, f) = m
-            .entry(key.clone())
-            .or_insert_with(|| (Bucket::full(all, now), Bucket::full(failed, now)));
-        f.has(failed, now) && a.take(all, now)
+        // The per-role bucket counts every attempt; the address-wide one only failures.
+        let wide = Self::address_limit(failed);
+        let ok = {
+            let (a0, f0) = m
+                .entry(a.keys[0].clone())
+                .or_insert_with(|| (Bucket::full(all, now), Bucket::full(failed, now)));
+            f0.has(failed, now) && a0.has(all, now)
+        } && {
+            let (_, f1) = m
+                .entry(a.keys[1].clone())
+                .or_insert_with(|| (Bucket::full(all, now), Bucket::full(wide, now)));
+            f1.has(wide, now)
+        };
+        if !ok {
+            return false;
+        }
+        if let Some((a0, f0)) = m.get_mut(&a.keys[0]) {
+            a0.take(all, now);
+            f0.take(failed, now);
+        }
+        if let Some((_, f1)) = m.get_mut(&a.keys[1]) {
+            f1.take(wide, now);
+        }
+        true
     }
 
-    fn record_failure(&self, core: &Core, key: &LimitKey) {
+    /// The attempt succeeded: its failed tokens go back.
+    pub fn succeeded(&self, core: &Core, a: &Attempt) {
+        let (_, failed) = Self::limits(core);
+        if failed.unlimited() {
+            return;
+        }
+        if let Ok(mut m) = self.limiter.lock() {
+            for k in &a.keys {
+                if let Some((_, f)) = m.get_mut(k) {
+                    f.give_back(Self::limit_for(k, failed));
+                }
+            }
+        }
+    }
+
+    /// Drops buckets that are full again (called by housekeeping).
+    pub fn sweep(&self, core: &Core) {
         let (all, failed) = Self::limits(core);
         let now = mono_secs();
         if let Ok(mut m) = self.limiter.lock() {
-            let (_, f) = m
-                .entry(key.clone())
-                .or_insert_with(|| (Bucket::full(all, now), Bucket::full(failed, now)));
-            f.take(failed, now);
+            m.retain(|k, (a, f)| !(a.idle(all, now) && f.idle(Self::limit_for(k, failed), now)));
         }
     }
 }
@@ -175,6 +273,15 @@ impl TokenSettings {
             self.token_policies = clean_policies(p);
         } else if let Some(p) = req.str_list_field("policies")? {
             self.token_policies = clean_policies(p);
+        }
+        if self
+            .token_policies
+            .iter()
+            .any(|p| p.eq_ignore_ascii_case("root"))
+        {
+            return Err(ApiError::bad_request(
+                "auth methods cannot create root tokens",
+            ));
         }
         for (k, legacy, target) in [
             ("token_ttl", "ttl", &mut self.token_ttl),
@@ -285,6 +392,16 @@ pub async fn issue(
     }
     let mut policies = clean_policies(policies.iter().map(|p| p.to_lowercase()).collect());
     policies.sort();
+    if policies.iter().any(|p| p == "root") {
+        return Err(ApiError::bad_request(
+            "auth methods cannot create root tokens",
+        ));
+    }
+    // A login racing the disable of its mount must not leave a token behind.
+    match route(core, path) {
+        Some((m, _)) if m.uuid == mount.uuid => {}
+        _ => return Err(ApiError::permission_denied()),
+    }
     let sys_max = core.config.max_ttl();
     let mount_max = if mount.max_lease_ttl > 0 {
         mount.max_lease_ttl.min(sys_max)
@@ -307,6 +424,12 @@ pub async fn issue(
     if s.token_explicit_max_ttl > 0 {
         ttl = ttl.min(s.token_explicit_max_ttl);
     }
+    // A periodic token renews forever, but never by more than the mount allows.
+    let period = if s.token_period > 0 {
+        s.token_period.min(mount_max)
+    } else {
+        0
+    };
     let mount_name = mount.path.trim_end_matches('/').replace('/', "-");
     let display_name = if out.display_name.is_empty() {
         mount_name
@@ -318,16 +441,12 @@ pub async fn issue(
         meta: out.meta,
         display_name: display_name.chars().take(256).collect(),
         num_uses: s.token_num_uses,
-        ttl: Some(if s.token_period > 0 {
-            s.token_period
-        } else {
-            ttl
-        }),
+        ttl: Some(if period > 0 { period } else { ttl }),
         explicit_max_ttl: Some(s.token_explicit_max_ttl),
-        period: s.token_period,
+        period,
         renewable: true,
         path: path.to_string(),
-        role_max_ttl: if s.token_period > 0 { 0 } else { max },
+        role_max_ttl: if period > 0 { 0 } else { max },
         bound_cidrs: s.token_bound_cidrs.clone(),
         entity_id: entity_id(mount, &out.alias),
         ..Default::default()
@@ -371,18 +490,12 @@ pub async fn login(
             .data
             .get("role_id")
             .and_then(Value::as_str)
-            .map(|s| hex::encode(&sha2::Sha256::digest(s.as_bytes())[..8]))
-            .unwrap_or_default(),
-        "userpass" => sub.trim_start_matches("login/").to_lowercase(),
-        _ => req
-            .data
-            .get("role")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .to_string(),
+            .unwrap_or(""),
+        "userpass" => sub.strip_prefix("login/").unwrap_or(""),
+        _ => req.data.get("role").and_then(Value::as_str).unwrap_or(""),
     };
-    let key = (mount.uuid.clone(), who, req.remote.map(|r| r.ip()));
-    if !core.auth_rt.admit(core, &key) {
+    let attempt = AuthRuntime::attempt(mount, who, req.remote.map(|r| r.ip()));
+    if !core.auth_rt.admit(core, &attempt) {
         return Err(ApiError::new(
             429,
             format!("request path \"{}\": rate limit quota exceeded", req.path),
@@ -398,12 +511,14 @@ pub async fn login(
     let outcome = match outcome {
         Ok(o) => o,
         Err(e) => {
-            if e.status < 500 {
-                core.auth_rt.record_failure(core, &key);
+            if e.status >= 500 {
+                // Not the client's fault: the attempt does not count as a failure.
+                core.auth_rt.succeeded(core, &attempt);
             }
             return Err(e);
         }
     };
+    core.auth_rt.succeeded(core, &attempt);
     issue(core, mount, &req.path, outcome).await
 }
 
@@ -487,6 +602,9 @@ pub async fn sys_auth(core: &Arc<Core>, req: &Request, rest: &str) -> ApiResult<
         return tune(core, req, p).await;
     }
     let path = crate::mounts::normalize_mount_path(rest)?;
+    if path.starts_with("token/") && path != "token/" {
+        return Err(ApiError::bad_request("path is already in use at token/"));
+    }
     if path == "token/" {
         return match req.op {
             Op::Read => Ok(top(Response::data(token_mount_json()))),
@@ -536,17 +654,25 @@ pub async fn sys_auth(core: &Arc<Core>, req: &Request, rest: &str) -> ApiResult<
             Ok(Response::empty())
         }
         Op::Delete => {
-            let _g = core.locks.lock(AUTH_TABLE_KEY).await;
-            let mut t = snapshot(core);
-            let Some(pos) = t.entries.iter().position(|m| m.path == path) else {
+            let Some(existing) = snapshot(core).get(&path).cloned() else {
                 return Ok(Response::empty());
             };
-            let removed = t.entries.remove(pos);
-            save(core, t).await?;
-            // Tokens issued by the mount die with it, then its data goes.
-            core.tokens
-                .revoke_by_path_prefix(core, &format!("auth/{}", removed.path))
-                .await?;
+            let prefix = format!("auth/{}", existing.path);
+            // Tokens issued by the mount die first (a failure leaves the mount in place, so
+            // the disable can be retried), then the mount goes, then tokens of logins that
+            // were in flight, then its data. No table lock is held while revoking.
+            core.tokens.revoke_by_path_prefix(core, &prefix).await?;
+            let removed = {
+                let _g = core.locks.lock(AUTH_TABLE_KEY).await;
+                let mut t = snapshot(core);
+                let Some(pos) = t.entries.iter().position(|m| m.uuid == existing.uuid) else {
+                    return Ok(Response::empty());
+                };
+                let removed = t.entries.remove(pos);
+                save(core, t).await?;
+                removed
+            };
+            core.tokens.revoke_by_path_prefix(core, &prefix).await?;
             core.auth_rt.jwt.forget(&removed.uuid);
             let keys = core.barrier.scan(&removed.storage_prefix()).await?;
             for chunk in keys.chunks(1000) {

@@ -22,6 +22,29 @@ use crate::mounts::MountEntry;
 
 const ITERATIONS: u32 = 100_000;
 
+/// At most this many password hashes run at once (the rest wait), so a flood of logins
+/// cannot take every core.
+fn kdf_slots() -> &'static tokio::sync::Semaphore {
+    static S: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
+    S.get_or_init(|| {
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
+        tokio::sync::Semaphore::new(n.div_ceil(2).max(1))
+    })
+}
+
+/// PBKDF2 on the blocking pool, within the KDF slots.
+async fn kdf(password: Zeroizing<Vec<u8>>, salt: Vec<u8>, iterations: u32) -> ApiResult<[u8; 32]> {
+    let _permit = kdf_slots()
+        .acquire()
+        .await
+        .map_err(|e| ApiError::internal(&e))?;
+    tokio::task::spawn_blocking(move || pbkdf2(&password, &salt, iterations))
+        .await
+        .map_err(|e| ApiError::internal(&e))
+}
+
 #[derive(Clone, Serialize, Deserialize, Default)]
 #[serde(default)]
 pub struct User {
@@ -66,11 +89,13 @@ pub fn pbkdf2(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
 
 /// Hashes off the async workers (the KDF is deliberately slow).
 async fn hash_password(password: &str) -> ApiResult<(String, String)> {
-    let pw = Zeroizing::new(password.as_bytes().to_vec());
     let salt = random_bytes::<16>();
-    let h = tokio::task::spawn_blocking(move || pbkdf2(&pw, &salt, ITERATIONS))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let h = kdf(
+        Zeroizing::new(password.as_bytes().to_vec()),
+        salt.to_vec(),
+        ITERATIONS,
+    )
+    .await?;
     Ok((hex::encode(salt), hex::encode(h)))
 }
 
@@ -184,7 +209,11 @@ pub async fn login(
     sub: &str,
     req: &Request,
 ) -> ApiResult<LoginOutcome> {
-    let name = sub.trim_start_matches("login/").trim().to_lowercase();
+    let name = sub
+        .strip_prefix("login/")
+        .unwrap_or("")
+        .trim()
+        .to_lowercase();
     let pw = Zeroizing::new(
         req.str_field("password")?
             .ok_or_else(|| ApiError::bad_request("missing password"))?,
@@ -203,10 +232,7 @@ pub async fn login(
         ),
         None => (vec![0u8; 16], vec![1u8; 32], ITERATIONS),
     };
-    let input = Zeroizing::new(pw.as_bytes().to_vec());
-    let got = tokio::task::spawn_blocking(move || pbkdf2(&input, &salt, iters))
-        .await
-        .map_err(|e| ApiError::internal(&e))?;
+    let got = kdf(Zeroizing::new(pw.as_bytes().to_vec()), salt, iters).await?;
     let ok = ct_eq(&got, &want);
     let Some(u) = u.filter(|_| ok) else {
         return Err(ApiError::bad_request(INVALID));

@@ -132,6 +132,84 @@ fn approle_wrapped_secret_id_and_cli() {
     assert_eq!(c, 0, "{err}");
     let tok = tok.trim().to_string();
     assert!(can_read_secret(&p, &tok));
+    // Auth methods never mint root tokens; a secret id never widens the role's bindings.
+    let r = req(
+        &p,
+        "POST",
+        "/v1/auth/approle/role/evil",
+        Some(json!({"token_policies": "app-read,root"})),
+    );
+    assert_eq!(
+        (r.status, r.body["errors"][0].as_str()),
+        (400, Some("auth methods cannot create root tokens"))
+    );
+    ok(&req(
+        &p,
+        "POST",
+        "/v1/auth/approle/role/narrow",
+        Some(json!({"token_bound_cidrs": "127.0.0.0/8"})),
+    ));
+    let r = req(
+        &p,
+        "POST",
+        "/v1/auth/approle/role/narrow/secret-id",
+        Some(json!({"token_bound_cidrs": "0.0.0.0/0"})),
+    );
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    ok(&req(
+        &p,
+        "POST",
+        "/v1/auth/approle/role/narrow/secret-id",
+        Some(json!({"token_bound_cidrs": "127.0.0.1/32"})),
+    ));
+    let r = http(
+        &p.addr,
+        "GET",
+        "/v1/secret/data/app/db",
+        Some("root"),
+        None,
+        &[("X-Vault-Wrap-TTL", "100000h")],
+    );
+    assert_eq!(r.status, 400);
+    // Auth methods never mint root tokens; a secret id never widens the role's bindings.
+    let r = req(
+        &p,
+        "POST",
+        "/v1/auth/approle/role/evil",
+        Some(json!({"token_policies": "app-read,root"})),
+    );
+    assert_eq!(
+        (r.status, r.body["errors"][0].as_str()),
+        (400, Some("auth methods cannot create root tokens"))
+    );
+    ok(&req(
+        &p,
+        "POST",
+        "/v1/auth/approle/role/narrow",
+        Some(json!({"token_bound_cidrs": "127.0.0.0/8"})),
+    ));
+    let r = req(
+        &p,
+        "POST",
+        "/v1/auth/approle/role/narrow/secret-id",
+        Some(json!({"token_bound_cidrs": "0.0.0.0/0"})),
+    );
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    ok(&req(
+        &p,
+        "POST",
+        "/v1/auth/approle/role/narrow/secret-id",
+        Some(json!({"token_bound_cidrs": "127.0.0.1/32"})),
+    ));
+    let r = http(
+        &p.addr,
+        "GET",
+        "/v1/secret/data/app/db",
+        Some("root"),
+        None,
+        &[("X-Vault-Wrap-TTL", "100000h")],
+    );
+    assert_eq!(r.status, 400);
     let look = with_token(&p, &tok, "GET", "/v1/auth/token/lookup-self", None);
     assert_eq!(look.body["data"]["meta"]["pipeline"], "deploy");
     assert_eq!(look.body["data"]["meta"]["role_name"], "ci");
@@ -340,6 +418,33 @@ fn userpass_rate_limit_and_audit_hygiene() {
         (r.status, r.body["errors"][0].as_str()),
         (400, Some("invalid username or password"))
     );
+    // `login/login/<user>` is not a way in, and spelling variants share one bucket.
+    let r = login(
+        &p,
+        "/v1/auth/people/login/login/bob",
+        json!({"password": "bob-password-1"}),
+    );
+    assert_ne!(r.status, 200);
+    let r = login(
+        &p,
+        "/v1/auth/people/login/%20ALICE",
+        json!({"password": "correct-horse-battery"}),
+    );
+    assert_eq!(r.status, 429, "{:?}", r.body);
+    // Guessing across many usernames from one address is limited too (5 x the burst).
+    let mut limited = false;
+    for i in 0..16 {
+        let r = login(
+            &p,
+            &format!("/v1/auth/people/login/user{i}"),
+            json!({"password": "nope-pw"}),
+        );
+        if r.status == 429 {
+            limited = true;
+            break;
+        }
+    }
+    assert!(limited, "an address guessing many usernames is limited");
     drop(p);
     let log = std::fs::read_to_string(&audit).unwrap();
     for secret in [
@@ -725,6 +830,20 @@ fn k8s_setup(p: &Proc, idp: &idp::Idp) {
         "/v1/sys/auth/kubernetes",
         Some(json!({"type": "kubernetes"})),
     ));
+    k8s_setup_config(p, idp);
+    ok(&req(
+        p,
+        "POST",
+        "/v1/auth/kubernetes/role/eso",
+        Some(json!({
+        "bound_service_account_names": ["eso"],
+        "bound_service_account_namespaces": ["external-secrets"],
+        "token_policies": ["app-read"], "token_ttl": "20m"})),
+    ));
+    idp.state.lock().unwrap().reviewer = Some("reviewer-service-account-jwt".into());
+}
+
+fn k8s_setup_config(p: &Proc, idp: &idp::Idp) {
     ok(&req(
         p,
         "POST",
@@ -737,16 +856,6 @@ fn k8s_setup(p: &Proc, idp: &idp::Idp) {
             "jwks_ca_pem": idp.ca_pem,
         })),
     ));
-    ok(&req(
-        p,
-        "POST",
-        "/v1/auth/kubernetes/role/eso",
-        Some(json!({
-        "bound_service_account_names": ["eso"],
-        "bound_service_account_namespaces": ["external-secrets"],
-        "token_policies": ["app-read"], "token_ttl": "20m"})),
-    ));
-    idp.state.lock().unwrap().reviewer = Some("reviewer-service-account-jwt".into());
 }
 
 #[test]
@@ -868,6 +977,30 @@ fn kubernetes_token_review_jwks_and_the_eso_call_sequence() {
         (r.status, r.body["errors"][0].as_str()),
         (400, Some("invalid role name \"nope\""))
     );
+    // Pointing the config at another host drops the stored reviewer credential.
+    ok(&req(
+        &p,
+        "POST",
+        "/v1/auth/kubernetes/config",
+        Some(json!({"kubernetes_host": "https://localhost:1"})),
+    ));
+    assert_eq!(
+        req(&p, "GET", "/v1/auth/kubernetes/config", None).body["data"]["token_reviewer_jwt_set"],
+        false
+    );
+    k8s_setup_config(&p, &idp);
+    // Pointing the config at another host drops the stored reviewer credential.
+    ok(&req(
+        &p,
+        "POST",
+        "/v1/auth/kubernetes/config",
+        Some(json!({"kubernetes_host": "https://localhost:1"})),
+    ));
+    assert_eq!(
+        req(&p, "GET", "/v1/auth/kubernetes/config", None).body["data"]["token_reviewer_jwt_set"],
+        false
+    );
+    k8s_setup_config(&p, &idp);
     // A wrong reviewer credential at the API server: refused, not let through.
     idp.state.lock().unwrap().reviewer = Some("rotated-reviewer".into());
     let r = login(
