@@ -110,18 +110,28 @@ async fn load_config(core: &Core, m: &MountEntry) -> ApiResult<Option<Config>> {
 async fn config_rw(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult<Response> {
     match req.op {
         Op::Read => match load_config(core, m).await? {
-            Some(c) => Ok(Response::data(json!({
-                "disable_iss_validation": c.disable_iss_validation,
-                "disable_local_ca_jwt": c.disable_local_ca_jwt,
-                "issuer": c.issuer,
-                "kubernetes_ca_cert": c.kubernetes_ca_cert,
-                "kubernetes_host": c.kubernetes_host,
-                "pem_keys": c.pem_keys,
-                "token_reviewer_jwt_set": !c.token_reviewer_jwt.is_empty(),
-                "oidc_discovery_url": c.oidc_discovery_url,
-                "jwks_url": c.jwks_url,
-            }))),
-            None => Ok(Response::empty()),
+            Some(c) => {
+                let mut d = json!({
+                    "disable_iss_validation": c.disable_iss_validation,
+                    "disable_local_ca_jwt": c.disable_local_ca_jwt,
+                    "issuer": c.issuer,
+                    "kubernetes_ca_cert": c.kubernetes_ca_cert,
+                    "kubernetes_host": c.kubernetes_host,
+                    "pem_keys": c.pem_keys,
+                    "token_reviewer_jwt_set": !c.token_reviewer_jwt.is_empty(),
+                });
+                // Airlock's own settings, shown only when used.
+                for (k, v) in [
+                    ("oidc_discovery_url", &c.oidc_discovery_url),
+                    ("jwks_url", &c.jwks_url),
+                ] {
+                    if !v.is_empty() {
+                        d[k] = json!(v);
+                    }
+                }
+                Ok(Response::data(d))
+            }
+            None => Err(super::not_found()),
         },
         Op::Create | Op::Update => {
             let _g = core.locks.lock(&key(m, "config")).await;
@@ -140,7 +150,12 @@ async fn config_rw(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
                 ("jwks_ca_pem", &mut c.jwks_ca_pem),
             ] {
                 if let Some(v) = req.str_field(k)? {
-                    *t = v.trim().to_string();
+                    // PEM text is kept as given; URLs and tokens are trimmed.
+                    *t = if k.ends_with("_cert") || k.ends_with("_pem") {
+                        v
+                    } else {
+                        v.trim().to_string()
+                    };
                 }
             }
             if let Some(p) = req.str_list_field_nosplit("pem_keys")? {
@@ -221,9 +236,9 @@ async fn role_rw(
             }
             if let Some(v) = req.str_field("alias_name_source")? {
                 if v != "serviceaccount_uid" && v != "serviceaccount_name" {
-                    return Err(ApiError::bad_request(format!(
-                        "invalid alias_name_source: {v}"
-                    )));
+                    return Err(ApiError::bad_request(
+                        "invalid alias_name_source, must be one of: serviceaccount_uid, serviceaccount_name",
+                    ));
                 }
                 r.alias_name_source = v;
             }
@@ -246,7 +261,7 @@ async fn role_rw(
             }
             if r.bound_service_account_namespaces.is_empty() {
                 return Err(ApiError::bad_request(
-                    "\"bound_service_account_namespaces\" can not be empty",
+                    "\"bound_service_account_namespaces\" can not be empty if \"bound_service_account_namespace_selector\" is not set",
                 ));
             }
             if r.bound_service_account_names.iter().any(|n| n == "*")
@@ -305,26 +320,26 @@ pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
         .filter(|r| !r.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing role"))?
         .to_lowercase();
-    let role: Role = match check_name(&role_name, "role") {
-        Ok(n) => core.barrier.get_json(&key(m, &format!("role/{n}"))).await?,
-        Err(_) => None,
-    }
-    .ok_or_else(|| ApiError::bad_request(format!("invalid role name \"{role_name}\"")))?;
     let jwt = zeroize::Zeroizing::new(
         req.str_field("jwt")?
             .filter(|j| !j.is_empty())
             .ok_or_else(|| ApiError::bad_request("missing jwt"))?,
     );
+    let role: Role = match check_name(&role_name, "role") {
+        Ok(n) => core.barrier.get_json(&key(m, &format!("role/{n}"))).await?,
+        Err(_) => None,
+    }
+    .ok_or_else(|| ApiError::bad_request(format!("invalid role name \"{role_name}\"")))?;
     let config = load_config(core, m)
         .await?
         .ok_or_else(|| ApiError::bad_request("could not load backend configuration"))?;
     let unverified = cj::Jws::parse(&jwt).map_err(|_| denied("permission denied"))?;
     let sa = claimed(&unverified.claims).ok_or_else(|| denied("permission denied"))?;
-    if !bound(&role.bound_service_account_namespaces, &sa.namespace) {
-        return Err(denied("namespace not authorized"));
-    }
     if !bound(&role.bound_service_account_names, &sa.name) {
         return Err(denied("service account name not authorized"));
+    }
+    if !bound(&role.bound_service_account_namespaces, &sa.namespace) {
+        return Err(denied("namespace not authorized"));
     }
     let local = !config.pem_keys.is_empty() || role.token_review_mode == "jwks";
     let uid = if local {
