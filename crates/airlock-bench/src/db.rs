@@ -236,6 +236,17 @@ pub async fn run(args: &[String]) -> Result<()> {
         )
         .await;
     }
+    // Leave no users behind in the shared PostgreSQL.
+    for t in [&a, &b] {
+        let _ = request(
+            &t.addr,
+            "PUT",
+            "/v1/sys/leases/revoke-prefix/database/creds",
+            Some(t.root.as_str()),
+            None,
+        )
+        .await;
+    }
     drop(a);
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);

@@ -307,23 +307,15 @@ pub fn scram_sha256_verifier(password: &str, salt: &[u8], iterations: u32) -> St
     use sha2::{Digest, Sha256};
     type H = Hmac<Sha256>;
     let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    let Ok(keyed) = H::new_from_slice(password.as_bytes()) else {
-        return String::new();
-    };
-    // PBKDF2-HMAC-SHA256, one block (32 bytes).
-    let mut m = keyed.clone();
-    m.update(salt);
-    m.update(&1u32.to_be_bytes());
-    let mut u = m.finalize().into_bytes();
-    let mut salted = u;
-    for _ in 1..iterations {
-        let mut m = keyed.clone();
-        m.update(&u);
-        u = m.finalize().into_bytes();
-        for (a, b) in salted.iter_mut().zip(u.iter()) {
-            *a ^= b;
-        }
-    }
+    // PBKDF2-HMAC-SHA256, one block (32 bytes), with ring's optimised SHA-256.
+    let mut salted = [0u8; 32];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(iterations.max(1)).unwrap_or(std::num::NonZeroU32::MIN),
+        salt,
+        password.as_bytes(),
+        &mut salted,
+    );
     let hmac = |key: &[u8], msg: &[u8]| -> Vec<u8> {
         match H::new_from_slice(key) {
             Ok(mut m) => {
@@ -1111,6 +1103,18 @@ async fn creds(
         )
     };
     let password = password_for(core, &c).await?;
+    // The SCRAM verifier (4096 PBKDF2 rounds) is computed on the blocking pool while the
+    // lease is written.
+    let scram = (c.plugin_name == PG && c.password_authentication == "scram-sha-256").then(|| {
+        let pw = password.clone();
+        tokio::task::spawn_blocking(move || {
+            Zeroizing::new(scram_sha256_verifier(
+                &pw,
+                &crate::core::random_bytes::<16>(),
+                4096,
+            ))
+        })
+    });
     let lease_id = format!("{}creds/{role_name}/{}", m.path, random_base62(24));
     // The lease is recorded first: if Airlock crashes right after creating the user, expiry
     // still finds and drops it.
@@ -1144,14 +1148,9 @@ async fn creds(
         .unwrap_or_default();
     // `password_authentication = "scram-sha-256"` (as in Vault): PostgreSQL gets a SCRAM
     // verifier computed here instead of the password, and stores it as is.
-    let in_statement = if c.plugin_name == PG && c.password_authentication == "scram-sha-256" {
-        Zeroizing::new(scram_sha256_verifier(
-            &password,
-            &crate::core::random_bytes::<16>(),
-            4096,
-        ))
-    } else {
-        password.clone()
+    let in_statement = match scram {
+        Some(h) => h.await.map_err(|e| ApiError::internal(&e))?,
+        None => password.clone(),
     };
     let vars = [
         ("name", username.as_str()),

@@ -8,10 +8,8 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use hmac::{Hmac, Mac};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
 use super::{check_name, ct_eq, key, list_names, LoginOutcome, TokenSettings};
@@ -68,22 +66,13 @@ impl std::fmt::Debug for User {
 /// PBKDF2-HMAC-SHA256 with a 32-byte output.
 pub fn pbkdf2(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     let mut out = [0u8; 32];
-    let Ok(prf) = Hmac::<Sha256>::new_from_slice(password) else {
-        return out;
-    };
-    let mut m = prf.clone();
-    m.update(salt);
-    m.update(&1u32.to_be_bytes());
-    let mut u = m.finalize().into_bytes();
-    out.copy_from_slice(&u);
-    for _ in 1..iterations.max(1) {
-        let mut m = prf.clone();
-        m.update(&u);
-        u = m.finalize().into_bytes();
-        for (o, x) in out.iter_mut().zip(u.iter()) {
-            *o ^= x;
-        }
-    }
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(iterations.max(1)).unwrap_or(std::num::NonZeroU32::MIN),
+        salt,
+        password,
+        &mut out,
+    );
     out
 }
 
