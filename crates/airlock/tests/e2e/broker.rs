@@ -250,7 +250,9 @@ fn broker_real_clients_inspect_mode() {
 fn broker_child_environment_holds_no_secret() {
     let s = setup("broker-env");
     let pidfile = s.dir.join("pid");
-    let script = format!("echo $$ > {}; exec sleep 3", pidfile.display());
+    // The shell stays (no `exec`): /proc/<pid>/environ of a process in the middle of an
+    // exec can read as empty.
+    let script = format!("echo $$ > {}; sleep 3; true", pidfile.display());
     let t0 = Instant::now();
     let mut child = s
         .broker("tunnel", &["sh", "-c", &script])
@@ -265,8 +267,13 @@ fn broker_child_environment_holds_no_secret() {
         .unwrap()
         .trim()
         .to_string();
-    let env = std::fs::read(format!("/proc/{pid}/environ")).unwrap();
-    let env = String::from_utf8_lossy(&env).to_string();
+    let mut env = String::new();
+    wait_until("the child's environment", Duration::from_secs(5), || {
+        env = std::fs::read(format!("/proc/{pid}/environ"))
+            .map(|b| String::from_utf8_lossy(&b).to_string())
+            .unwrap_or_default();
+        !env.is_empty()
+    });
     let vars: Vec<&str> = env.split('\0').collect();
     for (name, v) in &s.keys {
         assert!(
