@@ -57,6 +57,12 @@ pub async fn handle(
             m.insert("sys/".into(), system_mount_json());
             Ok(top(Response::data(Value::Object(m))))
         }
+        // `sys/mounts/auth/<path>/tune` is how the vault/bao CLIs tune auth methods.
+        r if r.starts_with("mounts/auth/")
+            && (r.ends_with("/tune") || r.ends_with("/tune/")) =>
+        {
+            crate::auth::sys_auth(core, req, &r["mounts/auth".len()..]).await
+        }
         r if r.starts_with("mounts/") => mounts(core, req, &r["mounts/".len()..]).await,
         r if r.starts_with("internal/ui/mounts/") || r == "internal/ui/mounts" => {
             let path = r.strip_prefix("internal/ui/mounts").unwrap_or("").trim_start_matches('/');

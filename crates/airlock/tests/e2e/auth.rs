@@ -821,6 +821,25 @@ fn jwt_static_keys_and_bao_cli_login() {
         &p,
         v["auth"]["client_token"].as_str().unwrap()
     ));
+    // The CLI's own auth commands: tune (via sys/mounts/auth/<path>/tune) and list.
+    let bao = |args: &[&str]| {
+        Command::new(openbao().unwrap())
+            .args(args)
+            .env("VAULT_ADDR", &p.addr)
+            .env("VAULT_TOKEN", "root")
+            .output()
+            .unwrap()
+    };
+    let o = bao(&["auth", "tune", "-default-lease-ttl=30m", "jwt"]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let o = bao(&["auth", "list", "-format=json"]);
+    let list: Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(list["jwt/"]["type"], "jwt");
+    let r = login(&p, "/v1/auth/jwt/login", json!({"role": "gha", "jwt": jwt}));
+    assert_eq!(
+        r.body["auth"]["lease_duration"], 1800,
+        "the mount's tuned TTL applies"
+    );
 }
 
 fn k8s_setup(p: &Proc, idp: &idp::Idp) {
