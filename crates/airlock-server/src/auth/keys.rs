@@ -394,6 +394,73 @@ mod tests {
     }
 
     #[test]
+    fn every_rsa_padding_and_p384_verify() {
+        let rng = SystemRandom::new();
+        // The committed test-only RSA key (PKCS#8 PEM).
+        let pem = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/compat/keys/test-only-rsa.key.pem"),
+        )
+        .unwrap();
+        let der = pem_blocks(&pem).unwrap().remove(0).1;
+        let kp = signature::RsaKeyPair::from_pkcs8(&der).unwrap();
+        let c = ring::rsa::PublicKeyComponents::<Vec<u8>>::from(kp.public());
+        let jwk = serde_json::json!({"kty":"RSA","kid":"r","n":b64(&c.n),"e":b64(&c.e)});
+        let k = PublicKey::from_jwk(&jwk).unwrap();
+        let pad: [(&str, &'static dyn signature::RsaEncoding); 6] = [
+            ("RS256", &signature::RSA_PKCS1_SHA256),
+            ("RS384", &signature::RSA_PKCS1_SHA384),
+            ("RS512", &signature::RSA_PKCS1_SHA512),
+            ("PS256", &signature::RSA_PSS_SHA256),
+            ("PS384", &signature::RSA_PSS_SHA384),
+            ("PS512", &signature::RSA_PSS_SHA512),
+        ];
+        for (alg, enc) in pad {
+            let mut sig = vec![0u8; kp.public().modulus_len()];
+            kp.sign(enc, &rng, b"m", &mut sig).unwrap();
+            assert!(k.verify(alg, b"m", &sig), "{alg}");
+            assert!(!k.verify(alg, b"n", &sig), "{alg} wrong message");
+            assert!(!k.verify("ES256", b"m", &sig), "{alg} as ES256");
+        }
+        // The same key from its PEM public key.
+        let pub_pem = std::fs::read_to_string(
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("../../tests/compat/keys/test-only-rsa.pub.pem"),
+        )
+        .unwrap();
+        let from_pem = PublicKey::from_pem(&pub_pem).unwrap();
+        let mut sig = vec![0u8; kp.public().modulus_len()];
+        kp.sign(&signature::RSA_PKCS1_SHA256, &rng, b"m", &mut sig)
+            .unwrap();
+        assert!(from_pem[0].verify("RS256", b"m", &sig));
+
+        let alg = &signature::ECDSA_P384_SHA384_FIXED_SIGNING;
+        let p8 = EcdsaKeyPair::generate_pkcs8(alg, &rng).unwrap();
+        let ec = EcdsaKeyPair::from_pkcs8(alg, p8.as_ref(), &rng).unwrap();
+        let pt = ec.public_key().as_ref();
+        let jwk =
+            serde_json::json!({"kty":"EC","crv":"P-384","x":b64(&pt[1..49]),"y":b64(&pt[49..])});
+        let k = PublicKey::from_jwk(&jwk).unwrap();
+        let sig = ec.sign(&rng, b"m").unwrap();
+        assert!(k.verify("ES384", b"m", sig.as_ref()));
+        assert!(!k.verify("ES256", b"m", sig.as_ref()));
+    }
+
+    #[test]
+    fn certificate_public_keys() {
+        let ca = airlock_broker::ca::Ca::generate_named(None, "keys-test").unwrap();
+        let keys = PublicKey::from_pem(ca.cert_pem()).unwrap();
+        assert_eq!(keys.len(), 1);
+        let der = pem_blocks(&ca.key_pem()).unwrap().remove(0).1;
+        let rng = SystemRandom::new();
+        let kp = EcdsaKeyPair::from_pkcs8(&signature::ECDSA_P256_SHA256_FIXED_SIGNING, &der, &rng)
+            .unwrap();
+        let sig = kp.sign(&rng, b"cert").unwrap();
+        assert!(keys[0].verify("ES256", b"cert", sig.as_ref()));
+        assert!(!keys[0].verify("ES256", b"other", sig.as_ref()));
+    }
+
+    #[test]
     fn bad_jwks_are_refused() {
         for j in [
             serde_json::json!({"kty":"oct","k":"c2VjcmV0"}),
