@@ -7,6 +7,9 @@
 use base64::Engine;
 use serde_json::{Map, Value};
 
+/// Longest token accepted (real ones are a few KiB).
+pub const MAX_TOKEN_LEN: usize = 64 * 1024;
+
 /// A compact JWS split into its parts. Nothing in it is trusted until the signature over
 /// `signing_input` has been verified.
 pub struct Jws {
@@ -48,6 +51,9 @@ impl Jws {
     /// Splits `header.claims.signature`.
     pub fn parse(token: &str) -> Result<Jws, String> {
         let token = token.trim();
+        if token.len() > MAX_TOKEN_LEN {
+            return Err("malformed token: larger than 64 KiB".into());
+        }
         let mut parts = token.split('.');
         let (Some(h), Some(c), Some(s), None) =
             (parts.next(), parts.next(), parts.next(), parts.next())
@@ -341,6 +347,9 @@ mod tests {
             .unwrap_err()
             .contains("illegal base64 data at input byte 0"));
         assert!(Jws::parse("a.b").is_err());
+        assert!(Jws::parse(&"a".repeat(MAX_TOKEN_LEN + 1))
+            .unwrap_err()
+            .contains("64 KiB"));
         assert!(Jws::parse("").is_err());
         let not_obj = format!("{}.{}.", enc(&json!([1])), enc(&json!({})));
         assert!(Jws::parse(&not_obj).is_err());

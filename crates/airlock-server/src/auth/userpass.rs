@@ -207,6 +207,10 @@ pub async fn login(
         req.str_field("password")?
             .ok_or_else(|| ApiError::bad_request("missing password"))?,
     );
+    // Absurdly long passwords are refused before any hashing.
+    if pw.len() > 4096 {
+        return Err(ApiError::bad_request(INVALID));
+    }
     let u: Option<User> = if check_name(&name, "user").is_ok() {
         core.barrier.get_json(&user_key(m, &name)).await?
     } else {
