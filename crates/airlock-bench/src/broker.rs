@@ -1,4 +1,5 @@
 //! `airlock-bench broker`: the credential broker against a direct connection and mitmproxy
+//! (plus, when socat is installed, a plain TCP relay as a reference for the cost of one hop)
 //! with an equivalent placeholder-swap addon (the engine of mitmproxy-based brokers), all
 //! three in front of the same local HTTPS upstream, driven by the same keep-alive load
 //! generator (HTTP/1.1 over CONNECT + TLS) at 1 and 16 connections. Also measures the time
@@ -556,6 +557,37 @@ pub async fn run(args: &[String]) -> Result<()> {
         ),
     }
 
+    // A reference, not a contender: socat relaying TCP to the upstream (one extra hop, no
+    // TLS termination, nothing inspected): what any proxy costs on this machine at minimum.
+    let mut _relay = None;
+    if let Some(socat) = which("socat") {
+        let rport = crate::free_port()?;
+        let child = Command::new(socat)
+            .arg(format!("TCP-LISTEN:{rport},bind=127.0.0.1,fork,reuseaddr"))
+            .arg(format!("TCP:127.0.0.1:{up_port}"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .context("starting socat")?;
+        _relay = Some(Kill(child));
+        let t = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", rport))
+            .await
+            .is_err()
+        {
+            if t.elapsed() > Duration::from_secs(10) {
+                bail!("socat did not listen");
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+        modes.push(Mode {
+            name: "tcp-relay",
+            via: Via::Direct { port: rport },
+            tls: tls_trusting(&up_ca)?,
+            token: KEY.into(),
+        });
+    }
+
     println!("broker benchmark: {secs}s per cell, keep-alive HTTP/1.1 over TLS, POST /v1/chat/completions");
     println!(
         "{:<10} {:>6} {:>10} {:>9} {:>9} {:>7}",
@@ -574,7 +606,7 @@ pub async fn run(args: &[String]) -> Result<()> {
     }
     let rss = crate::rss_kib(serve.0.id()) as f64 / 1024.0;
     let mut sse = std::collections::HashMap::new();
-    for m in &modes {
+    for m in modes.iter().filter(|m| m.name != "tcp-relay") {
         sse.insert(m.name, sse_first_event(m, 20).await?);
     }
     // `broker run` → child started.
@@ -613,7 +645,9 @@ pub async fn run(args: &[String]) -> Result<()> {
     println!();
     println!("SSE first event (median of 20, established connection):");
     for m in &modes {
-        println!("  {:<10} {:>8.3} ms", m.name, sse[m.name]);
+        if let Some(v) = sse.get(m.name) {
+            println!("  {:<10} {:>8.3} ms", m.name, v);
+        }
     }
     println!("broker RSS after load: {rss:.1} MiB");
     println!(
@@ -637,6 +671,9 @@ pub async fn run(args: &[String]) -> Result<()> {
                 a.rps / m.rps,
                 m.p50 - d.p50
             );
+        }
+        if let Some(r) = results.get(&("tcp-relay", c)) {
+            print!("; socat tcp-relay/direct req/s {:.2}", r.rps / d.rps);
         }
         println!();
     }
