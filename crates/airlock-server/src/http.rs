@@ -190,7 +190,10 @@ fn extract_token(h: &HeaderMap) -> Option<Zeroizing<String>> {
 }
 
 /// Reads the body within the configured limit and parses it as a JSON object.
-async fn read_body(body: Incoming, limit: usize) -> ApiResult<(Map<String, Value>, bool)> {
+/// Reads the whole body within the limit. Done before any other check, so an error answer
+/// never leaves unread bytes on a keep-alive connection (the client's next request on it
+/// would race the server closing it).
+async fn collect_body(body: Incoming, limit: usize) -> ApiResult<Zeroizing<Vec<u8>>> {
     let collected = Limited::new(body, limit).collect().await.map_err(|e| {
         if e.downcast_ref::<http_body_util::LengthLimitError>()
             .is_some()
@@ -200,7 +203,11 @@ async fn read_body(body: Incoming, limit: usize) -> ApiResult<(Map<String, Value
             ApiError::bad_request("failed to read request body")
         }
     })?;
-    let bytes = Zeroizing::new(collected.to_bytes().to_vec());
+    Ok(Zeroizing::new(collected.to_bytes().to_vec()))
+}
+
+/// Parses a body as a JSON object (empty and `null` are an empty object).
+fn parse_body(bytes: &[u8]) -> ApiResult<(Map<String, Value>, bool)> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok((Map::new(), false));
     }
@@ -308,6 +315,8 @@ async fn handle(
         _ => return Err(ApiError::new(405, "unsupported method")),
     };
     let content_type = header_str(&parts.headers, "content-type").map(str::to_string);
+    // Every method's body is read (GET bodies are ignored, as OpenBao does, but drained).
+    let raw_body = collect_body(body, limit).await?;
 
     // Unauthenticated endpoints that also work while sealed.
     if let Some(r) = unauthenticated(core, &parts.method, &path, &query).await {
@@ -320,7 +329,7 @@ async fn handle(
         });
     }
     if path == "sys/init" || path == "sys/unseal" {
-        let (data, _) = read_body(body, limit).await?;
+        let (data, _) = parse_body(&raw_body)?;
         return sys_init_unseal(core, &parts.method, &path, data)
             .await
             .map(|r| render(r, request_id));
@@ -364,10 +373,11 @@ async fn handle(
     };
     // Like OpenBao, only methods that carry data parse the body.
     let (data, _) = if matches!(op, Op::Update | Op::Patch) {
-        read_body(body, limit).await?
+        parse_body(&raw_body)?
     } else {
         (Map::new(), false)
     };
+    drop(raw_body);
     if path == "sys/metrics" && core.config.unauthenticated_metrics_access && op == Op::Read {
         let lreq = Request {
             id: request_id.to_string(),

@@ -819,3 +819,63 @@ fn postgresql_storage_survives_restart() {
         );
     }
 }
+
+/// Reads one HTTP/1.1 response with a Content-Length body from a keep-alive stream.
+fn read_response(s: &mut std::net::TcpStream) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut buf = Vec::new();
+    let mut b = [0u8; 1];
+    while !buf.ends_with(b"\r\n\r\n") {
+        if s.read(&mut b).ok()? == 0 {
+            return None;
+        }
+        buf.push(b[0]);
+    }
+    let head = String::from_utf8_lossy(&buf).to_string();
+    let status = head.split_whitespace().nth(1)?.parse().ok()?;
+    let len: usize = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-length:")
+                .map(|v| v.trim().parse().unwrap_or(0))
+        })
+        .unwrap_or(0);
+    let mut body = vec![0u8; len];
+    s.read_exact(&mut body).ok()?;
+    Some((status, head))
+}
+
+#[test]
+fn error_answers_keep_the_connection_usable() {
+    use std::io::Write;
+    let p = start_dev();
+    let hostport = p.addr.trim_start_matches("http://").to_string();
+    let mut s = std::net::TcpStream::connect(&hostport).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    // Errors that do not depend on the body (wrong content type, no route, no token) with the
+    // body arriving a moment after the headers, as it does from a busy client: the answer
+    // must not leave unread bytes behind, so the connection stays usable.
+    let body = br#"{"data":{"x":"1"}}"#;
+    let reqs = [
+        format!("PATCH /v1/secret/data/x HTTP/1.1\r\nHost: {hostport}\r\nX-Vault-Token: root\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n", body.len()),
+        format!("POST /v1/nosuchmount/x HTTP/1.1\r\nHost: {hostport}\r\nX-Vault-Token: root\r\nContent-Length: {}\r\n\r\n", body.len()),
+        format!("POST /v1/secret/data/x HTTP/1.1\r\nHost: {hostport}\r\nContent-Length: {}\r\n\r\n", body.len()),
+    ];
+    for r in &reqs {
+        s.write_all(r.as_bytes()).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        s.write_all(body).unwrap();
+        let (status, head) = read_response(&mut s).expect("an answer");
+        assert!(status >= 400, "{status}");
+        assert!(
+            !head.to_ascii_lowercase().contains("connection: close"),
+            "the server closes after {status}"
+        );
+        s.write_all(format!("GET /v1/sys/health HTTP/1.1\r\nHost: {hostport}\r\n\r\n").as_bytes())
+            .unwrap();
+        let (status, _) = read_response(&mut s).expect("the connection still answers");
+        assert_eq!(status, 200);
+    }
+}
