@@ -211,7 +211,7 @@ fn parse_body(bytes: &[u8]) -> ApiResult<(Map<String, Value>, bool)> {
     if bytes.iter().all(|b| b.is_ascii_whitespace()) {
         return Ok((Map::new(), false));
     }
-    let v: Value = serde_json::from_slice(&bytes).map_err(|e| {
+    let v: Value = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::bad_request(format!(
             "failed to decode JSON input: {}",
             json_error_kind(&e)
