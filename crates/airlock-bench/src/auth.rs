@@ -11,16 +11,15 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
-use hyper_util::rt::TokioIo;
+use http_body_util::Full;
 use serde_json::{json, Value};
 
-use crate::{arg, request, start_airlock_with, start_openbao, TapMkdir, Target};
+use crate::{arg, drive, request, start_airlock_with, start_openbao, Stats, TapMkdir, Target};
 
 fn b64(b: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b)
@@ -128,13 +127,6 @@ async fn configure(t: &Target, pub_pem: &str, jwt: &str) -> Result<(Value, Value
     Ok((approle, jwt_body))
 }
 
-struct Stats {
-    rps: f64,
-    p50_us: u64,
-    p99_us: u64,
-    errors: u64,
-}
-
 async fn load(
     addr: &str,
     path: &'static str,
@@ -142,61 +134,16 @@ async fn load(
     conns: usize,
     secs: u64,
 ) -> Result<Stats> {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    let host = addr.trim_start_matches("http://").to_string();
     let payload = Bytes::from(body.to_string());
-    let mut tasks = Vec::new();
-    for _ in 0..conns {
-        let host = host.clone();
-        let payload = payload.clone();
-        tasks.push(tokio::spawn(async move {
-            let mut lat: Vec<u32> = Vec::with_capacity(50_000);
-            let mut errors = 0u64;
-            let stream = tokio::net::TcpStream::connect(&host).await?;
-            stream.set_nodelay(true)?;
-            let (mut tx, conn) =
-                hyper::client::conn::http1::handshake(TokioIo::new(stream)).await?;
-            tokio::spawn(conn);
-            while Instant::now() < deadline {
-                let req = hyper::Request::builder()
-                    .method("POST")
-                    .uri(path)
-                    .header("host", &host)
-                    .header("content-type", "application/json")
-                    .body(Full::new(payload.clone()))?;
-                let t0 = Instant::now();
-                let resp = tx.send_request(req).await?;
-                let ok = resp.status().is_success();
-                resp.into_body().collect().await?;
-                lat.push(t0.elapsed().as_micros().min(u32::MAX as u128) as u32);
-                if !ok {
-                    errors += 1;
-                }
-            }
-            Ok::<_, anyhow::Error>((lat, errors))
-        }));
-    }
-    let mut all = Vec::new();
-    let mut errors = 0;
-    for t in tasks {
-        let (l, e) = t.await??;
-        all.extend(l);
-        errors += e;
-    }
-    all.sort_unstable();
-    let pct = |p: f64| -> u64 {
-        if all.is_empty() {
-            return 0;
-        }
-        let i = ((all.len() as f64 - 1.0) * p).round() as usize;
-        all.get(i).copied().unwrap_or(0) as u64
+    let make = move |host: &str, _c: usize, _i: u64| -> Result<hyper::Request<Full<Bytes>>> {
+        Ok(hyper::Request::builder()
+            .method("POST")
+            .uri(path)
+            .header("host", host)
+            .header("content-type", "application/json")
+            .body(Full::new(payload.clone()))?)
     };
-    Ok(Stats {
-        rps: all.len() as f64 / secs as f64,
-        p50_us: pct(0.50),
-        p99_us: pct(0.99),
-        errors,
-    })
+    drive(addr, conns, secs, std::sync::Arc::new(make)).await
 }
 
 pub async fn run(args: &[String]) -> Result<()> {

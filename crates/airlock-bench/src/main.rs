@@ -276,13 +276,23 @@ struct Stats {
     errors: u64,
 }
 
-async fn load(t: &Target, op: Op, conns: usize, secs: u64) -> Result<Stats> {
+/// A request for connection `c`, iteration `i`, to `host`.
+type MakeRequest = dyn Fn(&str, usize, u64) -> Result<hyper::Request<Full<Bytes>>> + Send + Sync;
+
+/// Drives `conns` keep-alive HTTP/1.1 connections to `addr` for `secs` seconds with the
+/// requests `make` builds; every non-2xx answer counts as an error.
+async fn drive(
+    addr: &str,
+    conns: usize,
+    secs: u64,
+    make: std::sync::Arc<MakeRequest>,
+) -> Result<Stats> {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let host = t.addr.trim_start_matches("http://").to_string();
+    let host = addr.trim_start_matches("http://").to_string();
     let mut tasks = Vec::new();
     for c in 0..conns {
         let host = host.clone();
-        let token = t.token.clone();
+        let make = std::sync::Arc::clone(&make);
         tasks.push(tokio::spawn(async move {
             let mut lat: Vec<u32> = Vec::with_capacity(100_000);
             let mut errors = 0u64;
@@ -293,25 +303,7 @@ async fn load(t: &Target, op: Op, conns: usize, secs: u64) -> Result<Stats> {
             tokio::spawn(conn);
             let mut i = 0u64;
             while Instant::now() < deadline {
-                let (method, path, body) = match op {
-                    Op::Read => ("GET", "/v1/secret/data/bench".to_string(), String::new()),
-                    Op::Write => (
-                        "POST",
-                        format!("/v1/secret/data/bench-{c}-{}", i % 100),
-                        format!("{{\"data\":{{\"n\":{i},\"password\":\"p4ssw0rd-0123456789\"}}}}"),
-                    ),
-                    Op::LookupSelf => (
-                        "GET",
-                        "/v1/auth/token/lookup-self".to_string(),
-                        String::new(),
-                    ),
-                };
-                let req = hyper::Request::builder()
-                    .method(method)
-                    .uri(path)
-                    .header("host", &host)
-                    .header("x-vault-token", &token)
-                    .body(Full::new(Bytes::from(body)))?;
+                let req = make(&host, c, i)?;
                 let t0 = Instant::now();
                 let resp = tx.send_request(req).await?;
                 let ok = resp.status().is_success();
@@ -346,6 +338,32 @@ async fn load(t: &Target, op: Op, conns: usize, secs: u64) -> Result<Stats> {
         p99_us: pct(0.99),
         errors,
     })
+}
+
+async fn load(t: &Target, op: Op, conns: usize, secs: u64) -> Result<Stats> {
+    let token = t.token.clone();
+    let make = move |host: &str, c: usize, i: u64| -> Result<hyper::Request<Full<Bytes>>> {
+        let (method, path, body) = match op {
+            Op::Read => ("GET", "/v1/secret/data/bench".to_string(), String::new()),
+            Op::Write => (
+                "POST",
+                format!("/v1/secret/data/bench-{c}-{}", i % 100),
+                format!("{{\"data\":{{\"n\":{i},\"password\":\"p4ssw0rd-0123456789\"}}}}"),
+            ),
+            Op::LookupSelf => (
+                "GET",
+                "/v1/auth/token/lookup-self".to_string(),
+                String::new(),
+            ),
+        };
+        Ok(hyper::Request::builder()
+            .method(method)
+            .uri(path)
+            .header("host", host)
+            .header("x-vault-token", &token)
+            .body(Full::new(Bytes::from(body)))?)
+    };
+    drive(&t.addr, conns, secs, std::sync::Arc::new(make)).await
 }
 
 fn arg(args: &[String], name: &str) -> Option<String> {

@@ -113,11 +113,31 @@ fn build(roots: RootCertStore) -> Result<Arc<ClientConfig>, String> {
 }
 
 /// A TLS configuration trusting only the certificates in `ca_pem` (or the system roots when
-/// it is empty).
+/// it is empty). Built once per distinct CA and kept (a TokenReview per login reuses it).
 pub fn tls_config(ca_pem: &str) -> Result<Arc<ClientConfig>, String> {
+    use sha2::Digest;
+    use std::collections::HashMap;
+    use std::sync::Mutex;
+    static BY_CA: OnceLock<Mutex<HashMap<[u8; 32], Arc<ClientConfig>>>> = OnceLock::new();
     if ca_pem.trim().is_empty() {
         return system_config();
     }
+    let id: [u8; 32] = sha2::Sha256::digest(ca_pem.as_bytes()).into();
+    let cache = BY_CA.get_or_init(Default::default);
+    if let Some(c) = cache.lock().ok().and_then(|m| m.get(&id).cloned()) {
+        return Ok(c);
+    }
+    let cfg = build_with_ca(ca_pem)?;
+    if let Ok(mut m) = cache.lock() {
+        if m.len() >= 64 {
+            m.clear();
+        }
+        m.insert(id, Arc::clone(&cfg));
+    }
+    Ok(cfg)
+}
+
+fn build_with_ca(ca_pem: &str) -> Result<Arc<ClientConfig>, String> {
     let mut roots = RootCertStore::empty();
     let blocks = crate::auth::keys::pem_blocks(ca_pem)?;
     let mut n = 0;

@@ -505,10 +505,7 @@ async fn role_rw(
     let name = check_name(raw, "role")?.to_lowercase();
     let k = key(m, &format!("role/{name}"));
     match req.op {
-        Op::Read => match core.barrier.get_json::<Role>(&k).await? {
-            Some(r) => Ok(Response::data(r.json())),
-            None => Err(super::not_found()),
-        },
+        Op::Read => super::read_item(core, &k, |r: &Role| r.json()).await,
         Op::Create | Op::Update => {
             let _g = core.locks.lock(&k).await;
             let mut r: Role = core.barrier.get_json(&k).await?.unwrap_or_default();
@@ -615,12 +612,7 @@ async fn role_rw(
             core.barrier.put_json(&k, &r).await?;
             Ok(Response::empty())
         }
-        Op::Delete => {
-            core.barrier
-                .commit(vec![airlock_store::BarrierOp::Delete(k)])
-                .await?;
-            Ok(Response::empty())
-        }
+        Op::Delete => super::delete_item(core, k).await,
         _ => Err(ApiError::unsupported_operation()),
     }
 }
@@ -657,11 +649,9 @@ pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
         .or_else(|| Some(rt.config.default_role.clone()).filter(|r| !r.is_empty()))
         .ok_or_else(|| ApiError::bad_request("missing role"))?
         .to_lowercase();
-    let role: Role = match check_name(&role_name, "role") {
-        Ok(n) => core.barrier.get_json(&key(m, &format!("role/{n}"))).await?,
-        Err(_) => None,
-    }
-    .ok_or_else(|| ApiError::bad_request(format!("role \"{role_name}\" could not be found")))?;
+    let role: Role = super::login_role(core, m, &role_name)
+        .await?
+        .ok_or_else(|| ApiError::bad_request(format!("role \"{role_name}\" could not be found")))?;
     if role.role_type == "oidc" {
         return Err(ApiError::bad_request(
             "role with oidc role_type is not allowed",

@@ -274,7 +274,7 @@ impl<'a> Der<'a> {
         self.b = &self.b[end..];
         Ok((tag, body))
     }
-    fn expect(&mut self, tag: u8) -> Result<&'a [u8], String> {
+    fn tag(&mut self, tag: u8) -> Result<&'a [u8], String> {
         let (t, b) = self.next()?;
         if t != tag {
             return Err("unexpected DER structure".into());
@@ -291,15 +291,15 @@ const OID_ED25519: &[u8] = &[0x2b, 0x65, 0x70];
 
 fn spki(der: &[u8]) -> Result<Material, String> {
     let mut outer = Der::new(der);
-    let mut seq = Der::new(outer.expect(0x30)?);
-    let mut alg = Der::new(seq.expect(0x30)?);
-    let oid = alg.expect(0x06)?;
+    let mut seq = Der::new(outer.tag(0x30)?);
+    let mut alg = Der::new(seq.tag(0x30)?);
+    let oid = alg.tag(0x06)?;
     let params = if alg.is_empty() {
         None
     } else {
         Some(alg.next()?)
     };
-    let bits = seq.expect(0x03)?;
+    let bits = seq.tag(0x03)?;
     let key = bits.get(1..).ok_or("malformed DER")?;
     if oid == OID_RSA {
         rsa_pkcs1(key)
@@ -318,30 +318,30 @@ fn spki(der: &[u8]) -> Result<Material, String> {
 
 fn rsa_pkcs1(der: &[u8]) -> Result<Material, String> {
     let mut outer = Der::new(der);
-    let mut seq = Der::new(outer.expect(0x30)?);
-    let n = strip_zeros(seq.expect(0x02)?.to_vec());
-    let e = strip_zeros(seq.expect(0x02)?.to_vec());
+    let mut seq = Der::new(outer.tag(0x30)?);
+    let n = strip_zeros(seq.tag(0x02)?.to_vec());
+    let e = strip_zeros(seq.tag(0x02)?.to_vec());
     Ok(Material::Rsa { n, e })
 }
 
 /// The SubjectPublicKeyInfo (whole TLV) of an X.509 certificate.
 fn certificate_spki(der: &[u8]) -> Result<&[u8], String> {
     let mut outer = Der::new(der);
-    let mut cert = Der::new(outer.expect(0x30)?);
+    let mut cert = Der::new(outer.tag(0x30)?);
     let tbs_all = cert.b;
-    let tbs = cert.expect(0x30)?;
+    let tbs = cert.tag(0x30)?;
     let _ = tbs_all;
     let mut t = Der::new(tbs);
     let (tag, _) = t.next()?; // version [0] or serial
     if tag == 0xa0 {
-        t.expect(0x02)?; // serial
+        t.tag(0x02)?; // serial
     }
-    t.expect(0x30)?; // signature algorithm
-    t.expect(0x30)?; // issuer
-    t.expect(0x30)?; // validity
-    t.expect(0x30)?; // subject
+    t.tag(0x30)?; // signature algorithm
+    t.tag(0x30)?; // issuer
+    t.tag(0x30)?; // validity
+    t.tag(0x30)?; // subject
     let start = t.b;
-    let body = t.expect(0x30)?;
+    let body = t.tag(0x30)?;
     let hdr = start.len() - t.b.len() - body.len();
     start
         .get(..hdr + body.len())

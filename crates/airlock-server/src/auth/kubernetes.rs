@@ -209,10 +209,7 @@ async fn role_rw(
     let name = check_name(raw, "role")?.to_lowercase();
     let k = key(m, &format!("role/{name}"));
     match req.op {
-        Op::Read => match core.barrier.get_json::<Role>(&k).await? {
-            Some(r) => Ok(Response::data(role_json(&r))),
-            None => Err(super::not_found()),
-        },
+        Op::Read => super::read_item(core, &k, role_json).await,
         Op::Create | Op::Update => {
             let _g = core.locks.lock(&k).await;
             let mut r: Role = core.barrier.get_json(&k).await?.unwrap_or_default();
@@ -274,12 +271,7 @@ async fn role_rw(
             core.barrier.put_json(&k, &r).await?;
             Ok(Response::empty())
         }
-        Op::Delete => {
-            core.barrier
-                .commit(vec![airlock_store::BarrierOp::Delete(k)])
-                .await?;
-            Ok(Response::empty())
-        }
+        Op::Delete => super::delete_item(core, k).await,
         _ => Err(ApiError::unsupported_operation()),
     }
 }
@@ -325,11 +317,9 @@ pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
             .filter(|j| !j.is_empty())
             .ok_or_else(|| ApiError::bad_request("missing jwt"))?,
     );
-    let role: Role = match check_name(&role_name, "role") {
-        Ok(n) => core.barrier.get_json(&key(m, &format!("role/{n}"))).await?,
-        Err(_) => None,
-    }
-    .ok_or_else(|| ApiError::bad_request(format!("invalid role name \"{role_name}\"")))?;
+    let role: Role = super::login_role(core, m, &role_name)
+        .await?
+        .ok_or_else(|| ApiError::bad_request(format!("invalid role name \"{role_name}\"")))?;
     let config = load_config(core, m)
         .await?
         .ok_or_else(|| ApiError::bad_request("could not load backend configuration"))?;

@@ -839,6 +839,41 @@ pub fn ct_eq(a: &[u8], b: &[u8]) -> bool {
     a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
+/// GET of a stored role/user: its JSON view, or a 404.
+pub async fn read_item<T: serde::de::DeserializeOwned>(
+    core: &Core,
+    storage_key: &str,
+    view: impl Fn(&T) -> Value,
+) -> ApiResult<Response> {
+    match core.barrier.get_json::<T>(storage_key).await? {
+        Some(item) => Ok(Response::data(view(&item))),
+        None => Err(not_found()),
+    }
+}
+
+/// DELETE of a stored role/user (absent is fine).
+pub async fn delete_item(core: &Core, storage_key: String) -> ApiResult<Response> {
+    core.barrier
+        .commit(vec![airlock_store::BarrierOp::Delete(storage_key)])
+        .await?;
+    Ok(Response::empty())
+}
+
+/// The role a login names (`role/<name>` below the mount), if the name is valid and stored.
+pub async fn login_role<T: serde::de::DeserializeOwned>(
+    core: &Core,
+    mount: &MountEntry,
+    name: &str,
+) -> ApiResult<Option<T>> {
+    match check_name(name, "role") {
+        Ok(n) => Ok(core
+            .barrier
+            .get_json(&key(mount, &format!("role/{n}")))
+            .await?),
+        Err(_) => Ok(None),
+    }
+}
+
 /// A role/user listing under `rel_prefix`.
 pub async fn list_names(core: &Core, mount: &MountEntry, rel_prefix: &str) -> ApiResult<Response> {
     let mut keys = core.barrier.list(&key(mount, rel_prefix)).await?;

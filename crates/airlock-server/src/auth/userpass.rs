@@ -154,10 +154,7 @@ async fn user_rw(
     let name = check_name(raw, "user")?.to_lowercase();
     let k = user_key(m, &name);
     match req.op {
-        Op::Read => match core.barrier.get_json::<User>(&k).await? {
-            Some(u) => Ok(Response::data(user_json(&u))),
-            None => Err(super::not_found()),
-        },
+        Op::Read => super::read_item(core, &k, user_json).await,
         Op::Create | Op::Update => {
             let _g = core.locks.lock(&k).await;
             let existing: Option<User> = core.barrier.get_json(&k).await?;
@@ -180,12 +177,7 @@ async fn user_rw(
             core.barrier.put_json(&k, &u).await?;
             Ok(Response::empty())
         }
-        Op::Delete => {
-            core.barrier
-                .commit(vec![airlock_store::BarrierOp::Delete(k)])
-                .await?;
-            Ok(Response::empty())
-        }
+        Op::Delete => super::delete_item(core, k).await,
         _ => Err(ApiError::unsupported_operation()),
     }
 }
