@@ -22,7 +22,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::logical::{Op, Request, Response};
 use crate::mounts::MountEntry;
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Role {
     pub name: String,
@@ -34,6 +34,16 @@ pub struct Role {
     pub local_secret_ids: bool,
     #[serde(flatten)]
     pub token: TokenSettings,
+}
+
+/// The role id is half of a login credential: not in `Debug`.
+impl std::fmt::Debug for Role {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Role")
+            .field("name", &self.name)
+            .field("bind_secret_id", &self.bind_secret_id)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for Role {
