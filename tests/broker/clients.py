@@ -312,6 +312,9 @@ def _():
     j = echo_json("openai", r.status_code, r.text)
     assert j["auth_ok"] is True, "openai: auth_ok false"
     assert j["headers"].get("authorization") == f"Bearer {OA}", "openai: echo not scrubbed"
+    # A small scrubbed response keeps a Content-Length, recomputed for the scrubbed body.
+    assert r.headers.get("content-length") == str(len(r.content)), \
+        f"openai: Content-Length {r.headers.get('content-length')!r} for a {len(r.content)}-byte scrubbed body"
 
     r = req("POST", "https://api.anthropic.com/v1/echo", headers={"x-api-key": AN}, json={"x": 1})
     j = echo_json("anthropic", r.status_code, r.text)

@@ -1,5 +1,5 @@
 //! `airlock-bench broker`: the credential broker against a direct connection and mitmproxy
-//! (plus, when socat is installed, a plain TCP relay as a reference for the cost of one hop)
+//! (plus a plain TCP relay in its own process, as a reference for the cost of one hop)
 //! with an equivalent placeholder-swap addon (the engine of mitmproxy-based brokers), all
 //! three in front of the same local HTTPS upstream, driven by the same keep-alive load
 //! generator (HTTP/1.1 over CONNECT + TLS) at 1 and 16 connections. Also measures the time
@@ -455,6 +455,9 @@ pub async fn run(args: &[String]) -> Result<()> {
         .env("AIRLOCK_TOKEN", "root")
         .env("RUST_LOG", "warn")
         .stdout(Stdio::piped());
+    if let Ok(n) = std::env::var("BENCH_BROKER_THREADS") {
+        serve.env("TOKIO_WORKER_THREADS", n);
+    }
     let mut serve = Kill(serve.spawn()?);
     let broker_addr = wait_line(&mut serve.0, "Broker listening on ")?;
     let broker_port: u16 = broker_addr
@@ -557,36 +560,36 @@ pub async fn run(args: &[String]) -> Result<()> {
         ),
     }
 
-    // A reference, not a contender: socat relaying TCP to the upstream (one extra hop, no
-    // TLS termination, nothing inspected): what any proxy costs on this machine at minimum.
-    let mut _relay = None;
-    if let Some(socat) = which("socat") {
-        let rport = crate::free_port()?;
-        let child = Command::new(socat)
-            .arg(format!("TCP-LISTEN:{rport},bind=127.0.0.1,fork,reuseaddr"))
-            .arg(format!("TCP:127.0.0.1:{up_port}"))
+    // A reference, not a contender: a plain TCP relay in front of the upstream (one extra
+    // hop, no TLS termination, nothing parsed): what any proxy costs on this machine at least.
+    let rport = crate::free_port()?;
+    let _tokio_relay = Kill(
+        Command::new(std::env::current_exe()?)
+            .args([
+                "relay",
+                &format!("127.0.0.1:{rport}"),
+                &format!("127.0.0.1:{up_port}"),
+            ])
             .stdout(Stdio::null())
-            .stderr(Stdio::null())
             .spawn()
-            .context("starting socat")?;
-        _relay = Some(Kill(child));
-        let t = Instant::now();
-        while tokio::net::TcpStream::connect(("127.0.0.1", rport))
-            .await
-            .is_err()
-        {
-            if t.elapsed() > Duration::from_secs(10) {
-                bail!("socat did not listen");
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
+            .context("starting the relay")?,
+    );
+    let t = Instant::now();
+    while tokio::net::TcpStream::connect(("127.0.0.1", rport))
+        .await
+        .is_err()
+    {
+        if t.elapsed() > Duration::from_secs(10) {
+            bail!("the relay did not listen");
         }
-        modes.push(Mode {
-            name: "tcp-relay",
-            via: Via::Direct { port: rport },
-            tls: tls_trusting(&up_ca)?,
-            token: KEY.into(),
-        });
+        tokio::time::sleep(Duration::from_millis(20)).await;
     }
+    modes.push(Mode {
+        name: "tcp-relay",
+        via: Via::Direct { port: rport },
+        tls: tls_trusting(&up_ca)?,
+        token: KEY.into(),
+    });
 
     println!("broker benchmark: {secs}s per cell, keep-alive HTTP/1.1 over TLS, POST /v1/chat/completions");
     println!(
@@ -673,7 +676,11 @@ pub async fn run(args: &[String]) -> Result<()> {
             );
         }
         if let Some(r) = results.get(&("tcp-relay", c)) {
-            print!("; socat tcp-relay/direct req/s {:.2}", r.rps / d.rps);
+            print!(
+                "; tcp-relay/direct req/s {:.2}; airlock/tcp-relay req/s {:.2}",
+                r.rps / d.rps,
+                a.rps / r.rps
+            );
         }
         println!();
     }
@@ -696,4 +703,30 @@ fn which(name: &str) -> Option<String> {
             .find(|f| f.is_file())
             .map(|f: PathBuf| f.display().to_string())
     })
+}
+
+/// `airlock-bench relay LISTEN UPSTREAM`: a minimal TCP relay (tokio's `copy_bidirectional`,
+/// nothing parsed, no TLS termination), run as its own process by the broker benchmark as
+/// the reference cost of one extra hop on this machine.
+pub async fn relay(args: &[String]) -> Result<()> {
+    let listen = args
+        .get(2)
+        .ok_or_else(|| anyhow!("relay LISTEN UPSTREAM"))?;
+    let upstream = args
+        .get(3)
+        .ok_or_else(|| anyhow!("relay LISTEN UPSTREAM"))?
+        .clone();
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    loop {
+        let (mut a, _) = listener.accept().await?;
+        let upstream = upstream.clone();
+        tokio::spawn(async move {
+            let Ok(mut b) = tokio::net::TcpStream::connect(&upstream).await else {
+                return;
+            };
+            let _ = a.set_nodelay(true);
+            let _ = b.set_nodelay(true);
+            let _ = tokio::io::copy_bidirectional(&mut a, &mut b).await;
+        });
+    }
 }

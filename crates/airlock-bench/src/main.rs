@@ -378,6 +378,9 @@ async fn main() -> Result<()> {
     if args.get(1).map(String::as_str) == Some("broker") {
         return broker::run(&args).await;
     }
+    if args.get(1).map(String::as_str) == Some("relay") {
+        return broker::relay(&args).await;
+    }
     if args.get(1).map(String::as_str) == Some("db") {
         return db::run(&args).await;
     }

@@ -14,7 +14,10 @@ use tokio::sync::mpsc;
 /// One event. Holds no credential and no query string.
 #[derive(Clone, Debug, Serialize)]
 pub struct Event {
-    pub time: String,
+    /// When the request arrived; formatted (RFC 3339) only when the batch is written, off
+    /// the data path.
+    #[serde(serialize_with = "rfc3339")]
+    pub time: time::OffsetDateTime,
     /// `inject`, `block`, `scrub`, `tunnel`, `deny`, `forward`.
     pub kind: &'static str,
     pub agent: String,
@@ -121,8 +124,9 @@ impl Auditor {
     }
 }
 
-pub fn now_rfc3339() -> String {
-    time::OffsetDateTime::now_utc()
+fn rfc3339<S: serde::Serializer>(t: &time::OffsetDateTime, s: S) -> Result<S::Ok, S::Error> {
+    let text = t
         .format(&time::format_description::well_known::Rfc3339)
-        .unwrap_or_default()
+        .map_err(serde::ser::Error::custom)?;
+    s.serialize_str(&text)
 }

@@ -20,7 +20,7 @@ use hyper::{HeaderMap, Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use tokio::net::TcpListener;
 
-use crate::audit::{now_rfc3339, Event};
+use crate::audit::Event;
 use crate::config::Egress;
 use crate::rewrite::{self, Place, Scrubber, Verdict};
 use crate::upstream::{Body, BoxError};
@@ -130,7 +130,7 @@ impl Broker {
         path: &str,
     ) -> Event {
         Event {
-            time: now_rfc3339(),
+            time: time::OffsetDateTime::now_utc(),
             kind,
             agent: agent.to_string(),
             binding: None,
@@ -645,6 +645,10 @@ impl Broker {
         }
         let (mut rparts, rbody) = resp.into_parts();
         strip_hop_by_hop(&mut rparts.headers, false);
+        // Small responses of known length are read whole, checked, and sent in one write with
+        // their (possibly scrubbed) length; decided before the scrubber drops the header.
+        let small =
+            content_length(&rparts.headers).is_some_and(|n| n <= SMALL_BODY) && method != "HEAD";
         let mut scrubber = None;
         if !secrets.is_empty() {
             if let Some(enc) = rparts.headers.get(hyper::header::CONTENT_ENCODING) {
@@ -674,12 +678,12 @@ impl Broker {
                 }
             }
             ev.scrubbed = hits;
-            rparts.headers.remove(hyper::header::CONTENT_LENGTH);
+            if method != "HEAD" {
+                // A scrubbed body may change length; small ones get their new length below.
+                rparts.headers.remove(hyper::header::CONTENT_LENGTH);
+            }
             scrubber = Some(Scrubber::new(needles));
         }
-        // Small responses of known length are read whole and sent in one write.
-        let small =
-            content_length(&rparts.headers).is_some_and(|n| n <= SMALL_BODY) && method != "HEAD";
         if small {
             let b = match http_body_util::Limited::new(rbody, SMALL_BODY as usize)
                 .collect()
