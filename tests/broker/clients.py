@@ -496,7 +496,7 @@ def _():
     need_requests()
     code, body = curl("--path-as-is", "https://api.openai.com/v1/../admin", "-H", f"Authorization: Bearer {OA}")
     expect_blocked("/v1/../admin", code, body)
-    for raw in ("/v1/%2e%2e/admin", "/v1/%252e%252e/admin", "/v1%2f..%2fadmin"):
+    for raw in ("/v1/%2e%2e/admin", "/v1/%252e%252e/admin", "/v1%2f..%2fadmin", "/v1/..;/admin", "/v1/%2e%2e;x/admin"):
         r = send_raw_path(raw)
         expect_blocked(raw, r.status_code, r.text)
 

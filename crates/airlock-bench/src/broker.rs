@@ -7,7 +7,7 @@
 //! load, and `broker run` → child started.
 //!
 //! Usage: `cargo run --release -p airlock-bench -- broker [--seconds 5] [--conns 1,16]
-//!         [--airlock target/release/airlock] [--mitmdump PATH]`
+//!         [--airlock target/release/airlock] [--mitmdump PATH|none]`
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -386,7 +386,12 @@ pub async fn run(args: &[String]) -> Result<()> {
         .map(|s| s.parse())
         .collect::<Result<_, _>>()?;
     let airlock = crate::arg(args, "--airlock").unwrap_or_else(|| "target/release/airlock".into());
-    let mitmdump = crate::arg(args, "--mitmdump").or_else(|| which("mitmdump"));
+    // `--mitmdump none` leaves the mitmproxy column out (e.g. while profiling the broker).
+    let mitmdump = match crate::arg(args, "--mitmdump") {
+        Some(m) if m == "none" => None,
+        Some(m) => Some(m),
+        None => which("mitmdump"),
+    };
     let dir = std::env::temp_dir().join(format!("airlock-bench-broker-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let (up_port, up_ca, up_rt) = start_upstream()?;

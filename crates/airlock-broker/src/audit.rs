@@ -54,6 +54,12 @@ pub trait Sink: Send + Sync + 'static {
 #[derive(Clone)]
 pub struct Auditor {
     tx: mpsc::Sender<Event>,
+    /// Events accepted onto the channel.
+    recorded: Arc<AtomicU64>,
+    /// Events the batcher is finished with (written, or given up on after retries).
+    settled: Arc<AtomicU64>,
+    /// Cuts the batcher's group-commit wait short (used by [`Auditor::flush`]).
+    hurry: Arc<tokio::sync::Notify>,
     pub dropped: Arc<AtomicU64>,
     pub written: Arc<AtomicU64>,
 }
@@ -63,7 +69,9 @@ impl Auditor {
     pub fn start(sink: Arc<dyn Sink>) -> Self {
         let (tx, mut rx) = mpsc::channel::<Event>(8192);
         let written = Arc::new(AtomicU64::new(0));
-        let w = written.clone();
+        let settled = Arc::new(AtomicU64::new(0));
+        let hurry = Arc::new(tokio::sync::Notify::new());
+        let (w, done, h) = (written.clone(), settled.clone(), hurry.clone());
         tokio::spawn(async move {
             let mut batch = Vec::with_capacity(MAX_BATCH);
             while let Some(ev) = rx.recv().await {
@@ -72,7 +80,10 @@ impl Auditor {
                 // (one request per window instead of one per event).
                 // Sleeping (rather than waiting on the channel) means senders never wake this
                 // task per event: one wake-up per window.
-                tokio::time::sleep(Duration::from_millis(100)).await;
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                    _ = h.notified() => {}
+                }
                 while batch.len() < MAX_BATCH {
                     match rx.try_recv() {
                         Ok(e) => batch.push(e),
@@ -97,30 +108,44 @@ impl Auditor {
                         }
                     }
                 }
+                done.fetch_add(batch.len() as u64, Ordering::Release);
                 batch.clear();
             }
         });
         Auditor {
             tx,
+            recorded: Arc::new(AtomicU64::new(0)),
+            settled,
+            hurry,
             dropped: Arc::new(AtomicU64::new(0)),
             written,
         }
     }
 
     pub fn record(&self, ev: Event) {
-        if self.tx.try_send(ev).is_err() {
+        if self.tx.try_send(ev).is_ok() {
+            self.recorded.fetch_add(1, Ordering::Relaxed);
+        } else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
-    /// Waits (bounded) until every queued event has been handed to the sink.
-    pub async fn flush(&self, max: Duration) {
+    /// Waits (at most `max`) until every event recorded so far has been written to the sink
+    /// (or given up on), so a short `broker run` keeps its last events. Returns whether
+    /// everything was settled in time.
+    pub async fn flush(&self, max: Duration) -> bool {
+        let target = self.recorded.load(Ordering::Relaxed);
         let deadline = tokio::time::Instant::now() + max;
-        while self.tx.capacity() < self.tx.max_capacity() && tokio::time::Instant::now() < deadline
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
+        loop {
+            if self.settled.load(Ordering::Acquire) >= target {
+                return true;
+            }
+            if tokio::time::Instant::now() >= deadline {
+                return false;
+            }
+            self.hurry.notify_one();
+            tokio::time::sleep(Duration::from_millis(10)).await;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
 

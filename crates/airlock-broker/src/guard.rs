@@ -2,9 +2,10 @@
 //!
 //! Checked after DNS resolution, on the address actually dialled (so a name that resolves to
 //! `169.254.169.254` is caught, and a rebinding answer cannot slip in between check and
-//! connect). Loopback, private, link-local, CGNAT, unique-local, multicast, unspecified and
-//! cloud-metadata addresses are refused unless an allowance names the host or network, or the
-//! operator pinned the host with `--resolve`.
+//! connect). Loopback, private, link-local, CGNAT, unique-local, multicast, unspecified,
+//! benchmarking and cloud-metadata addresses — also when embedded in an IPv4-mapped,
+//! IPv4-compatible, NAT64, 6to4 or Teredo address — are refused unless an allowance names the
+//! host or network, or the operator pinned the host with `--resolve`.
 
 use std::net::IpAddr;
 
@@ -89,6 +90,10 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
                 Some("link-local")
             } else if o[0] == 100 && (64..128).contains(&o[1]) {
                 Some("shared (CGNAT)")
+            } else if o[0] == 198 && (o[1] & 0xfe) == 18 {
+                Some("benchmarking (198.18.0.0/15)")
+            } else if o[0] == 192 && o[1] == 0 && o[2] == 0 {
+                Some("IETF protocol assignments (192.0.0.0/24)")
             } else if a.is_unspecified() || o[0] == 0 {
                 Some("unspecified")
             } else if a.is_multicast() || a.is_broadcast() || o[0] >= 240 {
@@ -111,20 +116,25 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
                 Some("link-local")
             } else if a.is_multicast() {
                 Some("multicast")
-            } else if s[0] == 0x64 && s[1] == 0xff9b {
-                // NAT64: judge the embedded IPv4 address.
-                let v4 = std::net::Ipv4Addr::new(
-                    (s[6] >> 8) as u8,
-                    s[6] as u8,
-                    (s[7] >> 8) as u8,
-                    s[7] as u8,
-                );
-                non_public(IpAddr::V4(v4))
+            } else if (s[0] == 0x64 && s[1] == 0xff9b) || s[..6] == [0; 6] {
+                // NAT64 (64:ff9b::/96) and the deprecated IPv4-compatible form (::a.b.c.d):
+                // judge the embedded IPv4 address.
+                non_public(IpAddr::V4(v4_from(s[6], s[7])))
+            } else if s[0] == 0x2002 {
+                // 6to4: the relay reaches the IPv4 address in bits 16-48.
+                non_public(IpAddr::V4(v4_from(s[1], s[2])))
+            } else if s[0] == 0x2001 && s[1] == 0 {
+                // Teredo: the client's address is the complement of the last 32 bits.
+                non_public(IpAddr::V4(v4_from(!s[6], !s[7])))
             } else {
                 None
             }
         }
     }
+}
+
+fn v4_from(hi: u16, lo: u16) -> std::net::Ipv4Addr {
+    std::net::Ipv4Addr::new((hi >> 8) as u8, hi as u8, (lo >> 8) as u8, lo as u8)
 }
 
 /// The guard: refuses non-public addresses unless allowed.
@@ -181,10 +191,24 @@ mod tests {
             "::ffff:169.254.169.254",
             "64:ff9b::a9fe:a9fe",
             "224.0.0.1",
+            "198.18.0.1",
+            "192.0.0.170",
+            "::127.0.0.1",
+            "::a9fe:a9fe",
+            "2002:7f00:1::1",
+            "2002:a00:1::",
+            "2001:0:4136:e378:8000:63bf:80ff:fffe",
         ] {
             assert!(g.check("h", ip.parse().unwrap()).is_err(), "{ip}");
         }
-        for ip in ["1.1.1.1", "8.8.8.8", "2606:4700::1111", "100.128.0.1"] {
+        for ip in [
+            "1.1.1.1",
+            "8.8.8.8",
+            "2606:4700::1111",
+            "100.128.0.1",
+            "2002:808:808::1",
+            "198.20.0.1",
+        ] {
             assert!(g.check("h", ip.parse().unwrap()).is_ok(), "{ip}");
         }
     }

@@ -455,6 +455,7 @@ impl Broker {
         let mut headers = std::mem::take(&mut parts.headers);
         strip_hop_by_hop(&mut headers, is_upgrade);
         let mut new_query = query.clone();
+        let mut extra_needles = Vec::new();
         for (i, secret) in &secrets {
             let Some(b) = agent.bindings.get(*i) else {
                 continue;
@@ -470,6 +471,7 @@ impl Broker {
             if let Some(h) = &b.header {
                 if let Some(v) = headers.get(h.as_str()) {
                     let nv = rewrite::inject_header(v.as_bytes(), ph, &b.format, secret);
+                    extra_needles.extend(rewrite::basic_needles(v.as_bytes(), &nv));
                     match HeaderValue::from_bytes(&nv) {
                         Ok(mut hv) => {
                             hv.set_sensitive(true);
@@ -502,8 +504,11 @@ impl Broker {
             }
             if let Some(buf) = body_replace.take() {
                 let esc = rewrite::body_escape(content_type.as_deref(), secret);
-                let text = String::from_utf8_lossy(&buf).replace(ph, &esc);
-                body_replace = Some(Bytes::from(text.into_bytes()));
+                body_replace = Some(Bytes::from(rewrite::replace_bytes(
+                    &buf,
+                    ph.as_bytes(),
+                    esc.as_bytes(),
+                )));
             }
         }
         if !secrets.is_empty() {
@@ -668,6 +673,7 @@ impl Broker {
                     needles.extend(rewrite::scrub_needles(s, ph));
                 }
             }
+            needles.extend(extra_needles);
             let mut hits = 0;
             for v in rparts.headers.values_mut() {
                 if let Some((nv, n)) = rewrite::scrub_value(&needles, v.as_bytes()) {

@@ -100,6 +100,26 @@ fn has(hay: &[u8], needle: &[u8]) -> bool {
         && hay.windows(needle.len()).any(|w| w == needle)
 }
 
+/// `hay` with every `needle` replaced by `with`, byte for byte (bodies need not be UTF-8:
+/// binary and multipart uploads pass through unchanged around the replacements).
+pub fn replace_bytes(hay: &[u8], needle: &[u8], with: &[u8]) -> Vec<u8> {
+    if needle.is_empty() {
+        return hay.to_vec();
+    }
+    let mut out = Vec::with_capacity(hay.len());
+    let mut i = 0;
+    while i < hay.len() {
+        if hay[i..].starts_with(needle) {
+            out.extend_from_slice(with);
+            i += needle.len();
+        } else {
+            out.push(hay[i]);
+            i += 1;
+        }
+    }
+    out
+}
+
 /// Could this text hide a placeholder (directly, percent-encoded, or in Basic credentials)?
 /// A cheap test so ordinary requests allocate nothing.
 fn may_hide(v: &[u8]) -> bool {
@@ -234,6 +254,36 @@ pub fn inject_header(value: &[u8], placeholder: &str, format: &str, secret: &str
         return v.replace(placeholder, secret).into_bytes();
     }
     format.replace("{}", secret).into_bytes()
+}
+
+/// Extra scrub needles for a `Basic` header the broker rebuilt: the new base64 credentials
+/// (which decode to the secret) map back to the client's own, with and without padding.
+/// Empty when `old` was not a `Basic` header or nothing changed.
+pub fn basic_needles(old: &[u8], new: &[u8]) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let b64 = |v: &[u8]| -> Option<Vec<u8>> {
+        let p = v.get(..6)?;
+        p.eq_ignore_ascii_case(b"basic ")
+            .then(|| v[6..].trim_ascii().to_vec())
+    };
+    let (Some(o), Some(n)) = (b64(old), b64(new)) else {
+        return Vec::new();
+    };
+    if o == n || n.is_empty() {
+        return Vec::new();
+    }
+    let unpad = |v: &[u8]| -> Vec<u8> {
+        let mut v = v.to_vec();
+        while v.last() == Some(&b'=') {
+            v.pop();
+        }
+        v
+    };
+    let mut out = vec![(n.clone(), o.clone())];
+    let (nu, ou) = (unpad(&n), unpad(&o));
+    if nu != n {
+        out.push((nu, ou));
+    }
+    out
 }
 
 const QUERY_SAFE: &[u8] = b"-._~";
@@ -596,5 +646,33 @@ mod tests {
         assert!(d.feed(b"ph-x"));
         let mut d = PrefixDetector::default();
         assert!(!d.feed(b"nothing here"));
+    }
+
+    #[test]
+    fn rebuilt_basic_credentials_are_scrubbed_back() {
+        use base64::Engine;
+        let e = base64::engine::general_purpose::STANDARD;
+        let ph = "airlock-ph-twilio-0123456789abcdefghijklmnopqrstuv";
+        let old = format!("Basic {}", e.encode(format!("AC123:{ph}")));
+        let new = inject_header(old.as_bytes(), ph, "Basic {}", "s3cret-auth-token");
+        let new_b64 = String::from_utf8(new.clone()).unwrap()[6..].to_string();
+        assert_eq!(e.decode(&new_b64).unwrap(), b"AC123:s3cret-auth-token");
+        let needles = basic_needles(old.as_bytes(), &new);
+        // An upstream echoing the header, or only its base64, gets the client's own back.
+        let echoed = format!("{{\"authorization\":\"Basic {new_b64}\",\"raw\":\"{}\"}}", new_b64.trim_end_matches('='));
+        let (clean, hits) = scrub_value(&needles, echoed.as_bytes()).unwrap();
+        assert_eq!(hits, 2);
+        let clean = String::from_utf8(clean).unwrap();
+        assert!(!clean.contains(new_b64.trim_end_matches('=')), "{clean}");
+        assert!(clean.contains(&old), "{clean}");
+        assert!(basic_needles(b"Bearer x", b"Bearer y").is_empty());
+    }
+
+    #[test]
+    fn body_replacement_keeps_non_utf8_bytes() {
+        let body = [b"\xff\xfe--ph--\x00\x80".as_slice()].concat();
+        let out = replace_bytes(&body, b"ph", b"secret");
+        assert_eq!(out, b"\xff\xfe--secret--\x00\x80".to_vec());
+        assert_eq!(replace_bytes(b"abc", b"", b"x"), b"abc".to_vec());
     }
 }

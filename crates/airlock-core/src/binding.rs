@@ -170,7 +170,10 @@ pub fn normalize_path(raw: &str) -> Option<String> {
     let segs: Vec<&str> = cur.split('/').skip(1).collect();
     let last = segs.len().saturating_sub(1);
     for (i, s) in segs.iter().enumerate() {
-        match *s {
+        // Servers that honour path parameters (Tomcat, Spring, Jetty) read `..;x` as `..`:
+        // a segment is a dot segment whatever parameters follow it.
+        let bare = s.split(';').next().unwrap_or(s);
+        match bare {
             "." => {
                 if i == last {
                     out.push("");
@@ -182,8 +185,8 @@ pub fn normalize_path(raw: &str) -> Option<String> {
                     out.push("");
                 }
             }
-            "" if i != last => {}
-            s => out.push(s),
+            "" if i != last && s.is_empty() => {}
+            _ => out.push(s),
         }
     }
     Some(format!("/{}", out.join("/")))
@@ -383,6 +386,11 @@ mod tests {
         assert_eq!(normalize_path("/a//b/").as_deref(), Some("/a/b/"));
         assert_eq!(normalize_path("/a/b/..").as_deref(), Some("/a/"));
         assert_eq!(normalize_path("/..").as_deref(), None);
+        // Path parameters do not hide a dot segment.
+        assert_eq!(normalize_path("/v1/..;/admin").as_deref(), Some("/admin"));
+        assert_eq!(normalize_path("/v1/%2e%2e;x=1/admin").as_deref(), Some("/admin"));
+        assert_eq!(normalize_path("/v1/.;/a").as_deref(), Some("/v1/a"));
+        assert_eq!(normalize_path("/v1;x/a").as_deref(), Some("/v1;x/a"));
         assert!(path_has_prefix("/v1", "/v1"));
         assert!(path_has_prefix("/v1/x", "/v1"));
         assert!(!path_has_prefix("/v1x", "/v1"));

@@ -14,6 +14,7 @@
 use std::sync::Arc;
 
 use airlock_broker::config;
+use airlock_core::policy::Operation;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
@@ -74,10 +75,41 @@ async fn keys(core: &Core) -> ApiResult<BrokerKeys> {
     Ok(k)
 }
 
+/// Whoever writes a binding decides where its secret may be sent, so they must be able to
+/// read that secret themselves: otherwise `update` on `sys/broker/bindings/*` would let a
+/// token send any secret the broker can read to a host of its choosing.
+fn may_send_secret(core: &Core, caller: &Caller, secret_path: &str) -> ApiResult<()> {
+    if caller.is_root {
+        return Ok(());
+    }
+    let read_path = core
+        .mounts
+        .read()
+        .ok()
+        .and_then(|m| {
+            m.route(secret_path).and_then(|e| {
+                let rest = secret_path.strip_prefix(e.path.as_str())?;
+                (e.kind == "kv" && e.kv_version() == 2).then(|| format!("{}data/{rest}", e.path))
+            })
+        })
+        .unwrap_or_else(|| secret_path.to_string());
+    caller
+        .acl
+        .allowed(&read_path, Operation::Read, None)
+        .map_err(|_| {
+            ApiError::new(
+                403,
+                format!(
+                    "permission denied: a binding for {secret_path} can only be written by a token that may read {read_path}"
+                ),
+            )
+        })
+}
+
 pub async fn handle(
     core: &Arc<Core>,
     req: &Request,
-    _caller: &Caller,
+    caller: &Caller,
     rest: &str,
 ) -> ApiResult<Response> {
     let write = matches!(req.op, Op::Create | Op::Update);
@@ -109,7 +141,8 @@ pub async fn handle(
                 _ if write => {
                     let mut v = Value::Object(req.data.clone());
                     v["name"] = json!(name);
-                    config::parse_binding(&v).map_err(ApiError::bad_request)?;
+                    let b = config::parse_binding(&v).map_err(ApiError::bad_request)?;
+                    may_send_secret(core, caller, &b.secret_path)?;
                     core.barrier.put_json(&key, &v).await?;
                     Ok(Response::empty())
                 }

@@ -564,7 +564,9 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     let mut child = cmd.spawn().with_context(|| format!("starting {prog}"))?;
     let pid = child.id().map(|p| p as i32);
     let status = relay.wait(&mut child, pid).await?;
-    auditor.flush(Duration::from_secs(3)).await;
+    if !auditor.flush(Duration::from_secs(5)).await {
+        eprintln!("warning: some broker audit events could not be written to Airlock in time");
+    }
     drop(tmp);
     Ok(crate::run::exit_code(status))
 }
@@ -806,7 +808,9 @@ async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
     let serve = tokio::spawn(airlock_broker::proxy::serve(broker, listener));
     crate::server::shutdown_signal().await;
     serve.abort();
-    auditor.flush(Duration::from_secs(3)).await;
+    if !auditor.flush(Duration::from_secs(5)).await {
+        eprintln!("warning: some broker audit events could not be written to Airlock in time");
+    }
     Ok(ExitCode::SUCCESS)
 }
 

@@ -360,6 +360,60 @@ fn broker_child_environment_holds_no_secret() {
         .status()
         .unwrap();
     assert_eq!(st.code(), Some(7));
+
+    // A one-request run keeps its audit event: the broker flushes before it exits.
+    let marker = random_key("last-");
+    let url = format!("https://api.openai.com/v1/echo/{marker}");
+    let out = s
+        .broker(
+            "tunnel",
+            &[
+                "sh",
+                "-c",
+                &format!("curl -sS -o /dev/null -w '%{{http_code}}' -H \"Authorization: Bearer $OPENAI_API_KEY\" {url}"),
+            ],
+        )
+        .output()
+        .unwrap();
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
+    let audit = s.audit_text();
+    let line = audit
+        .lines()
+        .find(|l| l.contains(&marker))
+        .unwrap_or_else(|| panic!("the run's only request is missing from the audit log"));
+    assert!(line.contains("\"kind\":\"inject\""), "{line}");
+
+    // Signals reach the child, and its exit code comes back.
+    let mut c = s.broker(
+        "tunnel",
+        &[
+            "sh",
+            "-c",
+            "trap 'exit 42' TERM; echo ready; i=0; while [ $i -lt 300 ]; do sleep 0.1; i=$((i+1)); done; exit 3",
+        ],
+    );
+    let mut child = c.stdout(Stdio::piped()).spawn().unwrap();
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line.trim(), "ready");
+    let t = Instant::now();
+    send_signal(child.id(), "TERM");
+    let st = child.wait().unwrap();
+    assert_eq!(st.code(), Some(42), "SIGTERM did not reach the child");
+    assert!(t.elapsed() < Duration::from_secs(10));
+}
+
+fn send_signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
 }
 
 #[test]
@@ -512,6 +566,42 @@ fn broker_serve_two_agents_with_different_bindings() {
         .as_str()
         .unwrap()
         .contains("not a valid DNS name"));
+    // Writing a binding decides where a secret may go: the writer must be able to read it.
+    put(
+        "/v1/sys/policies/acl/binding-writer",
+        json!({"policy": "path \"sys/broker/bindings/*\" { capabilities = [\"create\", \"update\"] }\npath \"secret/data/agents/own\" { capabilities = [\"read\"] }"}),
+    );
+    let t = req(
+        &s.server,
+        "POST",
+        "/v1/auth/token/create",
+        Some(json!({"policies": ["binding-writer"], "ttl": "10m"})),
+    );
+    let writer = t.body["auth"]["client_token"].as_str().unwrap().to_string();
+    let steal = with_token(
+        &s.server,
+        &writer,
+        "POST",
+        "/v1/sys/broker/bindings/steal",
+        Some(json!({"secret": "secret/agents/test#OPENAI", "hosts": ["attacker.example"], "header": "authorization"})),
+    );
+    assert_eq!(steal.status, 403, "{:?}", steal.body);
+    assert!(steal.body["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("may read secret/data/agents/test"));
+    assert_eq!(
+        req(&s.server, "GET", "/v1/sys/broker/bindings/steal", None).status,
+        404
+    );
+    let own = with_token(
+        &s.server,
+        &writer,
+        "POST",
+        "/v1/sys/broker/bindings/own",
+        Some(json!({"secret": "secret/agents/own#K", "hosts": ["api.example.com"], "header": "authorization"})),
+    );
+    assert_eq!(own.status, 204, "{:?}", own.body);
     let missing = req(
         &s.server,
         "POST",
