@@ -431,6 +431,27 @@ def ws_read(c):
     return h[0] & 0x0F, data
 
 
+def ws_message(c):
+    """One whole data message (fragments joined), as (opcode, payload)."""
+    op, parts = None, b""
+    while True:
+        h = c.read_exact(2)
+        n = h[1] & 0x7F
+        if n == 126:
+            n = int.from_bytes(c.read_exact(2), "big")
+        elif n == 127:
+            n = int.from_bytes(c.read_exact(8), "big")
+        data = c.read_exact(n)
+        code = h[0] & 0x0F
+        if code >= 8:
+            continue
+        if op is None:
+            op = code
+        parts += data
+        if h[0] & 0x80:
+            return op, parts
+
+
 @check("websocket")
 def _():
     c = Raw("api.openai.com").tls()
@@ -440,10 +461,15 @@ def _():
         key = base64.b64encode(os.urandom(16)).decode()
         c.sock.sendall((
             "GET /v1/ws HTTP/1.1\r\nHost: api.openai.com\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {OA}\r\n\r\n"
+            f"Sec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\nAuthorization: Bearer {OA}\r\n"
+            "Sec-WebSocket-Extensions: permessage-deflate\r\n\r\n"
         ).encode())
         status, headers = c.read_head()
         assert status == 101, f"upgrade answered {status}"
+        # Compression is negotiated away (its frames could not be checked), and an echo of
+        # the credential in the 101 comes back as the placeholder.
+        assert headers.get("x-saw-extensions") == "false", "permessage-deflate reached the upstream"
+        assert headers.get("x-echo-authorization") == f"Bearer {OA}", "credential echoed in the 101 not scrubbed"
         want = base64.b64encode(hashlib.sha1((key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").encode()).digest()).decode()
         assert headers.get("sec-websocket-accept") == want, "bad Sec-WebSocket-Accept"
         op, data = ws_read(c)
@@ -452,6 +478,11 @@ def _():
         c.sock.sendall(ws_frame(1, b"ping-1"))
         op, data = ws_read(c)
         assert op == 1 and data == b"ping-1", f"echo op {op} {data[:20]!r}"
+        # The credential echoed inside a message split over two frames.
+        c.sock.sendall(ws_frame(1, b"echo-key"))
+        op, data = ws_message(c)
+        assert op == 1 and data == f"key=Bearer {OA}!".encode(), \
+            f"echoed credential in a WebSocket message not scrubbed (op {op}, {len(data)} bytes)"
         c.sock.sendall(ws_frame(8, (1000).to_bytes(2, "big")))
         try:
             op, _ = ws_read(c)

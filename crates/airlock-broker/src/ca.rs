@@ -11,8 +11,9 @@ use std::sync::{Arc, Mutex};
 
 use airlock_core::binding::HostPattern;
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose,
-    GeneralSubtree, IsCa, KeyPair, KeyUsagePurpose, NameConstraints, SanType,
+    BasicConstraints, CertificateParams, CidrSubnet, DistinguishedName, DnType,
+    ExtendedKeyUsagePurpose, GeneralSubtree, IsCa, KeyPair, KeyUsagePurpose, NameConstraints,
+    SanType,
 };
 use tokio_rustls::rustls::pki_types::{CertificateDer, PrivateKeyDer, PrivatePkcs8KeyDer};
 use tokio_rustls::rustls::{self, ServerConfig};
@@ -54,9 +55,30 @@ fn ca_params(
                 })
             })
             .collect();
+        // IP addresses: only bound hosts written as addresses; with none, no IP at all (a DNS
+        // constraint alone leaves IP-address names unconstrained).
+        let mut permitted: Vec<GeneralSubtree> = permitted;
+        let mut excluded = Vec::new();
+        let ips: Vec<std::net::IpAddr> = hosts
+            .iter()
+            .filter_map(|h| match h {
+                HostPattern::Exact(e) => e.parse().ok(),
+                HostPattern::OneLabel(_) => None,
+            })
+            .collect();
+        if ips.is_empty() {
+            excluded.push(GeneralSubtree::IpAddress(CidrSubnet::V4([0; 4], [0; 4])));
+            excluded.push(GeneralSubtree::IpAddress(CidrSubnet::V6([0; 16], [0; 16])));
+        }
+        for ip in ips {
+            permitted.push(GeneralSubtree::IpAddress(match ip {
+                std::net::IpAddr::V4(a) => CidrSubnet::V4(a.octets(), [255; 4]),
+                std::net::IpAddr::V6(a) => CidrSubnet::V6(a.octets(), [255; 16]),
+            }));
+        }
         p.name_constraints = Some(NameConstraints {
             permitted_subtrees: permitted,
-            excluded_subtrees: vec![],
+            excluded_subtrees: excluded,
         });
     }
     Ok(p)

@@ -12,6 +12,7 @@
 //! - [`secrets`]: the in-memory credential cache with background refresh (fail closed).
 //! - [`upstream`]: verified TLS to upstreams, ALPN, pooling, `--resolve` pins.
 //! - [`proxy`]: the listener: authentication, CONNECT tunnel/intercept, plain HTTP.
+//! - [`ws`]: the WebSocket splice that scrubs echoed credentials from upstream frames.
 //! - [`audit`]: events on a bounded channel, batched to a sink off the data path.
 //! - [`mcp`]: rewriting `mcp.json` so MCP servers run under the broker.
 //!
@@ -29,6 +30,7 @@ pub mod proxy;
 pub mod rewrite;
 pub mod secrets;
 pub mod upstream;
+pub mod ws;
 
 use std::collections::HashMap;
 use std::sync::atomic::AtomicU64;

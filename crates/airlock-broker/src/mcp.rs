@@ -9,7 +9,9 @@
 //!   from `env` and returned in [`WrapOutcome::extracted`], to be stored at
 //!   `<kv_mount>/<kv_prefix>/<server>` under the variable's name;
 //! * the server becomes `airlock broker run [--profile P] --agent <server> -- <command> <args…>`
-//!   (even with no secret in `env`, so that its traffic goes through the broker).
+//!   (even with no secret in `env`, so that its traffic goes through the broker), where the
+//!   agent name is the server's name with characters agent names cannot hold mapped to `_`;
+//! * [`profile_snippet`] gives the profile lines binding the extracted variables.
 //!
 //! Remote servers (`url`) are left alone: the broker has to be configured as their proxy.
 //! Wrapping is idempotent: a server already running under `airlock broker run` is skipped, so
@@ -156,6 +158,12 @@ fn safe_segment(name: &str) -> String {
 }
 
 /// `<mount>/<prefix>/<segment>`, without doubled or stray slashes.
+/// The agent a wrapped server runs as: its name made valid (letters, digits, `_`, `-`, `.`;
+/// at most 64 characters).
+pub fn agent_name(server: &str) -> String {
+    safe_segment(server).chars().take(64).collect()
+}
+
 fn kv_path(opts: &WrapOptions, server: &str) -> String {
     let seg = safe_segment(server);
     [opts.kv_mount.as_str(), opts.kv_prefix.as_str()]
@@ -308,7 +316,7 @@ pub fn wrap(doc: &Value, opts: &WrapOptions) -> Result<WrapOutcome, String> {
         }
         args.extend([
             "--agent".into(),
-            Value::from(name.as_str()),
+            Value::from(agent_name(name)),
             "--".into(),
             Value::from(stdio.command),
         ]);
@@ -331,6 +339,69 @@ pub fn wrap(doc: &Value, opts: &WrapOptions) -> Result<WrapOutcome, String> {
         wrapped,
         skipped,
     })
+}
+
+/// Profile lines binding what [`wrap`] extracted: one `[[binding]]` per variable and one
+/// `[agents.<server>]` per server. Variables that a provider preset reads (`GITHUB_TOKEN`,
+/// `OPENAI_API_KEY`, ...) get a complete binding; others get a commented template, since only
+/// the user knows which host their key is for.
+pub fn profile_snippet(extracted: &[Extracted]) -> String {
+    let q = |s: &str| Value::from(s).to_string();
+    let mut out = String::new();
+    let mut servers: Vec<&str> = extracted.iter().map(|e| e.server.as_str()).collect();
+    servers.dedup();
+    for server in servers {
+        let mut names = Vec::new();
+        let agent = agent_name(server);
+        for e in extracted.iter().filter(|e| e.server == server) {
+            let name: String = format!("{agent}-{}", e.var.to_ascii_lowercase())
+                .chars()
+                .take(64)
+                .collect();
+            let secret = q(&format!("{}#{}", e.path, e.key));
+            // The preset that reads this variable, or whose name is its first word
+            // (`GITHUB_PERSONAL_ACCESS_TOKEN`, `SLACK_BOT_TOKEN`).
+            let first = e.var.split('_').next().unwrap_or("").to_ascii_lowercase();
+            let preset = crate::providers::PROVIDERS
+                .iter()
+                .find(|p| p.env == e.var)
+                .or_else(|| {
+                    crate::providers::PROVIDERS
+                        .iter()
+                        .find(|p| p.name.replace('-', "") == first)
+                });
+            match preset {
+                Some(p) => {
+                    let env = if p.env == e.var {
+                        String::new()
+                    } else {
+                        format!("env = {}\n", q(&e.var))
+                    };
+                    out.push_str(&format!(
+                        "[[binding]]\nname = {}\nprovider = {}\nsecret = {secret}\n{env}\n",
+                        q(&name),
+                        q(p.name)
+                    ));
+                    names.push(name);
+                }
+                None => out.push_str(&format!(
+                    "# {var}: no provider preset reads this variable; say where it may go:\n\
+                     # [[binding]]\n# name = {n}\n# secret = {secret}\n# env = {v}\n\
+                     # hosts = [\"api.example.com\"]\n# header = \"authorization\"\n\
+                     # format = \"Bearer {{}}\"\n\n",
+                    var = e.var,
+                    n = q(&name),
+                    v = q(&e.var),
+                )),
+            }
+        }
+        out.push_str(&format!(
+            "[agents.{}]\nbindings = [{}]\n\n",
+            q(&agent),
+            names.iter().map(|n| q(n)).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    out
 }
 
 #[cfg(test)]
@@ -683,11 +754,11 @@ mod tests {
                 ("ünï.cøde-1_2", "secret/mcp/_n_.c_de-1_2"),
             ]
         );
-        // The JSON key and `--agent` keep the original name.
+        // The JSON key keeps the original name; `--agent` gets a valid agent name.
         let w = &out.doc["mcpServers"]["weird name/x"];
         assert_eq!(w["args"][4], "--agent");
-        assert_eq!(w["args"][5], "weird name/x");
-        assert_eq!(out.doc["mcpServers"][".."]["args"][5], "..");
+        assert_eq!(w["args"][5], "weird_name_x");
+        assert_eq!(out.doc["mcpServers"][".."]["args"][5], "__");
     }
 
     #[test]
@@ -752,5 +823,47 @@ mod tests {
         ] {
             assert!(!is_secret_var(n), "{n}");
         }
+    }
+
+    #[test]
+    fn profile_snippet_parses_and_binds_known_variables() {
+        let ex = |server: &str, var: &str| Extracted {
+            server: server.into(),
+            var: var.into(),
+            path: format!("secret/mcp/{}", agent_name(server)),
+            key: var.into(),
+            value: "v".into(),
+        };
+        let list = vec![
+            ex("github", "GITHUB_TOKEN"),
+            ex("my tools", "OPENAI_API_KEY"),
+            ex("my tools", "INTERNAL_TOKEN"),
+            ex("gh", "GITHUB_PERSONAL_ACCESS_TOKEN"),
+        ];
+        let text = profile_snippet(&list);
+        let p = crate::config::parse_profile(&text, "snippet").unwrap();
+        let names: Vec<&str> = p.bindings.iter().map(|b| b.name.as_str()).collect();
+        assert_eq!(
+            names,
+            [
+                "github-github_token",
+                "my_tools-openai_api_key",
+                "gh-github_personal_access_token"
+            ]
+        );
+        assert_eq!(p.bindings[2].env, "GITHUB_PERSONAL_ACCESS_TOKEN");
+        assert!(p.bindings[2].dest.hosts[0].matches("api.github.com"));
+        assert_eq!(p.bindings[1].secret_path, "secret/mcp/my_tools");
+        let agents: Vec<&str> = p.agents.iter().map(|a| a.name.as_str()).collect();
+        assert_eq!(agents, ["gh", "github", "my_tools"]);
+        assert_eq!(p.agents.len(), 3);
+        assert!(
+            text.contains("# INTERNAL_TOKEN: no provider preset"),
+            "{text}"
+        );
+        assert!(
+            !text.contains("= \"v\""),
+            "a secret value in the snippet: {text}"
+        );
     }
 }

@@ -512,11 +512,13 @@ impl Broker {
             }
         }
         if !secrets.is_empty() {
-            // Compressed responses could not be scrubbed: ask for identity.
+            // Compressed responses could not be scrubbed: ask for identity, and offer no
+            // WebSocket extension (permessage-deflate frames could not be checked either).
             headers.insert(
                 hyper::header::ACCEPT_ENCODING,
                 HeaderValue::from_static("identity"),
             );
+            headers.remove(hyper::header::SEC_WEBSOCKET_EXTENSIONS);
         }
         let pq = match &new_query {
             Some(q) => format!("{raw_path}?{q}"),
@@ -623,29 +625,68 @@ impl Broker {
             self.stats.injected.fetch_add(1, Ordering::Relaxed);
         }
         ev.status = resp.status().as_u16();
-        // WebSocket and other upgrades: splice the two upgraded connections.
+        let mut needles = Vec::new();
+        for (i, s) in &secrets {
+            if let Some((ph, _)) = agent.placeholders.iter().find(|(_, j)| j == i) {
+                needles.extend(rewrite::scrub_needles(s, ph));
+            }
+        }
+        needles.extend(extra_needles);
+        // WebSocket and other upgrades: splice the two upgraded connections (scrubbing what
+        // comes back when the upgrade carried a credential).
         if is_upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let up_fut = hyper::upgrade::on(&mut resp);
+            let (mut p, _) = resp.into_parts();
+            if !needles.is_empty() {
+                if p.headers
+                    .contains_key(hyper::header::SEC_WEBSOCKET_EXTENSIONS)
+                {
+                    ev.kind = "block";
+                    return self.block(
+                        ev,
+                        None,
+                        "upstream accepted a WebSocket extension the broker did not offer; refused because its frames cannot be checked for an echoed credential".into(),
+                        start,
+                    );
+                }
+                for v in p.headers.values_mut() {
+                    if let Some((nv, n)) = rewrite::scrub_value(&needles, v.as_bytes()) {
+                        ev.scrubbed += n;
+                        if let Ok(h) = HeaderValue::from_bytes(&nv) {
+                            *v = h;
+                        }
+                    }
+                }
+            }
             if let Some(cu) = client_upgrade {
                 let audit = self.audit.clone();
+                let scrubbed = self.stats.scrubbed.clone();
                 let mut ev2 = ev.clone();
+                let websocket = p
+                    .headers
+                    .get(hyper::header::UPGRADE)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
                 tokio::spawn(async move {
                     if let (Ok(c), Ok(u)) = (cu.await, up_fut.await) {
-                        let r = tokio::io::copy_bidirectional(
-                            &mut TokioIo::new(c),
-                            &mut TokioIo::new(u),
-                        )
-                        .await;
-                        if let Ok((a, b)) = r {
-                            ev2.bytes_in = a;
-                            ev2.bytes_out = b;
+                        let (c, u) = (TokioIo::new(c), TokioIo::new(u));
+                        if websocket && !needles.is_empty() {
+                            let s = crate::ws::splice(c, u, needles).await;
+                            ev2.bytes_in = s.bytes_in;
+                            ev2.bytes_out = s.bytes_out;
+                            ev2.scrubbed += s.scrubbed;
+                        } else {
+                            let (mut c, mut u) = (c, u);
+                            if let Ok((a, b)) = tokio::io::copy_bidirectional(&mut c, &mut u).await
+                            {
+                                ev2.bytes_in = a;
+                                ev2.bytes_out = b;
+                            }
                         }
                     }
                     ev2.latency_ms = start.elapsed().as_secs_f64() * 1000.0;
-                    audit.record(ev2);
+                    record_with_scrub(&audit, &scrubbed, ev2);
                 });
             }
-            let (p, _) = resp.into_parts();
             return Response::from_parts(p, full(Bytes::new()));
         }
         let (mut rparts, rbody) = resp.into_parts();
@@ -667,13 +708,6 @@ impl Broker {
                     );
                 }
             }
-            let mut needles = Vec::new();
-            for (i, s) in &secrets {
-                if let Some((ph, _)) = agent.placeholders.iter().find(|(_, j)| j == i) {
-                    needles.extend(rewrite::scrub_needles(s, ph));
-                }
-            }
-            needles.extend(extra_needles);
             let mut hits = 0;
             for v in rparts.headers.values_mut() {
                 if let Some((nv, n)) = rewrite::scrub_value(&needles, v.as_bytes()) {

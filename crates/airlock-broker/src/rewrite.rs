@@ -659,7 +659,10 @@ mod tests {
         assert_eq!(e.decode(&new_b64).unwrap(), b"AC123:s3cret-auth-token");
         let needles = basic_needles(old.as_bytes(), &new);
         // An upstream echoing the header, or only its base64, gets the client's own back.
-        let echoed = format!("{{\"authorization\":\"Basic {new_b64}\",\"raw\":\"{}\"}}", new_b64.trim_end_matches('='));
+        let echoed = format!(
+            "{{\"authorization\":\"Basic {new_b64}\",\"raw\":\"{}\"}}",
+            new_b64.trim_end_matches('=')
+        );
         let (clean, hits) = scrub_value(&needles, echoed.as_bytes()).unwrap();
         assert_eq!(hits, 2);
         let clean = String::from_utf8(clean).unwrap();

@@ -388,7 +388,10 @@ mod tests {
         assert_eq!(normalize_path("/..").as_deref(), None);
         // Path parameters do not hide a dot segment.
         assert_eq!(normalize_path("/v1/..;/admin").as_deref(), Some("/admin"));
-        assert_eq!(normalize_path("/v1/%2e%2e;x=1/admin").as_deref(), Some("/admin"));
+        assert_eq!(
+            normalize_path("/v1/%2e%2e;x=1/admin").as_deref(),
+            Some("/admin")
+        );
         assert_eq!(normalize_path("/v1/.;/a").as_deref(), Some("/v1/a"));
         assert_eq!(normalize_path("/v1;x/a").as_deref(), Some("/v1;x/a"));
         assert!(path_has_prefix("/v1", "/v1"));

@@ -96,6 +96,7 @@ fn may_send_secret(core: &Core, caller: &Caller, secret_path: &str) -> ApiResult
     caller
         .acl
         .allowed(&read_path, Operation::Read, None)
+        .map(|_| ())
         .map_err(|_| {
             ApiError::new(
                 403,

@@ -388,6 +388,15 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from("airlock.toml"));
     let cl = Client::from_env()?;
     cl.require_token()?;
+    // The child gets neither the token variables nor the real credentials, but it runs as
+    // this user: a token in the CLI's token file is readable by it.
+    if let Some(f) = crate::client::token_file().filter(|f| f.exists()) {
+        eprintln!(
+            "warning: {} holds an Airlock token that {} can read (it runs as your user); for an agent you do not trust, pass a short-lived AIRLOCK_TOKEN and remove the file (`airlock login -no-store` does not write it), or run the agent as another user",
+            f.display(),
+            a.command.first().map(String::as_str).unwrap_or("the child")
+        );
+    }
     // The profile if there is one; an agent it does not define is looked up in Airlock.
     let explicit = a.profile.is_some();
     let mut profile = if explicit || profile_path.exists() {
@@ -615,18 +624,50 @@ async fn wrap_mcp(a: WrapArgs) -> Result<ExitCode> {
                 .with_context(|| format!("storing the secrets of {path} in Airlock"))?;
         }
     }
+    // The backup still holds the original secrets: readable by the owner only.
     let backup = PathBuf::from(format!("{}.bak", a.file.display()));
-    std::fs::write(&backup, &text).with_context(|| format!("writing {}", backup.display()))?;
+    write_private(&backup, text.as_bytes(), 0o600)
+        .with_context(|| format!("writing {}", backup.display()))?;
     let new_text = serde_json::to_string_pretty(&out.doc)? + "\n";
     let tmp = PathBuf::from(format!("{}.tmp", a.file.display()));
-    std::fs::write(&tmp, new_text)?;
+    let mode = {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(&a.file)?.permissions().mode() & 0o777
+    };
+    write_private(&tmp, new_text.as_bytes(), mode)?;
     std::fs::rename(&tmp, &a.file)?;
     println!(
-        "wrapped {} server(s); backup at {}",
+        "wrapped {} server(s); backup at {} (it still holds the secrets: delete it once the servers work)",
         out.wrapped.len(),
         backup.display()
     );
+    if !out.extracted.is_empty() {
+        let target = a
+            .profile
+            .as_deref()
+            .map(|p| format!(" ({p})"))
+            .unwrap_or_default();
+        println!(
+            "\nEach wrapped server runs as an agent of the same name. Add to your profile{target}:\n\n{}",
+            airlock_broker::mcp::profile_snippet(&out.extracted).trim_end()
+        );
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Writes a file created (or truncated) with `mode`, whatever the umask or the old mode.
+fn write_private(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(path)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+    f.write_all(bytes)?;
+    f.sync_all()
 }
 
 /// Lists a `sys/broker/…` collection (empty when there is none).

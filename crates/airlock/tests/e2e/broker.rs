@@ -345,6 +345,11 @@ fn broker_child_environment_holds_no_secret() {
             text.contains("DNS:generativelanguage.googleapis.com"),
             "{text}"
         );
+        // ... and vouches for no IP address.
+        assert!(
+            text.contains("Excluded:") && text.contains("IP:0.0.0.0/0.0.0.0"),
+            "{text}"
+        );
     }
     let st = child.wait().unwrap();
     assert!(st.success());
@@ -377,11 +382,11 @@ fn broker_child_environment_holds_no_secret() {
         .unwrap();
     assert_eq!(String::from_utf8_lossy(&out.stdout), "200", "{out:?}");
     let audit = s.audit_text();
-    let line = audit
-        .lines()
-        .find(|l| l.contains(&marker))
-        .unwrap_or_else(|| panic!("the run's only request is missing from the audit log"));
-    assert!(line.contains("\"kind\":\"inject\""), "{line}");
+    let lines: Vec<&str> = audit.lines().filter(|l| l.contains(&marker)).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("\"kind\":\"inject\"")),
+        "the run's only request is missing from the audit log: {lines:?}"
+    );
 
     // Signals reach the child, and its exit code comes back.
     let mut c = s.broker(
@@ -583,7 +588,9 @@ fn broker_serve_two_agents_with_different_bindings() {
         &writer,
         "POST",
         "/v1/sys/broker/bindings/steal",
-        Some(json!({"secret": "secret/agents/test#OPENAI", "hosts": ["attacker.example"], "header": "authorization"})),
+        Some(
+            json!({"secret": "secret/agents/test#OPENAI", "hosts": ["attacker.example"], "header": "authorization"}),
+        ),
     );
     assert_eq!(steal.status, 403, "{:?}", steal.body);
     assert!(steal.body["errors"][0]
@@ -599,7 +606,9 @@ fn broker_serve_two_agents_with_different_bindings() {
         &writer,
         "POST",
         "/v1/sys/broker/bindings/own",
-        Some(json!({"secret": "secret/agents/own#K", "hosts": ["api.example.com"], "header": "authorization"})),
+        Some(
+            json!({"secret": "secret/agents/own#K", "hosts": ["api.example.com"], "header": "authorization"}),
+        ),
     );
     assert_eq!(own.status, 204, "{:?}", own.body);
     let missing = req(
@@ -856,6 +865,50 @@ fn broker_wrap_mcp_moves_secrets_and_is_idempotent() {
     assert_eq!(
         stored.body["data"]["data"]["GITHUB_PERSONAL_ACCESS_TOKEN"],
         "ghp_wrapmcp_secret_value"
+    );
+    // The backup still holds the secret: owner-only.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(s.dir.join("mcp.json.bak"))
+            .unwrap()
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "backup mode {mode:o}");
+    }
+    // The printed profile lines bind the variable (the github preset), so the wrapped server
+    // starts: run its new command line, with a stand-in for the server itself.
+    let snippet = text
+        .split_once("Add to your profile (/etc/airlock/agents.toml):\n\n")
+        .map(|(_, t)| t.to_string())
+        .unwrap_or_else(|| panic!("no profile lines printed: {text}"));
+    assert!(snippet.contains("provider = \"github\""), "{snippet}");
+    let profile = s.dir.join("mcp-agents.toml");
+    std::fs::write(&profile, &snippet).unwrap();
+    let mut args: Vec<String> = doc["mcpServers"]["github"]["args"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|a| a.as_str().unwrap().to_string())
+        .collect();
+    args[3] = profile.display().to_string();
+    let dash = args.iter().position(|a| a == "--").unwrap();
+    args.truncate(dash + 1);
+    args.extend([
+        "sh".into(),
+        "-c".into(),
+        "echo \"$GITHUB_PERSONAL_ACCESS_TOKEN\"".into(),
+    ]);
+    let started = Command::new(bin())
+        .args(&args)
+        .env("AIRLOCK_ADDR", &s.server.addr)
+        .env("AIRLOCK_TOKEN", s.server.token.as_deref().unwrap())
+        .output()
+        .unwrap();
+    let said = String::from_utf8_lossy(&started.stdout);
+    assert!(
+        started.status.success() && said.starts_with("airlock-ph-"),
+        "wrapped server did not start with a placeholder: {said} {}",
+        String::from_utf8_lossy(&started.stderr)
     );
     // Again: nothing changes.
     let out = run();

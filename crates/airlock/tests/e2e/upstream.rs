@@ -339,6 +339,16 @@ fn websocket(req: &mut Request<Incoming>, ok: bool) -> Response<Body> {
         .and_then(|v| v.to_str().ok())
         .unwrap_or("")
         .to_string();
+    // What the broker sent, echoed back in the 101 and (on request) in a fragmented message,
+    // to prove the broker scrubs WebSocket traffic too.
+    let auth = req
+        .headers()
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("")
+        .to_string();
+    let extensions = req.headers().contains_key("sec-websocket-extensions");
+    let echo = auth.clone();
     let on = hyper::upgrade::on(req);
     tokio::spawn(async move {
         let Ok(up) = on.await else { return };
@@ -382,6 +392,18 @@ fn websocket(req: &mut Request<Incoming>, ok: bool) -> Response<Body> {
                     let _ = io.write_all(&frame(8, &[])).await;
                     return;
                 }
+                1 if payload == b"echo-key" => {
+                    // The credential split over two fragments.
+                    let text = format!("key={echo}!");
+                    let (a, b) = text.as_bytes().split_at(text.len() / 2);
+                    let mut first = frame(1, a);
+                    first[0] &= 0x7f;
+                    let mut out = first;
+                    out.extend(frame(0, b));
+                    if io.write_all(&out).await.is_err() {
+                        return;
+                    }
+                }
                 1 | 2 if io.write_all(&frame(opcode, &payload)).await.is_err() => return,
                 _ => {}
             }
@@ -392,6 +414,8 @@ fn websocket(req: &mut Request<Incoming>, ok: bool) -> Response<Body> {
         .header("connection", "upgrade")
         .header("upgrade", "websocket")
         .header("sec-websocket-accept", ws_accept(&key))
+        .header("x-echo-authorization", auth)
+        .header("x-saw-extensions", extensions.to_string())
         .body(full(Bytes::new()))
         .unwrap()
 }
