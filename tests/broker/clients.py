@@ -402,6 +402,12 @@ def _():
     assert r.status_code == 200 and isinstance(j, dict), describe(r.status_code, r.text)
     assert j.get("echo") == OA, "echoed key in the body was not replaced by the placeholder"
     assert r.headers.get("x-leak") == OA, "echoed key in the x-leak header was not replaced"
+    # A streamed response, the key split across chunks that arrive apart.
+    r = req("GET", "https://api.openai.com/v1/leak-stream", headers={"Authorization": f"Bearer {OA}"})
+    assert r.status_code == 200, describe(r.status_code, r.text)
+    tail = r.text[100 << 10:]
+    assert tail == f"key1={OA};key2={OA};end", \
+        f"streamed echo not scrubbed across chunks ({len(r.text)} chars, tail {len(tail)} chars)"
 
 
 def ws_frame(opcode, payload):

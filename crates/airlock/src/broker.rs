@@ -498,6 +498,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         airlock_broker::guard::Guard::new(&profile.allow_private).map_err(|e| anyhow!(e))?;
     let upstream = airlock_broker::upstream::Upstream::new(&extra_certs, pins, guard)
         .map_err(|e| anyhow!(e))?;
+    let renewer = spawn_token_renewer(Client::new(&addr, token.clone(), cacert.clone())?);
     let auditor = start_auditor(Client::new(&addr, token, cacert)?).await?;
     let cred = airlock_broker::cred::CredKey::random();
     let credential = cred.mint(&agent_name, u64::MAX / 2);
@@ -576,6 +577,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     if !auditor.flush(Duration::from_secs(5)).await {
         eprintln!("warning: some broker audit events could not be written to Airlock in time");
     }
+    renewer.abort();
     drop(tmp);
     Ok(crate::run::exit_code(status))
 }
@@ -668,6 +670,39 @@ fn write_private(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     f.set_permissions(std::fs::Permissions::from_mode(mode))?;
     f.write_all(bytes)?;
     f.sync_all()
+}
+
+/// Keeps the broker's own Airlock token alive: a renewable token with a TTL is renewed when
+/// half of what remains has passed, so a long-running broker does not fail closed just
+/// because its token expired. A token that does not expire, or cannot be renewed, needs
+/// nothing (its expiry is the operator's choice).
+fn spawn_token_renewer(cl: Client) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        loop {
+            let (ttl, renewable) = match cl.call("GET", "auth/token/lookup-self", None).await {
+                Ok(Some(v)) => (
+                    v.pointer("/data/ttl").and_then(Value::as_i64).unwrap_or(0),
+                    v.pointer("/data/renewable")
+                        .and_then(Value::as_bool)
+                        .unwrap_or(false),
+                ),
+                _ => {
+                    tokio::time::sleep(Duration::from_secs(30)).await;
+                    continue;
+                }
+            };
+            if ttl <= 0 || !renewable {
+                return;
+            }
+            tokio::time::sleep(Duration::from_secs((ttl as u64 / 2).max(2))).await;
+            if let Err(e) = cl
+                .call("POST", "auth/token/renew-self", Some(&json!({})))
+                .await
+            {
+                tracing::warn!(error = %format!("{e:#}"), "broker: renewing its Airlock token failed");
+            }
+        }
+    })
 }
 
 /// Lists a `sys/broker/…` collection (empty when there is none).
@@ -825,6 +860,7 @@ async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
     }
     let upstream = airlock_broker::upstream::Upstream::new(&extra_certs, pins, guard)
         .map_err(|e| anyhow!(e))?;
+    spawn_token_renewer(Client::new(&addr, token.clone(), cacert.clone())?);
     let auditor = start_auditor(Client::new(&addr, token, cacert)?).await?;
     if let Some(out) = &a.ca_out {
         std::fs::write(out, ca.cert_pem()).with_context(|| format!("writing {}", out.display()))?;

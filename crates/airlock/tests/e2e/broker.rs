@@ -629,11 +629,20 @@ fn broker_serve_two_agents_with_different_bindings() {
     let list = req(&s.server, "LIST", "/v1/sys/broker/agents", None);
     assert_eq!(list.body["data"]["keys"], json!(["coder", "voice"]));
 
+    // The broker's own token is short-lived but renewable: serve keeps it alive.
+    let t = req(
+        &s.server,
+        "POST",
+        "/v1/auth/token/create",
+        Some(json!({"policies": ["root"], "ttl": "6s", "explicit_max_ttl": "1h"})),
+    );
+    let serve_token = t.body["auth"]["client_token"].as_str().unwrap().to_string();
+    let serve_token_made = Instant::now();
     let mut c = Command::new(bin());
     c.args(["broker", "serve", "--listen", "127.0.0.1:0", "--extra-ca"])
         .arg(&s.ca)
         .env("AIRLOCK_ADDR", &s.server.addr)
-        .env("AIRLOCK_TOKEN", s.server.token.as_deref().unwrap());
+        .env("AIRLOCK_TOKEN", &serve_token);
     for h in upstream::HOSTS {
         c.arg("--resolve")
             .arg(format!("{h}=127.0.0.1:{}", s.up.port));
@@ -698,8 +707,21 @@ fn broker_serve_two_agents_with_different_bindings() {
         c.env_remove(k);
     }
     let out = c.output().unwrap();
+    let wait = Duration::from_secs(9).saturating_sub(serve_token_made.elapsed());
+    std::thread::sleep(wait);
+    let alive = req(
+        &s.server,
+        "POST",
+        "/v1/auth/token/lookup",
+        Some(json!({ "token": serve_token })),
+    );
     let _ = serve.kill();
     let _ = serve.wait();
+    assert_eq!(
+        alive.status, 200,
+        "broker serve let its 6 s token expire: {:?}",
+        alive.body
+    );
     let text =
         String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
     println!("{text}");

@@ -261,6 +261,30 @@ async fn handle(keys: Keys, mut req: Request<Incoming>) -> Response<Body> {
             .header("x-leak", key.as_str())
             .body(full(json!({"echo": key}).to_string()))
             .unwrap(),
+        "/v1/leak-stream" => {
+            // A streamed body (no Content-Length) that echoes the key split across chunks
+            // sent apart, after more than the broker's whole-body limit of filler.
+            let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+            let key = key.clone();
+            tokio::spawn(async move {
+                let (a, b) = key.split_at(key.len() / 2);
+                for chunk in [
+                    "x".repeat(100 << 10),
+                    format!("key1={a}"),
+                    format!("{b};key2={key};end"),
+                ] {
+                    if tx.send(Bytes::from(chunk)).await.is_err() {
+                        return;
+                    }
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            });
+            Response::builder()
+                .status(200)
+                .header("content-type", "text/plain")
+                .body(ChannelBody(rx).boxed())
+                .unwrap()
+        }
         "/v1/gzip" => Response::builder()
             .status(200)
             .header("content-type", "application/json")
