@@ -188,7 +188,7 @@ impl Broker {
     }
 
     /// The proxy-facing handler: authentication, CONNECT, plain HTTP.
-    async fn front(self: Arc<Self>, req: Request<Incoming>, _peer: SocketAddr) -> Response<Body> {
+    async fn front(self: Arc<Self>, req: Request<Incoming>, peer: SocketAddr) -> Response<Body> {
         let agent = match req
             .headers()
             .get(hyper::header::PROXY_AUTHORIZATION)
@@ -201,6 +201,14 @@ impl Broker {
                     Some(Err(e)) => e,
                     _ => "proxy credentials required",
                 };
+                // Audited (who tried to use the proxy without a valid credential, and for
+                // what); never the presented credential.
+                let host = req.uri().host().unwrap_or("").to_string();
+                let port = req.uri().port_u16().unwrap_or(0);
+                let mut ev = self.event("deny", "", req.method().as_str(), &host, port, "");
+                ev.status = 407;
+                ev.reason = Some(format!("{why} (from {peer})"));
+                self.audit.record(ev);
                 let mut r = error_response(407, why);
                 r.headers_mut().insert(
                     hyper::header::PROXY_AUTHENTICATE,
@@ -996,6 +1004,14 @@ impl hyper::body::Body for RespBody {
                     Err(frame) => {
                         // Trailers end the body: release any held-back bytes first.
                         this.done = true;
+                        let frame = match (frame.into_trailers(), &mut this.scrub) {
+                            (Ok(mut t), Some(s)) => {
+                                scrub_trailers(&mut t, s);
+                                Frame::trailers(t)
+                            }
+                            (Ok(t), None) => Frame::trailers(t),
+                            (Err(f), _) => f,
+                        };
                         let tail = this.scrub.as_mut().map(|s| s.finish()).unwrap_or_default();
                         if tail.is_empty() {
                             return Poll::Ready(Some(Ok(frame)));
@@ -1029,6 +1045,17 @@ fn record_with_scrub(audit: &crate::audit::Auditor, counter: &AtomicU64, ev: Eve
     audit.record(ev);
 }
 
+/// Replaces an echoed credential in trailers (gRPC and others send values there).
+fn scrub_trailers(t: &mut HeaderMap, s: &mut Scrubber) {
+    for v in t.values_mut() {
+        if let Some(nv) = s.scrub_whole(v.as_bytes()) {
+            if let Ok(h) = HeaderValue::from_bytes(&nv) {
+                *v = h;
+            }
+        }
+    }
+}
+
 fn content_length(h: &HeaderMap) -> Option<u64> {
     h.get(hyper::header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
@@ -1044,5 +1071,26 @@ impl Drop for RespBody {
             ev.scrubbed += self.scrub.as_ref().map_or(0, |s| s.hits);
             record_with_scrub(&self.audit, &self.scrub_counter, ev);
         }
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn echoed_credentials_in_trailers_are_scrubbed() {
+        let mut t = HeaderMap::new();
+        t.insert(
+            "grpc-message",
+            HeaderValue::from_static("bad key sk-live-123"),
+        );
+        t.insert("grpc-status", HeaderValue::from_static("16"));
+        let mut s = Scrubber::new(vec![(b"sk-live-123".to_vec(), b"airlock-ph-x".to_vec())]);
+        scrub_trailers(&mut t, &mut s);
+        assert_eq!(t["grpc-message"], "bad key airlock-ph-x");
+        assert_eq!(t["grpc-status"], "16");
+        assert_eq!(s.hits, 1);
     }
 }

@@ -390,6 +390,14 @@ impl Scrubber {
         self.needles.is_empty()
     }
 
+    /// Scrubs one complete value (a header or trailer) with this scrubber's needles, counting
+    /// the hits; `None` when there is nothing to replace.
+    pub fn scrub_whole(&mut self, v: &[u8]) -> Option<Vec<u8>> {
+        let (out, n) = scrub_value(&self.needles, v)?;
+        self.hits += n;
+        Some(out)
+    }
+
     /// Like [`Scrubber::feed`], but hands an untouched chunk back without copying it.
     pub fn feed_bytes(&mut self, chunk: bytes::Bytes) -> bytes::Bytes {
         if self.carry.is_empty() {

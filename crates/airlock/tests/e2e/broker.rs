@@ -465,6 +465,14 @@ fn broker_proxy_port_needs_the_agent_credential() {
         "proxy authentication",
         s.broker("tunnel", &["python3", script.to_str().unwrap()]),
     );
+    // The refusals are audited (without the presented credential).
+    let audit = s.audit_text();
+    assert!(
+        audit
+            .lines()
+            .any(|l| l.contains("\"kind\":\"deny\"") && l.contains("\"status\":407")),
+        "no audited 407"
+    );
     // A token that may read the secrets but not write broker audit events is refused at start.
     let pol = req(
         &s.server,
