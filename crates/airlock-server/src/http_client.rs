@@ -168,9 +168,63 @@ pub async fn request(
     bearer: Option<&str>,
     body: Option<Vec<u8>>,
 ) -> Result<Reply, String> {
-    tokio::time::timeout(TIMEOUT, request_inner(method, url, ca_pem, bearer, body))
-        .await
-        .map_err(|_| format!("request to {} timed out", redact(url)))?
+    let body = body.map(|b| (b, "application/json"));
+    tokio::time::timeout(
+        TIMEOUT,
+        request_inner(method, url, ca_pem, bearer, None, body),
+    )
+    .await
+    .map_err(|_| format!("request to {} timed out", redact(url)))?
+}
+
+/// POSTs an `application/x-www-form-urlencoded` form, optionally with HTTP Basic client
+/// credentials (`basic`: user, password; form-encoded first, as OAuth 2.0 §2.3.1 says).
+pub async fn post_form(
+    url: &str,
+    ca_pem: &str,
+    basic: Option<(&str, &str)>,
+    fields: &[(&str, &str)],
+) -> Result<Reply, String> {
+    use base64::Engine;
+    let body = form_encode(fields).into_bytes();
+    let auth = basic.map(|(u, p)| {
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!(
+                "{}:{}",
+                form_escape(u),
+                form_escape(p)
+            ))
+        )
+    });
+    let body = Some((body, "application/x-www-form-urlencoded"));
+    tokio::time::timeout(
+        TIMEOUT,
+        request_inner("POST", url, ca_pem, None, auth.as_deref(), body),
+    )
+    .await
+    .map_err(|_| format!("request to {} timed out", redact(url)))?
+}
+
+/// `application/x-www-form-urlencoded` escaping of one value.
+pub fn form_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+pub fn form_encode(fields: &[(&str, &str)]) -> String {
+    fields
+        .iter()
+        .map(|(k, v)| format!("{}={}", form_escape(k), form_escape(v)))
+        .collect::<Vec<_>>()
+        .join("&")
 }
 
 /// The URL without its query (which could carry a credential) for error texts.
@@ -183,7 +237,8 @@ async fn request_inner(
     url: &str,
     ca_pem: &str,
     bearer: Option<&str>,
-    body: Option<Vec<u8>>,
+    authorization: Option<&str>,
+    body: Option<(Vec<u8>, &str)>,
 ) -> Result<Reply, String> {
     let u = parse_url(url)?;
     let tcp = TcpStream::connect((u.host.as_str(), u.port))
@@ -203,12 +258,18 @@ async fn request_inner(
         .header("user-agent", concat!("airlock/", env!("CARGO_PKG_VERSION")));
     if let Some(b) = bearer {
         builder = builder.header("authorization", format!("Bearer {b}"));
+    } else if let Some(a) = authorization {
+        builder = builder.header("authorization", a);
     }
-    if body.is_some() {
-        builder = builder.header("content-type", "application/json");
-    }
+    let body = match body {
+        Some((b, ct)) => {
+            builder = builder.header("content-type", ct);
+            b
+        }
+        None => Vec::new(),
+    };
     let req = builder
-        .body(Full::new(Bytes::from(body.unwrap_or_default())))
+        .body(Full::new(Bytes::from(body)))
         .map_err(|e| format!("building request: {e}"))?;
     let resp = if u.https {
         // Loading the system roots reads files: off the async workers.

@@ -1,8 +1,9 @@
 //! `airlock login -method=…`, `airlock auth enable|list|disable|tune`, `airlock unwrap`.
 
 use std::process::ExitCode;
+use std::time::Duration;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{anyhow, bail, Context, Result};
 use clap::Subcommand;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
@@ -173,10 +174,14 @@ pub async fn login_method(
             .or_else(|| std::env::var_os("VAULT_CACERT"))
             .map(Into::into),
     )?;
-    let v = cl
-        .call("POST", &login_path, Some(&Value::Object(data)))
-        .await?
-        .ok_or_else(|| anyhow!("the server returned no auth block"))?;
+    let v = if matches!(method, "oidc" | "jwt") && !data.contains_key("jwt") {
+        // No JWT at hand: the browser flow (a person signing in with the provider).
+        oidc_browser_login(&cl, &mount, data).await?
+    } else {
+        cl.call("POST", &login_path, Some(&Value::Object(data)))
+            .await?
+            .ok_or_else(|| anyhow!("the server returned no auth block"))?
+    };
     let auth = v
         .get("auth")
         .filter(|a| !a.is_null())
@@ -214,6 +219,167 @@ pub async fn login_method(
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The OIDC browser flow, as `vault login -method=oidc` runs it: listen on
+/// `http://localhost:8250/oidc/callback` (options `port`, `callbackhost`, `callbackport`,
+/// `listenaddress`), ask Airlock for the provider's URL, open it in a browser (or only print
+/// it: `skip_browser=true`), wait for the provider to send the browser back, and hand the
+/// code to Airlock's callback.
+async fn oidc_browser_login(
+    cl: &Client,
+    mount: &str,
+    mut opts: serde_json::Map<String, Value>,
+) -> Result<Value> {
+    let mut take = |k: &str| {
+        opts.remove(k).map(|v| match v {
+            Value::String(s) => s,
+            other => other.to_string(),
+        })
+    };
+    let port = take("port").unwrap_or_else(|| "8250".into());
+    let listen = take("listenaddress").unwrap_or_else(|| "127.0.0.1".into());
+    let host = take("callbackhost").unwrap_or_else(|| "localhost".into());
+    let cb_port = take("callbackport").unwrap_or_else(|| port.clone());
+    let skip_browser = take("skip_browser").is_some_and(|v| v == "true" || v == "1");
+    let role = take("role").unwrap_or_default();
+    let redirect_uri = format!("http://{host}:{cb_port}/oidc/callback");
+    let listener = tokio::net::TcpListener::bind(format!("{listen}:{port}"))
+        .await
+        .with_context(|| format!("listening for the OIDC callback on {listen}:{port}"))?;
+    let client_nonce = {
+        use rand::RngCore;
+        let mut b = [0u8; 20];
+        rand::thread_rng().fill_bytes(&mut b);
+        b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+    };
+    let v = cl
+        .call(
+            "POST",
+            &format!("auth/{mount}/oidc/auth_url"),
+            Some(
+                &json!({"role": role, "redirect_uri": redirect_uri, "client_nonce": client_nonce}),
+            ),
+        )
+        .await?
+        .ok_or_else(|| anyhow!("auth/{mount}/oidc/auth_url: not found"))?;
+    let url = v
+        .pointer("/data/auth_url")
+        .and_then(Value::as_str)
+        .filter(|u| !u.is_empty())
+        .ok_or_else(|| {
+            anyhow!(
+                "the server returned no auth_url (check the role and its allowed_redirect_uris)"
+            )
+        })?;
+    eprintln!("Complete the login via your OIDC provider. Launching browser to:\n\n    {url}\n");
+    if !skip_browser {
+        let opener = if cfg!(target_os = "macos") {
+            "open"
+        } else {
+            "xdg-open"
+        };
+        let _ = std::process::Command::new(opener)
+            .arg(url)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn();
+    }
+    eprintln!("Waiting for OIDC authentication to complete...");
+    let query = tokio::time::timeout(Duration::from_secs(300), wait_for_callback(&listener))
+        .await
+        .map_err(|_| anyhow!("timed out after 5 minutes waiting for the OIDC callback"))??;
+    let mut q: Vec<(String, String)> = query
+        .into_iter()
+        .filter(|(k, _)| {
+            ["state", "code", "error", "error_description", "id_token"].contains(&k.as_str())
+        })
+        .collect();
+    q.push(("client_nonce".into(), client_nonce));
+    let qs = q
+        .iter()
+        .map(|(k, v)| format!("{k}={}", airlock_server::http_client::form_escape(v)))
+        .collect::<Vec<_>>()
+        .join("&");
+    cl.call("GET", &format!("auth/{mount}/oidc/callback?{qs}"), None)
+        .await?
+        .ok_or_else(|| anyhow!("the server returned no auth block"))
+}
+
+/// Serves the browser's redirect to `/oidc/callback`; returns its query parameters.
+async fn wait_for_callback(listener: &tokio::net::TcpListener) -> Result<Vec<(String, String)>> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    loop {
+        let (mut s, _) = listener.accept().await?;
+        let mut buf = Vec::new();
+        let mut chunk = [0u8; 2048];
+        while !buf.windows(4).any(|w| w == b"\r\n\r\n") && buf.len() < 16 << 10 {
+            match tokio::time::timeout(Duration::from_secs(10), s.read(&mut chunk)).await {
+                Ok(Ok(n)) if n > 0 => buf.extend_from_slice(&chunk[..n]),
+                _ => break,
+            }
+        }
+        let head = String::from_utf8_lossy(&buf);
+        let target = head
+            .lines()
+            .next()
+            .and_then(|l| l.strip_prefix("GET "))
+            .and_then(|l| l.split(' ').next())
+            .unwrap_or("");
+        let (path, query) = target.split_once('?').unwrap_or((target, ""));
+        if path != "/oidc/callback" {
+            let _ = s
+                .write_all(
+                    b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
+                )
+                .await;
+            continue;
+        }
+        let page = "<!doctype html><title>Airlock</title><p>Signed in with your OIDC provider: return to the terminal. You can close this window.</p>";
+        let _ = s
+            .write_all(
+                format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: text/html; charset=utf-8\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{page}",
+                    page.len()
+                )
+                .as_bytes(),
+            )
+            .await;
+        return Ok(query
+            .split('&')
+            .filter(|p| !p.is_empty())
+            .map(|p| {
+                let (k, v) = p.split_once('=').unwrap_or((p, ""));
+                (url_decode(k), url_decode(v))
+            })
+            .collect());
+    }
+}
+
+fn url_decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => {
+                match std::str::from_utf8(&b[i + 1..i + 3])
+                    .ok()
+                    .and_then(|h| u8::from_str_radix(h, 16).ok())
+                {
+                    Some(x) => {
+                        out.push(x);
+                        i += 2;
+                    }
+                    None => out.push(b'%'),
+                }
+            }
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
 }
 
 /// Reads a line from standard input (the password prompt goes to stderr).

@@ -212,7 +212,24 @@ pub struct Cache {
     sources: Mutex<HashMap<String, Arc<KeySource>>>,
     /// Bumped by every config change, so a runtime built from an older config is not cached.
     generation: std::sync::atomic::AtomicU64,
+    /// Browser logins between `oidc/auth_url` and `oidc/callback`, by `state`.
+    pending: Mutex<HashMap<String, Pending>>,
 }
+
+/// One browser login in progress. In memory only: after a restart the user starts again.
+struct Pending {
+    mount: String,
+    role: String,
+    redirect_uri: String,
+    nonce: String,
+    client_nonce: Option<String>,
+    at: Instant,
+}
+
+/// How long a user has between `oidc/auth_url` and `oidc/callback`.
+const PENDING_TTL: Duration = Duration::from_secs(300);
+/// Most browser logins in progress at once (unauthenticated callers create them).
+const PENDING_MAX: usize = 10_000;
 
 impl Cache {
     pub fn clear(&self) {
@@ -663,22 +680,59 @@ pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
             .ok_or_else(|| ApiError::bad_request("missing token"))?,
     );
     let jws = verify_signature(&rt, &jwt).await?;
-    let claims = &jws.claims;
+    outcome(&rt, &role, role_name, &jws.claims, req, None)
+}
+
+/// The checks after the signature: issuer, audience, times, bound claims; then the login's
+/// alias, metadata and token settings. `oidc_client`: the mount's client id when `claims`
+/// come from an ID token of the browser flow (its audience must name the client).
+fn outcome(
+    rt: &Runtime,
+    role: &Role,
+    role_name: String,
+    claims: &Map<String, Value>,
+    req: &Request,
+    oidc_client: Option<&str>,
+) -> ApiResult<LoginOutcome> {
     let discovered = rt.discovered_issuer.read().ok().and_then(|d| d.clone());
     if let Some(iss) = &discovered {
         if claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
             return Err(token_err("invalid issuer (iss) claim"));
         }
     }
-    if role.bound_audiences.is_empty() && claims.contains_key("aud") {
-        return Err(token_err(
-            "audience claim found in JWT but no audiences bound to the role",
-        ));
-    }
+    let client_aud: Vec<String>;
+    let audiences = match oidc_client {
+        Some(client) => {
+            let names_client = match claims.get("aud") {
+                Some(Value::String(a)) => a == client,
+                Some(Value::Array(a)) => a.iter().any(|x| x.as_str() == Some(client)),
+                _ => false,
+            };
+            if !names_client {
+                return Err(token_err(
+                    "ID token audience does not include the client id",
+                ));
+            }
+            if role.bound_audiences.is_empty() {
+                client_aud = vec![client.to_string()];
+                &client_aud
+            } else {
+                &role.bound_audiences
+            }
+        }
+        None => {
+            if role.bound_audiences.is_empty() && claims.contains_key("aud") {
+                return Err(token_err(
+                    "audience claim found in JWT but no audiences bound to the role",
+                ));
+            }
+            &role.bound_audiences
+        }
+    };
     let expected = cj::Expected {
         now: now_unix(),
         issuer: Some(rt.config.bound_issuer.as_str()),
-        audiences: &role.bound_audiences,
+        audiences,
         subject: Some(role.bound_subject.as_str()),
         clock_skew_leeway: Role::leeway(role.clock_skew_leeway, 60),
         expiration_leeway: Role::leeway(role.expiration_leeway, 150),
@@ -712,6 +766,250 @@ pub async fn login(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult
         alias,
         extra_policies: Vec::new(),
     })
+}
+
+// ---- the browser flow: oidc/auth_url, then oidc/callback ----
+
+/// The provider's authorization and token endpoints, from its discovery document (whose
+/// issuer must be the configured one).
+async fn provider_endpoints(c: &Config) -> Result<(String, String), String> {
+    let doc = crate::http_client::get_json(
+        &discovery_doc_url(&c.oidc_discovery_url),
+        &c.oidc_discovery_ca_pem,
+    )
+    .await?;
+    let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
+    if issuer.trim_end_matches('/') != c.oidc_discovery_url.trim_end_matches('/') {
+        return Err("the discovery document names another issuer".into());
+    }
+    let get = |k: &str| -> Result<String, String> {
+        let u = doc
+            .get(k)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("discovery document has no {k}"))?;
+        crate::http_client::parse_url(u)?;
+        Ok(u.to_string())
+    };
+    Ok((get("authorization_endpoint")?, get("token_endpoint")?))
+}
+
+/// A parameter of the callback: the query string (GET, as browsers and CLIs send it) or the
+/// body (`form_post`).
+fn param(req: &Request, k: &str) -> Option<String> {
+    req.data
+        .get(k)
+        .and_then(Value::as_str)
+        .map(str::to_string)
+        .or_else(|| {
+            req.query
+                .iter()
+                .find(|(a, _)| a == k)
+                .map(|(_, v)| v.clone())
+        })
+        .filter(|v| !v.is_empty())
+}
+
+fn random_hex() -> String {
+    hex::encode(crate::core::random_bytes::<20>())
+}
+
+fn oidc_ready(c: &Config) -> ApiResult<()> {
+    if c.oidc_discovery_url.is_empty() || c.oidc_client_id.is_empty() {
+        return Err(ApiError::bad_request(
+            "this mount is not configured for OIDC browser logins: set oidc_discovery_url, oidc_client_id and oidc_client_secret",
+        ));
+    }
+    Ok(())
+}
+
+async fn oidc_role(
+    core: &Core,
+    m: &MountEntry,
+    rt: &Runtime,
+    name: Option<String>,
+) -> ApiResult<(String, Role)> {
+    let name = name
+        .or_else(|| Some(rt.config.default_role.clone()).filter(|r| !r.is_empty()))
+        .ok_or_else(|| ApiError::bad_request("missing role"))?
+        .to_lowercase();
+    let role: Role = super::login_role(core, m, &name)
+        .await?
+        .ok_or_else(|| ApiError::bad_request(format!("role \"{name}\" could not be found")))?;
+    if role.role_type != "oidc" {
+        return Err(ApiError::bad_request(format!(
+            "role \"{name}\" has role_type \"{}\": browser logins need an oidc role",
+            role.role_type
+        )));
+    }
+    Ok((name, role))
+}
+
+/// `oidc/auth_url`: where to send the user's browser.
+pub async fn auth_url(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult<Response> {
+    let rt = runtime(core, m).await?;
+    oidc_ready(&rt.config)?;
+    let (role_name, role) = oidc_role(
+        core,
+        m,
+        &rt,
+        req.str_field("role")?.filter(|r| !r.is_empty()),
+    )
+    .await?;
+    let redirect_uri = req
+        .str_field("redirect_uri")?
+        .filter(|r| !r.is_empty())
+        .ok_or_else(|| ApiError::bad_request("missing redirect_uri"))?;
+    if !role
+        .allowed_redirect_uris
+        .iter()
+        .any(|u| *u == redirect_uri)
+    {
+        return Err(ApiError::bad_request(format!(
+            "unauthorized redirect_uri: {redirect_uri}"
+        )));
+    }
+    let (auth_ep, _) = provider_endpoints(&rt.config).await.map_err(|e| {
+        tracing::warn!(error = %e, "OIDC discovery failed");
+        ApiError::bad_request("the OIDC provider's discovery document could not be fetched")
+    })?;
+    let (state, nonce) = (random_hex(), random_hex());
+    let mut scopes = vec!["openid".to_string()];
+    for sc in &role.oidc_scopes {
+        if !scopes.contains(sc) {
+            scopes.push(sc.clone());
+        }
+    }
+    let url = format!(
+        "{auth_ep}{}{}",
+        if auth_ep.contains('?') { '&' } else { '?' },
+        crate::http_client::form_encode(&[
+            ("client_id", &rt.config.oidc_client_id),
+            ("nonce", &nonce),
+            ("redirect_uri", &redirect_uri),
+            ("response_type", "code"),
+            ("scope", &scopes.join(" ")),
+            ("state", &state),
+        ])
+    );
+    {
+        let mut p = core
+            .auth_rt
+            .jwt
+            .pending
+            .lock()
+            .map_err(|_| ApiError::internal(&"pending OIDC logins lock poisoned"))?;
+        p.retain(|_, v| v.at.elapsed() < PENDING_TTL);
+        if p.len() >= PENDING_MAX {
+            return Err(ApiError::new(
+                429,
+                "too many OIDC logins in progress; try again in a few minutes",
+            ));
+        }
+        p.insert(
+            state,
+            Pending {
+                mount: m.uuid.clone(),
+                role: role_name,
+                redirect_uri,
+                nonce,
+                client_nonce: req.str_field("client_nonce")?.filter(|c| !c.is_empty()),
+                at: Instant::now(),
+            },
+        );
+    }
+    Ok(Response::data(json!({ "auth_url": url })))
+}
+
+/// `oidc/callback`: the provider sent the browser back with a code; exchange it for an ID
+/// token, check that, and log in.
+pub async fn callback(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiResult<LoginOutcome> {
+    let state = param(req, "state").ok_or_else(|| ApiError::bad_request("missing state"))?;
+    // Single use: taken out whatever happens next.
+    let pending = core
+        .auth_rt
+        .jwt
+        .pending
+        .lock()
+        .map_err(|_| ApiError::internal(&"pending OIDC logins lock poisoned"))?
+        .remove(&state)
+        .filter(|p| p.mount == m.uuid && p.at.elapsed() < PENDING_TTL)
+        .ok_or_else(|| ApiError::bad_request("expired or unknown OIDC state"))?;
+    if let Some(e) = param(req, "error") {
+        let d = param(req, "error_description").unwrap_or_default();
+        return Err(ApiError::bad_request(format!(
+            "the OIDC provider refused the login: {e} {d}"
+        )));
+    }
+    if let Some(cn) = &pending.client_nonce {
+        if param(req, "client_nonce").as_deref() != Some(cn.as_str()) {
+            return Err(ApiError::bad_request("invalid client_nonce"));
+        }
+    }
+    let code = zeroize::Zeroizing::new(
+        param(req, "code").ok_or_else(|| ApiError::bad_request("missing code"))?,
+    );
+    let rt = runtime(core, m).await?;
+    oidc_ready(&rt.config)?;
+    let (role_name, role) = oidc_role(core, m, &rt, Some(pending.role.clone())).await?;
+    let c = &rt.config;
+    let (_, token_ep) = provider_endpoints(c).await.map_err(|e| {
+        tracing::warn!(error = %e, "OIDC discovery failed");
+        ApiError::bad_request("the OIDC provider's discovery document could not be fetched")
+    })?;
+    let grant = [
+        ("grant_type", "authorization_code"),
+        ("code", code.as_str()),
+        ("redirect_uri", pending.redirect_uri.as_str()),
+    ];
+    // client_secret_basic first; providers that only take client_secret_post get that.
+    let exchange = async {
+        let r = crate::http_client::post_form(
+            &token_ep,
+            &c.oidc_discovery_ca_pem,
+            Some((&c.oidc_client_id, &c.oidc_client_secret)),
+            &grant,
+        )
+        .await?;
+        if r.status != 400 && r.status != 401 {
+            return Ok(r);
+        }
+        let mut fields = grant.to_vec();
+        fields.push(("client_id", &c.oidc_client_id));
+        fields.push(("client_secret", &c.oidc_client_secret));
+        crate::http_client::post_form(&token_ep, &c.oidc_discovery_ca_pem, None, &fields).await
+    };
+    let reply = exchange.await.map_err(|e: String| {
+        tracing::warn!(error = %e, "OIDC code exchange failed");
+        ApiError::bad_request("the OIDC provider could not be reached to exchange the code")
+    })?;
+    if !(200..300).contains(&reply.status) {
+        tracing::warn!(status = reply.status, "OIDC code exchange refused");
+        return Err(ApiError::bad_request(format!(
+            "the OIDC provider refused the code (HTTP {})",
+            reply.status
+        )));
+    }
+    let id_token = serde_json::from_slice::<Value>(&reply.body)
+        .ok()
+        .and_then(|v| {
+            v.get("id_token")
+                .and_then(Value::as_str)
+                .map(str::to_string)
+        })
+        .map(zeroize::Zeroizing::new)
+        .ok_or_else(|| ApiError::bad_request("the OIDC provider's answer has no id_token"))?;
+    let jws = verify_signature(&rt, &id_token).await?;
+    if jws.claims.get("nonce").and_then(Value::as_str) != Some(pending.nonce.as_str()) {
+        return Err(token_err("invalid ID token nonce"));
+    }
+    outcome(
+        &rt,
+        &role,
+        role_name,
+        &jws.claims,
+        req,
+        Some(&c.oidc_client_id),
+    )
 }
 
 /// Verification for other methods (Kubernetes with a JWKS): keys from a discovery URL,

@@ -32,7 +32,16 @@ use crate::token::CreateParams;
 pub const AUTH_TABLE_KEY: &str = "core/auth";
 
 /// Login fields that are credentials: never written to the audit log.
-pub const CREDENTIAL_FIELDS: &[&str] = &["secret_id", "password", "jwt", "token"];
+pub const CREDENTIAL_FIELDS: &[&str] = &[
+    "secret_id",
+    "password",
+    "jwt",
+    "token",
+    "code",
+    "state",
+    "client_nonce",
+    "id_token",
+];
 
 /// The existence check of role and user paths (create vs update for the ACL).
 pub async fn exists(core: &Core, path: &str) -> ApiResult<Option<bool>> {
@@ -470,7 +479,8 @@ pub fn route(core: &Core, path: &str) -> Option<(MountEntry, String)> {
 pub fn is_login(kind: &str, sub: &str) -> bool {
     match kind {
         "userpass" => sub.starts_with("login/") && sub.len() > "login/".len(),
-        "approle" | "jwt" | "oidc" | "kubernetes" => sub == "login",
+        "jwt" | "oidc" => matches!(sub, "login" | "oidc/auth_url" | "oidc/callback"),
+        "approle" | "kubernetes" => sub == "login",
         _ => false,
     }
 }
@@ -482,7 +492,9 @@ pub async fn login(
     sub: &str,
     req: &Request,
 ) -> ApiResult<Response> {
-    if req.op != Op::Update {
+    // The OIDC callback is a GET from the browser's redirect (or a form POST).
+    let callback = sub == "oidc/callback";
+    if req.op != Op::Update && !(callback && req.op == Op::Read) {
         return Err(ApiError::unsupported_operation());
     }
     let who = match mount.kind.as_str() {
@@ -501,9 +513,18 @@ pub async fn login(
             format!("request path \"{}\": rate limit quota exceeded", req.path),
         ));
     }
+    if sub == "oidc/auth_url" {
+        // No credential checked yet: only the address-wide budget applies.
+        let r = jwt::auth_url(core, mount, req).await;
+        if r.is_ok() {
+            core.auth_rt.succeeded(core, &attempt);
+        }
+        return r;
+    }
     let outcome = match mount.kind.as_str() {
         "approle" => approle::login(core, mount, req).await,
         "userpass" => userpass::login(core, mount, sub, req).await,
+        "jwt" | "oidc" if callback => jwt::callback(core, mount, req).await,
         "jwt" | "oidc" => jwt::login(core, mount, req).await,
         "kubernetes" => kubernetes::login(core, mount, req).await,
         _ => Err(ApiError::unsupported_path()),
@@ -898,6 +919,9 @@ mod tests {
         assert!(
             is_login("jwt", "login")
                 && is_login("oidc", "login")
+                && is_login("oidc", "oidc/auth_url")
+                && is_login("jwt", "oidc/callback")
+                && !is_login("kubernetes", "oidc/callback")
                 && is_login("kubernetes", "login")
         );
         assert!(!is_login("jwt", "role/x"));
