@@ -123,9 +123,10 @@ impl Auditor {
     }
 
     pub fn record(&self, ev: Event) {
-        if self.tx.try_send(ev).is_ok() {
-            self.recorded.fetch_add(1, Ordering::Relaxed);
-        } else {
+        // Counted before it is queued, so a flush never sees it settled before it is counted.
+        self.recorded.fetch_add(1, Ordering::AcqRel);
+        if self.tx.try_send(ev).is_err() {
+            self.recorded.fetch_sub(1, Ordering::AcqRel);
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
@@ -134,7 +135,8 @@ impl Auditor {
     /// (or given up on), so a short `broker run` keeps its last events. Returns whether
     /// everything was settled in time.
     pub async fn flush(&self, max: Duration) -> bool {
-        let target = self.recorded.load(Ordering::Relaxed);
+        let target = self.recorded.load(Ordering::Acquire);
+
         let deadline = tokio::time::Instant::now() + max;
         loop {
             if self.settled.load(Ordering::Acquire) >= target {

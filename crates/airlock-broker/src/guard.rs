@@ -116,8 +116,15 @@ pub fn non_public(ip: IpAddr) -> Option<&'static str> {
                 Some("link-local")
             } else if a.is_multicast() {
                 Some("multicast")
-            } else if (s[0] == 0x64 && s[1] == 0xff9b) || s[..6] == [0; 6] {
-                // NAT64 (64:ff9b::/96) and the deprecated IPv4-compatible form (::a.b.c.d):
+            } else if s[0] == 0x64 && s[1] == 0xff9b && s[2] == 1 {
+                // Local-use NAT64 (64:ff9b:1::/48): where the IPv4 address sits varies.
+                Some("local-use NAT64")
+            } else if (s[0] == 0x64 && s[1] == 0xff9b)
+                || s[..6] == [0; 6]
+                || s[..6] == [0, 0, 0, 0, 0xffff, 0]
+            {
+                // NAT64 (64:ff9b::/96), SIIT (::ffff:0:a.b.c.d) and the deprecated
+                // IPv4-compatible form (::a.b.c.d):
                 // judge the embedded IPv4 address.
                 non_public(IpAddr::V4(v4_from(s[6], s[7])))
             } else if s[0] == 0x2002 {
@@ -198,6 +205,8 @@ mod tests {
             "2002:7f00:1::1",
             "2002:a00:1::",
             "2001:0:4136:e378:8000:63bf:80ff:fffe",
+            "::ffff:0:7f00:1",
+            "64:ff9b:1::808:808",
         ] {
             assert!(g.check("h", ip.parse().unwrap()).is_err(), "{ip}");
         }

@@ -118,8 +118,16 @@ pub struct WrapOutcome {
 /// compared case-insensitively, so `GITHUB_TOKEN`, `API_KEY`, `SENTRY_DSN` and `apikey` count
 /// but `PATH`, `MONKEY` and `KEYBOARD_LAYOUT` do not.
 pub fn is_secret_var(name: &str) -> bool {
-    name.split('_')
-        .any(|w| SECRET_WORDS.iter().any(|s| w.eq_ignore_ascii_case(s)))
+    // Only real variable names: anything else (spaces, newlines, `=`) is left alone.
+    let valid = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    valid
+        && name
+            .split('_')
+            .any(|w| SECRET_WORDS.iter().any(|s| w.eq_ignore_ascii_case(s)))
 }
 
 /// A value that is not a literal secret: empty, an Airlock placeholder, a `${…}` reference
@@ -324,6 +332,15 @@ pub fn wrap(doc: &Value, opts: &WrapOptions) -> Result<WrapOutcome, String> {
         new.insert("command".into(), Value::from(opts.airlock_bin.as_str()));
         new.insert("args".into(), Value::Array(args));
         changed.push((name.clone(), new));
+        if let Some(other) = wrapped
+            .iter()
+            .find(|w: &&String| agent_name(w) == agent_name(name))
+        {
+            return Err(format!(
+                "servers {other:?} and {name:?} would both run as agent {:?}; rename one",
+                agent_name(name)
+            ));
+        }
         wrapped.push(name.clone());
     }
 
@@ -389,7 +406,7 @@ pub fn profile_snippet(extracted: &[Extracted]) -> String {
                      # [[binding]]\n# name = {n}\n# secret = {secret}\n# env = {v}\n\
                      # hosts = [\"api.example.com\"]\n# header = \"authorization\"\n\
                      # format = \"Bearer {{}}\"\n\n",
-                    var = e.var,
+                    var = q(&e.var),
                     n = q(&name),
                     v = q(&e.var),
                 )),
@@ -769,12 +786,13 @@ mod tests {
         }});
         let e = err(doc);
         assert!(e.contains("secret/mcp/a_b") && e.contains("API_KEY"), "{e}");
-        // Different variables at the same path are fine.
+        // Different variables, but the two servers would run as one agent.
         let doc = json!({"mcpServers": {
             "a b": {"command": "x", "env": {"API_KEY": "k1"}},
             "a/b": {"command": "x", "env": {"OTHER_TOKEN": "k2"}}
         }});
-        assert_eq!(wrap(&doc, &opts()).unwrap().extracted.len(), 2);
+        let e = err(doc);
+        assert!(e.contains("agent \"a_b\""), "{e}");
     }
 
     #[test]
@@ -820,6 +838,9 @@ mod tests {
             "HOME",
             "",
             "_",
+            "X\n[[binding]]\n#_TOKEN",
+            "MY TOKEN",
+            "1_TOKEN",
         ] {
             assert!(!is_secret_var(n), "{n}");
         }
@@ -858,7 +879,7 @@ mod tests {
         assert_eq!(agents, ["gh", "github", "my_tools"]);
         assert_eq!(p.agents.len(), 3);
         assert!(
-            text.contains("# INTERNAL_TOKEN: no provider preset"),
+            text.contains("# \"INTERNAL_TOKEN\": no provider preset"),
             "{text}"
         );
         assert!(

@@ -390,6 +390,11 @@ impl Broker {
             .map(|(i, _)| i)
             .collect();
         let is_upgrade = req.headers().contains_key(hyper::header::UPGRADE);
+        let client_websocket = req
+            .headers()
+            .get(hyper::header::UPGRADE)
+            .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
+
         let client_upgrade = is_upgrade.then(|| hyper::upgrade::on(&mut req));
         let (mut parts, body) = req.into_parts();
         let mut body = Some(body);
@@ -645,7 +650,21 @@ impl Broker {
         if is_upgrade && resp.status() == StatusCode::SWITCHING_PROTOCOLS {
             let up_fut = hyper::upgrade::on(&mut resp);
             let (mut p, _) = resp.into_parts();
+            let websocket = client_websocket
+                && p.headers
+                    .get(hyper::header::UPGRADE)
+                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
             if !needles.is_empty() {
+                if !websocket {
+                    // Only WebSocket frames can be checked for an echoed credential.
+                    ev.kind = "block";
+                    return self.block(
+                        ev,
+                        None,
+                        "upgrade to a protocol other than WebSocket on a request carrying a credential; refused because its traffic cannot be checked for an echoed credential".into(),
+                        start,
+                    );
+                }
                 if p.headers
                     .contains_key(hyper::header::SEC_WEBSOCKET_EXTENSIONS)
                 {
@@ -670,10 +689,6 @@ impl Broker {
                 let audit = self.audit.clone();
                 let scrubbed = self.stats.scrubbed.clone();
                 let mut ev2 = ev.clone();
-                let websocket = p
-                    .headers
-                    .get(hyper::header::UPGRADE)
-                    .is_some_and(|v| v.as_bytes().eq_ignore_ascii_case(b"websocket"));
                 tokio::spawn(async move {
                     if let (Ok(c), Ok(u)) = (cu.await, up_fut.await) {
                         let (c, u) = (TokioIo::new(c), TokioIo::new(u));

@@ -7,8 +7,12 @@
 //! read in chunks and sent on as one or more fragments of the same message (RFC 6455 §5.4 lets
 //! an intermediary change fragmentation when no extension is in use; the broker removes
 //! `Sec-WebSocket-Extensions` from upgrades that carry a credential). Nothing is buffered
-//! beyond one chunk. A compressed or otherwise extended frame (RSV bits set) cannot be
-//! checked, so it ends the connection.
+//! beyond one chunk. A compressed or otherwise extended frame (RSV bits set), a reserved
+//! opcode or a stray continuation cannot be checked, so it ends the connection. A credential
+//! split across two *messages* is not recognised (each message is checked on its own).
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
 
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 
@@ -28,7 +32,19 @@ pub struct Spliced {
     pub scrubbed: u64,
 }
 
-/// Splices `client` and `upstream` until either side ends.
+/// Running totals, shared by the two directions.
+#[derive(Default)]
+struct Counters {
+    bytes_in: AtomicU64,
+    bytes_out: AtomicU64,
+    scrubbed: AtomicU64,
+}
+
+/// How long the other direction may finish (a close handshake) after one has ended.
+const DRAIN: Duration = Duration::from_secs(2);
+
+/// Splices `client` and `upstream` until both sides end (or one has ended and the other
+/// has had [`DRAIN`] to finish).
 pub async fn splice<C, U>(client: C, upstream: U, needles: Vec<(Vec<u8>, Vec<u8>)>) -> Spliced
 where
     C: AsyncRead + AsyncWrite + Unpin,
@@ -36,21 +52,35 @@ where
 {
     let (mut cr, mut cw) = tokio::io::split(client);
     let (mut ur, mut uw) = tokio::io::split(upstream);
+    let c = Counters::default();
     let up = async {
-        let n = tokio::io::copy(&mut cr, &mut uw).await.unwrap_or(0);
+        let mut buf = vec![0u8; 16 << 10];
+        loop {
+            match cr.read(&mut buf).await {
+                Ok(0) | Err(_) => break,
+                Ok(n) => {
+                    if uw.write_all(&buf[..n]).await.is_err() {
+                        break;
+                    }
+                    c.bytes_in.fetch_add(n as u64, Ordering::Relaxed);
+                }
+            }
+        }
         let _ = uw.shutdown().await;
-        n
     };
     let down = async {
-        let mut stats = Spliced::default();
-        let _ = scrub_frames(&mut ur, &mut cw, needles, &mut stats).await;
+        let _ = scrub_frames(&mut ur, &mut cw, needles, &c).await;
         let _ = cw.shutdown().await;
-        stats
     };
-    // Either direction ending (a close, an error, a refused frame) ends both.
+    tokio::pin!(up, down);
     tokio::select! {
-        n = up => Spliced { bytes_in: n, ..Spliced::default() },
-        s = down => s,
+        _ = &mut up => { let _ = tokio::time::timeout(DRAIN, &mut down).await; }
+        _ = &mut down => { let _ = tokio::time::timeout(DRAIN, &mut up).await; }
+    }
+    Spliced {
+        bytes_in: c.bytes_in.load(Ordering::Relaxed),
+        bytes_out: c.bytes_out.load(Ordering::Relaxed),
+        scrubbed: c.scrubbed.load(Ordering::Relaxed),
     }
 }
 
@@ -90,7 +120,7 @@ async fn scrub_frames<R, W>(
     r: &mut R,
     w: &mut W,
     needles: Vec<(Vec<u8>, Vec<u8>)>,
-    stats: &mut Spliced,
+    stats: &Counters,
 ) -> std::io::Result<()>
 where
     R: AsyncRead + Unpin,
@@ -125,6 +155,9 @@ where
             r.read_exact(&mut b).await?;
             len = u64::from_be_bytes(b);
         }
+        if matches!(opcode, 3..=7 | 0xb..=0xf) {
+            return Err(refused("reserved opcode"));
+        }
         if opcode >= 8 {
             // Control frame: at most 125 bytes, never fragmented.
             if len > 125 || !fin {
@@ -134,14 +167,16 @@ where
             r.read_exact(&mut p).await?;
             if let Some((clean, hits)) = scrub_value(&needles, &p) {
                 control_hits += hits;
-                stats.scrubbed = control_hits + scrub.hits;
+                stats
+                    .scrubbed
+                    .store(control_hits + scrub.hits, Ordering::Relaxed);
                 p = clean;
                 if p.len() > 125 {
                     // A close keeps its status code; a ping/pong its (now empty) payload.
                     p.truncate(if opcode == 8 { 2 } else { 0 });
                 }
             }
-            stats.bytes_out += p.len() as u64;
+            stats.bytes_out.fetch_add(p.len() as u64, Ordering::Relaxed);
             write_frame(w, true, opcode, &p).await?;
             if opcode == 8 {
                 return Ok(());
@@ -150,6 +185,9 @@ where
         }
         if opcode != 0 && in_message {
             return Err(refused("new data message inside a fragmented one"));
+        }
+        if opcode == 0 && !in_message {
+            return Err(refused("continuation frame outside a message"));
         }
         let mut left = len;
         loop {
@@ -164,14 +202,18 @@ where
             }
             let op = if in_message { 0 } else { opcode };
             let frame_fin = last && fin;
-            stats.bytes_out += out.len() as u64;
+            stats
+                .bytes_out
+                .fetch_add(out.len() as u64, Ordering::Relaxed);
+            stats
+                .scrubbed
+                .store(control_hits + scrub.hits, Ordering::Relaxed);
             write_frame(w, frame_fin, op, &out).await?;
             in_message = !frame_fin;
             if last {
                 break;
             }
         }
-        stats.scrubbed = control_hits + scrub.hits;
     }
 }
 
@@ -236,12 +278,12 @@ mod tests {
         input.extend(frame(true, 2, &big));
         input.extend(frame(true, 8, &[3, 232]));
         let mut out = Vec::new();
-        let mut stats = Spliced::default();
+        let stats = Counters::default();
         let r = scrub_frames(
             &mut input.as_slice(),
             &mut out,
             vec![(secret.clone(), ph.clone())],
-            &mut stats,
+            &stats,
         )
         .await;
         assert!(r.is_ok(), "{r:?}");
@@ -255,22 +297,24 @@ mod tests {
         want.extend_from_slice(b"tail");
         assert_eq!(m[3], (2, want));
         assert_eq!(m[4], (8, vec![3, 232]));
-        assert_eq!(stats.scrubbed, 3);
+        assert_eq!(stats.scrubbed.load(Ordering::Relaxed), 3);
         assert!(!out.windows(secret.len()).any(|w| w == secret.as_slice()));
     }
 
     #[tokio::test]
-    async fn compressed_frames_are_refused() {
-        let input = [0xc1u8, 1, b'x'];
-        let mut out = Vec::new();
-        let r = scrub_frames(
-            &mut input.as_slice(),
-            &mut out,
-            vec![(b"s".to_vec(), b"p".to_vec())],
-            &mut Spliced::default(),
-        )
-        .await;
-        assert!(r.is_err());
-        assert!(out.is_empty());
+    async fn frames_that_cannot_be_checked_are_refused() {
+        // Compressed (RSV1), a reserved opcode, a continuation with no message.
+        for input in [[0xc1u8, 1, b'x'], [0x83, 1, b'x'], [0x80, 1, b'x']] {
+            let mut out = Vec::new();
+            let r = scrub_frames(
+                &mut input.as_slice(),
+                &mut out,
+                vec![(b"s".to_vec(), b"p".to_vec())],
+                &Counters::default(),
+            )
+            .await;
+            assert!(r.is_err(), "{input:?}");
+            assert!(out.is_empty());
+        }
     }
 }

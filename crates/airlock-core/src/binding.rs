@@ -170,10 +170,14 @@ pub fn normalize_path(raw: &str) -> Option<String> {
     let segs: Vec<&str> = cur.split('/').skip(1).collect();
     let last = segs.len().saturating_sub(1);
     for (i, s) in segs.iter().enumerate() {
-        // Servers that honour path parameters (Tomcat, Spring, Jetty) read `..;x` as `..`:
-        // a segment is a dot segment whatever parameters follow it.
+        // Servers that honour path parameters (Tomcat, Spring, Jetty) read `..;x` as `..`,
+        // most others as an ordinary segment: a path whose meaning depends on the server is
+        // refused.
         let bare = s.split(';').next().unwrap_or(s);
-        match bare {
+        if bare != *s && (bare == "." || bare == "..") {
+            return None;
+        }
+        match *s {
             "." => {
                 if i == last {
                     out.push("");
@@ -386,14 +390,15 @@ mod tests {
         assert_eq!(normalize_path("/a//b/").as_deref(), Some("/a/b/"));
         assert_eq!(normalize_path("/a/b/..").as_deref(), Some("/a/"));
         assert_eq!(normalize_path("/..").as_deref(), None);
-        // Path parameters do not hide a dot segment.
-        assert_eq!(normalize_path("/v1/..;/admin").as_deref(), Some("/admin"));
-        assert_eq!(
-            normalize_path("/v1/%2e%2e;x=1/admin").as_deref(),
-            Some("/admin")
-        );
-        assert_eq!(normalize_path("/v1/.;/a").as_deref(), Some("/v1/a"));
+        // A dot segment with path parameters means different things to different servers
+        // (`/admin/..;/v1/x` is `/v1/x` to Tomcat, `/admin/..;/v1/x` to nginx): refused.
+        assert_eq!(normalize_path("/v1/..;/admin"), None);
+        assert_eq!(normalize_path("/admin/..;/v1/x"), None);
+        assert_eq!(normalize_path("/v1/%2e%2e;x=1/admin"), None);
+        assert_eq!(normalize_path("/v1/.;/a"), None);
         assert_eq!(normalize_path("/v1;x/a").as_deref(), Some("/v1;x/a"));
+        assert_eq!(normalize_path("/v1/a;b/c").as_deref(), Some("/v1/a;b/c"));
+
         assert!(path_has_prefix("/v1", "/v1"));
         assert!(path_has_prefix("/v1/x", "/v1"));
         assert!(!path_has_prefix("/v1x", "/v1"));

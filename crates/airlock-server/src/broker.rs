@@ -170,12 +170,21 @@ pub async fn handle(
                     let v = Value::Object(req.data.clone());
                     let a = config::parse_agent(name, &v).map_err(ApiError::bad_request)?;
                     for b in &a.bindings {
-                        if core.barrier.get(&format!("{BINDINGS}{b}")).await?.is_none() {
+                        let Some(bv) = core
+                            .barrier
+                            .get_json::<Value>(&format!("{BINDINGS}{b}"))
+                            .await?
+                        else {
                             return Err(ApiError::bad_request(format!(
                                 "agent {name:?} names binding {b:?}, which does not exist"
                             )));
-                        }
+                        };
+                        // An agent spends its bindings' secrets: whoever defines it must be
+                        // able to read them, as for writing the bindings themselves.
+                        let binding = config::parse_binding(&bv).map_err(ApiError::bad_request)?;
+                        may_send_secret(core, caller, &binding.secret_path)?;
                     }
+
                     core.barrier.put_json(&key, &v).await?;
                     Ok(Response::empty())
                 }

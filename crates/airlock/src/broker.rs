@@ -657,16 +657,22 @@ async fn wrap_mcp(a: WrapArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Writes a file created (or truncated) with `mode`, whatever the umask or the old mode.
+/// Writes a new file with `mode`, whatever the umask; an existing file (or a symlink planted
+/// in its place) is removed first, never followed.
 fn write_private(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
     use std::io::Write;
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
+        _ => {}
+    }
     let mut f = std::fs::OpenOptions::new()
         .write(true)
-        .create(true)
-        .truncate(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
         .mode(mode)
         .open(path)?;
+
     f.set_permissions(std::fs::Permissions::from_mode(mode))?;
     f.write_all(bytes)?;
     f.sync_all()
@@ -686,7 +692,10 @@ fn spawn_token_renewer(cl: Client) -> tokio::task::JoinHandle<()> {
                         .and_then(Value::as_bool)
                         .unwrap_or(false),
                 ),
-                _ => {
+                other => {
+                    if let Err(e) = other {
+                        tracing::warn!(error = %format!("{e:#}"), "broker: looking up its Airlock token failed");
+                    }
                     tokio::time::sleep(Duration::from_secs(30)).await;
                     continue;
                 }
@@ -694,7 +703,7 @@ fn spawn_token_renewer(cl: Client) -> tokio::task::JoinHandle<()> {
             if ttl <= 0 || !renewable {
                 return;
             }
-            tokio::time::sleep(Duration::from_secs((ttl as u64 / 2).max(2))).await;
+            tokio::time::sleep(Duration::from_secs((ttl as u64 / 2).max(1))).await;
             if let Err(e) = cl
                 .call("POST", "auth/token/renew-self", Some(&json!({})))
                 .await

@@ -619,6 +619,39 @@ fn broker_serve_two_agents_with_different_bindings() {
         ),
     );
     assert_eq!(own.status, 204, "{:?}", own.body);
+    // ... and an agent spends its bindings' secrets: defining one that names a binding of a
+    // secret the writer cannot read is refused too.
+    put(
+        "/v1/sys/policies/acl/agent-writer",
+        json!({"policy": "path \"sys/broker/agents/*\" { capabilities = [\"create\", \"update\"] }\npath \"secret/data/agents/own\" { capabilities = [\"read\"] }"}),
+    );
+    let t = req(
+        &s.server,
+        "POST",
+        "/v1/auth/token/create",
+        Some(json!({"policies": ["agent-writer"], "ttl": "10m"})),
+    );
+    let agent_writer = t.body["auth"]["client_token"].as_str().unwrap().to_string();
+    let spend = with_token(
+        &s.server,
+        &agent_writer,
+        "POST",
+        "/v1/sys/broker/agents/thief",
+        Some(json!({"bindings": ["openai"]})),
+    );
+    assert_eq!(spend.status, 403, "{:?}", spend.body);
+    let mine = with_token(
+        &s.server,
+        &agent_writer,
+        "POST",
+        "/v1/sys/broker/agents/mine",
+        Some(json!({"bindings": ["own"]})),
+    );
+    assert_eq!(mine.status, 204, "{:?}", mine.body);
+    assert_eq!(
+        req(&s.server, "DELETE", "/v1/sys/broker/agents/mine", None).status,
+        204
+    );
     let missing = req(
         &s.server,
         "POST",
