@@ -859,9 +859,7 @@ pub async fn auth_url(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiRes
         .str_field("redirect_uri")?
         .filter(|r| !r.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing redirect_uri"))?;
-        if !role.allowed_redirect_uris.contains(&redirect_uri)
-
-    {
+    if !role.allowed_redirect_uris.contains(&redirect_uri) {
         return Err(ApiError::bad_request(format!(
             "unauthorized redirect_uri: {redirect_uri}"
         )));

@@ -1186,3 +1186,236 @@ fn hvac_logs_in_with_every_method() {
     );
     assert!(stdout.contains("hvac auth: ok"), "{stdout}");
 }
+
+/// The OIDC provider's answer to the browser: where it sends the browser back.
+fn browser_visit(auth_url: &str, ca: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let r = rt
+        .block_on(airlock_server::http_client::request(
+            "GET", auth_url, ca, None, None,
+        ))
+        .unwrap();
+    assert_eq!(r.status, 302, "{}", String::from_utf8_lossy(&r.body));
+    let v: Value = serde_json::from_slice(&r.body).unwrap();
+    v["location"].as_str().unwrap().to_string()
+}
+
+/// `http://localhost:PORT/oidc/callback?…` → (`127.0.0.1:PORT`, `/oidc/callback?…`).
+fn split_callback(location: &str) -> (String, String) {
+    let rest = location.strip_prefix("http://localhost:").unwrap();
+    let (port, path) = rest.split_once('/').unwrap();
+    (format!("127.0.0.1:{port}"), format!("/{path}"))
+}
+
+#[test]
+fn oidc_browser_login_api_bao_and_airlock_cli() {
+    let p = start_dev();
+    setup_secret(&p);
+    let idp = idp::start();
+    let key = std::sync::Arc::new(Key::rsa("k-oidc", RSA_KEY));
+    {
+        let mut s = idp.state.lock().unwrap();
+        s.jwks = vec![key.jwk()];
+        s.client = Some(("airlock-web".into(), "client s3cret/+=".into()));
+        s.id_key = Some(key.clone());
+        s.id_claims = json!({"sub": "u-42", "email": "ada@example.com", "groups": ["eng"]});
+    }
+    ok(&req(
+        &p,
+        "POST",
+        "/v1/sys/auth/oidc",
+        Some(json!({"type": "oidc"})),
+    ));
+    ok(&req(
+        &p,
+        "POST",
+        "/v1/auth/oidc/config",
+        Some(json!({
+            "oidc_discovery_url": idp.url, "oidc_discovery_ca_pem": idp.ca_pem,
+            "oidc_client_id": "airlock-web", "oidc_client_secret": "client s3cret/+=",
+            "default_role": "web",
+        })),
+    ));
+    let (bao_port, cli_port, api_port) = (free_port(), free_port(), free_port());
+    let uris: Vec<String> = [bao_port, cli_port, api_port]
+        .iter()
+        .map(|p| format!("http://localhost:{p}/oidc/callback"))
+        .collect();
+    ok(&req(
+        &p,
+        "POST",
+        "/v1/auth/oidc/role/web",
+        Some(json!({
+            "role_type": "oidc", "user_claim": "email", "allowed_redirect_uris": uris,
+            "bound_claims": {"groups": ["eng"]}, "oidc_scopes": ["email", "profile"],
+            "claim_mappings": {"email": "email"},
+            "token_policies": ["app-read"], "token_ttl": "10m",
+        })),
+    ));
+    let auth_url = |body: Value| login(&p, "/v1/auth/oidc/oidc/auth_url", body);
+
+    // The API as a browser drives it.
+    let r = auth_url(json!({"role": "web", "redirect_uri": "https://evil.example/cb"}));
+    assert_eq!(r.status, 400);
+    assert!(r.body["errors"][0]
+        .as_str()
+        .unwrap()
+        .contains("unauthorized redirect_uri"));
+    let r = auth_url(json!({"redirect_uri": uris[2]}));
+    ok(&r);
+    let url = r.body["data"]["auth_url"].as_str().unwrap().to_string();
+    assert!(url.starts_with(&format!("{}/authorize?", idp.url)), "{url}");
+    assert!(
+        url.contains("client_id=airlock-web") && url.contains("scope=openid%20email%20profile")
+    );
+    let location = browser_visit(&url, &idp.ca_pem);
+    let (_, cb) = split_callback(&location);
+    let q = cb.split_once('?').unwrap().1.to_string();
+    let r = http(
+        &p.addr,
+        "GET",
+        &format!("/v1/auth/oidc/oidc/callback?{q}x"),
+        None,
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 400, "a tampered state is refused: {:?}", r.body);
+    let r = http(
+        &p.addr,
+        "GET",
+        &format!("/v1/auth/oidc/oidc/callback?{q}"),
+        None,
+        None,
+        &[],
+    );
+    ok(&r);
+    assert_eq!(r.body["auth"]["metadata"]["email"], "ada@example.com");
+    assert_eq!(r.body["auth"]["metadata"]["role"], "web");
+    assert!(can_read_secret(&p, &token_of(&r)));
+    let again = http(
+        &p.addr,
+        "GET",
+        &format!("/v1/auth/oidc/oidc/callback?{q}"),
+        None,
+        None,
+        &[],
+    );
+    assert_eq!(again.status, 400, "a state is single use");
+    // An ID token whose nonce is not the one Airlock sent is refused.
+    idp.state.lock().unwrap().wrong_nonce = true;
+    let r = auth_url(json!({"redirect_uri": uris[2]}));
+    let (_, cb) = split_callback(&browser_visit(
+        r.body["data"]["auth_url"].as_str().unwrap(),
+        &idp.ca_pem,
+    ));
+    let q = cb.split_once('?').unwrap().1.to_string();
+    let r = http(
+        &p.addr,
+        "GET",
+        &format!("/v1/auth/oidc/oidc/callback?{q}"),
+        None,
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 400);
+
+    assert!(
+        r.body["errors"][0].as_str().unwrap().contains("nonce"),
+        "{:?}",
+        r.body
+    );
+    idp.state.lock().unwrap().wrong_nonce = false;
+    // A user outside the bound group is refused.
+    idp.state.lock().unwrap().id_claims["groups"] = json!(["sales"]);
+    let r = auth_url(json!({"redirect_uri": uris[2]}));
+    let (_, cb) = split_callback(&browser_visit(
+        r.body["data"]["auth_url"].as_str().unwrap(),
+        &idp.ca_pem,
+    ));
+    let q = cb.split_once('?').unwrap().1.to_string();
+    let r = http(
+        &p.addr,
+        "GET",
+        &format!("/v1/auth/oidc/oidc/callback?{q}"),
+        None,
+        None,
+        &[],
+    );
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    idp.state.lock().unwrap().id_claims["groups"] = json!(["eng"]);
+    // Neither the code nor the client secret reaches the audit trail or the config read.
+    let cfg = req(&p, "GET", "/v1/auth/oidc/config", None);
+    assert!(!cfg.raw.windows(6).any(|w| w == b"s3cret"));
+
+    // Real clients: the `bao` CLI and `airlock login -method=oidc`, each with its own
+    // callback listener; the test plays the browser.
+    let run_cli = |name: &str, mut cmd: Command, port: u16| {
+        let mut child = cmd
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let stderr = child.stderr.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            use std::io::BufRead;
+            for line in std::io::BufReader::new(stderr)
+                .lines()
+                .map_while(Result::ok)
+            {
+                if let Some(i) = line.find("https://") {
+                    let _ = tx.send(line[i..].trim().to_string());
+                }
+            }
+        });
+        let url = rx
+            .recv_timeout(Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("{name} printed no URL"));
+        let location = browser_visit(&url, &idp.ca_pem);
+        let (addr, cb) = split_callback(&location);
+        assert_eq!(addr, format!("127.0.0.1:{port}"));
+        let page = http(&addr, "GET", &cb, None, None, &[]);
+        assert_eq!(page.status, 200, "{name}'s callback page");
+        let out = child.wait_with_output().unwrap();
+        let text = String::from_utf8_lossy(&out.stdout).to_string();
+        assert!(out.status.success(), "{name} login failed: {text}");
+        text
+    };
+    let home = tempdir("oidc-cli");
+    let mut c = Command::new(bin());
+    c.args(["login", "-method=oidc", "role=web", "skip_browser=true"])
+        .arg(format!("port={cli_port}"))
+        .env("AIRLOCK_ADDR", &p.addr)
+        .env("HOME", home.to_str().unwrap())
+        .env_remove("AIRLOCK_TOKEN")
+        .env_remove("VAULT_TOKEN");
+    let text = run_cli("airlock", c, cli_port);
+    assert!(
+        text.contains("Success! You are now authenticated."),
+        "{text}"
+    );
+    let stored = std::fs::read_to_string(home.join(".airlock-token")).unwrap();
+    assert!(can_read_secret(&p, stored.trim()));
+    let bao = openbao();
+    if require("the OpenBao CLI (../shared/tools/openbao)", bao.is_some()) {
+        let mut c = Command::new(bao.unwrap());
+        c.args([
+            "login",
+            "-method=oidc",
+            "-no-store",
+            "-format=json",
+            "role=web",
+            "skip_browser=true",
+        ])
+        .arg(format!("port={bao_port}"))
+        .env("VAULT_ADDR", &p.addr)
+        .env_remove("VAULT_TOKEN");
+        let text = run_cli("bao", c, bao_port);
+        let v: Value = serde_json::from_str(&text).unwrap();
+        let t = v["auth"]["client_token"].as_str().unwrap();
+        assert!(can_read_secret(&p, t));
+    }
+}

@@ -1,6 +1,7 @@
 //! Stand-ins for identity providers, served over HTTPS by the test (certificate from a test
 //! CA, name `localhost`):
-//! - an OIDC issuer: `/.well-known/openid-configuration` and `/jwks` (keys can be rotated);
+//! - an OIDC issuer: `/.well-known/openid-configuration` and `/jwks` (keys can be rotated),
+//!   and for the browser flow `/authorize` (signs the user in at once) and `/token`;
 //! - a Kubernetes API server's TokenReview endpoint (`authentication.k8s.io/v1`), answering
 //!   as the API server documents it, for the tokens the test registers.
 //!
@@ -135,6 +136,15 @@ pub struct State {
     pub reviewer: Option<String>,
     pub reviews: Vec<Value>,
     pub jwks_fetches: usize,
+    /// The browser flow: the registered client (id, secret), the key ID tokens are signed
+    /// with, the claims they carry (besides iss/aud/nonce/times), issued codes, and a switch
+    /// to send a wrong nonce.
+    pub client: Option<(String, String)>,
+    pub id_key: Option<Arc<Key>>,
+    pub id_claims: Value,
+    pub codes: HashMap<String, (String, String)>,
+    pub wrong_nonce: bool,
+    pub token_requests: usize,
 }
 
 pub struct Idp {
@@ -213,11 +223,18 @@ async fn handle(
     req: Request<Incoming>,
 ) -> Response<Full<Bytes>> {
     let path = req.uri().path().to_string();
+    let query = req.uri().query().unwrap_or("").to_string();
     let bearer = req
         .headers()
         .get("authorization")
         .and_then(|h| h.to_str().ok())
         .and_then(|h| h.strip_prefix("Bearer "))
+        .map(str::to_string);
+    let basic = req
+        .headers()
+        .get("authorization")
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| h.starts_with("Basic "))
         .map(str::to_string);
     let body = req
         .into_body()
@@ -229,8 +246,91 @@ async fn handle(
         "/.well-known/openid-configuration" => reply(
             200,
             json!({"issuer": issuer, "jwks_uri": format!("{issuer}/jwks"),
+                   "authorization_endpoint": format!("{issuer}/authorize"),
+                   "token_endpoint": format!("{issuer}/token"),
                    "id_token_signing_alg_values_supported": ["RS256", "ES256", "EdDSA"]}),
         ),
+        "/authorize" => {
+            // The user signs in at once: redirect back with a code (the location is also in
+            // the body, for clients that do not expose headers).
+            let q = form(&query);
+            let mut s = st.lock().unwrap();
+            let ok = s.client.as_ref().map(|c| c.0.as_str())
+                == q.get("client_id").map(String::as_str)
+                && q.get("response_type").map(String::as_str) == Some("code")
+                && q.get("scope")
+                    .is_some_and(|sc| sc.split(' ').any(|x| x == "openid"));
+            if !ok {
+                return reply(400, json!({"error": "invalid_request"}));
+            }
+            let code = format!("code-{}-{}", now(), s.codes.len());
+            let redirect = q.get("redirect_uri").cloned().unwrap_or_default();
+            s.codes.insert(
+                code.clone(),
+                (
+                    q.get("nonce").cloned().unwrap_or_default(),
+                    redirect.clone(),
+                ),
+            );
+            let location = format!(
+                "{redirect}?code={code}&state={}",
+                q.get("state").cloned().unwrap_or_default()
+            );
+            Response::builder()
+                .status(302)
+                .header("location", &location)
+                .header("content-type", "application/json")
+                .body(Full::new(Bytes::from(
+                    json!({"location": location}).to_string(),
+                )))
+                .unwrap()
+        }
+        "/token" => {
+            let f = form(&String::from_utf8_lossy(&body));
+            let mut s = st.lock().unwrap();
+            s.token_requests += 1;
+            let Some((id, secret)) = s.client.clone() else {
+                return reply(400, json!({"error": "invalid_client"}));
+            };
+            // client_secret_basic: base64 of the form-encoded id and secret (RFC 6749 §2.3.1).
+            let presented = basic
+                .as_deref()
+                .and_then(|b| b.strip_prefix("Basic "))
+                .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+                .map(|b| String::from_utf8_lossy(&b).into_owned())
+                .and_then(|s| {
+                    let (u, p) = s.split_once(':')?;
+                    let f = form(&format!("u={u}&p={p}"));
+                    Some((f.get("u")?.clone(), f.get("p")?.clone()))
+                });
+            if presented != Some((id.clone(), secret.clone())) {
+                return reply(401, json!({"error": "invalid_client"}));
+            }
+
+            let Some((nonce, redirect)) = f.get("code").and_then(|c| s.codes.remove(c)) else {
+                return reply(400, json!({"error": "invalid_grant"}));
+            };
+            if f.get("grant_type").map(String::as_str) != Some("authorization_code")
+                || f.get("redirect_uri") != Some(&redirect)
+            {
+                return reply(400, json!({"error": "invalid_grant"}));
+            }
+            let mut claims = s.id_claims.clone();
+            claims["iss"] = json!(issuer);
+            claims["aud"] = json!(id);
+            claims["nonce"] = json!(if s.wrong_nonce {
+                "not-the-nonce".to_string()
+            } else {
+                nonce
+            });
+            claims["iat"] = json!(now());
+            claims["exp"] = json!(now() + 300);
+            let id_token = s.id_key.as_ref().unwrap().sign(&claims);
+            reply(
+                200,
+                json!({"access_token": "at", "token_type": "Bearer", "expires_in": 300, "id_token": id_token}),
+            )
+        }
         "/jwks" => {
             let mut s = st.lock().unwrap();
             s.jwks_fetches += 1;
@@ -280,6 +380,37 @@ async fn handle(
         }
         _ => reply(404, json!({"error": "not found"})),
     }
+}
+
+/// A query string or form body, decoded.
+pub fn form(s: &str) -> HashMap<String, String> {
+    let dec = |x: &str| {
+        let b = x.replace('+', " ");
+        let b = b.as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < b.len() {
+            if b[i] == b'%' && i + 2 < b.len() {
+                if let Ok(v) =
+                    u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
+                {
+                    out.push(v);
+                    i += 3;
+                    continue;
+                }
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+        String::from_utf8_lossy(&out).into_owned()
+    };
+    s.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (dec(k), dec(v))
+        })
+        .collect()
 }
 
 /// Claims shaped like a GitHub Actions OIDC token.
