@@ -217,6 +217,7 @@ pub async fn login_method(
         if !token_only && format == Format::Table {
             println!("The token is stored in {}.", p.display());
         }
+        crate::cmd::warn_env_token();
     }
     Ok(ExitCode::SUCCESS)
 }

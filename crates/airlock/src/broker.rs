@@ -91,8 +91,9 @@ const PROXY_VARS: [&str; 6] = [
     "all_proxy",
 ];
 
-/// Variables that point a child's TLS stacks at the CA bundle.
-const CA_VARS: [&str; 7] = [
+/// Variables that point a child's TLS stacks at the CA bundle (set whether or not the parent
+/// had them, so none is left pointing at a bundle without the broker CA).
+const CA_VARS: [&str; 13] = [
     "SSL_CERT_FILE",
     "REQUESTS_CA_BUNDLE",
     "CURL_CA_BUNDLE",
@@ -100,6 +101,12 @@ const CA_VARS: [&str; 7] = [
     "GIT_SSL_CAINFO",
     "AWS_CA_BUNDLE",
     "DENO_CERT",
+    "PIP_CERT",
+    "HTTPLIB2_CA_CERTS",
+    "CLOUDSDK_CORE_CUSTOM_CA_CERTS_FILE",
+    "NIX_SSL_CERT_FILE",
+    "CARGO_HTTP_CAINFO",
+    "GRPC_DEFAULT_SSL_ROOTS_FILE_PATH",
 ];
 
 /// Options shared by `broker run` and `broker serve`.
@@ -388,15 +395,6 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         .unwrap_or_else(|| PathBuf::from("airlock.toml"));
     let cl = Client::from_env()?;
     cl.require_token()?;
-    // The child gets neither the token variables nor the real credentials, but it runs as
-    // this user: a token in the CLI's token file is readable by it.
-    if let Some(f) = crate::client::token_file().filter(|f| f.exists()) {
-        eprintln!(
-            "warning: {} holds an Airlock token that {} can read (it runs as your user); for an agent you do not trust, pass a short-lived AIRLOCK_TOKEN and remove the file (`airlock login -no-store` does not write it), or run the agent as another user",
-            f.display(),
-            a.command.first().map(String::as_str).unwrap_or("the child")
-        );
-    }
     // The profile if there is one; an agent it does not define is looked up in Airlock.
     let explicit = a.profile.is_some();
     let mut profile = if explicit || profile_path.exists() {
@@ -570,6 +568,15 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         .env("AIRLOCK_BROKER_CA", &ca_only);
     drop(proxy_url);
     drop(credential);
+    // The child gets neither the token variables nor the real credentials, but it runs as
+    // this user: a token in the CLI's token file is readable by it.
+    if let Some(f) = crate::client::token_file().filter(|f| f.exists()) {
+        eprintln!(
+            "warning: {} holds an Airlock token that {} can read (it runs as your user); for an agent you do not trust, pass a short-lived AIRLOCK_TOKEN and remove the file (`airlock login -no-store` does not write it), or run the agent as another user",
+            f.display(),
+            a.command.first().map(String::as_str).unwrap_or("the child")
+        );
+    }
     let relay = crate::run::SignalRelay::install()?;
     let mut child = cmd.spawn().with_context(|| format!("starting {prog}"))?;
     let pid = child.id().map(|p| p as i32);

@@ -21,6 +21,8 @@ pub struct Client {
     port: u16,
     tls: Option<TlsConnector>,
     pub token: Option<Zeroizing<String>>,
+    /// `X-Vault-Wrap-TTL` for every request (`-wrap-ttl`).
+    pub wrap_ttl: Option<String>,
 }
 
 /// A non-2xx answer, with Vault's error strings.
@@ -126,6 +128,7 @@ impl Client {
             port,
             tls,
             token,
+            wrap_ttl: None,
         })
     }
 
@@ -158,6 +161,10 @@ impl Client {
         if let Some(t) = &self.token {
             req = req.header("x-vault-token", t.as_str());
         }
+        if let Some(w) = &self.wrap_ttl {
+            req = req.header("x-vault-wrap-ttl", w.as_str());
+        }
+
         let req = req.body(Full::new(Bytes::from(bytes.to_vec())))?;
         let stream = tokio::time::timeout(
             std::time::Duration::from_secs(30),

@@ -146,7 +146,13 @@ pub async fn operator(c: OperatorCmd) -> Result<ExitCode> {
 pub async fn login(token: Option<String>) -> Result<ExitCode> {
     let t = match token {
         Some(t) if t != "-" => t,
-        _ => read_stdin()?.trim().to_string(),
+        _ => {
+            use std::io::IsTerminal;
+            if std::io::stdin().is_terminal() {
+                eprint!("Token (will be read from this line): ");
+            }
+            read_stdin_line()?.trim().to_string()
+        }
     };
     if t.is_empty() {
         bail!("no token given");
@@ -169,7 +175,26 @@ pub async fn login(token: Option<String>) -> Result<ExitCode> {
         path.display(),
         d.get("policies").map(|p| p.to_string()).unwrap_or_default()
     );
+    warn_env_token();
     Ok(ExitCode::SUCCESS)
+}
+
+/// After storing a login's token: a token in the environment still wins, as with Vault.
+pub(crate) fn warn_env_token() {
+    if let Some(v) = ["AIRLOCK_TOKEN", "VAULT_TOKEN"]
+        .into_iter()
+        .find(|v| std::env::var_os(v).is_some_and(|t| !t.is_empty()))
+    {
+        eprintln!(
+            "WARNING! The {v} environment variable is set! It takes precedence over the token just stored; unset it to use the new token."
+        );
+    }
+}
+
+fn read_stdin_line() -> Result<String> {
+    let mut s = String::new();
+    std::io::stdin().read_line(&mut s)?;
+    Ok(s)
 }
 
 pub(crate) fn write_private(path: &std::path::Path, content: &str) -> Result<()> {
@@ -216,6 +241,9 @@ pub enum TokenCmd {
         /// key=value metadata (repeatable).
         #[arg(long = "metadata")]
         metadata: Vec<String>,
+        /// Print only this field of the auth block (`token`, `token_accessor`, ...).
+        #[arg(long)]
+        field: Option<String>,
         #[command(flatten)]
         f: FormatArg,
     },
@@ -326,6 +354,7 @@ pub async fn token(c: TokenCmd) -> Result<ExitCode> {
             renewable,
             role,
             metadata,
+            field,
             f,
         } => {
             let mut b = Map::new();
@@ -366,6 +395,20 @@ pub async fn token(c: TokenCmd) -> Result<ExitCode> {
                 .call("POST", &path, Some(&Value::Object(b)))
                 .await?
                 .unwrap_or(Value::Null);
+            if let Some(k) = field {
+                // Vault's names: `token` is the client token, `token_*` the rest.
+                let auth = &v["auth"];
+                let key = match k.as_str() {
+                    "token" => "client_token",
+                    other => other.strip_prefix("token_").unwrap_or(other),
+                };
+                let x = auth
+                    .get(key)
+                    .or_else(|| auth.get(k.as_str()))
+                    .ok_or_else(|| anyhow!("field {k:?} not present in the response"))?;
+                println!("{}", crate::output::scalar(x));
+                return Ok(ExitCode::SUCCESS);
+            }
             print_auth(&v, f.format)?;
         }
         TokenCmd::Lookup { token, accessor, f } => {

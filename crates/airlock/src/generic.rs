@@ -17,6 +17,9 @@ pub struct PathArgs {
     /// Print only this field of `data`.
     #[arg(long)]
     pub field: Option<String>,
+    /// Wrap the response in a single-use token with this TTL (e.g. 60s).
+    #[arg(long)]
+    pub wrap_ttl: Option<String>,
     #[command(flatten)]
     pub f: crate::FormatArg,
 }
@@ -28,6 +31,12 @@ pub struct WriteArgs {
     pub pairs: Vec<String>,
     #[arg(long)]
     pub field: Option<String>,
+    /// Wrap the response in a single-use token with this TTL (e.g. 60s).
+    #[arg(long)]
+    pub wrap_ttl: Option<String>,
+    /// Write with no data (as `vault write -f`).
+    #[arg(short = 'f', long)]
+    pub force: bool,
     #[command(flatten)]
     pub f: crate::FormatArg,
 }
@@ -70,13 +79,35 @@ fn show(v: Option<Value>, field: Option<&str>, f: Format) -> Result<ExitCode> {
     let Some(v) = v else {
         return Ok(ExitCode::SUCCESS);
     };
+    let wrap = v.get("wrap_info").filter(|w| w.is_object()).cloned();
     if let Some(k) = field {
         let d = v
             .get("data")
             .and_then(|d| d.get(k))
             .or_else(|| v.get(k))
+            .or_else(|| {
+                let w = wrap.as_ref()?;
+                w.get(k.strip_prefix("wrapping_").unwrap_or(k))
+            })
             .ok_or_else(|| anyhow!("field {k:?} not present in the response"))?;
         println!("{}", output::scalar(d));
+        return Ok(ExitCode::SUCCESS);
+    }
+    if let (Some(w), Format::Table) = (&wrap, f) {
+        // A wrapped response: the wrapping token, as `vault` prints it.
+        let mut m = Map::new();
+        for (k, out) in [
+            ("token", "wrapping_token:"),
+            ("accessor", "wrapping_accessor:"),
+            ("ttl", "wrapping_token_ttl:"),
+            ("creation_time", "wrapping_token_creation_time:"),
+            ("creation_path", "wrapping_token_creation_path:"),
+        ] {
+            if let Some(x) = w.get(k) {
+                m.insert(out.into(), x.clone());
+            }
+        }
+        output::print(&Value::Object(m), f)?;
         return Ok(ExitCode::SUCCESS);
     }
     if f == Format::Table {
@@ -107,7 +138,8 @@ fn show(v: Option<Value>, field: Option<&str>, f: Format) -> Result<ExitCode> {
 }
 
 pub async fn read(a: PathArgs) -> Result<ExitCode> {
-    let cl = Client::from_env()?;
+    let mut cl = Client::from_env()?;
+    cl.wrap_ttl = a.wrap_ttl.clone();
     let v = cl
         .call("GET", a.path.trim_start_matches('/'), None)
         .await?
@@ -116,8 +148,16 @@ pub async fn read(a: PathArgs) -> Result<ExitCode> {
 }
 
 pub async fn write(a: WriteArgs) -> Result<ExitCode> {
-    let cl = Client::from_env()?;
+    let mut cl = Client::from_env()?;
+    cl.wrap_ttl = a.wrap_ttl.clone();
+    if a.pairs.is_empty() && !a.force {
+        anyhow::bail!(
+            "Must supply data or use -force (-f) to write to {} with no data",
+            a.path
+        );
+    }
     let data = crate::kv::parse_pairs(&a.pairs)?;
+
     let v = cl
         .call(
             "POST",

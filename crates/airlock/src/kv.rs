@@ -195,10 +195,23 @@ pub async fn resolve(cl: &Client, t: &Target) -> Result<Loc> {
         Some(m) => format!("{}/{}", m.trim_matches('/'), t.path.trim_start_matches('/')),
         None => t.path.trim_start_matches('/').to_string(),
     };
+    let first = full.split('/').next().unwrap_or("");
     let v = cl
         .call("GET", &format!("sys/internal/ui/mounts/{full}"), None)
-        .await?
+        .await
+        .map_err(|e| {
+            // Vault's wording; say what it usually means.
+            if e.to_string().contains("preflight capability check returned 403") {
+                anyhow!(
+                                        "{e:#} (no secrets engine is mounted at {first}/, or this token may not use it: `airlock secrets list` shows the mounts, `airlock secrets enable -path={first} kv-v2` adds one)"
+
+                )
+            } else {
+                e
+            }
+        })?
         .ok_or_else(|| anyhow!("no secrets engine is mounted at {full}"))?;
+
     let d = v.get("data").cloned().unwrap_or(Value::Null);
     let mount = d
         .get("path")

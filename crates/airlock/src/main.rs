@@ -127,6 +127,8 @@ enum Command {
     /// The credential broker: run agents with placeholders instead of credentials.
     #[command(subcommand)]
     Broker(broker::BrokerCmd),
+    /// Print Airlock's version.
+    Version,
 }
 
 /// Accepts Vault-style `-flag=value` by rewriting single-dash long flags to `--flag`.
@@ -210,6 +212,10 @@ fn main() -> ExitCode {
             Command::Run(a) => run::run(a).await,
             Command::Audit(c) => cmd::audit(c),
             Command::Broker(c) => broker::run(c).await,
+            Command::Version => {
+                println!("Airlock v{}", env!("CARGO_PKG_VERSION"));
+                Ok(ExitCode::SUCCESS)
+            }
             Command::Read(a) => generic::read(a).await,
             Command::Write(a) => generic::write(a).await,
             Command::List(a) => generic::list(a).await,

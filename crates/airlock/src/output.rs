@@ -206,7 +206,9 @@ pub fn parse_dotenv(text: &str) -> Result<serde_json::Map<String, Value>> {
     Ok(m)
 }
 
-/// Renders a map as dotenv lines with safe quoting.
+/// Renders a map as dotenv lines with safe quoting: plain values bare, others in single quotes
+/// (taken literally by shells and dotenv loaders: no `$`/backtick expansion), and values that
+/// hold a single quote or a newline in JSON-style double quotes.
 pub fn to_dotenv(m: &serde_json::Map<String, Value>) -> String {
     let mut out = String::new();
     for (k, v) in m {
@@ -214,10 +216,17 @@ pub fn to_dotenv(m: &serde_json::Map<String, Value>) -> String {
             Value::String(s) => s.clone(),
             other => other.to_string(),
         };
-        out.push_str(&format!(
-            "{k}={}\n",
+        let plain = !s.is_empty()
+            && s.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-./:@,+%".contains(&b));
+        let quoted = if plain {
+            s
+        } else if !s.contains(['\'', '\n', '\r']) {
+            format!("'{s}'")
+        } else {
             serde_json::to_string(&s).unwrap_or_default()
-        ));
+        };
+        out.push_str(&format!("{k}={quoted}\n"));
     }
     out
 }
@@ -236,6 +245,11 @@ mod tests {
         );
         let again = parse_dotenv(&to_dotenv(&m)).unwrap();
         assert_eq!(again, m);
+        // `$` and backticks stay literal when the file is sourced by a shell.
+        let m = json!({"Q": "has\"quote$dollar`x`", "P": "plain-1.2", "E": ""});
+        let text = to_dotenv(m.as_object().unwrap());
+        assert_eq!(text, "E=''\nP=plain-1.2\nQ='has\"quote$dollar`x`'\n");
+        assert_eq!(Value::Object(parse_dotenv(&text).unwrap()), m);
     }
 
     #[test]

@@ -32,10 +32,13 @@ fn init_logging(level: &str, format: &str) -> Result<()> {
     let lvl: tracing::Level = level
         .parse()
         .map_err(|_| anyhow!("--log-level: unknown level {level:?}"))?;
+    use std::io::IsTerminal;
     let b = tracing_subscriber::fmt()
         .with_max_level(lvl)
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_target(false);
+
     match format {
         "json" => b.json().init(),
         "text" => b.init(),

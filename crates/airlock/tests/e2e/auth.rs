@@ -116,6 +116,37 @@ fn approle_wrapped_secret_id_and_cli() {
         err.contains("wrapping token is not valid or does not exist"),
         "{err}"
     );
+    // The README's CLI form: `write -f -wrap-ttl=60s -field=wrapping_token`; `-f` is needed
+    // to write nothing.
+    let (c, _, err) = cli(&p, &["write", "auth/approle/role/ci/secret-id"], None);
+    assert_ne!(c, 0);
+    assert!(err.contains("-force"), "{err}");
+    let (c, wrap2, err) = cli(
+        &p,
+        &[
+            "write",
+            "-f",
+            "-wrap-ttl=60s",
+            "-field=wrapping_token",
+            "auth/approle/role/ci/secret-id",
+        ],
+        None,
+    );
+    assert_eq!(c, 0, "{err}");
+    let (c, sid, err) = cli(&p, &["unwrap", "-field=secret_id", wrap2.trim()], None);
+    assert_eq!(c, 0, "{err}");
+    assert_eq!(sid.trim().len(), 36);
+    let (c, table, err) = cli(
+        &p,
+        &["read", "-wrap-ttl=30s", "auth/approle/role/ci/role-id"],
+        None,
+    );
+    assert_eq!(c, 0, "{err}");
+    assert!(
+        table.contains("wrapping_token:") && !table.contains(&role_id),
+        "{table}"
+    );
+
     // Login through the CLI, without storing the token.
     let (c, tok, err) = cli(
         &p,

@@ -103,6 +103,21 @@ fn kv_cli_flow() {
     let (c, _, err) = cli(&p, &["kv", "get", "nosuch/x"], None);
     assert_ne!(c, 0);
     assert_eq!(err.lines().count(), 1, "errors are one line: {err}");
+    assert!(
+        err.contains("airlock secrets enable -path=nosuch kv-v2"),
+        "{err}"
+    );
+    let (c, out, err) = cli(&p, &["token", "create", "-policy=ro", "-field=token"], None);
+    assert_eq!(c, 0, "{err}");
+    let (c, out, _) = cli(
+        &p,
+        &["token", "capabilities", out.trim(), "secret/data/x"],
+        None,
+    );
+    assert_eq!((c, out.trim()), (0, "read"));
+    let (c, out, _) = cli(&p, &["version"], None);
+    assert_eq!(c, 0);
+    assert!(out.starts_with("Airlock v"), "{out}");
 }
 
 #[test]
