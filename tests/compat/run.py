@@ -90,7 +90,8 @@ PATH_RULES = [
 # Substrings inside any string value (error texts, warnings).
 TEXT_RULES = [
     # Go duration remaining until a max TTL ticks between two servers:
-    (re.compile(r'(?<=max_ttl of ")\d+h\d+m\d+s|(?<=max_ttl of ")\d+m\d+s|(?<=max_ttl of ")\d+s'),
+    # (any Go duration: "2h" on one server can be "1h59m59s" on the other a second later)
+    (re.compile(r'(?<=max_ttl of ")(?=\d)(?:\d+h)?(?:\d+m)?(?:\d+s)?(?=")'),
      "<duration>"),
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
     # The product's own name in "... printed to <server>'s server logs":
