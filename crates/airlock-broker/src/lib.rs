@@ -51,6 +51,9 @@ pub struct AgentRuntime {
     pub egress: Egress,
     pub allow_hosts: Vec<HostPattern>,
     pub cache: Arc<SecretCache>,
+    /// What the runtime was built from (agent and binding definitions, no secret), so a
+    /// reload can tell an unchanged agent from a changed one.
+    pub spec: String,
 }
 
 impl std::fmt::Debug for AgentRuntime {
@@ -73,12 +76,34 @@ pub struct Stats {
 }
 
 pub struct Broker {
-    pub agents: HashMap<String, Arc<AgentRuntime>>,
+    /// By name; replaced as a whole when `broker serve` reloads its configuration.
+    pub agents: std::sync::RwLock<HashMap<String, Arc<AgentRuntime>>>,
+
     pub cred: cred::CredKey,
     pub ca: ca::Ca,
     pub upstream: upstream::Upstream,
     pub audit: audit::Auditor,
     pub stats: Stats,
+}
+
+impl Broker {
+    /// The agent a proxy credential names, if it (still) exists.
+    pub fn agent(&self, name: &str) -> Option<Arc<AgentRuntime>> {
+        self.agents.read().ok()?.get(name).cloned()
+    }
+
+    /// The current agents.
+    pub fn agents_now(&self) -> HashMap<String, Arc<AgentRuntime>> {
+        self.agents.read().map(|a| a.clone()).unwrap_or_default()
+    }
+
+    /// Installs a new set of agents: the next request sees them (in-flight ones finish with
+    /// the runtime they started with).
+    pub fn set_agents(&self, agents: HashMap<String, Arc<AgentRuntime>>) {
+        if let Ok(mut a) = self.agents.write() {
+            *a = agents;
+        }
+    }
 }
 
 /// Mints a placeholder for a binding from fresh randomness.

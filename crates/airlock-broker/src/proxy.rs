@@ -217,7 +217,7 @@ impl Broker {
                 return r;
             }
         };
-        let Some(agent) = self.agents.get(&agent).cloned() else {
+        let Some(agent) = self.agent(&agent) else {
             return error_response(407, "unknown agent");
         };
         if req.method() == Method::CONNECT {

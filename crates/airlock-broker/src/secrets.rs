@@ -107,15 +107,20 @@ impl SecretCache {
         (en.fetched.elapsed() <= self.max_age).then(|| en.value.clone())
     }
 
-    /// Refreshes forever in the background.
+    /// Refreshes in the background for as long as the cache is in use (the task holds only a
+    /// weak reference, and ends once the cache is dropped).
     pub fn spawn_refresher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
-        let me = self.clone();
+        let weak = Arc::downgrade(self);
+        let period = self.refresh;
         tokio::spawn(async move {
-            let mut t = tokio::time::interval(me.refresh);
+            let mut t = tokio::time::interval(period);
             t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             t.tick().await;
             loop {
                 t.tick().await;
+                let Some(me) = weak.upgrade() else {
+                    return;
+                };
                 if let Err(e) = me.refresh_all().await {
                     tracing::warn!(error = %e, "broker: refreshing credentials failed; keeping the cached ones until they are too old");
                 }

@@ -512,8 +512,10 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         egress,
         allow_hosts,
         cache,
+        spec: String::new(),
     });
     let tmp = TempDir::new()?;
+
     let bundle = tmp.0.join("ca-bundle.pem");
     let mut extra: Vec<&str> = vec![ca.cert_pem()];
     if let Some(p) = &extra_ca_pem {
@@ -527,7 +529,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     let mut agents = HashMap::new();
     agents.insert(agent_name.clone(), runtime);
     let broker = Arc::new(Broker {
-        agents,
+        agents: agents.into(),
         cred,
         ca,
         upstream,
@@ -783,6 +785,81 @@ fn hex_key(v: &Value, field: &str) -> Result<Zeroizing<Vec<u8>>> {
     Ok(out)
 }
 
+/// What `broker serve` needs to turn agent definitions into runtimes.
+struct AgentSource {
+    addr: String,
+    token: Option<Zeroizing<String>>,
+    cacert: Option<PathBuf>,
+    ph_key: Zeroizing<Vec<u8>>,
+    refresh: Duration,
+    max_stale: Duration,
+}
+
+impl AgentSource {
+    /// A runtime per agent of `profile`; an agent whose definition did not change keeps its
+    /// runtime from `current` (and its credential cache).
+    async fn build(
+        &self,
+        profile: &Profile,
+        current: &HashMap<String, Arc<AgentRuntime>>,
+    ) -> Result<HashMap<String, Arc<AgentRuntime>>> {
+        let mut agents = HashMap::new();
+        for spec in &profile.agents {
+            let bindings: Vec<config::Binding> = config::select(profile, Some(&spec.name))
+                .map_err(|e| anyhow!(e))?
+                .into_iter()
+                .cloned()
+                .collect();
+            let mut allow_hosts = profile.allow_hosts.clone();
+            allow_hosts.extend(spec.allow_hosts.iter().cloned());
+            let fingerprint = format!("{spec:?}|{bindings:?}|{allow_hosts:?}");
+            if let Some(rt) = current.get(&spec.name).filter(|rt| rt.spec == fingerprint) {
+                agents.insert(spec.name.clone(), rt.clone());
+                continue;
+            }
+            let wanted = bindings
+                .iter()
+                .map(|b| (b.secret_path.clone(), b.secret_key.clone()))
+                .collect();
+            let client = Client::new(&self.addr, self.token.clone(), self.cacert.clone())?;
+            let cache = SecretCache::new(
+                Arc::new(ApiSource { client }),
+                wanted,
+                self.refresh,
+                self.max_stale,
+            );
+            cache
+                .refresh_all()
+                .await
+                .map_err(|e| anyhow!("agent {}: loading bound credentials: {e}", spec.name))?;
+            cache.spawn_refresher();
+            let placeholders = bindings
+                .iter()
+                .enumerate()
+                .map(|(i, b)| {
+                    (
+                        airlock_broker::derived_placeholder(&self.ph_key, &spec.name, b),
+                        i,
+                    )
+                })
+                .collect();
+            agents.insert(
+                spec.name.clone(),
+                Arc::new(AgentRuntime {
+                    name: spec.name.clone(),
+                    bindings,
+                    placeholders,
+                    egress: spec.egress,
+                    allow_hosts,
+                    cache,
+                    spec: fingerprint,
+                }),
+            );
+        }
+        Ok(agents)
+    }
+}
+
 async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
     let Prepared {
         refresh,
@@ -827,53 +904,15 @@ async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
     }
     let guard =
         airlock_broker::guard::Guard::new(&profile.allow_private).map_err(|e| anyhow!(e))?;
-    let mut agents = HashMap::new();
-    for spec in &profile.agents {
-        let bindings: Vec<config::Binding> = config::select(&profile, Some(&spec.name))
-            .map_err(|e| anyhow!(e))?
-            .into_iter()
-            .cloned()
-            .collect();
-        let wanted = bindings
-            .iter()
-            .map(|b| (b.secret_path.clone(), b.secret_key.clone()))
-            .collect();
-        let source = Client::new(&addr, token.clone(), cacert.clone())?;
-        let cache = SecretCache::new(
-            Arc::new(ApiSource { client: source }),
-            wanted,
-            refresh,
-            max_stale,
-        );
-        cache
-            .refresh_all()
-            .await
-            .map_err(|e| anyhow!("agent {}: loading bound credentials: {e}", spec.name))?;
-        cache.spawn_refresher();
-        let placeholders = bindings
-            .iter()
-            .enumerate()
-            .map(|(i, b)| {
-                (
-                    airlock_broker::derived_placeholder(&ph_key, &spec.name, b),
-                    i,
-                )
-            })
-            .collect();
-        let mut allow_hosts = profile.allow_hosts.clone();
-        allow_hosts.extend(spec.allow_hosts.iter().cloned());
-        agents.insert(
-            spec.name.clone(),
-            Arc::new(AgentRuntime {
-                name: spec.name.clone(),
-                bindings,
-                placeholders,
-                egress: spec.egress,
-                allow_hosts,
-                cache,
-            }),
-        );
-    }
+    let source = AgentSource {
+        addr: addr.clone(),
+        token: token.clone(),
+        cacert: cacert.clone(),
+        ph_key: ph_key.clone(),
+        refresh,
+        max_stale,
+    };
+    let agents = source.build(&profile, &HashMap::new()).await?;
     let upstream = airlock_broker::upstream::Upstream::new(&extra_certs, pins, guard)
         .map_err(|e| anyhow!(e))?;
     spawn_token_renewer(Client::new(&addr, token.clone(), cacert.clone())?);
@@ -883,7 +922,7 @@ async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
     }
     let names: Vec<String> = agents.keys().cloned().collect();
     let broker = Arc::new(Broker {
-        agents,
+        agents: agents.into(),
         cred: airlock_broker::cred::CredKey::new(cred_key.to_vec()),
         ca,
         upstream,
@@ -898,9 +937,45 @@ async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
     println!("Agents: {}", names.join(", "));
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    // Agents and bindings added, changed or removed in Airlock (or the profile) take effect
+    // without a restart; a removed agent's proxy credentials stop working.
+    let reload = {
+        let broker = broker.clone();
+        let profile_path = a.profile.clone();
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(refresh);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t.tick().await;
+            loop {
+                t.tick().await;
+                let current = broker.agents_now();
+                let next = async {
+                    let p = load_serve_config(&cl, profile_path.as_deref()).await?;
+                    source.build(&p, &current).await
+                };
+                match next.await {
+                    Ok(next) => {
+                        for n in current.keys().filter(|n| !next.contains_key(*n)) {
+                            tracing::info!(agent = %n, "broker: agent removed");
+                        }
+                        for (n, rt) in &next {
+                            if !current.get(n).is_some_and(|c| Arc::ptr_eq(c, rt)) {
+                                tracing::info!(agent = %n, "broker: agent loaded");
+                            }
+                        }
+                        broker.set_agents(next);
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %format!("{e:#}"), "broker: reloading agents failed; keeping the current ones")
+                    }
+                }
+            }
+        })
+    };
     let serve = tokio::spawn(airlock_broker::proxy::serve(broker, listener));
     crate::server::shutdown_signal().await;
     serve.abort();
+    reload.abort();
     if !auditor.flush(Duration::from_secs(5)).await {
         eprintln!("warning: some broker audit events could not be written to Airlock in time");
     }

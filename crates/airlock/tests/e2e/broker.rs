@@ -680,10 +680,18 @@ fn broker_serve_two_agents_with_different_bindings() {
     let serve_token = t.body["auth"]["client_token"].as_str().unwrap().to_string();
     let serve_token_made = Instant::now();
     let mut c = Command::new(bin());
-    c.args(["broker", "serve", "--listen", "127.0.0.1:0", "--extra-ca"])
-        .arg(&s.ca)
-        .env("AIRLOCK_ADDR", &s.server.addr)
-        .env("AIRLOCK_TOKEN", &serve_token);
+    c.args([
+        "broker",
+        "serve",
+        "--listen",
+        "127.0.0.1:0",
+        "--refresh",
+        "0.5",
+        "--extra-ca",
+    ])
+    .arg(&s.ca)
+    .env("AIRLOCK_ADDR", &s.server.addr)
+    .env("AIRLOCK_TOKEN", &serve_token);
     for h in upstream::HOSTS {
         c.arg("--resolve")
             .arg(format!("{h}=127.0.0.1:{}", s.up.port));
@@ -748,7 +756,56 @@ fn broker_serve_two_agents_with_different_bindings() {
         c.env_remove(k);
     }
     let out = c.output().unwrap();
+    // Agents come and go without a restart: a new agent's credential starts working, a
+    // deleted agent's stops.
+    let credential = |agent: &str| {
+        let r = req(
+            &s.server,
+            "POST",
+            &format!("/v1/sys/broker/agents/{agent}/credential"),
+            Some(json!({"ttl": "10m"})),
+        );
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        r.body["data"]["credential"].as_str().unwrap().to_string()
+    };
+    let connect = |agent: &str, cred: &str| -> String {
+        use base64::Engine;
+        use std::io::{Read, Write};
+        let mut t = std::net::TcpStream::connect(&addr).unwrap();
+        t.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+        let auth = base64::engine::general_purpose::STANDARD.encode(format!("{agent}:{cred}"));
+        write!(
+            t,
+            "CONNECT api.openai.com:443 HTTP/1.1\r\nHost: api.openai.com:443\r\nProxy-Authorization: Basic {auth}\r\n\r\n"
+        )
+        .unwrap();
+        let mut buf = [0u8; 64];
+        let n = t.read(&mut buf).unwrap_or(0);
+        String::from_utf8_lossy(&buf[..n])
+            .lines()
+            .next()
+            .unwrap_or("")
+            .to_string()
+    };
+    let voice_cred = credential("voice");
+    assert!(connect("voice", &voice_cred).contains(" 200"));
+    put(
+        "/v1/sys/broker/agents/late",
+        json!({"bindings": ["openai"]}),
+    );
+    let late_cred = credential("late");
+    wait_until("the new agent is loaded", Duration::from_secs(15), || {
+        connect("late", &late_cred).contains(" 200")
+    });
+    assert_eq!(
+        req(&s.server, "DELETE", "/v1/sys/broker/agents/voice", None).status,
+        204
+    );
+    wait_until("the deleted agent is gone", Duration::from_secs(15), || {
+        connect("voice", &voice_cred).contains(" 407")
+    });
     let wait = Duration::from_secs(9).saturating_sub(serve_token_made.elapsed());
+
     std::thread::sleep(wait);
     let alive = req(
         &s.server,
@@ -770,9 +827,9 @@ fn broker_serve_two_agents_with_different_bindings() {
         out.status.success(),
         "two agents on one broker serve failed:\n{text}"
     );
-    // `broker run --agent` without a profile uses the agent stored in Airlock.
+    // `broker run --agent` without a profile uses an agent stored in Airlock.
     let out = Command::new(bin())
-        .args(["broker", "run", "--agent", "voice", "--"])
+        .args(["broker", "run", "--agent", "late", "--"])
         .args([
             "sh",
             "-c",
