@@ -422,6 +422,52 @@ pub fn parse_agent(name: &str, v: &Value) -> Result<Agent, String> {
     })
 }
 
+/// The line of the field an error is about, inside the table that starts at line `header`
+/// (1-based): the `key = …` line whose key (or its singular) the message names first, after
+/// the `binding "name":` prefix.
+fn field_line(text: &str, header: usize, msg: &str) -> Option<usize> {
+    let msg = match msg.split_once("\": ") {
+        Some((head, rest)) if head.starts_with("binding \"") || head.starts_with("agent \"") => {
+            rest
+        }
+        _ => msg,
+    };
+    let word_at = |w: &str| -> Option<usize> {
+        msg.match_indices(w).map(|(i, _)| i).find(|&i| {
+            let before = msg[..i].chars().next_back();
+            let after = msg[i + w.len()..].chars().next();
+            let edge = |c: Option<char>| c.is_none_or(|c| !(c.is_ascii_alphanumeric() || c == '_'));
+            edge(before) && edge(after)
+        })
+    };
+    let mut best: Option<(usize, usize)> = None;
+    for (i, l) in text.lines().enumerate().skip(header) {
+        let t = l.trim_start();
+        if t.starts_with('[') {
+            break;
+        }
+        let Some((k, _)) = t.split_once('=') else {
+            continue;
+        };
+        let k = k.trim().trim_matches('"');
+        if k.is_empty() || k.starts_with('#') {
+            continue;
+        }
+        let single = k.strip_suffix('s').filter(|s| !s.is_empty());
+        let pos = [Some(k), single]
+            .into_iter()
+            .flatten()
+            .filter_map(word_at)
+            .min();
+        if let Some(p) = pos {
+            if best.is_none_or(|(bp, _)| p < bp) {
+                best = Some((p, i + 1));
+            }
+        }
+    }
+    best.map(|(_, line)| line)
+}
+
 /// Line (1-based) of the `n`-th (0-based) line that starts with `header` in `text`.
 fn header_line(text: &str, header: &str, n: usize) -> Option<usize> {
     text.lines()
@@ -501,7 +547,10 @@ pub fn parse_profile(text: &str, origin: &str) -> Result<Profile, String> {
         Some(Value::Array(list)) => {
             for (i, b) in list.iter().enumerate() {
                 let line = header_line(text, "[[binding]]", i).unwrap_or(0);
-                let binding = parse_binding(b).map_err(|e| format!("{origin}:{line}: {e}"))?;
+                let binding = parse_binding(b).map_err(|e| {
+                    let at = field_line(text, line, &e).unwrap_or(line);
+                    format!("{origin}:{at}: {e}")
+                })?;
                 if p.bindings.iter().any(|x| x.name == binding.name) {
                     return Err(format!(
                         "{origin}:{line}: binding {:?} is defined twice",
@@ -529,7 +578,10 @@ pub fn parse_profile(text: &str, origin: &str) -> Result<Profile, String> {
             .ok_or_else(|| format!("{origin}: `agents` must be a table of [agents.NAME] tables"))?;
         for (name, v) in a {
             let line = header_line(text, &format!("[agents.{name}]"), 0).unwrap_or(0);
-            let agent = parse_agent(name, v).map_err(|e| format!("{origin}:{line}: {e}"))?;
+            let agent = parse_agent(name, v).map_err(|e| {
+                let at = field_line(text, line, &e).unwrap_or(line);
+                format!("{origin}:{at}: {e}")
+            })?;
             for b in &agent.bindings {
                 if !p.bindings.iter().any(|x| &x.name == b) {
                     return Err(format!(
@@ -659,15 +711,15 @@ allow_hosts = ["pypi.org"]
         let cases: &[(&str, &str)] = &[
             (
                 "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhosts = [\"a/b\"]\nheader = \"x\"\n",
-                "airlock.toml:1: binding \"a\": host \"a/b\" is not a valid DNS name",
+                                "airlock.toml:4: binding \"a\": host \"a/b\" is not a valid DNS name",
             ),
             (
                 "\n\n[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhosts = [\"a.com\"]\nheader = \"x\"\n\n[[binding]]\nname = \"b\"\nsecret = \"nohash\"\n",
-                "airlock.toml:9: binding \"b\": secret \"nohash\" must be",
+                                "airlock.toml:11: binding \"b\": secret \"nohash\" must be",
             ),
             (
                 "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhosts = [\"a.com\"]\nheader = \"x\"\nport = 70000\n",
-                "port 70000 is not in 1-65535",
+                                "airlock.toml:6: binding \"a\": port 70000 is not in 1-65535",
             ),
             (
                 "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhosts = [\"a.com\"]\n",
@@ -675,11 +727,11 @@ allow_hosts = ["pypi.org"]
             ),
             (
                 "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhost = \"a.com\"\nheader = \"x\"\nhdr = 1\n",
-                "unknown field `hdr`",
+                                "airlock.toml:6: unknown field `hdr`",
             ),
             (
                 "[[binding]]\nname = \"a\"\nprovider = \"nope\"\nsecret = \"secret/x#K\"\n",
-                "unknown provider \"nope\"",
+                                "airlock.toml:3: binding \"a\": unknown provider \"nope\"",
             ),
             (
                 "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhost = \"a.com\"\nheader = \"x\"\npaths = [\"/v1/../x\"]\n",
