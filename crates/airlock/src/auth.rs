@@ -197,10 +197,12 @@ pub async fn login_method(
     } else if format == Format::Table {
         println!("Success! You are now authenticated.");
         println!("token_accessor      {}", output::scalar(&auth["accessor"]));
-        println!(
-            "token_duration      {}s",
-            output::scalar(&auth["lease_duration"])
-        );
+        let duration = match auth["lease_duration"].as_u64() {
+            Some(0) => "∞".to_string(),
+            Some(n) => crate::output::short_duration(n),
+            None => output::scalar(&auth["lease_duration"]),
+        };
+        println!("token_duration      {duration}");
         println!("token_renewable     {}", output::scalar(&auth["renewable"]));
         println!("token_policies      {}", auth["token_policies"]);
         if let Some(m) = auth.get("metadata").and_then(Value::as_object) {

@@ -324,7 +324,15 @@ fn print_auth(v: &Value, f: Format) -> Result<()> {
                         "renewable" => "token_renewable",
                         o => o,
                     };
-                    m.insert(key.into(), x.clone());
+                    let x = match (k, x.as_u64()) {
+                        // As `vault` prints it: 768h, 20m, ∞ for a token that never expires.
+                        ("lease_duration", Some(0)) => json!("∞"),
+                        ("lease_duration", Some(n)) => {
+                            json!(crate::output::short_duration(n))
+                        }
+                        _ => x.clone(),
+                    };
+                    m.insert(key.into(), x);
                 }
             }
             print(&Value::Object(m), f)?;

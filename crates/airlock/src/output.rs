@@ -206,6 +206,18 @@ pub fn parse_dotenv(text: &str) -> Result<serde_json::Map<String, Value>> {
     Ok(m)
 }
 
+/// A duration as the `vault` CLI prints one: `768h`, `1h30m`, `20m`, `45s`.
+pub fn short_duration(secs: u64) -> String {
+    let mut s = airlock_core::duration::format_go_duration(secs);
+    if s.ends_with("m0s") {
+        s.truncate(s.len() - 2);
+    }
+    if s.ends_with("h0m") {
+        s.truncate(s.len() - 2);
+    }
+    s
+}
+
 /// Renders a map as dotenv lines with safe quoting: plain values bare, others in single quotes
 /// (taken literally by shells and dotenv loaders: no `$`/backtick expansion), and values that
 /// hold a single quote or a newline in JSON-style double quotes.
@@ -235,6 +247,15 @@ pub fn to_dotenv(m: &serde_json::Map<String, Value>) -> String {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn durations_print_like_vault() {
+        assert_eq!(short_duration(2_764_800), "768h");
+        assert_eq!(short_duration(5400), "1h30m");
+        assert_eq!(short_duration(1200), "20m");
+        assert_eq!(short_duration(3601), "1h0m1s");
+        assert_eq!(short_duration(10), "10s");
+    }
 
     #[test]
     fn dotenv_roundtrip() {

@@ -516,7 +516,7 @@ fn broker_profile_errors_name_the_line() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{err}");
-        // The line of the offending field (`hosts`), not just of its `[[binding]]`.
+    // The line of the offending field (`hosts`), not just of its `[[binding]]`.
     assert!(err.contains("airlock.toml:9:"), "{err}");
     assert!(
         err.contains("binding \"bad\": host \"evil/host\" is not a valid DNS name"),
