@@ -195,21 +195,26 @@ pub async fn login_method(
     if token_only {
         println!("{}", token.as_str());
     } else if format == Format::Table {
-        println!("Success! You are now authenticated.");
-        println!("token_accessor      {}", output::scalar(&auth["accessor"]));
+        println!("Success! You are now authenticated.\n");
         let duration = match auth["lease_duration"].as_u64() {
             Some(0) => "∞".to_string(),
             Some(n) => crate::output::short_duration(n),
             None => output::scalar(&auth["lease_duration"]),
         };
-        println!("token_duration      {duration}");
-        println!("token_renewable     {}", output::scalar(&auth["renewable"]));
-        println!("token_policies      {}", auth["token_policies"]);
-        if let Some(m) = auth.get("metadata").and_then(Value::as_object) {
-            for (k, val) in m {
-                println!("token_meta_{k:<9} {}", output::scalar(val));
+        let mut m = Map::new();
+        m.insert("token_accessor".into(), auth["accessor"].clone());
+        m.insert("token_duration".into(), json!(duration));
+        m.insert("token_renewable".into(), auth["renewable"].clone());
+        m.insert(
+            "token_policies".into(),
+            json!(auth["token_policies"].to_string()),
+        );
+        if let Some(meta) = auth.get("metadata").and_then(Value::as_object) {
+            for (k, val) in meta {
+                m.insert(format!("token_meta_{k}"), val.clone());
             }
         }
+        print!("{}", output::table(&Value::Object(m)));
     } else {
         output::print(&v, format)?;
     }

@@ -180,9 +180,8 @@ pub async fn list(a: PathArgs) -> Result<ExitCode> {
         .ok_or_else(|| anyhow!("no entries found at {}", a.path))?;
     let keys = v.pointer("/data/keys").cloned().unwrap_or(Value::Null);
     if a.f.format == Format::Table {
-        for k in keys.as_array().into_iter().flatten() {
-            println!("{}", output::scalar(k));
-        }
+        // As `airlock kv list` and `vault list` print it.
+        print!("{}", output::table(&keys));
         return Ok(ExitCode::SUCCESS);
     }
     output::print(&keys, a.f.format)?;
