@@ -107,8 +107,20 @@ pub async fn operator(c: OperatorCmd) -> Result<ExitCode> {
             } else {
                 let k = match key {
                     Some(k) if k != "-" => k,
-                    _ => read_stdin()?.trim().to_string(),
+                    _ => {
+                        use std::io::IsTerminal;
+                        if std::io::stdin().is_terminal() {
+                            // Typed here, the share stays out of the shell history.
+                            eprint!("Unseal Key (will be read from this line): ");
+                            read_stdin_line()?.trim().to_string()
+                        } else {
+                            read_stdin()?.trim().to_string()
+                        }
+                    }
                 };
+                if k.is_empty() {
+                    bail!("no unseal key given: pass it as an argument, or on standard input");
+                }
                 json!({"key": k})
             };
             let v = cl

@@ -134,7 +134,8 @@ pub enum KvCmd {
     Export {
         #[command(flatten)]
         t: Target,
-        #[arg(long = "as", default_value = "dotenv")]
+        /// dotenv, json or yaml (`-format=…` works too).
+        #[arg(long = "as", alias = "format", default_value = "dotenv")]
         output: String,
     },
 }
