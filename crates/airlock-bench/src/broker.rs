@@ -234,6 +234,7 @@ async fn load(mode: &Mode, conns: usize, secs: u64) -> Result<Load> {
     }
     // Warm-up: one request per connection.
     for s in &mut senders {
+        s.ready().await?;
         let r = s.send_request(chat(mode)?).await?;
         let _ = r.into_body().collect().await?;
     }
@@ -247,6 +248,12 @@ async fn load(mode: &Mode, conns: usize, secs: u64) -> Result<Load> {
             while Instant::now() < deadline {
                 let t = Instant::now();
                 let Ok(req) = chat(&mode) else { break };
+                // An HTTP/1.1 connection takes the next request only once it has finished
+                // the last one; sending earlier fails with "operation was canceled".
+                if s.ready().await.is_err() {
+                    errors += 1;
+                    break;
+                }
                 match s.send_request(req).await {
                     Ok(r) => {
                         let ok = r.status() == 200;
@@ -254,7 +261,8 @@ async fn load(mode: &Mode, conns: usize, secs: u64) -> Result<Load> {
                             errors += 1;
                         }
                     }
-                    Err(_) => {
+                    Err(e) => {
+                        eprintln!("{}: request failed: {e}", mode.name);
                         errors += 1;
                         break;
                     }
