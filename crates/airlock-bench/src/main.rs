@@ -304,7 +304,7 @@ async fn drive(
             let mut i = 0u64;
             while Instant::now() < deadline {
                 let req = make(&host, c, i)?;
-                                let t0 = Instant::now();
+                let t0 = Instant::now();
                 // The connection takes a request only once it has finished the last one.
                 tx.ready().await?;
                 let resp = tx.send_request(req).await?;
