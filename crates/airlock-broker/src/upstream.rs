@@ -193,7 +193,10 @@ impl Upstream {
                 UpstreamError::bad_gateway(format!("TLS handshake with {host} timed out"))
             })?
             .map_err(|e| {
-                UpstreamError::bad_gateway(format!("TLS handshake with {host} failed: {e}"))
+                UpstreamError::bad_gateway(format!(
+                    "TLS handshake with {host} failed: {}",
+                    explain_tls(&e.to_string(), host)
+                ))
             })?;
         let h2 = s.get_ref().1.alpn_protocol() == Some(b"h2");
         Ok((s, h2))
@@ -370,4 +373,47 @@ fn set_host(req: &mut Request<Body>, authority: &str) -> Result<(), UpstreamErro
         .map_err(|_| UpstreamError::bad_gateway("invalid host"))?;
     req.headers_mut().insert(hyper::header::HOST, v);
     Ok(())
+}
+
+/// A rustls verification error in words (rustls prints its enum names).
+fn explain_tls(e: &str, host: &str) -> String {
+    let why = if e.contains("UnknownIssuer") {
+        "its certificate is not signed by a trusted CA (for a private CA, pass it with --extra-ca)"
+    } else if e.contains("NotValidForName") {
+        return format!("its certificate is not valid for {host}");
+    } else if e.contains("Expired") {
+        "its certificate has expired"
+    } else if e.contains("NotValidYet") {
+        "its certificate is not valid yet (check the clocks)"
+    } else if e.contains("CaUsedAsEndEntity") {
+        "it presented a CA certificate as its own certificate"
+    } else if e.contains("Revoked") {
+        "its certificate has been revoked"
+    } else {
+        return e.to_string();
+    };
+    why.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tls_errors_are_explained() {
+        let e = "invalid peer certificate: Other(OtherError(CaUsedAsEndEntity))";
+        assert_eq!(
+            explain_tls(e, "api.example.com"),
+            "it presented a CA certificate as its own certificate"
+        );
+        assert!(explain_tls("invalid peer certificate: UnknownIssuer", "h").contains("--extra-ca"));
+        assert_eq!(
+            explain_tls("invalid peer certificate: NotValidForName", "h.example"),
+            "its certificate is not valid for h.example"
+        );
+        assert_eq!(
+            explain_tls("received fatal alert: HandshakeFailure", "h"),
+            "received fatal alert: HandshakeFailure"
+        );
+    }
 }
