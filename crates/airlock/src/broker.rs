@@ -637,15 +637,14 @@ async fn wrap_mcp(a: WrapArgs) -> Result<ExitCode> {
     }
     // The backup still holds the original secrets: readable by the owner only.
     let backup = PathBuf::from(format!("{}.bak", a.file.display()));
-    write_private(&backup, text.as_bytes(), 0o600)
-        .with_context(|| format!("writing {}", backup.display()))?;
+    crate::cmd::write_private(&backup, text.as_bytes(), 0o600)?;
     let new_text = serde_json::to_string_pretty(&out.doc)? + "\n";
     let tmp = PathBuf::from(format!("{}.tmp", a.file.display()));
     let mode = {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(&a.file)?.permissions().mode() & 0o777
     };
-    write_private(&tmp, new_text.as_bytes(), mode)?;
+    crate::cmd::write_private(&tmp, new_text.as_bytes(), mode)?;
     std::fs::rename(&tmp, &a.file)?;
     println!(
         "wrapped {} server(s); backup at {} (it still holds the secrets: delete it once the servers work)",
@@ -664,27 +663,6 @@ async fn wrap_mcp(a: WrapArgs) -> Result<ExitCode> {
         );
     }
     Ok(ExitCode::SUCCESS)
-}
-
-/// Writes a new file with `mode`, whatever the umask; an existing file (or a symlink planted
-/// in its place) is removed first, never followed.
-fn write_private(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(e),
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(mode)
-        .open(path)?;
-
-    f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-    f.write_all(bytes)?;
-    f.sync_all()
 }
 
 /// Keeps the broker's own Airlock token alive: a renewable token with a TTL is renewed when

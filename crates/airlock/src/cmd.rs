@@ -180,7 +180,7 @@ pub async fn login(token: Option<String>) -> Result<ExitCode> {
         .await?
         .unwrap_or(Value::Null);
     let path = token_file().ok_or_else(|| anyhow!("HOME is not set"))?;
-    write_private(&path, &t)?;
+    write_private(&path, t.as_bytes(), 0o600)?;
     let d = data_of(&v);
     println!(
         "Success! Token stored in {} (policies: {}).",
@@ -209,20 +209,30 @@ fn read_stdin_line() -> Result<String> {
     Ok(s)
 }
 
-pub(crate) fn write_private(path: &std::path::Path, content: &str) -> Result<()> {
+/// Writes a new file with `mode`, whatever the umask: an existing file (or a symlink
+/// planted in its place) is removed first, never followed. Used for tokens, backups holding
+/// secrets, and files that keep another file's mode.
+pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()> {
     use std::io::Write;
-    let mut o = std::fs::OpenOptions::new();
-    o.write(true).create(true).truncate(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt;
-        o.mode(0o600);
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let ctx = || format!("writing {}", path.display());
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(ctx);
+        }
+        _ => {}
     }
-    let mut f = o
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(mode)
         .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    f.write_all(content.as_bytes())?;
-    Ok(())
+        .with_context(ctx)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(ctx)?;
+    f.write_all(bytes).with_context(ctx)?;
+    f.sync_all().with_context(ctx)
 }
 
 #[derive(Subcommand)]
