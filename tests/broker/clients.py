@@ -423,7 +423,8 @@ def ws_frame(opcode, payload):
     return head + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload))
 
 
-def ws_read(c):
+def ws_frame_in(c):
+    """One frame as (fin, opcode, payload), unmasked."""
     h = c.read_exact(2)
     n = h[1] & 0x7F
     if n == 126:
@@ -434,27 +435,25 @@ def ws_read(c):
     data = c.read_exact(n)
     if mask:
         data = bytes(b ^ mask[i % 4] for i, b in enumerate(data))
-    return h[0] & 0x0F, data
+    return bool(h[0] & 0x80), h[0] & 0x0F, data
+
+
+def ws_read(c):
+    _, op, data = ws_frame_in(c)
+    return op, data
 
 
 def ws_message(c):
     """One whole data message (fragments joined), as (opcode, payload)."""
     op, parts = None, b""
     while True:
-        h = c.read_exact(2)
-        n = h[1] & 0x7F
-        if n == 126:
-            n = int.from_bytes(c.read_exact(2), "big")
-        elif n == 127:
-            n = int.from_bytes(c.read_exact(8), "big")
-        data = c.read_exact(n)
-        code = h[0] & 0x0F
+        fin, code, data = ws_frame_in(c)
         if code >= 8:
             continue
         if op is None:
             op = code
         parts += data
-        if h[0] & 0x80:
+        if fin:
             return op, parts
 
 

@@ -398,27 +398,12 @@ fn broker_child_environment_holds_no_secret() {
         ],
     );
     let mut child = c.stdout(Stdio::piped()).spawn().unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "ready");
+    assert_eq!(first_line(&mut child), "ready");
     let t = Instant::now();
     send_signal(child.id(), "TERM");
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(42), "SIGTERM did not reach the child");
     assert!(t.elapsed() < Duration::from_secs(10));
-}
-
-fn send_signal(pid: u32, sig: &str) {
-    let st = Command::new("kill")
-        .arg(format!("-{sig}"))
-        .arg(pid.to_string())
-        .status()
-        .unwrap();
-    assert!(st.success());
 }
 
 #[test]

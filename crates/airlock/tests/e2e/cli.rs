@@ -184,18 +184,8 @@ fn run_injects_env_and_passes_exit_code() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    let mut line = String::new();
-    std::io::BufRead::read_line(
-        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
-        &mut line,
-    )
-    .unwrap();
-    assert_eq!(line.trim(), "ready");
-    std::process::Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
+    assert_eq!(first_line(&mut child), "ready");
+    send_signal(child.id(), "TERM");
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(42));
 }

@@ -384,26 +384,7 @@ async fn handle(
 
 /// A query string or form body, decoded.
 pub fn form(s: &str) -> HashMap<String, String> {
-    let dec = |x: &str| {
-        let b = x.replace('+', " ");
-        let b = b.as_bytes();
-        let mut out = Vec::new();
-        let mut i = 0;
-        while i < b.len() {
-            if b[i] == b'%' && i + 2 < b.len() {
-                if let Ok(v) =
-                    u8::from_str_radix(std::str::from_utf8(&b[i + 1..i + 3]).unwrap_or("zz"), 16)
-                {
-                    out.push(v);
-                    i += 3;
-                    continue;
-                }
-            }
-            out.push(b[i]);
-            i += 1;
-        }
-        String::from_utf8_lossy(&out).into_owned()
-    };
+    let dec = |x: &str| crate::upstream::percent_decode(&x.replace('+', " "));
     s.split('&')
         .filter(|p| !p.is_empty())
         .map(|p| {

@@ -115,7 +115,8 @@ fn query_param(q: &str, name: &str) -> Option<String> {
     })
 }
 
-fn percent_decode(s: &str) -> String {
+/// Percent-decoding (lossy); also used by the identity-provider stand-in.
+pub fn percent_decode(s: &str) -> String {
     let b = s.as_bytes();
     let mut out = Vec::new();
     let mut i = 0;

@@ -326,3 +326,24 @@ pub fn start_openbao(bin: &str) -> Bao {
     });
     Bao { child, addr }
 }
+
+/// The first line a child prints on stdout (piped), trimmed.
+pub fn first_line(child: &mut std::process::Child) -> String {
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.take().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    line.trim().to_string()
+}
+
+/// Sends `sig` (e.g. "TERM") to a process this test started.
+pub fn send_signal(pid: u32, sig: &str) {
+    let st = Command::new("kill")
+        .arg(format!("-{sig}"))
+        .arg(pid.to_string())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
