@@ -197,8 +197,8 @@ impl Role {
 struct Runtime {
     config: Config,
     static_keys: Arc<Vec<PublicKey>>,
-    /// The issuer a discovery document names (tokens must carry it).
-    discovered_issuer: RwLock<Option<String>>,
+    /// What the discovery document said, when keys come from one.
+    discovered: RwLock<Option<Discovery>>,
     fetched: RwLock<Option<(Instant, Arc<Vec<PublicKey>>)>>,
     last_attempt: Mutex<Option<Instant>>,
     /// One fetch at a time; the others wait for its result.
@@ -291,8 +291,17 @@ fn discovery_doc_url(base: &str) -> String {
     )
 }
 
+/// The parts of a discovery document Airlock uses.
+#[derive(Clone)]
+struct Discovery {
+    /// Tokens must carry it.
+    issuer: String,
+    /// Authorization and token endpoints, for the browser flow (or why they are unusable).
+    endpoints: Result<(String, String), String>,
+}
+
 /// Fetches the discovery document (checking its issuer) and then the JWKS it names.
-async fn fetch_discovery(url: &str, ca: &str) -> Result<(String, Vec<PublicKey>), String> {
+async fn fetch_discovery(url: &str, ca: &str) -> Result<(Discovery, Vec<PublicKey>), String> {
     let doc = crate::http_client::get_json(&discovery_doc_url(url), ca).await?;
     let issuer = doc
         .get("issuer")
@@ -308,15 +317,30 @@ async fn fetch_discovery(url: &str, ca: &str) -> Result<(String, Vec<PublicKey>)
         .and_then(Value::as_str)
         .ok_or("discovery document has no jwks_uri")?;
     let jwks = crate::http_client::get_json(jwks_uri, ca).await?;
-    Ok((issuer.to_string(), PublicKey::from_jwks(&jwks)?))
+    let endpoint = |k: &str| -> Result<String, String> {
+        let u = doc
+            .get(k)
+            .and_then(Value::as_str)
+            .ok_or_else(|| format!("discovery document has no {k}"))?;
+        crate::http_client::parse_url(u)?;
+        Ok(u.to_string())
+    };
+    let endpoints =
+        endpoint("authorization_endpoint").and_then(|a| Ok((a, endpoint("token_endpoint")?)));
+    let d = Discovery {
+        issuer: issuer.to_string(),
+        endpoints,
+    };
+    Ok((d, PublicKey::from_jwks(&jwks)?))
 }
 
 async fn fetch_keys(rt: &Runtime) -> Result<Vec<PublicKey>, String> {
     let c = &rt.config;
     if !c.oidc_discovery_url.is_empty() {
-        let (iss, keys) = fetch_discovery(&c.oidc_discovery_url, &c.oidc_discovery_ca_pem).await?;
-        if let Ok(mut d) = rt.discovered_issuer.write() {
-            *d = Some(iss);
+        let (found, keys) =
+            fetch_discovery(&c.oidc_discovery_url, &c.oidc_discovery_ca_pem).await?;
+        if let Ok(mut d) = rt.discovered.write() {
+            *d = Some(found);
         }
         Ok(keys)
     } else {
@@ -341,7 +365,7 @@ impl Runtime {
         Ok(Runtime {
             config,
             static_keys: Arc::new(static_keys),
-            discovered_issuer: RwLock::new(None),
+            discovered: RwLock::new(None),
             fetched: RwLock::new(None),
             last_attempt: Mutex::new(None),
             fetch_lock: tokio::sync::Mutex::new(()),
@@ -694,7 +718,11 @@ fn outcome(
     req: &Request,
     oidc_client: Option<&str>,
 ) -> ApiResult<LoginOutcome> {
-    let discovered = rt.discovered_issuer.read().ok().and_then(|d| d.clone());
+    let discovered = rt
+        .discovered
+        .read()
+        .ok()
+        .and_then(|d| d.as_ref().map(|d| d.issuer.clone()));
     if let Some(iss) = &discovered {
         if claims.get("iss").and_then(Value::as_str) != Some(iss.as_str()) {
             return Err(token_err("invalid issuer (iss) claim"));
@@ -770,27 +798,20 @@ fn outcome(
 
 // ---- the browser flow: oidc/auth_url, then oidc/callback ----
 
-/// The provider's authorization and token endpoints, from its discovery document (whose
-/// issuer must be the configured one).
-async fn provider_endpoints(c: &Config) -> Result<(String, String), String> {
-    let doc = crate::http_client::get_json(
-        &discovery_doc_url(&c.oidc_discovery_url),
-        &c.oidc_discovery_ca_pem,
-    )
-    .await?;
-    let issuer = doc.get("issuer").and_then(Value::as_str).unwrap_or("");
-    if issuer.trim_end_matches('/') != c.oidc_discovery_url.trim_end_matches('/') {
-        return Err("the discovery document names another issuer".into());
-    }
-    let get = |k: &str| -> Result<String, String> {
-        let u = doc
-            .get(k)
-            .and_then(Value::as_str)
-            .ok_or_else(|| format!("discovery document has no {k}"))?;
-        crate::http_client::parse_url(u)?;
-        Ok(u.to_string())
+/// The provider's authorization and token endpoints, from the discovery document the mount's
+/// key cache fetched (fetched now if the cache is empty).
+async fn provider_endpoints(rt: &Runtime) -> Result<(String, String), String> {
+    let cached = || {
+        rt.discovered
+            .read()
+            .ok()
+            .and_then(|d| d.as_ref().map(|d| d.endpoints.clone()))
     };
-    Ok((get("authorization_endpoint")?, get("token_endpoint")?))
+    if let Some(e) = cached() {
+        return e;
+    }
+    rt.keys(None).await?;
+    cached().unwrap_or_else(|| Err("no discovery document".into()))
 }
 
 /// A parameter of the callback: the query string (GET, as browsers and CLIs send it) or the
@@ -864,7 +885,7 @@ pub async fn auth_url(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiRes
             "unauthorized redirect_uri: {redirect_uri}"
         )));
     }
-    let (auth_ep, _) = provider_endpoints(&rt.config).await.map_err(|e| {
+    let (auth_ep, _) = provider_endpoints(&rt).await.map_err(|e| {
         tracing::warn!(error = %e, "OIDC discovery failed");
         ApiError::bad_request("the OIDC provider's discovery document could not be fetched")
     })?;
@@ -948,7 +969,7 @@ pub async fn callback(core: &Arc<Core>, m: &MountEntry, req: &Request) -> ApiRes
     oidc_ready(&rt.config)?;
     let (role_name, role) = oidc_role(core, m, &rt, Some(pending.role.clone())).await?;
     let c = &rt.config;
-    let (_, token_ep) = provider_endpoints(c).await.map_err(|e| {
+    let (_, token_ep) = provider_endpoints(&rt).await.map_err(|e| {
         tracing::warn!(error = %e, "OIDC discovery failed");
         ApiError::bad_request("the OIDC provider's discovery document could not be fetched")
     })?;
