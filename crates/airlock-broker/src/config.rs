@@ -185,43 +185,7 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         })?),
         None => None,
     };
-    // secret = "path#KEY", or path + key.
-    let (secret_path, secret_key) = match (
-        str_field(o, "secret").map_err(wrap)?,
-        str_field(o, "path").map_err(wrap)?,
-        str_field(o, "key").map_err(wrap)?,
-    ) {
-        (Some(s), None, None) => match s.rsplit_once('#') {
-            Some((p, k)) if !p.is_empty() && !k.is_empty() => (p.to_string(), k.to_string()),
-            _ => {
-                return Err(wrap(format!(
-                    "secret {s:?} must be `<kv path>#<key>`, e.g. \"secret/agents/voice#OPENAI_API_KEY\""
-                )))
-            }
-        },
-        (None, Some(p), Some(k)) if !p.is_empty() && !k.is_empty() => {
-            (p.to_string(), k.to_string())
-        }
-        (None, None, None) => {
-            return Err(wrap(
-                "`secret = \"<kv path>#<key>\"` (or `path` and `key`) is required".into(),
-            ))
-        }
-        _ => {
-            return Err(wrap(
-                "give either `secret = \"<kv path>#<key>\"` or both `path` and `key`".into(),
-            ))
-        }
-    };
-    let secret_path = secret_path.trim_matches('/').to_string();
-    if secret_path
-        .split('/')
-        .any(|s| s.is_empty() || s == "." || s == "..")
-    {
-        return Err(wrap(format!(
-            "secret path {secret_path:?} is not a valid KV path"
-        )));
-    }
+    let (secret_path, secret_key) = secret_ref(o).map_err(wrap)?;
     let env = match str_field(o, "env").map_err(wrap)? {
         Some(e) => e.to_string(),
         None => match preset {
@@ -234,95 +198,9 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
             "env {env:?} is not a valid environment variable name"
         )));
     }
-    let mut host_strs = list_field(o, "hosts").map_err(wrap)?.unwrap_or_default();
-    if let Some(h) = str_field(o, "host").map_err(wrap)? {
-        host_strs.push(h.to_string());
-    }
-    if host_strs.is_empty() {
-        if let Some(p) = preset {
-            host_strs = p.hosts.iter().map(|h| h.to_string()).collect();
-        }
-    }
-    if host_strs.is_empty() {
-        return Err(wrap(
-            "`hosts` is required (or a `provider` that has them)".into(),
-        ));
-    }
-    let hosts = host_strs
-        .iter()
-        .map(|h| HostPattern::parse(h))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(wrap)?;
-    let port = match o.get("port") {
-        None | Some(Value::Null) => 443,
-        Some(Value::Number(n)) => n
-            .as_u64()
-            .filter(|p| (1..=65535).contains(p))
-            .map(|p| p as u16)
-            .ok_or_else(|| wrap(format!("port {n} is not in 1-65535")))?,
-        Some(_) => return Err(wrap("`port` must be a number".into())),
-    };
-    let methods: Vec<String> = list_field(o, "methods")
-        .map_err(wrap)?
-        .unwrap_or_default()
-        .into_iter()
-        .map(|m| m.to_ascii_uppercase())
-        .collect();
-    for m in &methods {
-        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
-            return Err(wrap(format!("method {m:?} is not an HTTP method")));
-        }
-    }
-    let mut path_prefixes = list_field(o, "paths").map_err(wrap)?.unwrap_or_default();
-    if path_prefixes.is_empty() {
-        if let Some(p) = preset {
-            path_prefixes = p.paths.iter().map(|s| s.to_string()).collect();
-        }
-    }
-    for p in &mut path_prefixes {
-        let clean = p.starts_with('/')
-            && !p.contains('%')
-            && !p.split('/').any(|seg| seg == "." || seg == "..");
-        let n = airlock_core::binding::normalize_path(p)
-            .filter(|_| clean)
-            .ok_or_else(|| {
-                wrap(format!(
-                    "path prefix {p:?} must start with `/` and contain no `..` or escapes"
-                ))
-            })?;
-        *p = n;
-    }
-    let header = match str_field(o, "header").map_err(wrap)? {
-        Some("") => None,
-        Some(h) => Some(h.to_ascii_lowercase()),
-        None => preset
-            .filter(|p| !p.header.is_empty())
-            .map(|p| p.header.to_string()),
-    };
-    if let Some(h) = &header {
-        if !valid_header_name(h) {
-            return Err(wrap(format!("header {h:?} is not a valid header name")));
-        }
-        if matches!(
-            h.as_str(),
-            "host" | "connection" | "content-length" | "transfer-encoding" | "proxy-authorization"
-        ) {
-            return Err(wrap(format!("header {h:?} cannot carry a credential")));
-        }
-    }
-    let format = str_field(o, "format")
-        .map_err(wrap)?
-        .map(str::to_string)
-        .or_else(|| preset.map(|p| p.format.to_string()))
-        .unwrap_or_else(|| "{}".into());
-    if format.matches("{}").count() != 1 {
-        return Err(wrap(format!(
-            "format {format:?} must contain `{{}}` exactly once"
-        )));
-    }
-    if format.bytes().any(|b| b < 0x20 || b == 0x7f) {
-        return Err(wrap("format contains control characters".into()));
-    }
+    let dest = destination(o, preset).map_err(wrap)?;
+    let header = header_field(o, preset).map_err(wrap)?;
+    let format = format_field(o, preset).map_err(wrap)?;
     let query = match str_field(o, "query").map_err(wrap)? {
         Some("") => None,
         Some(q) => Some(q.to_string()),
@@ -340,6 +218,180 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
             "nowhere to inject: set `header`, `query` or `body = true`".into(),
         ));
     }
+    let extra_headers = extra_headers_field(o, preset).map_err(wrap)?;
+    Ok(Binding {
+        name: name.to_string(),
+        env,
+        secret_path,
+        secret_key,
+        dest,
+        header,
+        format,
+        query,
+        body,
+        extra_headers,
+    })
+}
+
+/// A binding's credential: `secret = "path#KEY"`, or `path` and `key`; the KV path and key.
+fn secret_ref(o: &Map<String, Value>) -> Result<(String, String), String> {
+    let (secret_path, secret_key) = match (
+        str_field(o, "secret")?,
+        str_field(o, "path")?,
+        str_field(o, "key")?,
+    ) {
+        (Some(s), None, None) => match s.rsplit_once('#') {
+            Some((p, k)) if !p.is_empty() && !k.is_empty() => (p.to_string(), k.to_string()),
+            _ => {
+                return Err(format!(
+                    "secret {s:?} must be `<kv path>#<key>`, e.g. \"secret/agents/voice#OPENAI_API_KEY\""
+                ))
+            }
+        },
+        (None, Some(p), Some(k)) if !p.is_empty() && !k.is_empty() => {
+            (p.to_string(), k.to_string())
+        }
+        (None, None, None) => {
+            return Err(
+                "`secret = \"<kv path>#<key>\"` (or `path` and `key`) is required".into(),
+            )
+        }
+        _ => {
+            return Err(
+                "give either `secret = \"<kv path>#<key>\"` or both `path` and `key`".into(),
+            )
+        }
+    };
+    let secret_path = secret_path.trim_matches('/').to_string();
+    if secret_path
+        .split('/')
+        .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(format!(
+            "secret path {secret_path:?} is not a valid KV path"
+        ));
+    }
+    Ok((secret_path, secret_key))
+}
+
+/// Where a binding's credential may go: `hosts`/`host` (or the provider's), `port`,
+/// `methods` and `paths` (or the provider's), normalised.
+fn destination(
+    o: &Map<String, Value>,
+    preset: Option<&providers::Provider>,
+) -> Result<Destination, String> {
+    let mut host_strs = list_field(o, "hosts")?.unwrap_or_default();
+    if let Some(h) = str_field(o, "host")? {
+        host_strs.push(h.to_string());
+    }
+    if host_strs.is_empty() {
+        if let Some(p) = preset {
+            host_strs = p.hosts.iter().map(|h| h.to_string()).collect();
+        }
+    }
+    if host_strs.is_empty() {
+        return Err("`hosts` is required (or a `provider` that has them)".into());
+    }
+    let hosts = host_strs
+        .iter()
+        .map(|h| HostPattern::parse(h))
+        .collect::<Result<Vec<_>, _>>()?;
+    let port = match o.get("port") {
+        None | Some(Value::Null) => 443,
+        Some(Value::Number(n)) => n
+            .as_u64()
+            .filter(|p| (1..=65535).contains(p))
+            .map(|p| p as u16)
+            .ok_or_else(|| format!("port {n} is not in 1-65535"))?,
+        Some(_) => return Err("`port` must be a number".into()),
+    };
+    let methods: Vec<String> = list_field(o, "methods")?
+        .unwrap_or_default()
+        .into_iter()
+        .map(|m| m.to_ascii_uppercase())
+        .collect();
+    for m in &methods {
+        if m.is_empty() || !m.bytes().all(|b| b.is_ascii_uppercase()) {
+            return Err(format!("method {m:?} is not an HTTP method"));
+        }
+    }
+    let mut path_prefixes = list_field(o, "paths")?.unwrap_or_default();
+    if path_prefixes.is_empty() {
+        if let Some(p) = preset {
+            path_prefixes = p.paths.iter().map(|s| s.to_string()).collect();
+        }
+    }
+    for p in &mut path_prefixes {
+        let clean = p.starts_with('/')
+            && !p.contains('%')
+            && !p.split('/').any(|seg| seg == "." || seg == "..");
+        let n = airlock_core::binding::normalize_path(p)
+            .filter(|_| clean)
+            .ok_or_else(|| {
+                format!("path prefix {p:?} must start with `/` and contain no `..` or escapes")
+            })?;
+        *p = n;
+    }
+    Ok(Destination {
+        hosts,
+        port,
+        methods,
+        path_prefixes,
+    })
+}
+
+/// The header a binding's credential travels in (`""`: none; default: the provider's).
+fn header_field(
+    o: &Map<String, Value>,
+    preset: Option<&providers::Provider>,
+) -> Result<Option<String>, String> {
+    let header = match str_field(o, "header")? {
+        Some("") => None,
+        Some(h) => Some(h.to_ascii_lowercase()),
+        None => preset
+            .filter(|p| !p.header.is_empty())
+            .map(|p| p.header.to_string()),
+    };
+    if let Some(h) = &header {
+        if !valid_header_name(h) {
+            return Err(format!("header {h:?} is not a valid header name"));
+        }
+        if matches!(
+            h.as_str(),
+            "host" | "connection" | "content-length" | "transfer-encoding" | "proxy-authorization"
+        ) {
+            return Err(format!("header {h:?} cannot carry a credential"));
+        }
+    }
+    Ok(header)
+}
+
+/// The header value template (`{}` is the credential; default: the provider's, or `{}`).
+fn format_field(
+    o: &Map<String, Value>,
+    preset: Option<&providers::Provider>,
+) -> Result<String, String> {
+    let format = str_field(o, "format")?
+        .map(str::to_string)
+        .or_else(|| preset.map(|p| p.format.to_string()))
+        .unwrap_or_else(|| "{}".into());
+    if format.matches("{}").count() != 1 {
+        return Err(format!(
+            "format {format:?} must contain `{{}}` exactly once"
+        ));
+    }
+    if format.bytes().any(|b| b < 0x20 || b == 0x7f) {
+        return Err("format contains control characters".into());
+    }
+    Ok(format)
+}
+
+/// Static headers sent with the credential: the provider's, overridden or extended by
+/// `extra_headers`.
+fn extra_headers_field(
+    o: &Map<String, Value>,
+    preset: Option<&providers::Provider>,
+) -> Result<Vec<(String, String)>, String> {
     let mut extra_headers: Vec<(String, String)> = preset
         .map(|p| {
             p.extra_headers
@@ -354,34 +406,18 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
             for (k, v) in m {
                 let v = v
                     .as_str()
-                    .ok_or_else(|| wrap(format!("extra_headers.{k} must be a string")))?;
+                    .ok_or_else(|| format!("extra_headers.{k} must be a string"))?;
                 let k = k.to_ascii_lowercase();
                 if !valid_header_name(&k) || v.bytes().any(|b| b < 0x20 && b != b'\t') {
-                    return Err(wrap(format!("extra header {k:?} is not valid")));
+                    return Err(format!("extra header {k:?} is not valid"));
                 }
                 extra_headers.retain(|(n, _)| n != &k);
                 extra_headers.push((k, v.to_string()));
             }
         }
-        Some(_) => return Err(wrap("`extra_headers` must be a table of strings".into())),
+        Some(_) => return Err("`extra_headers` must be a table of strings".into()),
     }
-    Ok(Binding {
-        name: name.to_string(),
-        env,
-        secret_path,
-        secret_key,
-        dest: Destination {
-            hosts,
-            port,
-            methods,
-            path_prefixes,
-        },
-        header,
-        format,
-        query,
-        body,
-        extra_headers,
-    })
+    Ok(extra_headers)
 }
 
 /// Validates one agent given as JSON.
@@ -656,116 +692,4 @@ pub fn describe(b: &Binding) -> BTreeMap<&'static str, String> {
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    const GOOD: &str = r#"
-[broker]
-egress = "inspect"
-allow_private = ["10.0.0.0/8"]
-
-[[binding]]
-name = "openai"
-provider = "openai"
-secret = "secret/agents/voice#OPENAI_API_KEY"
-paths = ["/v1/"]
-
-[[binding]]
-name = "internal"
-secret = "secret/agents/voice#INTERNAL"
-hosts = ["*.internal.example.com"]
-port = 8443
-header = "X-Token"
-methods = ["get", "POST"]
-extra_headers = { "x-client" = "airlock" }
-
-[agents.voice]
-bindings = ["openai"]
-egress = "allowlist"
-allow_hosts = ["pypi.org"]
-"#;
-
-    #[test]
-    fn parses_a_full_profile() {
-        let p = parse_profile(GOOD, "airlock.toml").unwrap();
-        assert_eq!(p.egress, Some(Egress::Inspect));
-        assert_eq!(p.bindings.len(), 2);
-        let o = &p.bindings[0];
-        assert_eq!(o.env, "OPENAI_API_KEY");
-        assert_eq!(o.header.as_deref(), Some("authorization"));
-        assert_eq!(o.format, "Bearer {}");
-        assert_eq!(o.dest.path_prefixes, vec!["/v1/".to_string()]);
-        let i = &p.bindings[1];
-        assert_eq!(i.env, "INTERNAL");
-        assert_eq!(i.header.as_deref(), Some("x-token"));
-        assert_eq!(i.dest.port, 8443);
-        assert_eq!(i.dest.methods, vec!["GET", "POST"]);
-        assert_eq!(i.extra_headers, vec![("x-client".into(), "airlock".into())]);
-        assert_eq!(p.agents[0].egress, Egress::Allowlist);
-        assert_eq!(select(&p, Some("voice")).unwrap().len(), 1);
-        assert!(select(&p, Some("nobody")).is_err());
-    }
-
-    #[test]
-    fn errors_name_the_line_and_problem() {
-        let cases: &[(&str, &str)] = &[
-            (
-                "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhosts = [\"a/b\"]\nheader = \"x\"\n",
-                                "airlock.toml:4: binding \"a\": host \"a/b\" is not a valid DNS name",
-            ),
-            (
-                "\n\n[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhosts = [\"a.com\"]\nheader = \"x\"\n\n[[binding]]\nname = \"b\"\nsecret = \"nohash\"\n",
-                                "airlock.toml:11: binding \"b\": secret \"nohash\" must be",
-            ),
-            (
-                "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhosts = [\"a.com\"]\nheader = \"x\"\nport = 70000\n",
-                                "airlock.toml:6: binding \"a\": port 70000 is not in 1-65535",
-            ),
-            (
-                "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhosts = [\"a.com\"]\n",
-                "nowhere to inject",
-            ),
-            (
-                "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhost = \"a.com\"\nheader = \"x\"\nhdr = 1\n",
-                                "airlock.toml:6: unknown field `hdr`",
-            ),
-            (
-                "[[binding]]\nname = \"a\"\nprovider = \"nope\"\nsecret = \"secret/x#K\"\n",
-                                "airlock.toml:3: binding \"a\": unknown provider \"nope\"",
-            ),
-            (
-                "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhost = \"a.com\"\nheader = \"x\"\npaths = [\"/v1/../x\"]\n",
-                "path prefix",
-            ),
-            (
-                "[[binding]]\nname = \"a\"\nsecret = \"secret/x#K\"\nhost = \"a.com\"\nformat = \"Bearer\"\nheader = \"x\"\n",
-                "exactly once",
-            ),
-            ("x = = 1\n", "airlock.toml:1:"),
-            (
-                "[agents.v]\nbindings = [\"missing\"]\n",
-                "names binding \"missing\", which is not defined",
-            ),
-            ("[broker]\negress = \"open\"\n", "not one of tunnel"),
-        ];
-        for (text, want) in cases {
-            let e = parse_profile(text, "airlock.toml").unwrap_err();
-            assert!(e.contains(want), "{text:?}\n→ {e}\nwant {want}");
-        }
-    }
-
-    #[test]
-    fn provider_fields_can_be_overridden() {
-        let b = parse_binding(&serde_json::json!({
-            "name": "anth", "provider": "anthropic", "secret": "secret/a#K",
-            "extra_headers": {"anthropic-version": "2024-01-01"}, "env": "MY_KEY"
-        }))
-        .unwrap();
-        assert_eq!(b.env, "MY_KEY");
-        assert_eq!(b.header.as_deref(), Some("x-api-key"));
-        assert_eq!(
-            b.extra_headers,
-            vec![("anthropic-version".into(), "2024-01-01".into())]
-        );
-    }
-}
+mod tests;

@@ -11,7 +11,9 @@
 //! - [`cred`]: proxy credentials that bind a client to one agent.
 //! - [`secrets`]: the in-memory credential cache with background refresh (fail closed).
 //! - [`upstream`]: verified TLS to upstreams, ALPN, pooling, `--resolve` pins.
-//! - [`proxy`]: the listener: authentication, CONNECT tunnel/intercept, plain HTTP.
+//! - [`proxy`]: the listener: authentication, CONNECT tunnel/intercept, plain HTTP, and
+//!   intercepted requests in named phases (request filter, request rewrite, upstream choice,
+//!   response filter, logging).
 //! - [`ws`]: the WebSocket splice that scrubs echoed credentials from upstream frames.
 //! - [`audit`]: events on a bounded channel, batched to a sink off the data path.
 //! - [`mcp`]: rewriting `mcp.json` so MCP servers run under the broker.

@@ -83,14 +83,11 @@ fn may_send_secret(core: &Core, caller: &Caller, secret_path: &str) -> ApiResult
         return Ok(());
     }
     let read_path = core
-        .mounts
-        .read()
-        .ok()
-        .and_then(|m| {
-            m.route(secret_path).and_then(|e| {
-                let rest = secret_path.strip_prefix(e.path.as_str())?;
-                (e.kind == "kv" && e.kv_version() == 2).then(|| format!("{}data/{rest}", e.path))
-            })
+        .router
+        .route(secret_path)
+        .and_then(|r| {
+            let rel = r.backend.read_path(&r.rel)?;
+            Some(format!("{}{rel}", r.entry.path))
         })
         .unwrap_or_else(|| secret_path.to_string());
     caller

@@ -389,8 +389,13 @@ async fn handle(
             remote,
             content_type,
             wrap_ttl: None,
+            fields: None,
+            captures: Vec::new(),
         };
-        return Ok(render(crate::metrics::response(core, &lreq), request_id));
+        return Ok(render(
+            crate::metrics::response(&core.metrics, core.is_sealed(), &lreq),
+            request_id,
+        ));
     }
     if op == Op::Update && path.ends_with('/') {
         return Err(ApiError::bad_request(
@@ -408,6 +413,8 @@ async fn handle(
         remote,
         content_type,
         wrap_ttl,
+        fields: None,
+        captures: Vec::new(),
     };
     let resp = core.handle(lreq).await?;
     let mut h = render(resp, request_id);

@@ -7,25 +7,31 @@
 //! `http::error_response` from the [`error::ApiError`] every layer returns.
 
 pub mod auth;
+pub mod background;
 pub mod broker;
 pub mod config;
 pub mod core;
-pub mod database;
-pub mod error;
+pub mod hmac;
 pub mod http;
-pub mod http_client;
-pub mod kv;
 pub mod leases;
-pub mod logical;
+pub mod limiter;
 pub mod metrics;
 pub mod mounts;
-pub mod mysql_client;
+pub mod pipeline;
 pub mod policies;
-pub mod redis_client;
+pub mod router;
 pub mod sys;
+pub mod sysview;
 pub mod tls;
 pub mod token;
+pub mod token_api;
 pub mod wrapping;
+
+/// The small outbound HTTPS client (the CLI and tests use it too).
+pub use airlock_engines::http_client;
+/// Errors and requests are the logical SDK's.
+pub use airlock_logical::error;
+pub use airlock_logical::request as logical;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

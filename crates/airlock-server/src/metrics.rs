@@ -4,7 +4,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use serde_json::json;
 
-use crate::core::Core;
 use crate::logical::{Request, Response};
 
 /// Latency bucket upper bounds in seconds.
@@ -157,8 +156,8 @@ impl Default for Metrics {
 }
 
 /// `sys/metrics`: Prometheus text when `format=prometheus`, else a JSON summary.
-pub fn response(core: &Core, req: &Request) -> Response {
-    let text = core.metrics.prometheus(core.is_sealed());
+pub fn response(metrics: &Metrics, sealed: bool, req: &Request) -> Response {
+    let text = metrics.prometheus(sealed);
     if req.query("format") == Some("prometheus") {
         return Response {
             text: Some(text),

@@ -1,4 +1,5 @@
-//! The mount table: which secrets engine serves which path prefix.
+//! A mount table (secrets engines or auth methods): longest-prefix lookup, overlap checks
+//! and mount-path validation. The router holds two of them with their engine instances.
 
 use std::collections::BTreeMap;
 
@@ -6,65 +7,31 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use crate::error::{ApiError, ApiResult};
+pub use airlock_logical::MountEntry;
 
 pub const MOUNTS_KEY: &str = "core/mounts";
 
-#[derive(Clone, Debug, Serialize, Deserialize)]
-pub struct MountEntry {
-    /// Always ends in `/`.
-    pub path: String,
-    #[serde(rename = "type")]
-    pub kind: String,
-    pub description: String,
-    pub accessor: String,
-    pub uuid: String,
-    pub options: BTreeMap<String, String>,
-    pub default_lease_ttl: i64,
-    pub max_lease_ttl: i64,
-    #[serde(default)]
-    pub local: bool,
-    #[serde(default)]
-    pub seal_wrap: bool,
-}
-
-impl MountEntry {
-    pub fn kv_version(&self) -> u8 {
-        match self.options.get("version").map(String::as_str) {
-            Some("2") => 2,
-            _ => 1,
-        }
-    }
-
-    /// Storage prefix of this mount's data.
-    pub fn storage_prefix(&self) -> String {
-        format!("logical/{}/", self.uuid)
-    }
-
-    pub fn to_json(&self) -> Value {
-        let options = if self.options.is_empty() && self.kind != "kv" {
-            Value::Null
-        } else {
-            json!(self.options)
-        };
-        json!({
-            "accessor": self.accessor,
-            "config": {
-                "default_lease_ttl": self.default_lease_ttl,
-                "force_no_cache": false,
-                "max_lease_ttl": self.max_lease_ttl,
-            },
-            "deprecation_status": "supported",
-            "description": self.description,
-            "external_entropy_access": false,
-            "local": self.local,
-            "options": options,
-            "plugin_version": "",
-            "running_plugin_version": concat!("v", env!("CARGO_PKG_VERSION"), "+builtin.airlock"),
-            "running_sha256": "",
-            "seal_wrap": self.seal_wrap,
-            "type": self.kind,
-            "uuid": self.uuid,
-        })
+/// A new mount entry with a fresh uuid and accessor.
+pub fn new_mount_entry(
+    path: &str,
+    kind: &str,
+    description: &str,
+    options: BTreeMap<String, String>,
+) -> MountEntry {
+    MountEntry {
+        path: path.to_string(),
+        kind: kind.to_string(),
+        description: description.to_string(),
+        accessor: format!(
+            "{kind}_{}",
+            &airlock_logical::util::random_base62(8).to_lowercase()
+        ),
+        uuid: airlock_logical::util::new_uuid(),
+        options,
+        default_lease_ttl: 0,
+        max_lease_ttl: 0,
+        local: false,
+        seal_wrap: false,
     }
 }
 
@@ -142,7 +109,12 @@ impl MountTable {
 
     /// Fails when `path` overlaps an existing mount (either contains the other).
     pub fn check_free(&self, path: &str) -> ApiResult<()> {
-        for m in &self.entries {
+        self.check_free_except(path, "")
+    }
+
+    /// [`Self::check_free`], not counting the mount `uuid` (the one being moved).
+    pub fn check_free_except(&self, path: &str, uuid: &str) -> ApiResult<()> {
+        for m in self.entries.iter().filter(|m| m.uuid != uuid) {
             if path.starts_with(&m.path) || m.path.starts_with(path) {
                 return Err(ApiError::bad_request(format!(
                     "path is already in use at {}",

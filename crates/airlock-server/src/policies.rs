@@ -8,9 +8,11 @@ use airlock_core::policy::{Acl, Policy, DEFAULT_POLICY};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
-use crate::core::{now_nanos, rfc3339_nanos, Core};
 use crate::error::{ApiError, ApiResult};
 use crate::logical::Response;
+use airlock_logical::util::{now_nanos, rfc3339_nanos};
+use airlock_logical::KeyLocks;
+use airlock_store::Barrier;
 
 const PREFIX: &str = "sys/policy/";
 
@@ -22,8 +24,9 @@ struct StoredPolicy {
     modified_nanos: i128,
 }
 
-#[derive(Default)]
 pub struct PolicyStore {
+    barrier: Arc<Barrier>,
+    locks: Arc<KeyLocks>,
     parsed: RwLock<HashMap<String, Arc<Policy>>>,
     acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
 }
@@ -47,8 +50,13 @@ pub fn normalize_name(raw: &str) -> ApiResult<String> {
 }
 
 impl PolicyStore {
-    pub fn new() -> Self {
-        Self::default()
+    pub fn new(barrier: Arc<Barrier>, locks: Arc<KeyLocks>) -> Self {
+        PolicyStore {
+            barrier,
+            locks,
+            parsed: RwLock::new(HashMap::new()),
+            acls: RwLock::new(HashMap::new()),
+        }
     }
 
     pub fn clear(&self) {
@@ -64,9 +72,9 @@ impl PolicyStore {
         }
     }
 
-    async fn load_stored(&self, core: &Core, name: &str) -> ApiResult<Option<StoredPolicy>> {
+    async fn load_stored(&self, name: &str) -> ApiResult<Option<StoredPolicy>> {
         let key = format!("{PREFIX}{name}");
-        if let Some(p) = core.barrier.get_json::<StoredPolicy>(&key).await? {
+        if let Some(p) = self.barrier.get_json::<StoredPolicy>(&key).await? {
             return Ok(Some(p));
         }
         if name == "default" {
@@ -76,17 +84,17 @@ impl PolicyStore {
                 version: 1,
                 modified_nanos: now_nanos(),
             };
-            core.barrier.put_json(&key, &p).await?;
+            self.barrier.put_json(&key, &p).await?;
             return Ok(Some(p));
         }
         Ok(None)
     }
 
-    async fn get(&self, core: &Core, name: &str) -> ApiResult<Option<Arc<Policy>>> {
+    async fn get(&self, name: &str) -> ApiResult<Option<Arc<Policy>>> {
         if let Some(p) = self.parsed.read().ok().and_then(|m| m.get(name).cloned()) {
             return Ok(Some(p));
         }
-        let Some(sp) = self.load_stored(core, name).await? else {
+        let Some(sp) = self.load_stored(name).await? else {
             return Ok(None);
         };
         let parsed = Policy::parse(name, &sp.policy).map_err(|e| ApiError::internal(&e))?;
@@ -99,13 +107,13 @@ impl PolicyStore {
 
     /// The compiled ACL for a token's policy list (unknown policy names are ignored, as Vault
     /// does).
-    pub async fn acl_for(&self, core: &Core, names: &[String]) -> ApiResult<Arc<Acl>> {
+    pub async fn acl_for(&self, names: &[String]) -> ApiResult<Arc<Acl>> {
         if let Some(a) = self.acls.read().ok().and_then(|m| m.get(names).cloned()) {
             return Ok(a);
         }
         let mut pols = Vec::with_capacity(names.len());
         for n in names {
-            if let Some(p) = self.get(core, n).await? {
+            if let Some(p) = self.get(n).await? {
                 pols.push((*p).clone());
             }
         }
@@ -119,13 +127,13 @@ impl PolicyStore {
         Ok(acl)
     }
 
-    pub async fn exists(&self, core: &Core, name: &str) -> ApiResult<bool> {
-        Ok(self.load_stored(core, name).await?.is_some())
+    pub async fn exists(&self, name: &str) -> ApiResult<bool> {
+        Ok(self.load_stored(name).await?.is_some())
     }
 
-    pub async fn list(&self, core: &Core) -> ApiResult<Vec<String>> {
-        self.load_stored(core, "default").await?;
-        let mut keys = core.barrier.list(PREFIX).await?;
+    pub async fn list(&self) -> ApiResult<Vec<String>> {
+        self.load_stored("default").await?;
+        let mut keys = self.barrier.list(PREFIX).await?;
         keys.retain(|k| !k.ends_with('/'));
         keys.push("root".into());
         keys.sort();
@@ -133,7 +141,7 @@ impl PolicyStore {
         Ok(keys)
     }
 
-    pub async fn read(&self, core: &Core, name: &str) -> ApiResult<Response> {
+    pub async fn read(&self, name: &str) -> ApiResult<Response> {
         let name = normalize_name(name)?;
         if name == "root" {
             return Ok(Response::data(json!({
@@ -145,7 +153,7 @@ impl PolicyStore {
                 "version": 0,
             })));
         }
-        let Some(sp) = self.load_stored(core, &name).await? else {
+        let Some(sp) = self.load_stored(&name).await? else {
             return Err(ApiError::not_found());
         };
         Ok(Response::data(json!({
@@ -159,7 +167,7 @@ impl PolicyStore {
         })))
     }
 
-    pub async fn write(&self, core: &Core, name: &str, text: &str) -> ApiResult<()> {
+    pub async fn write(&self, name: &str, text: &str) -> ApiResult<()> {
         let name = normalize_name(name)?;
         if name == "root" {
             return Err(ApiError::bad_request("cannot update \"root\" policy"));
@@ -177,8 +185,8 @@ impl PolicyStore {
         let parsed = Policy::parse(&name, text)
             .map_err(|e| ApiError::bad_request(format!("failed to parse policy: {e}")))?;
         let key = format!("{PREFIX}{name}");
-        let _g = core.locks.lock(&key).await;
-        let version = match core.barrier.get_json::<StoredPolicy>(&key).await? {
+        let _g = self.locks.lock(&key).await;
+        let version = match self.barrier.get_json::<StoredPolicy>(&key).await? {
             Some(p) => p.version + 1,
             None => 1,
         };
@@ -188,7 +196,7 @@ impl PolicyStore {
             version,
             modified_nanos: now_nanos(),
         };
-        core.barrier.put_json(&key, &sp).await?;
+        self.barrier.put_json(&key, &sp).await?;
         if let Ok(mut m) = self.parsed.write() {
             m.insert(name, Arc::new(parsed));
         }
@@ -196,18 +204,35 @@ impl PolicyStore {
         Ok(())
     }
 
-    pub async fn delete(&self, core: &Core, name: &str) -> ApiResult<()> {
+    pub async fn delete(&self, name: &str) -> ApiResult<()> {
         let name = normalize_name(name)?;
         match name.as_str() {
             "root" => return Err(ApiError::bad_request("cannot delete \"root\" policy")),
             "default" => return Err(ApiError::bad_request("cannot delete default policy")),
             _ => {}
         }
-        core.barrier.delete(&format!("{PREFIX}{name}")).await?;
+        self.barrier.delete(&format!("{PREFIX}{name}")).await?;
         if let Ok(mut m) = self.parsed.write() {
             m.remove(&name);
         }
         self.invalidate();
         Ok(())
     }
+}
+
+/// Loads a password policy by name (`sys/policies/password/<name>`).
+pub async fn load_password_policy(
+    barrier: &Barrier,
+    name: &str,
+) -> ApiResult<Option<airlock_core::password_policy::PasswordPolicy>> {
+    let Some(v) = barrier
+        .get_json::<serde_json::Value>(&format!("sys/password-policy/{name}"))
+        .await?
+    else {
+        return Ok(None);
+    };
+    let text = v["policy"].as_str().unwrap_or_default();
+    airlock_core::password_policy::PasswordPolicy::parse(text)
+        .map(Some)
+        .map_err(ApiError::bad_request)
 }

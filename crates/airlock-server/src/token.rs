@@ -1,5 +1,5 @@
-//! The token store (`auth/token/*`): minting, lookup, renewal, revocation of token trees,
-//! accessors, roles, and purging of expired tokens.
+//! The token store: minting, lookup, renewal, revocation of token trees (with their leases),
+//! accessors, roles, and purging of expired tokens. Its API (`auth/token/*`) is `token_api`.
 //!
 //! Storage layout (all behind the barrier; ids are HMAC-SHA256 of the token under a key that
 //! itself lives behind the barrier, so a stolen database holds no usable token):
@@ -10,19 +10,21 @@
 //! - `token/roles/<name>`: token roles
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::Arc;
 
 use airlock_core::token_format;
-use airlock_store::BarrierOp;
-use hmac::{Hmac, Mac};
+use airlock_logical::util::{now_nanos, now_unix, random_base62, random_bytes, rfc3339_nanos};
+use airlock_logical::KeyLocks;
+use airlock_store::{Barrier, BarrierOp};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
-use sha2::Sha256;
 use zeroize::Zeroizing;
 
-use crate::core::{now_unix, random_base62, random_bytes, rfc3339_nanos, Caller, Core};
+use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
-use crate::logical::{AuthBlock, Op, Request, Response};
+use crate::hmac::HmacKey;
+use crate::leases::LeaseManager;
+use crate::logical::AuthBlock;
 
 #[derive(Clone, Serialize, Deserialize)]
 pub struct TokenEntry {
@@ -103,7 +105,7 @@ impl TokenEntry {
     }
 
     /// The `data` of lookup responses. `id` is empty for lookups by accessor.
-    fn lookup_data(&self, id: &str, now: i64) -> Value {
+    pub(crate) fn lookup_data(&self, id: &str, now: i64) -> Value {
         let mut m = json!({
             "accessor": self.accessor,
             "creation_time": self.creation_time,
@@ -166,14 +168,19 @@ pub struct TokenRole {
 }
 
 #[derive(Serialize, Deserialize)]
-struct AccessorEntry {
-    accessor: String,
-    id_hash: String,
+pub(crate) struct AccessorEntry {
+    pub(crate) accessor: String,
+    pub(crate) id_hash: String,
 }
 
-#[derive(Default)]
+/// The token store; it owns its handles (storage, locks, config, the HMAC key, the lease
+/// manager that revokes a token's leases with it).
 pub struct TokenStore {
-    key: RwLock<Option<Arc<Zeroizing<Vec<u8>>>>>,
+    barrier: Arc<Barrier>,
+    locks: Arc<KeyLocks>,
+    config: Arc<Config>,
+    key: Arc<HmacKey>,
+    leases: Arc<LeaseManager>,
 }
 
 fn id_key(h: &str) -> String {
@@ -184,7 +191,7 @@ fn expiry_key(t: i64, h: &str) -> String {
 }
 
 /// Vault's display-name rule: `token` or `token-<name>` with odd characters replaced.
-fn display_name(raw: Option<&str>, prefix: &str) -> String {
+pub fn display_name(raw: Option<&str>, prefix: &str) -> String {
     match raw.map(str::trim).filter(|s| !s.is_empty()) {
         None => prefix.to_string(),
         Some(n) => {
@@ -209,7 +216,7 @@ pub fn short_duration(secs: i64) -> String {
     airlock_core::lease::short_duration(secs.max(0) as u64)
 }
 
-fn sorted_policies(mut p: Vec<String>) -> Vec<String> {
+pub(crate) fn sorted_policies(mut p: Vec<String>) -> Vec<String> {
     p.retain(|x| !x.is_empty());
     p.sort();
     p.dedup();
@@ -217,43 +224,31 @@ fn sorted_policies(mut p: Vec<String>) -> Vec<String> {
 }
 
 impl TokenStore {
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    pub fn set_key(&self, k: Zeroizing<Vec<u8>>) {
-        if let Ok(mut g) = self.key.write() {
-            *g = Some(Arc::new(k));
+    pub fn new(
+        barrier: Arc<Barrier>,
+        locks: Arc<KeyLocks>,
+        config: Arc<Config>,
+        key: Arc<HmacKey>,
+        leases: Arc<LeaseManager>,
+    ) -> Self {
+        TokenStore {
+            barrier,
+            locks,
+            config,
+            key,
+            leases,
         }
     }
 
-    pub fn clear(&self) {
-        if let Ok(mut g) = self.key.write() {
-            *g = None;
-        }
-    }
-
+    /// HMAC-SHA256 under the token key (hex): how tokens and other ids are stored.
     pub fn hmac(&self, s: &str) -> ApiResult<String> {
-        let key = self
-            .key
-            .read()
-            .ok()
-            .and_then(|k| k.clone())
-            .ok_or_else(ApiError::sealed)?;
-        let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&key).map_err(|e| ApiError::internal(&e))?;
-        mac.update(s.as_bytes());
-        Ok(hex::encode(mac.finalize().into_bytes()))
+        self.key.hmac(s)
     }
 
     /// The root token: from `sys/init` it is Vault's `root` token at `auth/token/root`; in
     /// dev mode it looks like OpenBao's dev root token (created through `auth/token/create`).
-    pub async fn create_root(
-        &self,
-        core: &Core,
-        id: Option<String>,
-    ) -> ApiResult<Zeroizing<String>> {
-        let dev = core.config.dev.is_some();
+    pub async fn create_root(&self, id: Option<String>) -> ApiResult<Zeroizing<String>> {
+        let dev = self.config.dev.is_some();
         let params = CreateParams {
             id,
             policies: vec!["root".into()],
@@ -266,16 +261,16 @@ impl TokenStore {
             display_name: if dev { "token" } else { "root" }.into(),
             ..Default::default()
         };
-        let (token, _, _) = self.create(core, params, None).await?;
+        let (token, _, _) = self.create(params, None).await?;
         Ok(token)
     }
 
-    async fn get_entry(&self, core: &Core, h: &str) -> ApiResult<Option<TokenEntry>> {
-        Ok(core.barrier.get_json(&id_key(h)).await?)
+    pub(crate) async fn get_entry(&self, h: &str) -> ApiResult<Option<TokenEntry>> {
+        Ok(self.barrier.get_json(&id_key(h)).await?)
     }
 
     /// Looks a token up without consuming a use. Expired tokens are revoked and not found.
-    pub async fn lookup(&self, core: &Core, token: &str) -> ApiResult<Option<TokenEntry>> {
+    pub async fn lookup(&self, token: &str) -> ApiResult<Option<TokenEntry>> {
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
@@ -283,12 +278,12 @@ impl TokenStore {
             return Ok(None);
         }
         let h = self.hmac(token)?;
-        let Some(e) = self.get_entry(core, &h).await? else {
+        let Some(e) = self.get_entry(&h).await? else {
             return Ok(None);
         };
         if let Some(exp) = e.expire_time {
             if exp <= now_unix() {
-                self.revoke_tree(core, &h).await?;
+                self.revoke_tree(&h).await?;
                 return Ok(None);
             }
         }
@@ -302,11 +297,10 @@ impl TokenStore {
     /// last use this is comes back with `num_uses == -1` and is revoked after the request.
     pub async fn lookup_for_use(
         &self,
-        core: &Core,
         token: &str,
         remote: Option<std::net::IpAddr>,
     ) -> ApiResult<Option<TokenEntry>> {
-        let Some(mut e) = self.lookup(core, token).await? else {
+        let Some(mut e) = self.lookup(token).await? else {
             return Ok(None);
         };
         // Bound to client addresses: refused from elsewhere (and when the list cannot be
@@ -321,8 +315,8 @@ impl TokenStore {
         }
         if e.num_uses > 0 {
             let key = id_key(&e.id_hash);
-            let _g = core.locks.lock(&key).await;
-            let Some(mut cur) = self.get_entry(core, &e.id_hash).await? else {
+            let _g = self.locks.lock(&key).await;
+            let Some(mut cur) = self.get_entry(&e.id_hash).await? else {
                 return Ok(None);
             };
             if cur.num_uses < 0 {
@@ -333,31 +327,30 @@ impl TokenStore {
             } else {
                 cur.num_uses - 1
             };
-            core.barrier.put_json(&key, &cur).await?;
+            self.barrier.put_json(&key, &cur).await?;
             e = cur;
         }
         Ok(Some(e))
     }
 
-    pub async fn by_accessor(&self, core: &Core, accessor: &str) -> ApiResult<Option<TokenEntry>> {
+    pub async fn by_accessor(&self, accessor: &str) -> ApiResult<Option<TokenEntry>> {
         if accessor.is_empty() || accessor.len() > 256 {
             return Ok(None);
         }
         let ah = self.hmac(accessor)?;
-        let Some(ae) = core
+        let Some(ae) = self
             .barrier
             .get_json::<AccessorEntry>(&format!("token/accessor/{ah}"))
             .await?
         else {
             return Ok(None);
         };
-        let e = self.get_entry(core, &ae.id_hash).await?;
+        let e = self.get_entry(&ae.id_hash).await?;
         Ok(e.filter(|e| e.expire_time.map(|x| x > now_unix()).unwrap_or(true)))
     }
 
     pub async fn create(
         &self,
-        core: &Core,
         p: CreateParams,
         parent: Option<&TokenEntry>,
     ) -> ApiResult<(Zeroizing<String>, TokenEntry, Vec<String>)> {
@@ -374,14 +367,14 @@ impl TokenStore {
             None => token_format::mint_token(&random_bytes::<96>()),
         });
         let h = self.hmac(&token)?;
-        if self.get_entry(core, &h).await?.is_some() {
+        if self.get_entry(&h).await?.is_some() {
             return Err(ApiError::bad_request(
                 "cannot create a token with a duplicate ID",
             ));
         }
         let now = now_unix();
         let is_root = p.policies.iter().any(|x| x == "root");
-        let max = core.config.max_ttl();
+        let max = self.config.max_ttl();
         let (ttl, explicit) = (p.ttl.unwrap_or(0), p.explicit_max_ttl.unwrap_or(0));
         let mut ttl = if p.period > 0 {
             p.period
@@ -390,7 +383,7 @@ impl TokenStore {
         } else if is_root && explicit == 0 {
             0
         } else {
-            core.config.default_ttl()
+            self.config.default_ttl()
         };
         if ttl > 0 && p.period == 0 && !p.ttl_uncapped {
             ttl = ttl.min(max);
@@ -426,7 +419,7 @@ impl TokenStore {
             path: p.path,
             role: p.role,
             last_renewal: None,
-            issue_nanos: crate::core::now_nanos(),
+            issue_nanos: now_nanos(),
             period_from_role: p.period_from_role,
             role_max_ttl: p.role_max_ttl,
             renew_ttl: ttl,
@@ -456,16 +449,16 @@ impl TokenStore {
         if let Some(exp) = entry.expire_time {
             ops.push(BarrierOp::Put(expiry_key(exp, &h), Vec::new()));
         }
-        core.barrier.commit(ops).await?;
+        self.barrier.commit(ops).await?;
         Ok((token, entry, warnings))
     }
 
     /// Revokes a token and, recursively, all its children.
-    pub async fn revoke_tree(&self, core: &Core, h: &str) -> ApiResult<()> {
+    pub async fn revoke_tree(&self, h: &str) -> ApiResult<()> {
         let mut stack = vec![h.to_string()];
         let mut order = Vec::new();
         while let Some(cur) = stack.pop() {
-            let children = core.barrier.list(&format!("token/parent/{cur}/")).await?;
+            let children = self.barrier.list(&format!("token/parent/{cur}/")).await?;
             for c in children {
                 stack.push(c.trim_end_matches('/').to_string());
             }
@@ -477,17 +470,17 @@ impl TokenStore {
         // Children first, so a crash mid-way never leaves a child without its parent entry
         // being revocable again.
         for cur in order.iter().rev() {
-            self.revoke_one(core, cur).await?;
+            self.revoke_one(cur).await?;
         }
         Ok(())
     }
 
-    async fn revoke_one(&self, core: &Core, h: &str) -> ApiResult<()> {
-        let Some(e) = self.get_entry(core, h).await? else {
+    pub(crate) async fn revoke_one(&self, h: &str) -> ApiResult<()> {
+        let Some(e) = self.get_entry(h).await? else {
             return Ok(());
         };
         // Leases die with their token (failed ones stay queued for the expiry task).
-        crate::leases::revoke_for_token(core, h).await?;
+        self.leases.revoke_for_token(h).await?;
         let mut ops = vec![
             BarrierOp::Delete(id_key(h)),
             BarrierOp::Delete(format!("token/accessor/{}", self.hmac(&e.accessor)?)),
@@ -498,23 +491,23 @@ impl TokenStore {
         if let Some(exp) = e.expire_time {
             ops.push(BarrierOp::Delete(expiry_key(exp, h)));
         }
-        for c in core.barrier.list(&format!("token/parent/{h}/")).await? {
+        for c in self.barrier.list(&format!("token/parent/{h}/")).await? {
             ops.push(BarrierOp::Delete(format!("token/parent/{h}/{c}")));
         }
-        core.barrier.commit(ops).await?;
+        self.barrier.commit(ops).await?;
         Ok(())
     }
 
     /// Revokes every token whose creation path starts with `prefix` (an auth mount being
     /// disabled). A full scan: rare, and proportional to the number of live tokens.
-    pub async fn revoke_by_path_prefix(&self, core: &Core, prefix: &str) -> ApiResult<usize> {
+    pub async fn revoke_by_path_prefix(&self, prefix: &str) -> ApiResult<usize> {
         let mut n = 0;
-        for k in core.barrier.scan("token/id/").await? {
-            let Some(e) = core.barrier.get_json::<TokenEntry>(&k).await? else {
+        for k in self.barrier.scan("token/id/").await? {
+            let Some(e) = self.barrier.get_json::<TokenEntry>(&k).await? else {
                 continue;
             };
             if e.path.starts_with(prefix) {
-                self.revoke_tree(core, &e.id_hash).await?;
+                self.revoke_tree(&e.id_hash).await?;
                 n += 1;
             }
         }
@@ -522,15 +515,15 @@ impl TokenStore {
     }
 
     /// Revokes only this token; its children become orphans.
-    async fn revoke_orphan(&self, core: &Core, h: &str) -> ApiResult<()> {
-        for c in core.barrier.list(&format!("token/parent/{h}/")).await? {
+    pub(crate) async fn revoke_orphan(&self, h: &str) -> ApiResult<()> {
+        for c in self.barrier.list(&format!("token/parent/{h}/")).await? {
             let ch = c.trim_end_matches('/').to_string();
             let key = id_key(&ch);
-            let _g = core.locks.lock(&key).await;
-            if let Some(mut ce) = self.get_entry(core, &ch).await? {
+            let _g = self.locks.lock(&key).await;
+            if let Some(mut ce) = self.get_entry(&ch).await? {
                 ce.parent = None;
                 ce.orphan = true;
-                core.barrier
+                self.barrier
                     .commit(vec![
                         BarrierOp::Put(
                             key.clone(),
@@ -541,21 +534,21 @@ impl TokenStore {
                     .await?;
             }
         }
-        self.revoke_one(core, h).await
+        self.revoke_one(h).await
     }
 
     /// Revokes every token whose expiry is at or before `now`. Returns how many.
-    pub async fn purge_expired(&self, core: &Core, now: i64) -> ApiResult<usize> {
+    pub async fn purge_expired(&self, now: i64) -> ApiResult<usize> {
         let mut n = 0;
-        for bucket in core.barrier.list("token/expiry/").await? {
+        for bucket in self.barrier.list("token/expiry/").await? {
             let t: i64 = bucket.trim_end_matches('/').parse().unwrap_or(i64::MAX);
             if t > now {
                 break;
             }
-            for h in core.barrier.list(&format!("token/expiry/{bucket}")).await? {
-                self.revoke_tree(core, &h).await?;
+            for h in self.barrier.list(&format!("token/expiry/{bucket}")).await? {
+                self.revoke_tree(&h).await?;
                 // A stale index entry (entry already gone) is removed too.
-                core.barrier
+                self.barrier
                     .delete(&format!("token/expiry/{bucket}{h}"))
                     .await?;
                 n += 1;
@@ -564,16 +557,15 @@ impl TokenStore {
         Ok(n)
     }
 
-    async fn renew(
+    pub(crate) async fn renew(
         &self,
-        core: &Core,
         h: &str,
         increment: Option<i64>,
     ) -> ApiResult<(TokenEntry, Vec<String>)> {
         let key = id_key(h);
-        let _g = core.locks.lock(&key).await;
+        let _g = self.locks.lock(&key).await;
         let mut e = self
-            .get_entry(core, h)
+            .get_entry(h)
             .await?
             .ok_or_else(|| ApiError::bad_request("token not found"))?;
         let now = now_unix();
@@ -595,7 +587,7 @@ impl TokenStore {
         let mut max_exp = if e.period > 0 {
             i64::MAX
         } else {
-            e.creation_time + core.config.max_ttl()
+            e.creation_time + self.config.max_ttl()
         };
         for cap in [e.explicit_max_ttl, e.role_max_ttl] {
             if cap > 0 {
@@ -618,7 +610,7 @@ impl TokenStore {
         }
         e.expire_time = Some(new_exp);
         e.last_renewal = Some(now);
-        core.barrier
+        self.barrier
             .commit(vec![
                 BarrierOp::Delete(expiry_key(old_exp, h)),
                 BarrierOp::Put(expiry_key(new_exp, h), Vec::new()),
@@ -631,8 +623,8 @@ impl TokenStore {
         Ok((e, warnings))
     }
 
-    pub async fn role_exists(&self, core: &Core, name: &str) -> ApiResult<bool> {
-        Ok(core
+    pub async fn role_exists(&self, name: &str) -> ApiResult<bool> {
+        Ok(self
             .barrier
             .get(&format!("token/roles/{name}"))
             .await?
@@ -659,474 +651,6 @@ pub struct CreateParams {
     pub entity_id: String,
     /// Keep the requested TTL even above the system maximum (wrapping tokens, as Vault).
     pub ttl_uncapped: bool,
-}
-
-fn token_param<'a>(req: &'a Request, caller: &'a Caller, key: &str) -> ApiResult<String> {
-    match req.str_field(key)? {
-        Some(t) if !t.is_empty() => Ok(t),
-        _ => {
-            let _ = caller;
-            Err(ApiError::bad_request(if key == "token" {
-                "missing token ID".to_string()
-            } else {
-                format!("missing {key}")
-            }))
-        }
-    }
-}
-
-fn auth_response(e: &TokenEntry, token: &str, warnings: Vec<String>) -> Response {
-    let mut r = Response::empty();
-    r.auth = Some(e.auth_block(token, now_unix()));
-    r.warnings = warnings;
-    r
-}
-
-async fn handle_create(
-    core: &Arc<Core>,
-    req: &Request,
-    caller: &Caller,
-    orphan_path: bool,
-    role_name: Option<&str>,
-) -> ApiResult<Response> {
-    let parent = caller
-        .entry
-        .as_ref()
-        .ok_or_else(ApiError::permission_denied)?;
-    let role = match role_name {
-        Some(n) => Some(
-            core.barrier
-                .get_json::<TokenRole>(&format!("token/roles/{n}"))
-                .await?
-                .ok_or_else(|| ApiError::bad_request(format!("unknown role {n}")))?,
-        ),
-        None => None,
-    };
-    if let Some(t) = req.str_field("type")? {
-        if t != "service" && !t.is_empty() && t != "default-service" && t != "default" {
-            return Err(ApiError::bad_request(format!(
-                "token type \"{t}\" is not supported by Airlock; use \"service\""
-            )));
-        }
-    }
-    let id = req.str_field("id")?;
-    if id.is_some() && !caller.is_root {
-        return Err(ApiError::bad_request(
-            "root or sudo privileges required to specify token id",
-        ));
-    }
-    let no_parent = req.bool_field("no_parent")?.unwrap_or(false);
-    if no_parent && !orphan_path && !caller.is_root && !caller.acl.has_sudo(&req.path) {
-        return Err(ApiError::bad_request(
-            "root or sudo privileges required to create orphan token",
-        ));
-    }
-    let orphan = orphan_path || no_parent || role.as_ref().map(|r| r.orphan).unwrap_or(false);
-    let no_default = req.bool_field("no_default_policy")?.unwrap_or(false)
-        || role
-            .as_ref()
-            .map(|r| r.token_no_default_policy)
-            .unwrap_or(false);
-    let requested = req.str_list_field_nosplit("policies")?.map(|ps| {
-        ps.into_iter()
-            .map(|p| p.trim().to_lowercase())
-            .collect::<Vec<_>>()
-    });
-    let parent_is_root = parent.policies.iter().any(|p| p == "root");
-    let mut policies = match (&requested, &role) {
-        (Some(p), _) if !p.is_empty() => p.clone(),
-        (_, Some(r)) if !r.allowed_policies.is_empty() => r.allowed_policies.clone(),
-        _ => parent
-            .policies
-            .iter()
-            .filter(|p| *p != "default" || !no_default)
-            .cloned()
-            .collect(),
-    };
-    policies = sorted_policies(policies);
-    if let Some(r) = &role {
-        let mut with_default = policies.clone();
-        if !no_default {
-            with_default.push("default".into());
-        }
-        let with_default = sorted_policies(with_default);
-        for p in &with_default {
-            if r.disallowed_policies.contains(p) {
-                return Err(ApiError::bad_request(format!(
-                    "token policies ({}) contains disallowed policies ({})",
-                    go_quoted_list(&with_default),
-                    go_quoted_list(&r.disallowed_policies)
-                )));
-            }
-        }
-        let mut allowed = r.allowed_policies.clone();
-        allowed.push("default".into());
-        let allowed = sorted_policies(allowed);
-        if !r.allowed_policies.is_empty() && with_default.iter().any(|p| !allowed.contains(p)) {
-            return Err(ApiError::bad_request(format!(
-                "token policies ({}) must be subset of the role's allowed policies ({}) or glob policies ([])",
-                go_quoted_list(&with_default),
-                go_quoted_list(&allowed)
-            )));
-        }
-    } else if !parent_is_root && !caller.acl.has_sudo(&req.path) {
-        for p in &policies {
-            if p != "default" && !parent.policies.contains(p) {
-                return Err(ApiError::bad_request(
-                    "child policies must be subset of parent",
-                ));
-            }
-        }
-    }
-    if policies.iter().any(|p| p == "root") && !parent_is_root {
-        return Err(ApiError::bad_request(
-            "root tokens may not be created from non-root tokens",
-        ));
-    }
-    if !no_default && !policies.iter().any(|p| p == "root" || p == "default") {
-        policies.push("default".into());
-        policies = sorted_policies(policies);
-    }
-    if policies.is_empty() {
-        return Err(ApiError::bad_request("token must have at least one policy"));
-    }
-    let num_uses = req.int_field("num_uses")?.unwrap_or(0);
-    if num_uses < 0 {
-        return Err(ApiError::bad_request("number of uses cannot be negative"));
-    }
-    let ttl = match req.duration_field("ttl")? {
-        Some(t) => Some(t),
-        None => req.duration_field("lease")?,
-    };
-    let explicit = req.duration_field("explicit_max_ttl")?;
-    let mut role_max_ttl = 0;
-    let mut period = req.duration_field("period")?.unwrap_or(0);
-    let mut renewable = req.bool_field("renewable")?.unwrap_or(true);
-    let mut period_from_role = false;
-    if let Some(r) = &role {
-        if r.period > 0 {
-            period = r.period;
-            period_from_role = true;
-        }
-        role_max_ttl = r.explicit_max_ttl;
-        if !r.renewable {
-            renewable = false;
-        }
-    }
-    if period > 0 && !caller.is_root && role.is_none() && !caller.acl.has_sudo(&req.path) {
-        return Err(ApiError::bad_request(
-            "root or sudo privileges required to create periodic token",
-        ));
-    }
-    let meta = req.kv_pairs_field("meta")?.unwrap_or_default();
-    let path = match (role_name, &role) {
-        (Some(n), Some(r)) if !r.path_suffix.is_empty() => {
-            format!("auth/token/create/{n}/{}", r.path_suffix)
-        }
-        (Some(n), _) => format!("auth/token/create/{n}"),
-        (None, _) => req.path.clone(),
-    };
-    // Vault warns about (but accepts) policies that do not exist.
-    let mut warnings = Vec::new();
-    for p in &policies {
-        if p != "default" && p != "root" && !core.policies.exists(core, p).await? {
-            warnings.push(format!("Policy \"{p}\" does not exist"));
-        }
-    }
-    let params = CreateParams {
-        id,
-        policies,
-        meta,
-        display_name: display_name(req.str_field("display_name")?.as_deref(), "token"),
-        num_uses: num_uses.max(role.as_ref().map(|r| r.token_num_uses).unwrap_or(0)),
-        ttl,
-        explicit_max_ttl: explicit,
-        period,
-        renewable,
-        path,
-        role: role_name.map(str::to_string),
-        period_from_role,
-        role_max_ttl,
-        ..Default::default()
-    };
-    let (token, entry, cap_warnings) = core
-        .tokens
-        .create(core, params, if orphan { None } else { Some(parent) })
-        .await?;
-    warnings.extend(cap_warnings);
-    Ok(auth_response(&entry, &token, warnings))
-}
-
-/// Go's `%q` of a string slice: `["a" "b"]`.
-fn go_quoted_list(items: &[String]) -> String {
-    let inner: Vec<String> = items.iter().map(|i| format!("{i:?}")).collect();
-    format!("[{}]", inner.join(" "))
-}
-
-fn role_json(r: &TokenRole) -> Value {
-    json!({
-        "allowed_entity_aliases": null,
-        "allowed_policies": r.allowed_policies,
-        "allowed_policies_glob": [],
-        "disallowed_policies": r.disallowed_policies,
-        "disallowed_policies_glob": [],
-        "explicit_max_ttl": r.legacy_explicit_max_ttl,
-        "name": r.name,
-        "orphan": r.orphan,
-        "path_suffix": r.path_suffix,
-        "period": r.legacy_period,
-        "renewable": r.renewable,
-        "token_explicit_max_ttl": r.explicit_max_ttl,
-        "token_no_default_policy": r.token_no_default_policy,
-        "token_period": r.period,
-        "token_type": "default-service",
-    })
-}
-
-async fn write_role(core: &Core, req: &Request, name: &str) -> ApiResult<Response> {
-    let key = format!("token/roles/{name}");
-    let _g = core.locks.lock(&key).await;
-    let mut r = core
-        .barrier
-        .get_json::<TokenRole>(&key)
-        .await?
-        .unwrap_or(TokenRole {
-            name: name.to_string(),
-            renewable: true,
-            ..Default::default()
-        });
-    if let Some(v) = req.str_list_field("allowed_policies")? {
-        r.allowed_policies = sorted_policies(v);
-    }
-    if let Some(v) = req.str_list_field("disallowed_policies")? {
-        r.disallowed_policies = sorted_policies(v);
-    }
-    if let Some(v) = req.bool_field("orphan")? {
-        r.orphan = v;
-    }
-    if let Some(v) = req.bool_field("renewable")? {
-        r.renewable = v;
-    }
-    if let Some(v) = req.duration_field("token_period")? {
-        r.period = v;
-    } else if let Some(v) = req.duration_field("period")? {
-        r.period = v;
-        r.legacy_period = v;
-    }
-    if let Some(v) = req.duration_field("token_explicit_max_ttl")? {
-        r.explicit_max_ttl = v;
-    } else if let Some(v) = req.duration_field("explicit_max_ttl")? {
-        r.explicit_max_ttl = v;
-        r.legacy_explicit_max_ttl = v;
-    }
-    if let Some(v) = req.str_field("path_suffix")? {
-        if v.contains("..") {
-            return Err(ApiError::bad_request("path_suffix cannot contain '..'"));
-        }
-        r.path_suffix = v;
-    }
-    if let Some(v) = req.bool_field("token_no_default_policy")? {
-        r.token_no_default_policy = v;
-    }
-    if let Some(v) = req.int_field("token_num_uses")? {
-        r.token_num_uses = v.max(0);
-    }
-    core.barrier.put_json(&key, &r).await?;
-    Ok(Response::empty())
-}
-
-fn valid_role_name(n: &str) -> ApiResult<()> {
-    if n.is_empty()
-        || n.len() > 128
-        || n.contains('/')
-        || n.contains("..")
-        || n.chars().any(char::is_control)
-    {
-        return Err(ApiError::bad_request("invalid role name"));
-    }
-    Ok(())
-}
-
-/// Routes `auth/token/<rest>`.
-pub async fn handle(
-    core: &Arc<Core>,
-    req: &Request,
-    caller: &Caller,
-    rest: &str,
-) -> ApiResult<Response> {
-    let store = &core.tokens;
-    let now = now_unix();
-    let write = matches!(req.op, Op::Create | Op::Update);
-    match (rest, req.op) {
-        ("create", _) if write => handle_create(core, req, caller, false, None).await,
-        ("create-orphan", _) if write => handle_create(core, req, caller, true, None).await,
-        (r, _) if write && r.starts_with("create/") => {
-            let name = &r["create/".len()..];
-            valid_role_name(name)?;
-            handle_create(core, req, caller, false, Some(name)).await
-        }
-        ("lookup-self", Op::Read) | ("lookup-self", Op::Update) => {
-            let e = caller
-                .entry
-                .as_ref()
-                .ok_or_else(ApiError::permission_denied)?;
-            let tok = req.token.as_ref().map(|t| t.as_str()).unwrap_or_default();
-            Ok(Response::data(e.lookup_data(tok, now)))
-        }
-        ("lookup", Op::Update) | ("lookup", Op::Read) => {
-            // Without a token, lookup describes the caller (as lookup-self).
-            let t = match req.str_field("token")? {
-                Some(t) if !t.is_empty() => t,
-                _ => req
-                    .token
-                    .as_ref()
-                    .map(|t| t.to_string())
-                    .unwrap_or_default(),
-            };
-            match store.lookup(core, &t).await? {
-                Some(e) => Ok(Response::data(e.lookup_data(&t, now))),
-                None => Err(ApiError::new(403, "bad token")),
-            }
-        }
-        ("lookup-accessor", Op::Update) => {
-            let a = token_param(req, caller, "accessor")?;
-            match store.by_accessor(core, &a).await? {
-                Some(e) => Ok(Response::data(e.lookup_data("", now))),
-                None => Err(ApiError::bad_request(crate::error::multierror(
-                    "invalid accessor",
-                ))),
-            }
-        }
-        ("renew-self", Op::Update) => {
-            let e = caller
-                .entry
-                .as_ref()
-                .ok_or_else(ApiError::permission_denied)?;
-            let tok = req
-                .token
-                .as_ref()
-                .map(|t| t.to_string())
-                .unwrap_or_default();
-            let (e, w) = store
-                .renew(core, &e.id_hash, req.duration_field("increment")?)
-                .await?;
-            Ok(auth_response(&e, &tok, w))
-        }
-        ("renew", Op::Update) => {
-            let t = token_param(req, caller, "token")?;
-            let e = store
-                .lookup(core, &t)
-                .await?
-                .ok_or_else(|| ApiError::bad_request("token not found"))?;
-            let (e, w) = store
-                .renew(core, &e.id_hash, req.duration_field("increment")?)
-                .await?;
-            Ok(auth_response(&e, &t, w))
-        }
-        ("renew-accessor", Op::Update) => {
-            let a = token_param(req, caller, "accessor")?;
-            let e = store
-                .by_accessor(core, &a)
-                .await?
-                .ok_or_else(|| ApiError::bad_request("invalid accessor"))?;
-            let (e, w) = store
-                .renew(core, &e.id_hash, req.duration_field("increment")?)
-                .await?;
-            Ok(auth_response(&e, "", w))
-        }
-        ("revoke-self", Op::Update) => {
-            let e = caller
-                .entry
-                .as_ref()
-                .ok_or_else(ApiError::permission_denied)?;
-            store.revoke_tree(core, &e.id_hash).await?;
-            Ok(Response::empty())
-        }
-        ("revoke", Op::Update) => {
-            let t = token_param(req, caller, "token")?;
-            if let Some(e) = store.lookup(core, &t).await? {
-                store.revoke_tree(core, &e.id_hash).await?;
-            }
-            Ok(Response::empty())
-        }
-        ("revoke-accessor", Op::Update) => {
-            let a = token_param(req, caller, "accessor")?;
-            match store.by_accessor(core, &a).await? {
-                Some(e) => {
-                    store.revoke_tree(core, &e.id_hash).await?;
-                    Ok(Response::empty())
-                }
-                None => {
-                    let mut r = Response::empty();
-                    r.warnings.push("No token found with this accessor".into());
-                    Ok(r)
-                }
-            }
-        }
-        ("revoke-orphan", Op::Update) => {
-            let t = token_param(req, caller, "token")?;
-            if let Some(e) = store.lookup(core, &t).await? {
-                store.revoke_orphan(core, &e.id_hash).await?;
-            }
-            Ok(Response::empty())
-        }
-        ("accessors" | "accessors/", Op::List) => {
-            let mut keys = Vec::new();
-            for k in core.barrier.list("token/accessor/").await? {
-                if let Some(a) = core
-                    .barrier
-                    .get_json::<AccessorEntry>(&format!("token/accessor/{k}"))
-                    .await?
-                {
-                    keys.push(a.accessor);
-                }
-            }
-            if keys.is_empty() {
-                return Err(ApiError::not_found());
-            }
-            Ok(Response::list(keys))
-        }
-        ("roles" | "roles/", Op::List) => {
-            let keys = core.barrier.list("token/roles/").await?;
-            if keys.is_empty() {
-                return Err(ApiError::not_found());
-            }
-            Ok(Response::list(keys))
-        }
-        (r, op) if r.starts_with("roles/") => {
-            let name = &r["roles/".len()..];
-            valid_role_name(name)?;
-            match op {
-                Op::Read => match core
-                    .barrier
-                    .get_json::<TokenRole>(&format!("token/roles/{name}"))
-                    .await?
-                {
-                    Some(role) => Ok(Response::data(role_json(&role))),
-                    None => Err(ApiError::not_found()),
-                },
-                Op::Create | Op::Update => write_role(core, req, name).await,
-                Op::Delete => {
-                    core.barrier.delete(&format!("token/roles/{name}")).await?;
-                    Ok(Response::empty())
-                }
-                _ => Err(ApiError::unsupported_operation()),
-            }
-        }
-        ("tidy", Op::Update) => {
-            let n = store.purge_expired(core, now).await?;
-            let mut r = Response::empty();
-            r.warnings.push(format!("tidy removed {n} expired tokens"));
-            Ok(r)
-        }
-        (
-            "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor"
-            | "renew-self" | "renew" | "renew-accessor" | "revoke-self" | "revoke"
-            | "revoke-accessor" | "revoke-orphan" | "accessors" | "roles" | "tidy",
-            _,
-        ) => Err(ApiError::unsupported_operation()),
-        _ => Err(ApiError::unsupported_path()),
-    }
 }
 
 #[cfg(test)]

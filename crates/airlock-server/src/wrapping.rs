@@ -106,7 +106,7 @@ async fn store(
         ttl_uncapped: true,
         ..Default::default()
     };
-    let (token, entry, _) = core.tokens.create(core, params, None).await?;
+    let (token, entry, _) = core.tokens.create(params, None).await?;
     core.barrier
         .commit(vec![
             BarrierOp::Put(
@@ -142,14 +142,14 @@ async fn take(core: &Arc<Core>, token: &str) -> ApiResult<Stored> {
         .get_json(&k)
         .await?
         .ok_or_else(|| ApiError::bad_request(INVALID))?;
-    let alive = core.tokens.lookup(core, token).await?.is_some();
+    let alive = core.tokens.lookup(token).await?.is_some();
     core.barrier
         .commit(vec![
             BarrierOp::Delete(k),
             BarrierOp::Delete(due_key(stored.expire, &h)),
         ])
         .await?;
-    core.tokens.revoke_tree(core, &h).await?;
+    core.tokens.revoke_tree(&h).await?;
     if !alive || stored.expire <= now_unix() {
         return Err(ApiError::bad_request(INVALID));
     }
@@ -172,7 +172,7 @@ pub async fn unwrap(core: &Arc<Core>, token: &str) -> ApiResult<Response> {
 pub async fn lookup(core: &Arc<Core>, token: &str) -> ApiResult<Response> {
     let h = core.tokens.hmac(token)?;
     let stored: Option<Stored> = core.barrier.get_json(&wrap_key(&h)).await?;
-    let alive = core.tokens.lookup(core, token).await?.is_some();
+    let alive = core.tokens.lookup(token).await?.is_some();
     match stored {
         Some(s) if alive && s.expire > now_unix() => Ok(Response::data(json!({
             "creation_path": s.creation_path,

@@ -10,14 +10,14 @@ use serde_json::json;
 
 use crate::util::*;
 
-fn psql_ok() -> bool {
+pub(crate) fn psql_ok() -> bool {
     Command::new("psql")
         .args(["-h", "127.0.0.1", "-U", "postgres", "-tAc", "SELECT 1"])
         .output()
         .is_ok_and(|o| o.status.success())
 }
 
-fn psql(sql: &str) -> String {
+pub(crate) fn psql(sql: &str) -> String {
     let o = Command::new("psql")
         .args([
             "-h",
@@ -34,7 +34,7 @@ fn psql(sql: &str) -> String {
     String::from_utf8_lossy(&o.stdout).trim().to_string()
 }
 
-fn role_exists(name: &str) -> bool {
+pub(crate) fn role_exists(name: &str) -> bool {
     psql(&format!(
         "SELECT count(*) FROM pg_roles WHERE rolname = '{name}'"
     )) == "1"

@@ -11,5 +11,7 @@ mod clients;
 mod database;
 mod durability;
 mod idp;
+mod mounts;
+mod upgrade;
 mod upstream;
 mod util;

@@ -1,0 +1,85 @@
+//! The logging phase: each exchange is described by one audit event, opened when the request
+//! arrives and recorded once its answer is settled: refused, failed, fully streamed (see
+//! `body.rs`), or, for an upgrade, when the spliced connections close. Echoed credentials
+//! that were replaced add a `scrub` event. An event never holds a credential or a query.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use hyper::Response;
+
+use super::blocked_response;
+use crate::audit::{Auditor, Event};
+use crate::upstream::Body;
+use crate::Broker;
+
+impl Broker {
+    /// Opens the audit event of an exchange (kind `forward`, `deny`, `tunnel`, ...).
+    pub(super) fn event(
+        &self,
+        kind: &'static str,
+        agent: &str,
+        method: &str,
+        host: &str,
+        port: u16,
+        path: &str,
+    ) -> Event {
+        Event {
+            time: time::OffsetDateTime::now_utc(),
+            kind,
+            agent: agent.to_string(),
+            binding: None,
+            method: method.to_string(),
+            host: host.to_string(),
+            port,
+            path: path.to_string(),
+            status: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            latency_ms: 0.0,
+            reason: None,
+            scrubbed: 0,
+        }
+    }
+
+    /// Refuses a request: counted, logged, audited as a `block` naming the binding whose
+    /// placeholder was misused (if known), and answered 403 with the reason.
+    pub(super) fn block(
+        &self,
+        mut ev: Event,
+        binding: Option<String>,
+        reason: String,
+        start: Instant,
+    ) -> Response<Body> {
+        self.stats.blocked.fetch_add(1, Ordering::Relaxed);
+        tracing::warn!(agent = %ev.agent, host = %ev.host, path = %ev.path, reason = %reason, "broker: blocked a request");
+        let resp = blocked_response(binding.as_deref(), &reason);
+        ev.kind = "block";
+        ev.binding = binding;
+        ev.reason = Some(reason);
+        ev.status = 403;
+        ev.latency_ms = elapsed_ms(start);
+        self.audit.record(ev);
+        resp
+    }
+}
+
+/// Milliseconds since `start`, for an event's latency.
+pub(super) fn elapsed_ms(start: Instant) -> f64 {
+    start.elapsed().as_secs_f64() * 1000.0
+}
+
+/// Records the event, plus a `scrub` event when echoed credentials were replaced.
+pub(super) fn record_with_scrub(audit: &Auditor, counter: &AtomicU64, ev: Event) {
+    if ev.scrubbed > 0 {
+        counter.fetch_add(ev.scrubbed, Ordering::Relaxed);
+        let mut s = ev.clone();
+        s.kind = "scrub";
+        s.reason = Some(format!(
+            "upstream echoed the credential {} time(s); replaced by the placeholder",
+            ev.scrubbed
+        ));
+        audit.record(s);
+    }
+    audit.record(ev);
+}

@@ -1,0 +1,371 @@
+//! The PostgreSQL plugin (`postgresql-database-plugin`): tokio-postgres with pooled
+//! connections per connection config.
+//!
+//! Creation runs the role's statements in one transaction; if any fails the transaction is
+//! rolled back (PostgreSQL DDL is transactional), the rollback statements run, and no
+//! half-created user is left. Revocation first terminates the user's sessions, then runs the
+//! revocation statements (default: reassign and drop owned objects, drop the role). With
+//! `password_authentication = "scram-sha-256"` the statements get a SCRAM verifier computed
+//! here instead of the password.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use tokio::sync::Mutex;
+use zeroize::Zeroizing;
+
+use super::plugin::{render, Plugin, Vars};
+use super::{DbConfig, Role};
+
+/// Pooled connections per connection config. Idle clients wait here; a dropped connection is
+/// noticed (`is_closed`) and replaced, and one older than `max_connection_lifetime` is closed.
+#[derive(Default)]
+pub struct PostgresPlugin {
+    idle: Mutex<HashMap<String, Vec<Pooled>>>,
+}
+
+/// A PostgreSQL connection and when it was opened.
+pub struct Pooled {
+    cl: tokio_postgres::Client,
+    born: std::time::Instant,
+}
+
+impl std::ops::Deref for Pooled {
+    type Target = tokio_postgres::Client;
+    fn deref(&self) -> &tokio_postgres::Client {
+        &self.cl
+    }
+}
+
+impl std::ops::DerefMut for Pooled {
+    fn deref_mut(&mut self) -> &mut tokio_postgres::Client {
+        &mut self.cl
+    }
+}
+
+/// `{{username}}`/`{{password}}` filled in; the result is a secret.
+fn connection_string(c: &DbConfig) -> Zeroizing<String> {
+    let enc = |s: &str| {
+        s.bytes()
+            .map(|b| {
+                if b.is_ascii_alphanumeric() || b"-._~".contains(&b) {
+                    (b as char).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect::<String>()
+    };
+    let url = c.connection_url.trim();
+    let is_url = url.starts_with("postgres://") || url.starts_with("postgresql://");
+    let (u, p) = if is_url {
+        (enc(&c.username), enc(&c.password))
+    } else {
+        (c.username.clone(), c.password.clone())
+    };
+    Zeroizing::new(url.replace("{{username}}", &u).replace("{{password}}", &p))
+}
+
+async fn connect(c: &DbConfig) -> Result<tokio_postgres::Client, String> {
+    let cs = connection_string(c);
+    let cfg: tokio_postgres::Config = cs
+        .parse()
+        .map_err(|_| "invalid connection_url".to_string())?;
+    let (client, conn) = tokio::time::timeout(
+        std::time::Duration::from_secs(10),
+        cfg.connect(tokio_postgres::NoTls),
+    )
+    .await
+    .map_err(|_| "error verifying connection: timed out".to_string())?
+    .map_err(|e| format!("error verifying connection: {}", pg_error(&e)))?;
+    tokio::spawn(async move {
+        let _ = conn.await;
+    });
+    Ok(client)
+}
+
+/// A PostgreSQL error without anything the statement carried (no passwords).
+fn pg_error(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => "connection failed".into(),
+    }
+}
+
+fn too_old(c: &DbConfig, p: &Pooled) -> bool {
+    c.max_connection_lifetime > 0 && p.born.elapsed().as_secs() >= c.max_connection_lifetime as u64
+}
+
+impl PostgresPlugin {
+    async fn checkout(&self, conn: &str, c: &DbConfig) -> Result<Pooled, String> {
+        {
+            let mut idle = self.idle.lock().await;
+            if let Some(list) = idle.get_mut(conn) {
+                while let Some(p) = list.pop() {
+                    if !p.is_closed() && !too_old(c, &p) {
+                        return Ok(p);
+                    }
+                }
+            }
+        }
+        Ok(Pooled {
+            cl: connect(c).await?,
+            born: std::time::Instant::now(),
+        })
+    }
+
+    async fn checkin(&self, conn: &str, c: &DbConfig, cl: Pooled) {
+        if cl.is_closed() || too_old(c, &cl) {
+            return;
+        }
+        // Idle connections kept: max_idle_connections, else max_open_connections, else 4.
+        let max = match (c.max_idle_connections, c.max_open_connections) {
+            (0, 0) => 4,
+            (0, open) => open as usize,
+            (idle, open) if open > 0 => idle.min(open) as usize,
+            (idle, _) => idle as usize,
+        };
+        let mut idle = self.idle.lock().await;
+        let list = idle.entry(conn.to_string()).or_default();
+        if list.len() < max {
+            list.push(cl);
+        }
+    }
+
+    /// Runs statements in one pooled transaction.
+    async fn run(&self, conn: &str, c: &DbConfig, stmts: &[String]) -> Result<(), String> {
+        let mut cl = self.checkout(conn, c).await?;
+        let r = run_tx(&mut cl, stmts).await;
+        self.checkin(conn, c, cl).await;
+        r
+    }
+}
+
+/// Runs statements in one transaction.
+async fn run_tx(cl: &mut tokio_postgres::Client, stmts: &[String]) -> Result<(), String> {
+    let tx = cl.transaction().await.map_err(|e| pg_error(&e))?;
+    for q in stmts {
+        tx.batch_execute(q).await.map_err(|e| pg_error(&e))?;
+    }
+    tx.commit().await.map_err(|e| pg_error(&e))
+}
+
+/// Runs the statements as one transaction in a single round trip. `relaxed`: commit without
+/// waiting for the WAL flush. Used only for *creating* short-lived users: if PostgreSQL
+/// crashed right after, the new user would vanish, which is harmless. Revocations always
+/// wait for a durable commit.
+async fn run_tx_batched(
+    cl: &mut tokio_postgres::Client,
+    stmts: &[String],
+    relaxed: bool,
+) -> Result<(), String> {
+    let mut q = String::from("BEGIN;");
+    if relaxed {
+        q.push_str(" SET LOCAL synchronous_commit TO OFF;");
+    }
+    for s in stmts {
+        q.push(' ');
+        q.push_str(s);
+        q.push(';');
+    }
+    q.push_str(" COMMIT;");
+    let r = cl.batch_execute(&q).await.map_err(|e| pg_error(&e));
+    use zeroize::Zeroize;
+    q.zeroize();
+    if r.is_err() {
+        // The transaction is aborted; end it so the pooled connection is usable again.
+        let _ = cl.batch_execute("ROLLBACK").await;
+    }
+    r
+}
+
+/// A PostgreSQL SCRAM-SHA-256 verifier (`SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`,
+/// RFC 5802/7677), which PostgreSQL stores as given instead of hashing the password itself.
+pub fn scram_sha256_verifier(password: &str, salt: &[u8], iterations: u32) -> String {
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+    type H = Hmac<Sha256>;
+    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
+    // PBKDF2-HMAC-SHA256, one block (32 bytes), with ring's optimised SHA-256.
+    let mut salted = [0u8; 32];
+    ring::pbkdf2::derive(
+        ring::pbkdf2::PBKDF2_HMAC_SHA256,
+        std::num::NonZeroU32::new(iterations.max(1)).unwrap_or(std::num::NonZeroU32::MIN),
+        salt,
+        password.as_bytes(),
+        &mut salted,
+    );
+    let hmac = |key: &[u8], msg: &[u8]| -> Vec<u8> {
+        match H::new_from_slice(key) {
+            Ok(mut m) => {
+                m.update(msg);
+                m.finalize().into_bytes().to_vec()
+            }
+            Err(_) => Vec::new(),
+        }
+    };
+    let client_key = hmac(&salted, b"Client Key");
+    let stored_key = Sha256::digest(&client_key);
+    let server_key = hmac(&salted, b"Server Key");
+    format!(
+        "SCRAM-SHA-256${iterations}:{}${}:{}",
+        b64(salt),
+        b64(&stored_key),
+        b64(&server_key)
+    )
+}
+
+fn quote_ident(s: &str) -> String {
+    format!("\"{}\"", s.replace('"', "\"\""))
+}
+
+#[async_trait]
+impl Plugin for PostgresPlugin {
+    fn names(&self) -> &'static [&'static str] {
+        &["postgresql-database-plugin"]
+    }
+
+    async fn password_in_statement(
+        &self,
+        c: &DbConfig,
+        password: &Zeroizing<String>,
+    ) -> Result<Zeroizing<String>, String> {
+        if c.password_authentication != "scram-sha-256" {
+            return Ok(password.clone());
+        }
+        // 4096 PBKDF2 rounds: computed on the blocking pool.
+        let pw = password.clone();
+        tokio::task::spawn_blocking(move || {
+            Zeroizing::new(scram_sha256_verifier(
+                &pw,
+                &airlock_logical::util::random_bytes::<16>(),
+                4096,
+            ))
+        })
+        .await
+        .map_err(|e| e.to_string())
+    }
+
+    async fn verify(&self, c: &DbConfig) -> Result<(), String> {
+        let cl = connect(c).await?;
+        cl.simple_query("SELECT 1")
+            .await
+            .map_err(|e| pg_error(&e))?;
+        Ok(())
+    }
+
+    async fn create_user(
+        &self,
+        conn: &str,
+        c: &DbConfig,
+        role: &Role,
+        vars: &Vars<'_>,
+    ) -> Result<(), String> {
+        let stmts = render(&role.creation_statements, vars);
+        let mut cl = self.checkout(conn, c).await?;
+        let r = run_tx_batched(&mut cl, &stmts, true).await;
+        if r.is_err() {
+            let rb = render(&role.rollback_statements, vars);
+            if !rb.is_empty() {
+                let _ = run_tx(&mut cl, &rb).await;
+            }
+        }
+        self.checkin(conn, c, cl).await;
+        r
+    }
+
+    async fn revoke_user(
+        &self,
+        conn: &str,
+        c: &DbConfig,
+        username: &str,
+        custom: &[String],
+    ) -> Result<(), String> {
+        let q = quote_ident(username);
+        let stmts = if custom.is_empty() {
+            vec![
+                format!("REASSIGN OWNED BY {q} TO CURRENT_USER"),
+                format!("DROP OWNED BY {q}"),
+                format!("DROP ROLE IF EXISTS {q}"),
+            ]
+        } else {
+            render(custom, &[("name", username), ("username", username)])
+        };
+        let mut cl = self.checkout(conn, c).await?;
+        // End the user's sessions first, so it cannot keep working on an open connection.
+        let _ = cl
+            .execute(
+                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                &[&username],
+            )
+            .await;
+        let exists = cl
+            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&username])
+            .await
+            .map_err(|e| pg_error(&e));
+        let r = match exists {
+            Ok(Some(_)) => run_tx(&mut cl, &stmts).await,
+            Ok(None) => Ok(()),
+            Err(e) => Err(e),
+        };
+        self.checkin(conn, c, cl).await;
+        r
+    }
+
+    async fn renew_user(
+        &self,
+        conn: &str,
+        c: &DbConfig,
+        role: &Role,
+        username: &str,
+        valid_until: &str,
+    ) -> Result<(), String> {
+        let stmts = if role.renew_statements.is_empty() {
+            // Keep VALID UNTIL in step with the lease, as Vault's default renewal does.
+            vec![format!(
+                "ALTER ROLE {} VALID UNTIL '{valid_until}'",
+                quote_ident(username)
+            )]
+        } else {
+            render(
+                &role.renew_statements,
+                &[
+                    ("name", username),
+                    ("username", username),
+                    ("expiration", valid_until),
+                ],
+            )
+        };
+        self.run(conn, c, &stmts).await
+    }
+
+    async fn set_password(
+        &self,
+        conn: &str,
+        c: &DbConfig,
+        username: &str,
+        password: &str,
+        custom: &[String],
+    ) -> Result<(), String> {
+        let vars = [
+            ("name", username),
+            ("username", username),
+            ("password", password),
+        ];
+        let stmts = if custom.is_empty() {
+            vec![format!(
+                "ALTER ROLE {} WITH PASSWORD '{}'",
+                quote_ident(username),
+                password.replace('\'', "''")
+            )]
+        } else {
+            render(custom, &vars)
+        };
+        self.run(conn, c, &stmts).await
+    }
+
+    async fn reset(&self, conn: &str) {
+        self.idle.lock().await.remove(conn);
+    }
+}

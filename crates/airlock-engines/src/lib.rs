@@ -1,0 +1,15 @@
+//! Airlock's secrets engines and auth methods, each a module behind the logical SDK's
+//! [`Engine`](airlock_logical::Engine) interface. Nothing here knows the server: an engine
+//! sees its mount's storage view and the system view, never the core.
+//!
+//! - [`kv`]: KV v1 and v2.
+//! - [`database`]: dynamic and static database credentials, with a plugin per database.
+//! - [`auth`]: AppRole, userpass, JWT/OIDC, Kubernetes.
+//! - [`catalog`]: engine type → factory; the only place (with the server's router) that
+//!   names engine types.
+
+pub mod auth;
+pub mod catalog;
+pub mod database;
+pub mod http_client;
+pub mod kv;
