@@ -10,8 +10,8 @@
 //! Patterns are matched against the path below the mount:
 //! - a literal segment matches itself;
 //! - `{name}` matches one non-empty segment (captured as `name`);
-//! - `{name*}` as the last segment matches the rest of the path, possibly empty (`{name+}`:
-//!   non-empty), slashes included; `data/{key*}` also matches a bare `data`;
+//! - `{name*}` matches the rest of the path, possibly empty (`{name+}`: non-empty), slashes
+//!   included — up to the literal segments that may follow it (`mounts/{path+}/tune`); `data/{key*}` also matches a bare `data`;
 //! - a trailing `/?` makes the final slash optional (`roles/?` matches `roles` and `roles/`).
 
 use serde_json::Value;
@@ -253,18 +253,26 @@ pub fn match_pattern(pattern: &'static str, rel: &str) -> Option<Captures> {
     for (i, seg) in pat.iter().enumerate() {
         let last = i + 1 == pat.len();
         if let Some(name) = seg.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
-            if let Some(n) = name.strip_suffix('*') {
-                if !last {
+            let greedy = name
+                .strip_suffix('*')
+                .map(|n| (n, false))
+                .or_else(|| name.strip_suffix('+').map(|n| (n, true)));
+            if let Some((n, non_empty)) = greedy {
+                // The rest of the path, less the literal segments the pattern ends with.
+                let tail = &pat[i + 1..];
+                if tail.iter().any(|t| t.starts_with('{')) {
                     return None;
                 }
-                caps.push((n, rest.to_string()));
-                return Some(caps);
-            }
-            if let Some(n) = name.strip_suffix('+') {
-                if !last || rest.is_empty() {
+                let middle = if tail.is_empty() {
+                    rest
+                } else {
+                    let suffix = format!("/{}", tail.join("/"));
+                    rest.strip_suffix(suffix.as_str())?
+                };
+                if non_empty && middle.is_empty() {
                     return None;
                 }
-                caps.push((n, rest.to_string()));
+                caps.push((n, middle.to_string()));
                 return Some(caps);
             }
             let (head, tail) = match rest.split_once('/') {
@@ -372,6 +380,12 @@ mod tests {
             Some(vec![("name".into(), "x".into())])
         );
         assert_eq!(caps("", ""), Some(vec![]));
+        assert_eq!(
+            caps("mounts/{path+}/tune/?", "mounts/a/b/tune/"),
+            Some(vec![("path".into(), "a/b".into())])
+        );
+        assert_eq!(caps("mounts/{path+}/tune", "mounts/tune"), None);
+        assert_eq!(caps("mounts/{path+}/tune", "mounts/a/tuned"), None);
         assert_eq!(caps("", "x"), None);
     }
 

@@ -12,7 +12,7 @@ use sha2::Digest;
 use crate::core::{now_unix, Core, AUTH_TABLE_KEY};
 use crate::error::{ApiError, ApiResult};
 use crate::limiter::LoginLimiter;
-use crate::logical::{Op, Request, Response};
+use crate::logical::{Request, Response};
 use crate::mounts::{MountEntry, MountTable};
 use crate::router::{Route, Which};
 use crate::token::CreateParams;
@@ -179,79 +179,126 @@ fn top(mut r: Response) -> Response {
     r
 }
 
-/// `sys/auth`, `sys/auth/<path>`, `sys/auth/<path>/tune`.
-pub async fn sys_auth(core: &Arc<Core>, req: &Request, rest: &str) -> ApiResult<Response> {
-    let rest = rest.trim_start_matches('/');
-    if rest.is_empty() {
-        return match req.op {
-            Op::Read => Ok(top(Response::data(list_json(core)))),
-            Op::List => Err(ApiError::unsupported_path()),
-            _ => Err(ApiError::unsupported_operation()),
-        };
-    }
-    if let Some(p) = rest
-        .strip_suffix("/tune")
-        .or_else(|| rest.strip_suffix("/tune/"))
-    {
-        return tune(core, req, p).await;
-    }
-    let path = crate::mounts::normalize_mount_path(rest)?;
+/// `sys/auth`: every auth mount (the token method first).
+pub fn list(core: &Core) -> Response {
+    top(Response::data(list_json(core)))
+}
+
+/// The mount path of `sys/auth/<path>`; `token/` is the token method (its sub-paths are
+/// taken).
+fn auth_path(raw: &str) -> ApiResult<String> {
+    let path = crate::mounts::normalize_mount_path(raw)?;
     if path.starts_with("token/") && path != "token/" {
         return Err(ApiError::bad_request("path is already in use at token/"));
     }
+    Ok(path)
+}
+
+/// GET `sys/auth/<path>`.
+pub fn read(core: &Core, raw: &str) -> ApiResult<Response> {
+    let path = auth_path(raw)?;
     if path == "token/" {
-        return match req.op {
-            Op::Read => Ok(top(Response::data(token_mount_json()))),
-            Op::Delete => Err(ApiError::bad_request(
-                "token credential backend cannot be disabled",
-            )),
-            _ => Err(ApiError::bad_request("path is already in use at token/")),
-        };
+        return Ok(top(Response::data(token_mount_json())));
     }
-    match req.op {
-        Op::Read => {
-            let t = snapshot(core);
-            let m = t
-                .get(&path)
-                .ok_or_else(|| ApiError::bad_request(format!("No auth engine at {path}")))?;
-            Ok(top(Response::data(auth_mount_json(m))))
-        }
-        Op::Create | Op::Update => {
-            let kind = req.str_field("type")?.ok_or_else(|| {
-                ApiError::bad_request("backend type must be specified as a string")
-            })?;
-            let kind = crate::router::resolve_type(Which::Auth, &kind)?.kind;
-            let options = req.str_map_field("options")?.unwrap_or_default();
-            let mut entry = crate::mounts::new_mount_entry(
-                &path,
-                kind,
-                &req.str_field("description")?.unwrap_or_default(),
-                options,
-            );
-            entry.accessor = format!(
-                "auth_{kind}_{}",
-                hex::encode(crate::core::random_bytes::<4>())
-            );
-            if let Some(Value::Object(cfg)) = req.data.get("config") {
-                apply_ttls(core, &mut entry, cfg)?;
-            }
-            entry.local = req.bool_field("local")?.unwrap_or(false);
-            let _g = core.locks.lock(AUTH_TABLE_KEY).await;
-            let mut t = snapshot(core);
-            t.check_free(&path)?;
-            t.entries.push(entry);
-            save(core, t).await?;
-            Ok(Response::empty())
-        }
-        Op::Delete => {
-            let Some(existing) = snapshot(core).get(&path).cloned() else {
-                return Ok(Response::empty());
-            };
-            crate::sys::disable(core, Which::Auth, existing).await?;
-            Ok(Response::empty())
-        }
-        _ => Err(ApiError::unsupported_operation()),
+    let t = snapshot(core);
+    let m = t
+        .get(&path)
+        .ok_or_else(|| ApiError::bad_request(format!("No auth engine at {path}")))?;
+    Ok(top(Response::data(auth_mount_json(m))))
+}
+
+/// POST `sys/auth/<path>`: enables a method.
+pub async fn enable(core: &Core, req: &Request, raw: &str) -> ApiResult<Response> {
+    let path = auth_path(raw)?;
+    if path == "token/" {
+        return Err(ApiError::bad_request("path is already in use at token/"));
     }
+    let kind = req
+        .str_field("type")?
+        .ok_or_else(|| ApiError::bad_request("backend type must be specified as a string"))?;
+    let kind = crate::router::resolve_type(Which::Auth, &kind)?.kind;
+    let options = req.str_map_field("options")?.unwrap_or_default();
+    let mut entry = crate::mounts::new_mount_entry(
+        &path,
+        kind,
+        &req.str_field("description")?.unwrap_or_default(),
+        options,
+    );
+    entry.accessor = format!(
+        "auth_{kind}_{}",
+        hex::encode(crate::core::random_bytes::<4>())
+    );
+    if let Some(Value::Object(cfg)) = req.data.get("config") {
+        apply_ttls(core, &mut entry, cfg)?;
+    }
+    entry.local = req.bool_field("local")?.unwrap_or(false);
+    let _g = core.locks.lock(AUTH_TABLE_KEY).await;
+    let mut t = snapshot(core);
+    t.check_free(&path)?;
+    t.entries.push(entry);
+    save(core, t).await?;
+    Ok(Response::empty())
+}
+
+/// DELETE `sys/auth/<path>`: the mount lifecycle's disable (its tokens are revoked first).
+pub async fn disable(core: &Core, raw: &str) -> ApiResult<Response> {
+    let path = auth_path(raw)?;
+    if path == "token/" {
+        return Err(ApiError::bad_request(
+            "token credential backend cannot be disabled",
+        ));
+    }
+    let Some(existing) = snapshot(core).get(&path).cloned() else {
+        return Ok(Response::empty());
+    };
+    crate::sys::mounts::disable(core, Which::Auth, existing).await?;
+    Ok(Response::empty())
+}
+
+/// GET `sys/auth/<path>/tune`.
+pub fn tune_read(core: &Core, raw: &str) -> ApiResult<Response> {
+    let path = crate::mounts::normalize_mount_path(raw)?;
+    if path == "token/" {
+        return Ok(top(Response::data(json!({
+            "default_lease_ttl": core.config.default_ttl(),
+            "description": "token based credentials",
+            "force_no_cache": false,
+            "max_lease_ttl": core.config.max_ttl(),
+            "token_type": "default-service",
+        }))));
+    }
+    let t = snapshot(core);
+    let Some(m) = t.entries.iter().find(|m| m.path == path) else {
+        return Err(ApiError::bad_request(format!(
+            "cannot fetch sysview for path \"auth/{path}\""
+        )));
+    };
+    let eff = |v: i64, d: i64| if v > 0 { v } else { d };
+    Ok(top(Response::data(json!({
+        "default_lease_ttl": eff(m.default_lease_ttl, core.config.default_ttl()),
+        "description": m.description,
+        "force_no_cache": false,
+        "max_lease_ttl": eff(m.max_lease_ttl, core.config.max_ttl()),
+        "token_type": "default-service",
+    }))))
+}
+
+/// POST `sys/auth/<path>/tune`.
+pub async fn tune_write(core: &Core, req: &Request, raw: &str) -> ApiResult<Response> {
+    let path = crate::mounts::normalize_mount_path(raw)?;
+    let _g = core.locks.lock(AUTH_TABLE_KEY).await;
+    let mut t = snapshot(core);
+    let Some(m) = t.entries.iter_mut().find(|m| m.path == path) else {
+        return Err(ApiError::bad_request(format!(
+            "tune of path \"auth/{path}\" failed: no mount entry found"
+        )));
+    };
+    apply_ttls(core, m, &req.data)?;
+    if let Some(d) = req.str_field("description")? {
+        m.description = d;
+    }
+    save(core, t).await?;
+    Ok(Response::empty())
 }
 
 fn apply_ttls(core: &Core, entry: &mut MountEntry, cfg: &Map<String, Value>) -> ApiResult<()> {
@@ -283,49 +330,6 @@ fn apply_ttls(core: &Core, entry: &mut MountEntry, cfg: &Map<String, Value>) -> 
     entry.default_lease_ttl = d;
     entry.max_lease_ttl = x;
     Ok(())
-}
-
-async fn tune(core: &Arc<Core>, req: &Request, raw: &str) -> ApiResult<Response> {
-    let path = crate::mounts::normalize_mount_path(raw)?;
-    if path == "token/" && req.op == Op::Read {
-        return Ok(top(Response::data(json!({
-            "default_lease_ttl": core.config.default_ttl(),
-            "description": "token based credentials",
-            "force_no_cache": false,
-            "max_lease_ttl": core.config.max_ttl(),
-            "token_type": "default-service",
-        }))));
-    }
-    let _g = core.locks.lock(AUTH_TABLE_KEY).await;
-    let mut t = snapshot(core);
-    let Some(m) = t.entries.iter_mut().find(|m| m.path == path) else {
-        return Err(ApiError::bad_request(if req.op == Op::Read {
-            format!("cannot fetch sysview for path \"auth/{path}\"")
-        } else {
-            format!("tune of path \"auth/{path}\" failed: no mount entry found")
-        }));
-    };
-    match req.op {
-        Op::Read => {
-            let eff = |v: i64, d: i64| if v > 0 { v } else { d };
-            Ok(top(Response::data(json!({
-                "default_lease_ttl": eff(m.default_lease_ttl, core.config.default_ttl()),
-                "description": m.description,
-                "force_no_cache": false,
-                "max_lease_ttl": eff(m.max_lease_ttl, core.config.max_ttl()),
-                "token_type": "default-service",
-            }))))
-        }
-        Op::Create | Op::Update => {
-            apply_ttls(core, m, &req.data)?;
-            if let Some(d) = req.str_field("description")? {
-                m.description = d;
-            }
-            save(core, t).await?;
-            Ok(Response::empty())
-        }
-        _ => Err(ApiError::unsupported_operation()),
-    }
 }
 
 fn snapshot(core: &Core) -> MountTable {

@@ -19,6 +19,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
+use airlock_logical::framework::{self, PathSpec};
+
 use crate::core::{now_unix, Caller, Core};
 use crate::error::{ApiError, ApiResult};
 use crate::logical::{Op, Request, Response};
@@ -104,21 +106,50 @@ fn may_send_secret(core: &Core, caller: &Caller, secret_path: &str) -> ApiResult
         })
 }
 
+#[derive(Clone, Copy)]
+enum B {
+    BindingsList,
+    AgentsList,
+    Ca,
+    Keys,
+    BindingRead,
+    BindingWrite,
+    BindingDelete,
+    Credential,
+    AgentRead,
+    AgentWrite,
+    AgentDelete,
+}
+
+#[rustfmt::skip]
+static PATHS: &[PathSpec<B>] = &[
+    PathSpec::new("bindings/?", &[(Op::List, B::BindingsList)]),
+    PathSpec::new("agents/?", &[(Op::List, B::AgentsList)]),
+    PathSpec::new("ca", &[(Op::Read, B::Ca)]),
+    PathSpec::new("keys", &[(Op::Read, B::Keys)]),
+    PathSpec::new("bindings/{name+}", &[(Op::Read, B::BindingRead), (Op::Update, B::BindingWrite), (Op::Delete, B::BindingDelete)]),
+    PathSpec::new("agents/{name+}/credential", &[(Op::Update, B::Credential)]),
+    PathSpec::new("agents/{name+}", &[(Op::Read, B::AgentRead), (Op::Update, B::AgentWrite), (Op::Delete, B::AgentDelete)]),
+];
+
 pub async fn handle(
     core: &Arc<Core>,
     req: &Request,
     caller: &Caller,
     rest: &str,
 ) -> ApiResult<Response> {
-    let write = matches!(req.op, Op::Create | Op::Update);
-    match rest {
-        "bindings" | "bindings/" if req.op == Op::List => list(core, BINDINGS).await,
-        "agents" | "agents/" if req.op == Op::List => list(core, AGENTS).await,
-        "ca" if req.op == Op::Read => {
+    let Some((_, h, caps)) = framework::route(PATHS, rest, req.op)? else {
+        return Err(ApiError::unsupported_path());
+    };
+    let raw = caps.first().map(|(_, v)| v.as_str()).unwrap_or("");
+    match h {
+        B::BindingsList => list(core, BINDINGS).await,
+        B::AgentsList => list(core, AGENTS).await,
+        B::Ca => {
             let k = keys(core).await?;
             Ok(Response::data(json!({ "certificate": k.ca_cert_pem })))
         }
-        "keys" if req.op == Op::Read => {
+        B::Keys => {
             let k = keys(core).await?;
             Ok(Response::data(json!({
                 "ca_key_pem": k.ca_key_pem,
@@ -127,68 +158,55 @@ pub async fn handle(
                 "placeholder_key": k.placeholder_key,
             })))
         }
-        r if r.starts_with("bindings/") => {
-            let name = name_ok(&r["bindings/".len()..])?;
+        B::BindingRead => read(core, &format!("{BINDINGS}{}", name_ok(raw)?)).await,
+        B::BindingDelete => {
+            core.barrier
+                .delete(&format!("{BINDINGS}{}", name_ok(raw)?))
+                .await?;
+            Ok(Response::empty())
+        }
+        B::BindingWrite => {
+            let name = name_ok(raw)?;
             let key = format!("{BINDINGS}{name}");
-            match req.op {
-                Op::Read => read(core, &key).await,
-                Op::Delete => {
-                    core.barrier.delete(&key).await?;
-                    Ok(Response::empty())
-                }
-                _ if write => {
-                    let mut v = Value::Object(req.data.clone());
-                    v["name"] = json!(name);
-                    let b = config::parse_binding(&v).map_err(ApiError::bad_request)?;
-                    may_send_secret(core, caller, &b.secret_path)?;
-                    core.barrier.put_json(&key, &v).await?;
-                    Ok(Response::empty())
-                }
-                _ => Err(ApiError::unsupported_operation()),
-            }
+            let mut v = Value::Object(req.data.clone());
+            v["name"] = json!(name);
+            let b = config::parse_binding(&v).map_err(ApiError::bad_request)?;
+            may_send_secret(core, caller, &b.secret_path)?;
+            core.barrier.put_json(&key, &v).await?;
+            Ok(Response::empty())
         }
-        r if r.starts_with("agents/") => {
-            let tail = &r["agents/".len()..];
-            if let Some(agent) = tail.strip_suffix("/credential") {
-                if !write {
-                    return Err(ApiError::unsupported_operation());
-                }
-                return credential(core, req, name_ok(agent)?).await;
-            }
-            let name = name_ok(tail)?;
+        B::Credential => credential(core, req, name_ok(raw)?).await,
+        B::AgentRead => read(core, &format!("{AGENTS}{}", name_ok(raw)?)).await,
+        B::AgentDelete => {
+            core.barrier
+                .delete(&format!("{AGENTS}{}", name_ok(raw)?))
+                .await?;
+            Ok(Response::empty())
+        }
+        B::AgentWrite => {
+            let name = name_ok(raw)?;
             let key = format!("{AGENTS}{name}");
-            match req.op {
-                Op::Read => read(core, &key).await,
-                Op::Delete => {
-                    core.barrier.delete(&key).await?;
-                    Ok(Response::empty())
-                }
-                _ if write => {
-                    let v = Value::Object(req.data.clone());
-                    let a = config::parse_agent(name, &v).map_err(ApiError::bad_request)?;
-                    for b in &a.bindings {
-                        let Some(bv) = core
-                            .barrier
-                            .get_json::<Value>(&format!("{BINDINGS}{b}"))
-                            .await?
-                        else {
-                            return Err(ApiError::bad_request(format!(
-                                "agent {name:?} names binding {b:?}, which does not exist"
-                            )));
-                        };
-                        // An agent spends its bindings' secrets: whoever defines it must be
-                        // able to read them, as for writing the bindings themselves.
-                        let binding = config::parse_binding(&bv).map_err(ApiError::bad_request)?;
-                        may_send_secret(core, caller, &binding.secret_path)?;
-                    }
-
-                    core.barrier.put_json(&key, &v).await?;
-                    Ok(Response::empty())
-                }
-                _ => Err(ApiError::unsupported_operation()),
+            let v = Value::Object(req.data.clone());
+            let a = config::parse_agent(name, &v).map_err(ApiError::bad_request)?;
+            for b in &a.bindings {
+                let Some(bv) = core
+                    .barrier
+                    .get_json::<Value>(&format!("{BINDINGS}{b}"))
+                    .await?
+                else {
+                    return Err(ApiError::bad_request(format!(
+                        "agent {name:?} names binding {b:?}, which does not exist"
+                    )));
+                };
+                // An agent spends its bindings' secrets: whoever defines it must be
+                // able to read them, as for writing the bindings themselves.
+                let binding = config::parse_binding(&bv).map_err(ApiError::bad_request)?;
+                may_send_secret(core, caller, &binding.secret_path)?;
             }
+
+            core.barrier.put_json(&key, &v).await?;
+            Ok(Response::empty())
         }
-        _ => Err(ApiError::unsupported_path()),
     }
 }
 

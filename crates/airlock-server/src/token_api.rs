@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use serde_json::{json, Value};
 
+use airlock_logical::framework::{self, PathSpec};
+
 use crate::core::{Caller, Core};
 use crate::error::{ApiError, ApiResult};
 use crate::logical::{Op, Request, Response};
@@ -300,6 +302,60 @@ fn valid_role_name(n: &str) -> ApiResult<()> {
 }
 
 /// Routes `auth/token/<rest>`.
+/// The token method's paths.
+#[derive(Clone, Copy)]
+enum T {
+    Create,
+    CreateOrphan,
+    CreateWithRole,
+    LookupSelf,
+    Lookup,
+    LookupAccessor,
+    RenewSelf,
+    Renew,
+    RenewAccessor,
+    RevokeSelf,
+    Revoke,
+    RevokeAccessor,
+    RevokeOrphan,
+    Accessors,
+    Roles,
+    RoleRead,
+    RoleWrite,
+    RoleDelete,
+    Tidy,
+}
+
+static PATHS: &[PathSpec<T>] = &[
+    PathSpec::new("create", &[(Op::Update, T::Create)]),
+    PathSpec::new("create-orphan", &[(Op::Update, T::CreateOrphan)]),
+    PathSpec::new("create/{role+}", &[(Op::Update, T::CreateWithRole)]),
+    PathSpec::new(
+        "lookup-self",
+        &[(Op::Read, T::LookupSelf), (Op::Update, T::LookupSelf)],
+    ),
+    PathSpec::new("lookup", &[(Op::Read, T::Lookup), (Op::Update, T::Lookup)]),
+    PathSpec::new("lookup-accessor", &[(Op::Update, T::LookupAccessor)]),
+    PathSpec::new("renew-self", &[(Op::Update, T::RenewSelf)]),
+    PathSpec::new("renew", &[(Op::Update, T::Renew)]),
+    PathSpec::new("renew-accessor", &[(Op::Update, T::RenewAccessor)]),
+    PathSpec::new("revoke-self", &[(Op::Update, T::RevokeSelf)]),
+    PathSpec::new("revoke", &[(Op::Update, T::Revoke)]),
+    PathSpec::new("revoke-accessor", &[(Op::Update, T::RevokeAccessor)]),
+    PathSpec::new("revoke-orphan", &[(Op::Update, T::RevokeOrphan)]),
+    PathSpec::new("accessors/?", &[(Op::List, T::Accessors)]),
+    PathSpec::new("roles/?", &[(Op::List, T::Roles)]),
+    PathSpec::new(
+        "roles/{name+}",
+        &[
+            (Op::Read, T::RoleRead),
+            (Op::Update, T::RoleWrite),
+            (Op::Delete, T::RoleDelete),
+        ],
+    ),
+    PathSpec::new("tidy", &[(Op::Update, T::Tidy)]),
+];
+
 pub async fn handle(
     core: &Arc<Core>,
     req: &Request,
@@ -308,16 +364,24 @@ pub async fn handle(
 ) -> ApiResult<Response> {
     let store = &core.tokens;
     let now = now_unix();
-    let write = matches!(req.op, Op::Create | Op::Update);
-    match (rest, req.op) {
-        ("create", _) if write => handle_create(core, req, caller, false, None).await,
-        ("create-orphan", _) if write => handle_create(core, req, caller, true, None).await,
-        (r, _) if write && r.starts_with("create/") => {
-            let name = &r["create/".len()..];
+    let Some((_, h, caps)) = framework::route(PATHS, rest, req.op)? else {
+        return Err(ApiError::unsupported_path());
+    };
+    let cap = |k: &str| {
+        caps.iter()
+            .find(|(n, _)| *n == k)
+            .map(|(_, v)| v.as_str())
+            .unwrap_or("")
+    };
+    match h {
+        T::Create => handle_create(core, req, caller, false, None).await,
+        T::CreateOrphan => handle_create(core, req, caller, true, None).await,
+        T::CreateWithRole => {
+            let name = cap("role");
             valid_role_name(name)?;
             handle_create(core, req, caller, false, Some(name)).await
         }
-        ("lookup-self", Op::Read) | ("lookup-self", Op::Update) => {
+        T::LookupSelf => {
             let e = caller
                 .entry
                 .as_ref()
@@ -325,7 +389,7 @@ pub async fn handle(
             let tok = req.token.as_ref().map(|t| t.as_str()).unwrap_or_default();
             Ok(Response::data(e.lookup_data(tok, now)))
         }
-        ("lookup", Op::Update) | ("lookup", Op::Read) => {
+        T::Lookup => {
             // Without a token, lookup describes the caller (as lookup-self).
             let t = match req.str_field("token")? {
                 Some(t) if !t.is_empty() => t,
@@ -340,7 +404,7 @@ pub async fn handle(
                 None => Err(ApiError::new(403, "bad token")),
             }
         }
-        ("lookup-accessor", Op::Update) => {
+        T::LookupAccessor => {
             let a = token_param(req, caller, "accessor")?;
             match store.by_accessor(&a).await? {
                 Some(e) => Ok(Response::data(e.lookup_data("", now))),
@@ -349,7 +413,7 @@ pub async fn handle(
                 ))),
             }
         }
-        ("renew-self", Op::Update) => {
+        T::RenewSelf => {
             let e = caller
                 .entry
                 .as_ref()
@@ -364,7 +428,7 @@ pub async fn handle(
                 .await?;
             Ok(auth_response(&e, &tok, w))
         }
-        ("renew", Op::Update) => {
+        T::Renew => {
             let t = token_param(req, caller, "token")?;
             let e = store
                 .lookup(&t)
@@ -375,7 +439,7 @@ pub async fn handle(
                 .await?;
             Ok(auth_response(&e, &t, w))
         }
-        ("renew-accessor", Op::Update) => {
+        T::RenewAccessor => {
             let a = token_param(req, caller, "accessor")?;
             let e = store
                 .by_accessor(&a)
@@ -386,7 +450,7 @@ pub async fn handle(
                 .await?;
             Ok(auth_response(&e, "", w))
         }
-        ("revoke-self", Op::Update) => {
+        T::RevokeSelf => {
             let e = caller
                 .entry
                 .as_ref()
@@ -394,14 +458,14 @@ pub async fn handle(
             store.revoke_tree(&e.id_hash).await?;
             Ok(Response::empty())
         }
-        ("revoke", Op::Update) => {
+        T::Revoke => {
             let t = token_param(req, caller, "token")?;
             if let Some(e) = store.lookup(&t).await? {
                 store.revoke_tree(&e.id_hash).await?;
             }
             Ok(Response::empty())
         }
-        ("revoke-accessor", Op::Update) => {
+        T::RevokeAccessor => {
             let a = token_param(req, caller, "accessor")?;
             match store.by_accessor(&a).await? {
                 Some(e) => {
@@ -415,14 +479,14 @@ pub async fn handle(
                 }
             }
         }
-        ("revoke-orphan", Op::Update) => {
+        T::RevokeOrphan => {
             let t = token_param(req, caller, "token")?;
             if let Some(e) = store.lookup(&t).await? {
                 store.revoke_orphan(&e.id_hash).await?;
             }
             Ok(Response::empty())
         }
-        ("accessors" | "accessors/", Op::List) => {
+        T::Accessors => {
             let mut keys = Vec::new();
             for k in core.barrier.list("token/accessor/").await? {
                 if let Some(a) = core
@@ -438,45 +502,41 @@ pub async fn handle(
             }
             Ok(Response::list(keys))
         }
-        ("roles" | "roles/", Op::List) => {
+        T::Roles => {
             let keys = core.barrier.list("token/roles/").await?;
             if keys.is_empty() {
                 return Err(ApiError::not_found());
             }
             Ok(Response::list(keys))
         }
-        (r, op) if r.starts_with("roles/") => {
-            let name = &r["roles/".len()..];
-            valid_role_name(name)?;
-            match op {
-                Op::Read => match core
-                    .barrier
-                    .get_json::<TokenRole>(&format!("token/roles/{name}"))
-                    .await?
-                {
-                    Some(role) => Ok(Response::data(role_json(&role))),
-                    None => Err(ApiError::not_found()),
-                },
-                Op::Create | Op::Update => write_role(core, req, name).await,
-                Op::Delete => {
-                    core.barrier.delete(&format!("token/roles/{name}")).await?;
-                    Ok(Response::empty())
-                }
-                _ => Err(ApiError::unsupported_operation()),
-            }
-        }
-        ("tidy", Op::Update) => {
+        T::Tidy => {
             let n = store.purge_expired(now).await?;
             let mut r = Response::empty();
             r.warnings.push(format!("tidy removed {n} expired tokens"));
             Ok(r)
         }
-        (
-            "create" | "create-orphan" | "lookup-self" | "lookup" | "lookup-accessor"
-            | "renew-self" | "renew" | "renew-accessor" | "revoke-self" | "revoke"
-            | "revoke-accessor" | "revoke-orphan" | "accessors" | "roles" | "tidy",
-            _,
-        ) => Err(ApiError::unsupported_operation()),
-        _ => Err(ApiError::unsupported_path()),
+        T::RoleRead => {
+            let name = cap("name");
+            valid_role_name(name)?;
+            match core
+                .barrier
+                .get_json::<TokenRole>(&format!("token/roles/{name}"))
+                .await?
+            {
+                Some(role) => Ok(Response::data(role_json(&role))),
+                None => Err(ApiError::not_found()),
+            }
+        }
+        T::RoleWrite => {
+            let name = cap("name");
+            valid_role_name(name)?;
+            write_role(core, req, name).await
+        }
+        T::RoleDelete => {
+            let name = cap("name");
+            valid_role_name(name)?;
+            core.barrier.delete(&format!("token/roles/{name}")).await?;
+            Ok(Response::empty())
+        }
     }
 }

@@ -2,6 +2,7 @@
 //! lease manager.
 
 use airlock_core::lease::{self, Limits};
+use airlock_logical::framework::{self, PathSpec};
 use airlock_logical::util::{now_nanos, now_unix, rfc3339_nanos};
 use airlock_store::BarrierOp;
 use serde_json::json;
@@ -22,6 +23,22 @@ fn lease_id_field(req: &Request, rest: &str, verb: &str) -> ApiResult<String> {
     Ok(req.str_field("lease_id")?.unwrap_or_default())
 }
 
+#[derive(Clone, Copy)]
+enum L {
+    List,
+    Write,
+}
+
+/// The lease endpoints below `sys/leases/` (the legacy ones below `sys/` are the same).
+#[rustfmt::skip]
+static PATHS: &[PathSpec<L>] = &[
+    PathSpec::new("lookup/{prefix*}", &[(Op::List, L::List), (Op::Update, L::Write)]),
+    PathSpec::new("renew/{id*}", &[(Op::Update, L::Write)]),
+    PathSpec::new("revoke/{id*}", &[(Op::Update, L::Write)]),
+    PathSpec::new("revoke-prefix/{prefix*}", &[(Op::Update, L::Write)]),
+    PathSpec::new("revoke-force/{prefix*}", &[(Op::Update, L::Write)]),
+];
+
 /// `sys/leases/*` and the legacy `sys/renew`, `sys/revoke`, `sys/revoke-prefix`.
 pub async fn handle(
     core: &Core,
@@ -29,13 +46,15 @@ pub async fn handle(
     caller: &Caller,
     rest: &str,
 ) -> ApiResult<Response> {
-    let write = matches!(req.op, Op::Create | Op::Update);
     let now = now_unix();
     let r = rest.strip_prefix("leases/").unwrap_or(rest);
-    if req.op == Op::List {
+    let Some((_, h, _)) = framework::route(PATHS, r, req.op)? else {
+        return Err(ApiError::unsupported_path());
+    };
+    if let L::List = h {
         let prefix = r
             .strip_prefix("lookup")
-            .ok_or_else(ApiError::unsupported_operation)?
+            .unwrap_or_default()
             .trim_start_matches('/');
         let dir = if prefix.is_empty() {
             String::new()
@@ -47,9 +66,6 @@ pub async fn handle(
             return Err(ApiError::not_found());
         }
         return Ok(Response::list(keys));
-    }
-    if !write {
-        return Err(ApiError::unsupported_operation());
     }
     if r == "lookup" {
         let id = req.str_field("lease_id")?.unwrap_or_default();
