@@ -152,12 +152,16 @@ impl Default for KeyLocks {
 #[derive(Clone)]
 pub struct View {
     storage: Arc<dyn Storage>,
-    prefix: String,
+    prefix: Arc<str>,
     locks: Arc<KeyLocks>,
 }
 
 impl View {
-    pub fn new(storage: Arc<dyn Storage>, prefix: impl Into<String>, locks: Arc<KeyLocks>) -> Self {
+    pub fn new(
+        storage: Arc<dyn Storage>,
+        prefix: impl Into<Arc<str>>,
+        locks: Arc<KeyLocks>,
+    ) -> Self {
         View {
             storage,
             prefix: prefix.into(),
@@ -178,7 +182,7 @@ impl View {
     pub fn sub(&self, sub: &str) -> View {
         View {
             storage: Arc::clone(&self.storage),
-            prefix: format!("{}{sub}", self.prefix),
+            prefix: format!("{}{sub}", self.prefix).into(),
             locks: Arc::clone(&self.locks),
         }
     }
@@ -233,7 +237,7 @@ impl View {
         let keys = self.storage.scan(&self.full(rel)?).await?;
         Ok(keys
             .into_iter()
-            .filter_map(|k| k.strip_prefix(&self.prefix).map(str::to_string))
+            .filter_map(|k| k.strip_prefix(&*self.prefix).map(str::to_string))
             .collect())
     }
 

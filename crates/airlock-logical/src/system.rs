@@ -24,7 +24,6 @@ pub struct CallerInfo {
     pub token_hash: Option<String>,
     /// Unix seconds when the token expires (leases never outlive it).
     pub token_expiry: Option<i64>,
-    pub policies: Vec<String>,
 }
 
 /// A lease an engine registers before it creates the secret behind it.
@@ -85,7 +84,7 @@ pub trait SystemView: Send + Sync {
 pub struct Ctx {
     pub storage: View,
     pub sys: Arc<dyn SystemView>,
-    pub mount: MountEntry,
+    pub mount: Arc<MountEntry>,
     pub caller: Option<CallerInfo>,
 }
 

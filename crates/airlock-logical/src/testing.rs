@@ -152,7 +152,7 @@ pub fn ctx(sys: Arc<TestSystem>, mount: MountEntry) -> Ctx {
     Ctx {
         storage: View::memory(),
         sys,
-        mount,
+        mount: Arc::new(mount),
         caller: Some(CallerInfo {
             display_name: "token".into(),
             ..Default::default()

@@ -116,7 +116,7 @@ pub async fn login(core: &Arc<Core>, route: &Route, req: &mut Request) -> ApiRes
             format!("request path \"{}\": rate limit quota exceeded", req.path),
         ));
     }
-    let ctx = core.leases.ctx(&route.entry, None);
+    let ctx = core.leases.ctx(route, None);
     let resp = match route.backend.handle(&ctx, req, &route.rel).await {
         Ok(r) => r,
         Err(e) => {

@@ -48,10 +48,10 @@ impl Core {
                     Ok((n, f)) => tracing::info!(revoked = n, failed = f, "expired leases"),
                     Err(e) => tracing::warn!(error = ?e.errors, "lease expiry pass failed"),
                 }
-                for (m, backend) in core.router.all() {
+                for m in core.router.all() {
                     let ctx = core.leases.ctx(&m, None);
-                    if let Err(e) = backend.periodic(&ctx).await {
-                        tracing::warn!(mount = %m.path, error = ?e.errors, "periodic work failed");
+                    if let Err(e) = m.backend.periodic(&ctx).await {
+                        tracing::warn!(mount = %m.entry.path, error = ?e.errors, "periodic work failed");
                     }
                 }
             }

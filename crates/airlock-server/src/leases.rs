@@ -12,7 +12,7 @@
 //! (2^n s, at most 5 min), counted in metrics and logged. TTL arithmetic is the pure
 //! `airlock_core::lease`.
 
-use std::sync::{Arc, Weak};
+use std::sync::Arc;
 
 use airlock_core::lease::{self, Limits};
 use airlock_store::barrier::BarrierOp;
@@ -21,16 +21,14 @@ use serde_json::Value;
 use sha2::{Digest, Sha256};
 
 use airlock_logical::util::{now_nanos, now_unix};
-use airlock_logical::{
-    CallerInfo, Ctx, KeyLocks, LeaseGrant, LeaseInfo, MountEntry, NewLease, Storage, View,
-};
+use airlock_logical::{CallerInfo, Ctx, KeyLocks, LeaseGrant, LeaseInfo, NewLease, Storage, View};
 use airlock_store::Barrier;
 
 use crate::config::Config;
 use crate::error::{ApiError, ApiResult};
 use crate::hmac::HmacKey;
 use crate::metrics::Metrics;
-use crate::router::Router;
+use crate::router::{Mounted, Router};
 use crate::sysview::SysView;
 
 #[derive(Clone, Serialize, Deserialize)]
@@ -133,13 +131,12 @@ fn tally(r: Result<ApiResult<bool>, tokio::task::JoinError>, ok: &mut usize, fai
 
 /// The lease manager. It owns its handles and reaches engines only through the router.
 pub struct LeaseManager {
-    me: Weak<LeaseManager>,
+    /// The system view every engine call gets (it refers back to this manager).
+    sys: Arc<SysView>,
     barrier: Arc<Barrier>,
     locks: Arc<KeyLocks>,
     metrics: Arc<Metrics>,
     router: Arc<Router>,
-    config: Arc<Config>,
-    hmac: Arc<HmacKey>,
 }
 
 impl LeaseManager {
@@ -152,29 +149,27 @@ impl LeaseManager {
         hmac: Arc<HmacKey>,
     ) -> Arc<Self> {
         Arc::new_cyclic(|me| LeaseManager {
-            me: me.clone(),
+            sys: Arc::new(SysView {
+                leases: me.clone(),
+                barrier: Arc::clone(&barrier),
+                config: Arc::clone(&config),
+                hmac: Arc::clone(&hmac),
+            }),
             barrier,
             locks,
             metrics,
             router,
-            config,
-            hmac,
         })
     }
 
     /// The context of one call into the engine mounted at `entry`: its storage view and the
     /// system view (clock, TTL limits, password policies, HMAC, this lease manager).
-    pub fn ctx(&self, entry: &MountEntry, caller: Option<CallerInfo>) -> Ctx {
+    pub fn ctx(&self, m: &Mounted, caller: Option<CallerInfo>) -> Ctx {
         let storage: Arc<dyn Storage> = self.barrier.clone();
         Ctx {
-            storage: View::new(storage, entry.storage_prefix(), Arc::clone(&self.locks)),
-            sys: Arc::new(SysView {
-                leases: self.me.clone(),
-                barrier: Arc::clone(&self.barrier),
-                config: Arc::clone(&self.config),
-                hmac: Arc::clone(&self.hmac),
-            }),
-            mount: entry.clone(),
+            storage: View::new(storage, Arc::clone(&m.prefix), Arc::clone(&self.locks)),
+            sys: self.sys.clone(),
+            mount: Arc::clone(&m.entry),
             caller,
         }
     }
@@ -237,11 +232,11 @@ impl LeaseManager {
     async fn revoke_secret(&self, e: &LeaseEntry) -> ApiResult<()> {
         // A mount's leases are revoked before the mount goes; a lease whose mount is gone has
         // nothing left to call.
-        let Some((m, backend)) = self.router.by_uuid(&e.mount_uuid) else {
+        let Some(m) = self.router.by_uuid(&e.mount_uuid) else {
             return Ok(());
         };
         let ctx = self.ctx(&m, None);
-        backend.revoke(&ctx, &info(e)).await
+        m.backend.revoke(&ctx, &info(e)).await
     }
 
     /// Revokes every lease below `prefix` (a mount path when its mount is disabled): all of

@@ -12,6 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::core::{now_nanos, rfc3339_nanos, Caller, Core};
 use crate::error::{ApiError, ApiResult};
 use crate::logical::{Op, Request, Response};
+use crate::router::Route;
 
 /// Paths that need `sudo` in addition to the operation's capability (Vault's root paths).
 fn needs_sudo(path: &str, op: Op) -> bool {
@@ -57,13 +58,16 @@ pub fn caller_info(caller: &Caller) -> Option<CallerInfo> {
         display_name: e.display_name.clone(),
         token_hash: Some(e.id_hash.clone()),
         token_expiry: e.expire_time,
-        policies: e.policies.clone(),
     })
 }
 
 impl Core {
     /// The existence check: POST/PUT on a path whose target does not exist is `create`.
-    pub(crate) async fn resolve_op(self: &Arc<Self>, req: &mut Request) -> ApiResult<Op> {
+    pub(crate) async fn resolve_op(
+        self: &Arc<Self>,
+        req: &mut Request,
+        route: Option<&Route>,
+    ) -> ApiResult<Op> {
         if req.op != Op::Update {
             return Ok(req.op);
         }
@@ -74,9 +78,9 @@ impl Core {
         } else if req.path.starts_with("auth/token/") {
             None
         } else {
-            match self.router.route(&req.path) {
+            match route {
                 Some(r) => {
-                    let ctx = self.leases.ctx(&r.entry, None);
+                    let ctx = self.leases.ctx(r, None);
                     r.backend.existence(&ctx, req, &r.rel).await?
                 }
                 None => None,
@@ -111,7 +115,8 @@ impl Core {
             return Err(ApiError::sealed());
         }
         // Logins and the wrapping token's own endpoints carry their credential in the request.
-        if let Some(route) = self.router.route(&req.path).filter(|r| r.auth) {
+        let logins = req.path.starts_with("auth/") && !req.path.starts_with("auth/token/");
+        if let Some(route) = logins.then(|| self.router.route(&req.path)).flatten() {
             if let Some(info) = route.backend.describe(&route.rel).filter(|i| i.login) {
                 // The presented credential (the path's sensitive fields) is not audited, not
                 // even as an HMAC.
@@ -146,13 +151,19 @@ impl Core {
                 return Err(e);
             }
         };
-        req.op = self.resolve_op(&mut req).await?;
+        // One lookup of the mount for the existence check and the dispatch.
+        let route = if req.path.starts_with("sys/") || req.path.starts_with("auth/token/") {
+            None
+        } else {
+            self.router.route(&req.path)
+        };
+        req.op = self.resolve_op(&mut req, route.as_ref()).await?;
         if let Err(e) = self.authorize(&caller, &req) {
             self.audit_request(&req, Some(&caller), Some(&e)).await?;
             return Err(e);
         }
         self.audit_request(&req, Some(&caller), None).await?;
-        let result = self.dispatch(&mut req, &caller).await;
+        let result = self.dispatch(&mut req, &caller, route.as_ref()).await;
         self.audit_response(&req, Some(&caller), &result).await?;
         if let Some(e) = &caller.entry {
             if e.num_uses == -1 {
@@ -198,7 +209,12 @@ impl Core {
         Ok(())
     }
 
-    async fn dispatch(self: &Arc<Self>, req: &mut Request, caller: &Caller) -> ApiResult<Response> {
+    async fn dispatch(
+        self: &Arc<Self>,
+        req: &mut Request,
+        caller: &Caller,
+        route: Option<&Route>,
+    ) -> ApiResult<Response> {
         if let Some(rest) = req.path.strip_prefix("sys/") {
             return crate::sys::handle(self, req, caller, rest).await;
         }
@@ -208,9 +224,9 @@ impl Core {
         if let Some(rest) = req.path.strip_prefix("auth/token/") {
             return crate::token_api::handle(self, req, caller, rest).await;
         }
-        match self.router.route(&req.path) {
+        match route {
             Some(r) => {
-                let ctx = self.leases.ctx(&r.entry, caller_info(caller));
+                let ctx = self.leases.ctx(r, caller_info(caller));
                 r.backend.handle(&ctx, req, &r.rel).await
             }
             None => Err(ApiError::no_route(&req.path)),
@@ -356,3 +372,6 @@ impl Core {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests;

@@ -24,18 +24,34 @@ pub use airlock_engines::catalog::Table as Which;
 #[derive(Default)]
 pub struct Table {
     pub entries: MountTable,
-    backends: HashMap<String, Arc<dyn Backend>>,
+    mounted: HashMap<String, Mounted>,
+}
+
+/// A mount with its engine instance and storage prefix (shared, so routing a request
+/// allocates nothing per mount).
+#[derive(Clone)]
+pub struct Mounted {
+    pub entry: Arc<MountEntry>,
+    pub backend: Arc<dyn Backend>,
+    /// `logical/<uuid>/`: the engine's storage view.
+    pub prefix: Arc<str>,
 }
 
 /// Where a request path goes.
 #[derive(Clone)]
 pub struct Route {
-    pub entry: MountEntry,
-    pub backend: Arc<dyn Backend>,
+    pub mounted: Mounted,
     /// The path below the mount.
     pub rel: String,
     /// An auth method (the path started with `auth/`).
     pub auth: bool,
+}
+
+impl std::ops::Deref for Route {
+    type Target = Mounted;
+    fn deref(&self) -> &Mounted {
+        &self.mounted
+    }
 }
 
 impl Route {
@@ -81,24 +97,23 @@ impl Router {
     /// (and changes nothing) when an entry's type or options are not in the catalog.
     pub fn install(&self, which: Which, entries: MountTable) -> ApiResult<()> {
         let old = self.current(which);
-        let mut backends = HashMap::with_capacity(entries.entries.len());
+        let mut mounted = HashMap::with_capacity(entries.entries.len());
         for e in &entries.entries {
-            let b = match old.backends.get(&e.uuid) {
-                Some(b)
-                    if old
-                        .entries
-                        .entries
-                        .iter()
-                        .any(|o| o.uuid == e.uuid && o.options == e.options) =>
-                {
-                    Arc::clone(b)
-                }
+            let backend = match old.mounted.get(&e.uuid) {
+                Some(m) if m.entry.options == e.options => Arc::clone(&m.backend),
                 _ => catalog::instantiate(which, e)?,
             };
-            backends.insert(e.uuid.clone(), b);
+            mounted.insert(
+                e.uuid.clone(),
+                Mounted {
+                    entry: Arc::new(e.clone()),
+                    backend,
+                    prefix: e.storage_prefix().into(),
+                },
+            );
         }
         if let Ok(mut t) = self.lock(which).write() {
-            *t = Arc::new(Table { entries, backends });
+            *t = Arc::new(Table { entries, mounted });
         }
         Ok(())
     }
@@ -120,26 +135,20 @@ impl Router {
             None => (Which::Secrets, path, false),
         };
         let t = self.current(which);
-        let entry = t.entries.route(rest)?.clone();
-        let backend = Arc::clone(t.backends.get(&entry.uuid)?);
-        let rel = rest.get(entry.path.len()..).unwrap_or("").to_string();
-        Some(Route {
-            entry,
-            backend,
-            rel,
-            auth,
-        })
+        let mounted = t.mounted.get(&t.entries.route(rest)?.uuid)?.clone();
+        let rel = rest
+            .get(mounted.entry.path.len()..)
+            .unwrap_or("")
+            .to_string();
+        Some(Route { mounted, rel, auth })
     }
 
     /// A mount by uuid, in either table (the lease manager finds the engine that issued a
     /// lease this way).
-    pub fn by_uuid(&self, uuid: &str) -> Option<(MountEntry, Arc<dyn Backend>)> {
-        [Which::Secrets, Which::Auth].into_iter().find_map(|w| {
-            let t = self.current(w);
-            let e = t.entries.entries.iter().find(|e| e.uuid == uuid)?.clone();
-            let b = Arc::clone(t.backends.get(uuid)?);
-            Some((e, b))
-        })
+    pub fn by_uuid(&self, uuid: &str) -> Option<Mounted> {
+        [Which::Secrets, Which::Auth]
+            .into_iter()
+            .find_map(|w| self.current(w).mounted.get(uuid).cloned())
     }
 
     pub fn record_remount(&self, id: &str, from: &str, to: &str) {
@@ -159,15 +168,10 @@ impl Router {
     }
 
     /// Every mount with its engine (periodic work).
-    pub fn all(&self) -> Vec<(MountEntry, Arc<dyn Backend>)> {
+    pub fn all(&self) -> Vec<Mounted> {
         let mut out = Vec::new();
         for w in [Which::Secrets, Which::Auth] {
-            let t = self.current(w);
-            for e in &t.entries.entries {
-                if let Some(b) = t.backends.get(&e.uuid) {
-                    out.push((e.clone(), Arc::clone(b)));
-                }
-            }
+            out.extend(self.current(w).mounted.values().cloned());
         }
         out
     }

@@ -77,3 +77,6 @@ pub async fn item_exists(ctx: &Ctx, collection: &str, name: &str) -> ApiResult<O
             .await?,
     ))
 }
+
+#[cfg(test)]
+mod tests;

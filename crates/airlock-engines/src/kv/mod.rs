@@ -237,3 +237,6 @@ impl Engine for KvV2 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;

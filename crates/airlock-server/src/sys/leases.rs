@@ -116,9 +116,9 @@ pub async fn handle(
         n.due = g.expires_at;
         ops.extend(index_ops(&n)?);
         core.barrier.commit(ops).await?;
-        if let Some((m, backend)) = core.router.by_uuid(&n.mount_uuid) {
+        if let Some(m) = core.router.by_uuid(&n.mount_uuid) {
             let ctx = core.leases.ctx(&m, None);
-            if let Err(err) = backend.renew(&ctx, &info(&n)).await {
+            if let Err(err) = m.backend.renew(&ctx, &info(&n)).await {
                 tracing::warn!(lease = %n.lease_id, error = ?err.errors, "the engine's renewal hook failed");
             }
         }

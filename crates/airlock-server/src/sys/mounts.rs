@@ -162,7 +162,8 @@ pub async fn disable(core: &Core, which: Which, existing: MountEntry) -> ApiResu
         Which::Auth => format!("auth/{}", existing.path),
     };
     revoke_issued(core, which, &prefix).await?;
-    let backend = core.router.by_uuid(&existing.uuid).map(|(_, b)| b);
+    // The engine and its storage view, for cleanup once the mount has left its table.
+    let mounted = core.router.by_uuid(&existing.uuid);
     {
         let _g = core.locks.lock(table_key(which)).await;
         let mut t = core.router.snapshot(which);
@@ -173,11 +174,12 @@ pub async fn disable(core: &Core, which: Which, existing: MountEntry) -> ApiResu
         core.save_table(which, t).await?;
     }
     revoke_issued(core, which, &prefix).await?;
-    let ctx = core.leases.ctx(&existing, None);
-    if let Some(b) = backend {
-        if let Err(e) = b.cleanup(&ctx).await {
-            tracing::warn!(mount = %existing.path, error = ?e.errors, "engine cleanup failed");
-        }
+    let Some(m) = mounted else {
+        return Ok(());
+    };
+    let ctx = core.leases.ctx(&m, None);
+    if let Err(e) = m.backend.cleanup(&ctx).await {
+        tracing::warn!(mount = %existing.path, error = ?e.errors, "engine cleanup failed");
     }
     ctx.storage.clear().await
 }
