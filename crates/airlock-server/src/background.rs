@@ -22,7 +22,7 @@ impl Core {
                     Ok(n) => tracing::info!(count = n, "purged expired tokens"),
                     Err(e) => tracing::warn!(error = ?e.errors, "token purge failed"),
                 }
-                if let Err(e) = crate::wrapping::purge(&core, now_unix()).await {
+                if let Err(e) = crate::sys::wrapping::purge(&core, now_unix()).await {
                     tracing::warn!(error = ?e.errors, "wrapped response purge failed");
                 }
                 core.limiter.sweep(&core.config.auth);

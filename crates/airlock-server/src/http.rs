@@ -367,7 +367,7 @@ async fn handle(
                     "error parsing X-Vault-Wrap-TTL header: requested wrap ttl cannot be negative",
                 ));
             }
-            Some(crate::wrapping::parse_ttl_header(v)?).filter(|t| *t > 0)
+            Some(crate::sys::wrapping::parse_ttl_header(v)?).filter(|t| *t > 0)
         }
         _ => None,
     };

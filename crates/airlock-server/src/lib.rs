@@ -1,14 +1,14 @@
 //! The Airlock server: a faithful subset of the Vault/OpenBao HTTP API over an encrypted store.
 //!
-//! Request flow: `http` (parse, size limits, unauthenticated sys endpoints) → `core`
-//! (seal check, logins, token authentication, existence check, ACL, audit) → a backend
-//! (`sys`, `token`, `auth/*` methods, `kv`, `database`) → response wrapping (`wrapping`) →
-//! `http` renders the Vault envelope. Errors become HTTP responses only in
+//! Request flow: `http` (parse, size limits, unauthenticated sys endpoints) → `pipeline`
+//! (seal check, logins, token authentication, existence check, ACL, audit) → a system backend
+//! in `sys` (`sys/*`, `auth/token/*`) or, through the `router`, the engine mounted at the path
+//! (`airlock-engines`, seen through the logical SDK) → response wrapping → `http` renders the
+//! Vault envelope. `core` holds the stores (tokens, policies, leases, the router), which own
+//! their handles and never see it. Errors become HTTP responses only in
 //! `http::error_response` from the [`error::ApiError`] every layer returns.
 
-pub mod auth;
 pub mod background;
-pub mod broker;
 pub mod config;
 pub mod core;
 pub mod hmac;
@@ -24,8 +24,6 @@ pub mod sys;
 pub mod sysview;
 pub mod tls;
 pub mod token;
-pub mod token_api;
-pub mod wrapping;
 
 /// The small outbound HTTPS client (the CLI and tests use it too).
 pub use airlock_engines::http_client;

@@ -104,7 +104,7 @@ impl Core {
                     && resp.text.is_none()
                     && (resp.data.is_some() || resp.auth.is_some()) =>
             {
-                crate::wrapping::wrap(self, resp, ttl, &path).await
+                crate::sys::wrapping::wrap(self, resp, ttl, &path).await
             }
             _ => Ok(resp),
         }
@@ -125,16 +125,16 @@ impl Core {
                     logged.data.remove(*k);
                 }
                 self.audit_request(&logged, None, None).await?;
-                let result = crate::auth::login(self, &route, &mut req).await;
+                let result = crate::sys::auth::login(self, &route, &mut req).await;
                 self.audit_response(&logged, None, &result).await?;
                 return result;
             }
         }
-        if crate::wrapping::is_pre_auth(&req) {
+        if crate::sys::wrapping::is_pre_auth(&req) {
             let mut logged = req.audit_copy();
             logged.data.remove("token");
             self.audit_request(&logged, None, None).await?;
-            let result = crate::wrapping::pre_auth(self, &req).await;
+            let result = crate::sys::wrapping::pre_auth(self, &req).await;
             self.audit_response(&logged, None, &result).await?;
             return result;
         }
@@ -222,7 +222,7 @@ impl Core {
             return Err(ApiError::unsupported_path());
         }
         if let Some(rest) = req.path.strip_prefix("auth/token/") {
-            return crate::token_api::handle(self, req, caller, rest).await;
+            return crate::sys::token::handle(self, req, caller, rest).await;
         }
         match route {
             Some(r) => {

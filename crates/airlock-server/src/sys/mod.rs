@@ -3,14 +3,23 @@
 //! (`health`, `seal-status`, `init`, `unseal`, `leader`) are in `http.rs` because they answer
 //! with plain objects and work while sealed.
 //!
+//! This directory holds the system backends, the only handlers that see the core:
 //! - `mounts`: `sys/mounts`, `sys/remount`, the mount lifecycle (disable revokes first);
+//! - `auth`: `sys/auth`, logins and the token a login gets;
+//! - `token`: the token method's API, `auth/token/*`;
 //! - `policy`: ACL and password policies, capabilities;
 //! - `leases`: `sys/leases/*` and the legacy lease endpoints;
-//! - here: seal, rotation, key status, audit, wrapping, metrics, broker.
+//! - `wrapping`: response wrapping and `sys/wrapping/*`;
+//! - `broker`: `sys/broker/*`, the credential broker's bindings, agents and keys;
+//! - here: seal, rotation, key status, audit, metrics.
 
+pub mod auth;
+pub mod broker;
 mod leases;
 pub mod mounts;
 mod policy;
+pub mod token;
+pub mod wrapping;
 
 use std::sync::Arc;
 
@@ -144,8 +153,8 @@ pub async fn handle(
     };
     match h {
         S::MountsList => Ok(mounts::list(core)),
-        S::AuthTuneRead => crate::auth::tune_read(core, cap("path")),
-        S::AuthTuneWrite => crate::auth::tune_write(core, req, cap("path")).await,
+        S::AuthTuneRead => crate::sys::auth::tune_read(core, cap("path")),
+        S::AuthTuneWrite => crate::sys::auth::tune_write(core, req, cap("path")).await,
         S::MountTuneRead => mounts::tune_read(core, cap("path")),
         S::MountTuneWrite => mounts::tune_write(core, req, cap("path")).await,
         S::MountRead => mounts::read(core, cap("path")),
@@ -186,11 +195,11 @@ pub async fn handle(
                 "encryptions": core.barrier.encryptions(),
             }))))
         }
-        S::AuthList => Ok(crate::auth::list(core)),
+        S::AuthList => Ok(crate::sys::auth::list(core)),
         S::AuthListRefused => Err(ApiError::unsupported_path()),
-        S::AuthRead => crate::auth::read(core, cap("path")),
-        S::AuthEnable => crate::auth::enable(core, req, cap("path")).await,
-        S::AuthDisable => crate::auth::disable(core, cap("path")).await,
+        S::AuthRead => crate::sys::auth::read(core, cap("path")),
+        S::AuthEnable => crate::sys::auth::enable(core, req, cap("path")).await,
+        S::AuthDisable => crate::sys::auth::disable(core, cap("path")).await,
         S::Wrap => {
             if req.wrap_ttl.is_none() {
                 return Err(ApiError::bad_request(
@@ -205,9 +214,9 @@ pub async fn handle(
                 .filter(|t| !t.is_empty())
                 .ok_or_else(|| ApiError::new(403, "error validating wrapping token: token is empty"))?;
             match h {
-                S::Unwrap => crate::wrapping::unwrap(core, &t).await,
-                S::Rewrap => crate::wrapping::rewrap(core, &t, req.wrap_ttl).await,
-                _ => crate::wrapping::lookup(core, &t).await,
+                S::Unwrap => crate::sys::wrapping::unwrap(core, &t).await,
+                S::Rewrap => crate::sys::wrapping::rewrap(core, &t, req.wrap_ttl).await,
+                _ => crate::sys::wrapping::lookup(core, &t).await,
             }
         }
         S::AuditList => {
@@ -236,7 +245,7 @@ pub async fn handle(
         }
         S::Metrics => Ok(crate::metrics::response(&core.metrics, core.is_sealed(), req)),
         S::BrokerAudit => broker_audit(core, req, caller).await,
-        S::Broker => crate::broker::handle(core, req, caller, cap("rest")).await,
+        S::Broker => crate::sys::broker::handle(core, req, caller, cap("rest")).await,
         S::Leases => leases::handle(core, req, caller, rest).await,
     }
 }
