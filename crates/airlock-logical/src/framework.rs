@@ -233,6 +233,14 @@ impl<H> PathSpec<H> {
 /// Captured segments of a match.
 pub type Captures = Vec<(&'static str, String)>;
 
+/// A captured segment by name (empty when the pattern has none by that name).
+pub fn cap<'a>(caps: &'a Captures, name: &str) -> &'a str {
+    caps.iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, v)| v.as_str())
+        .unwrap_or("")
+}
+
 /// Matches `rel` (the path below the mount) against one pattern.
 pub fn match_pattern(pattern: &'static str, rel: &str) -> Option<Captures> {
     let (pattern, optional_slash) = match pattern.strip_suffix("/?") {

@@ -177,15 +177,9 @@ impl Engine for Kubernetes {
             H::ConfigRead => config_read(self, ctx).await,
             H::ConfigWrite => config_write(self, ctx, req).await,
             H::RoleList => list_names(ctx, "role/").await,
-            H::RoleRead => {
-                let name = check_name(name, "role")?.to_lowercase();
-                super::read_item(ctx, &format!("role/{name}"), role_json).await
-            }
+            H::RoleRead => super::read_role(ctx, name, role_json).await,
             H::RoleWrite => role_write(ctx, name, req).await,
-            H::RoleDelete => {
-                let name = check_name(name, "role")?.to_lowercase();
-                super::delete_item(ctx, &format!("role/{name}")).await
-            }
+            H::RoleDelete => super::delete_role(ctx, name).await,
         }
     }
 

@@ -38,6 +38,22 @@ pub async fn read_item<T: serde::de::DeserializeOwned>(
     }
 }
 
+/// GET `role/<name>` (the name is checked and lower-cased).
+pub async fn read_role<T: serde::de::DeserializeOwned>(
+    ctx: &Ctx,
+    raw: &str,
+    view: impl Fn(&T) -> Value,
+) -> ApiResult<Response> {
+    let name = check_name(raw, "role")?.to_lowercase();
+    read_item(ctx, &format!("role/{name}"), view).await
+}
+
+/// DELETE `role/<name>`.
+pub async fn delete_role(ctx: &Ctx, raw: &str) -> ApiResult<Response> {
+    let name = check_name(raw, "role")?.to_lowercase();
+    delete_item(ctx, &format!("role/{name}")).await
+}
+
 /// DELETE of a stored role/user (absent is fine).
 pub async fn delete_item(ctx: &Ctx, rel: &str) -> ApiResult<Response> {
     ctx.storage.delete(rel).await?;

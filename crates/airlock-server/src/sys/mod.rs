@@ -145,12 +145,7 @@ pub async fn handle(
     let Some((_, h, caps)) = framework::route(PATHS, rest, req.op)? else {
         return Err(ApiError::unsupported_path());
     };
-    let cap = |k: &str| {
-        caps.iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
+    let cap = |k: &str| framework::cap(&caps, k);
     match h {
         S::MountsList => Ok(mounts::list(core)),
         S::AuthTuneRead => crate::sys::auth::tune_read(core, cap("path")),

@@ -367,12 +367,7 @@ pub async fn handle(
     let Some((_, h, caps)) = framework::route(PATHS, rest, req.op)? else {
         return Err(ApiError::unsupported_path());
     };
-    let cap = |k: &str| {
-        caps.iter()
-            .find(|(n, _)| *n == k)
-            .map(|(_, v)| v.as_str())
-            .unwrap_or("")
-    };
+    let cap = |k: &str| framework::cap(&caps, k);
     match h {
         T::Create => handle_create(core, req, caller, false, None).await,
         T::CreateOrphan => handle_create(core, req, caller, true, None).await,
