@@ -144,6 +144,7 @@ mod tests {
             Some(true)
         );
         assert_eq!(b.describe("store/k").unwrap().sensitive, vec!["value"]);
+        assert!(b.describe("lease").unwrap().sudo && !b.describe("store/k").unwrap().sudo);
         let mut r = request(Op::List, "echo/store/k", json!({}));
         assert_eq!(
             b.handle(&c, &mut r, "store/k").await.unwrap_err().status,

@@ -158,7 +158,7 @@ impl Core {
             self.router.route(&req.path)
         };
         req.op = self.resolve_op(&mut req, route.as_ref()).await?;
-        if let Err(e) = self.authorize(&caller, &req) {
+        if let Err(e) = self.authorize(&caller, &req, route.as_ref()) {
             self.audit_request(&req, Some(&caller), Some(&e)).await?;
             return Err(e);
         }
@@ -173,7 +173,7 @@ impl Core {
         result
     }
 
-    fn authorize(&self, caller: &Caller, req: &Request) -> ApiResult<()> {
+    fn authorize(&self, caller: &Caller, req: &Request, route: Option<&Route>) -> ApiResult<()> {
         if caller.is_root {
             return Ok(());
         }
@@ -203,7 +203,13 @@ impl Core {
         if caller.acl.allowed(&acl_path, op, params).is_err() {
             return Err(ApiError::policy_denied());
         }
-        if needs_sudo(&req.path, req.op) && !caller.acl.has_sudo(&acl_path) {
+        // Root paths: the server's own, and those an engine's path table marks `.sudo()`.
+        let engine_sudo = || {
+            route
+                .and_then(|r| r.backend.describe(&r.rel))
+                .is_some_and(|i| i.sudo)
+        };
+        if (needs_sudo(&req.path, req.op) || engine_sudo()) && !caller.acl.has_sudo(&acl_path) {
             return Err(ApiError::policy_denied());
         }
         Ok(())

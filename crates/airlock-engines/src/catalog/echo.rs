@@ -37,7 +37,9 @@ static PATHS: &[PathSpec<H>] = &[
     .fields(&[&[Field::str("value").sensitive().help("What to keep.")]])
     .existence()
     .help("Keeps one value per key.", ""),
-    PathSpec::new("lease", &[(Op::Read, H::Lease)]).help("Issues a leased nothing.", ""),
+    PathSpec::new("lease", &[(Op::Read, H::Lease)])
+        .sudo()
+        .help("Issues a leased nothing (needs sudo).", ""),
 ];
 
 #[async_trait]
