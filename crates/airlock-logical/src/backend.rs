@@ -90,6 +90,8 @@ pub trait Engine: Send + Sync + 'static {
 #[async_trait]
 pub trait Backend: Send + Sync {
     fn describe(&self, rel: &str) -> Option<PathInfo>;
+    /// Whether any path needs `sudo` (so the pipeline looks a path up only when it may).
+    fn has_sudo_paths(&self) -> bool;
     /// Serves a request for `rel`, the path below the mount.
     async fn handle(&self, ctx: &Ctx, req: &mut Request, rel: &str) -> ApiResult<Response>;
     async fn existence(&self, ctx: &Ctx, req: &mut Request, rel: &str) -> ApiResult<Option<bool>>;
@@ -108,6 +110,10 @@ fn prepare<H>(req: &mut Request, spec: &'static PathSpec<H>, caps: framework::Ca
 
 #[async_trait]
 impl<E: Engine> Backend for E {
+    fn has_sudo_paths(&self) -> bool {
+        self.paths().iter().any(|p| p.sudo)
+    }
+
     fn describe(&self, rel: &str) -> Option<PathInfo> {
         framework::find(self.paths(), rel).map(|(spec, _)| PathInfo {
             login: spec.login,

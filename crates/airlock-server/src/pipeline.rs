@@ -206,6 +206,7 @@ impl Core {
         // Root paths: the server's own, and those an engine's path table marks `.sudo()`.
         let engine_sudo = || {
             route
+                .filter(|r| r.backend.has_sudo_paths())
                 .and_then(|r| r.backend.describe(&r.rel))
                 .is_some_and(|i| i.sudo)
         };
