@@ -280,10 +280,11 @@ fn open_chain(path: &Path) -> std::io::Result<(File, u64, String)> {
     if last.is_empty() {
         return Ok((f, 1, ZERO_HASH.to_string()));
     }
-    let line = std::str::from_utf8(last)
-        .map_err(|_| std::io::Error::other("last audit line is not UTF-8"))?;
-    let parsed = parse_line(line).map_err(std::io::Error::other)?;
-    Ok((f, parsed.seq + 1, parsed.hash))
+    // Only the chain fields at the end are needed; a line longer than the tail is cut at the
+    // front, possibly inside a UTF-8 sequence, which does not matter for them.
+    let line = String::from_utf8_lossy(last);
+    let parsed = parse_chain_tail(&line).map_err(std::io::Error::other)?;
+    Ok((f, parsed.0 + 1, parsed.1))
 }
 
 fn writer_loop(
@@ -354,6 +355,11 @@ struct ParsedLine {
     computed: String,
 }
 
+/// The chain fields of a line, read from its end: the writer appends
+/// `"chain":{"seq":N,"prev":"<hex>"}` and then `,"chain_hash":"<hex>"}` to every entry, so
+/// they are found without parsing the entry itself. Start-up and `verify` must work on every
+/// line the server can write, however large or deeply nested the entry (a client chooses
+/// what a secret holds).
 fn parse_line(line: &str) -> Result<ParsedLine, String> {
     let idx = line
         .rfind(HASH_FIELD)
@@ -362,18 +368,25 @@ fn parse_line(line: &str) -> Result<ParsedLine, String> {
     let hash = line
         .get(idx + HASH_FIELD.len()..)
         .and_then(|s| s.strip_suffix("\"}"))
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or("malformed chain_hash")?
         .to_string();
-    let v: Value = serde_json::from_str(line).map_err(|e| format!("not JSON: {e}"))?;
-    let seq = v
-        .pointer("/chain/seq")
-        .and_then(Value::as_u64)
-        .ok_or("missing chain.seq")?;
-    let prev = v
-        .pointer("/chain/prev")
-        .and_then(Value::as_str)
+    const CHAIN: &str = "\"chain\":{\"seq\":";
+    let start = unhashed.rfind(CHAIN).ok_or("missing chain.seq")?;
+    let chain = unhashed
+        .get(start + CHAIN.len()..)
+        .ok_or("malformed chain")?;
+    let (seq, rest) = chain.split_once(',').ok_or("malformed chain")?;
+    let seq: u64 = seq.parse().map_err(|_| "malformed chain.seq")?;
+    let prev = rest
+        .strip_prefix("\"prev\":\"")
+        .and_then(|r| r.strip_suffix("\"}"))
+        .filter(|h| h.len() == 64 && h.bytes().all(|b| b.is_ascii_hexdigit()))
         .ok_or("missing chain.prev")?
         .to_string();
+    if !unhashed.starts_with('{') {
+        return Err("not a JSON object".into());
+    }
     let computed = hex::encode(Sha256::digest(unhashed.as_bytes()));
     Ok(ParsedLine {
         seq,
@@ -381,6 +394,15 @@ fn parse_line(line: &str) -> Result<ParsedLine, String> {
         hash,
         computed,
     })
+}
+
+/// (seq, hash) of a line from its end alone (the front may be missing).
+fn parse_chain_tail(line: &str) -> Result<(u64, String), String> {
+    let start = line
+        .rfind("\"chain\":{\"seq\":")
+        .ok_or("missing chain.seq")?;
+    let p = parse_line(&format!("{{{}", line.get(start..).unwrap_or_default()))?;
+    Ok((p.seq, p.hash))
 }
 
 /// Result of verifying a log file.
@@ -524,6 +546,48 @@ mod tests {
         drop(f);
         write_entries(&p, 1).await;
         assert_eq!(verify(&p).unwrap().entries, 3);
+        let _ = std::fs::remove_dir_all(p.parent().unwrap());
+    }
+
+    /// Regression: a client chooses what a secret holds, so an audit line can be nested past
+    /// any JSON parser's depth limit or be longer than the tail read at start-up. Neither may
+    /// stop the next start or `verify`.
+    #[tokio::test]
+    async fn deep_and_huge_entries_neither_stop_a_restart_nor_verify() {
+        let p = tmpfile("hostile");
+        let open = || {
+            Auditor::open(&[FileDeviceConfig {
+                name: "file".into(),
+                path: p.clone(),
+                fsync: false,
+            }])
+        };
+        let mut deep = json!("x");
+        for _ in 0..300 {
+            deep = json!([deep]);
+        }
+        let a = open().unwrap();
+        a.set_key(Zeroizing::new(b"k".to_vec()));
+        a.log(&json!({"type": "response", "response": {"data": deep}}))
+            .await
+            .unwrap();
+        drop(a);
+        let a = open().expect("restart after a deeply nested entry");
+        a.set_key(Zeroizing::new(b"k".to_vec()));
+        let huge: serde_json::Map<String, Value> = (0..40_000)
+            .map(|i| (format!("key-{i:06}"), json!("hmac-sha256:0123456789abcdef")))
+            .collect();
+        a.log(&json!({"type": "response", "response": {"data": huge}}))
+            .await
+            .unwrap();
+        drop(a);
+        assert!(std::fs::metadata(&p).unwrap().len() > (1 << 20) + 1000);
+        let a = open().expect("restart after an entry longer than the tail read at start-up");
+        a.set_key(Zeroizing::new(b"k".to_vec()));
+        a.log(&json!({"type": "request"})).await.unwrap();
+        drop(a);
+        let r = verify(&p).unwrap();
+        assert_eq!((r.entries, r.first_seq, r.last_seq), (3, 1, 3));
         let _ = std::fs::remove_dir_all(p.parent().unwrap());
     }
 }

@@ -42,10 +42,18 @@ struct CacheShard {
 const CACHE_SHARDS: usize = 64;
 /// Per shard: 64 shards × 256 KiB bound the cache at 16 MiB of keys and ciphertexts.
 const CACHE_BYTES_PER_SHARD: usize = 256 * 1024;
+/// Larger entries are never cached: the bound holds whatever the values' sizes, and one big
+/// value cannot push out a shard of small ones.
+const CACHE_MAX_ENTRY: usize = CACHE_BYTES_PER_SHARD / 4;
 
 impl CacheShard {
     fn insert(&mut self, key: &str, v: Option<Arc<Vec<u8>>>) {
         let size = key.len() + v.as_ref().map(|b| b.len()).unwrap_or(0) + 64;
+        if size > CACHE_MAX_ENTRY {
+            // Not cached; an older value of the key must not stay either.
+            self.remove(key);
+            return;
+        }
         if self.bytes + size > CACHE_BYTES_PER_SHARD {
             self.map.clear();
             self.bytes = 0;
@@ -277,5 +285,44 @@ impl Barrier {
             }
         }
         res
+    }
+}
+
+#[cfg(test)]
+mod cache_tests {
+    use super::*;
+
+    /// Regression: a shard was cleared and then any entry inserted whatever its size, so big
+    /// values took the cache far past its bound.
+    #[test]
+    fn cache_stays_bounded_whatever_the_value_sizes() {
+        let c = Cache::new();
+        let held = |c: &Cache| -> usize {
+            c.shards
+                .iter()
+                .map(|s| {
+                    s.lock()
+                        .unwrap()
+                        .map
+                        .iter()
+                        .map(|(k, v)| k.len() + v.as_ref().map_or(0, |b| b.len()))
+                        .sum::<usize>()
+                })
+                .sum()
+        };
+        let bound = CACHE_SHARDS * CACHE_BYTES_PER_SHARD;
+        for i in 0..200 {
+            c.set(&format!("big/{i}"), Some(Arc::new(vec![0u8; 8 << 20])));
+            assert!(held(&c) <= bound, "{} bytes cached", held(&c));
+        }
+        for i in 0..20_000 {
+            c.set(&format!("small/{i}"), Some(Arc::new(vec![0u8; 1000])));
+        }
+        assert!(held(&c) <= bound, "{} bytes cached", held(&c));
+        assert!(c.lookup("big/0").is_err(), "an 8 MiB value is never cached");
+        // A big write replaces a cached small value of the same key: the old one goes.
+        c.set("k", Some(Arc::new(vec![1u8; 10])));
+        c.set("k", Some(Arc::new(vec![2u8; 1 << 20])));
+        assert!(c.lookup("k").is_err());
     }
 }
