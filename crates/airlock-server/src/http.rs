@@ -498,11 +498,13 @@ async fn unauthenticated(
     }
 }
 
-/// OpenBao refuses unparsable status codes and flags with a bare 400.
+/// OpenBao refuses unparsable status codes and flags with a bare 400. Airlock also refuses
+/// codes outside 200–599: an informational status (1xx) would leave the client waiting for
+/// a final response, and 101 would hand it the connection.
 fn health_query_ok(query: &[(String, String)]) -> bool {
     query.iter().all(|(k, v)| {
         if k.ends_with("code") {
-            v.parse::<i64>().is_ok()
+            v.parse::<i64>().is_ok_and(|c| (200..600).contains(&c))
         } else if k == "standbyok" {
             v.is_empty()
                 || matches!(
@@ -536,7 +538,7 @@ async fn health(core: &Core, query: &[(String, String)]) -> ApiResult<Response> 
     let code = |k: &str, d: u16| -> u16 {
         qflag(query, k)
             .and_then(|v| v.parse::<u16>().ok())
-            .filter(|c| (100..600).contains(c))
+            .filter(|c| (200..600).contains(c))
             .unwrap_or(d)
     };
     let status = if !init {

@@ -879,3 +879,24 @@ fn error_answers_keep_the_connection_usable() {
         assert_eq!(status, 200);
     }
 }
+
+/// Regression: `activecode=100` answered 500 and `101` dropped the connection.
+#[test]
+fn health_status_codes_outside_200_599_are_refused() {
+    let p = start_dev();
+    for q in [
+        "activecode=100",
+        "activecode=101",
+        "sealedcode=199",
+        "activecode=600",
+    ] {
+        let r = req(&p, "GET", &format!("/v1/sys/health?{q}"), None);
+        assert_eq!(r.status, 400, "{q}");
+    }
+    assert_eq!(
+        req(&p, "GET", "/v1/sys/health?activecode=599", None).status,
+        599
+    );
+    // The server keeps serving on the same terms.
+    assert_eq!(req(&p, "GET", "/v1/sys/health", None).status, 200);
+}
