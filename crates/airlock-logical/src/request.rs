@@ -350,6 +350,13 @@ pub struct Response {
     pub wrapped_accessor: Option<String>,
 }
 
+/// Marks a response whose `data` keys Vault also copies to the top level (its
+/// backwards-compatible `sys/` answers).
+pub fn top(mut r: Response) -> Response {
+    r.top_level = true;
+    r
+}
+
 impl std::fmt::Debug for Response {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Response")

@@ -12,7 +12,7 @@ use sha2::Digest;
 use crate::core::{now_unix, Core, AUTH_TABLE_KEY};
 use crate::error::{ApiError, ApiResult};
 use crate::limiter::LoginLimiter;
-use crate::logical::{Request, Response};
+use crate::logical::{top, Request, Response};
 use crate::mounts::{MountEntry, MountTable};
 use crate::router::{Route, Which};
 use crate::token::CreateParams;
@@ -172,11 +172,6 @@ pub fn list_json(core: &Core) -> Value {
         m.insert(e.path.clone(), auth_mount_json(&e));
     }
     Value::Object(m)
-}
-
-fn top(mut r: Response) -> Response {
-    r.top_level = true;
-    r
 }
 
 /// `sys/auth`: every auth mount (the token method first).

@@ -28,12 +28,7 @@ use serde_json::{json, Map, Value};
 
 use crate::core::{Caller, Core};
 use crate::error::{ApiError, ApiResult};
-use crate::logical::{Op, Request, Response};
-
-pub(crate) fn top(mut r: Response) -> Response {
-    r.top_level = true;
-    r
-}
+use crate::logical::{top, Op, Request, Response};
 
 #[derive(Clone, Copy)]
 enum S {

@@ -8,14 +8,9 @@ use serde_json::{json, Map, Value};
 
 use crate::core::{table_key, Caller, Core};
 use crate::error::{ApiError, ApiResult};
-use crate::logical::{Request, Response};
+use crate::logical::{top, Request, Response};
 use crate::mounts::{new_mount_entry, normalize_mount_path, system_mount_json, MountEntry};
 use crate::router::Which;
-
-fn top(mut r: Response) -> Response {
-    r.top_level = true;
-    r
-}
 
 /// GET `sys/mounts`.
 pub(super) fn list(core: &Core) -> Response {

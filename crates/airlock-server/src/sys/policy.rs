@@ -8,13 +8,8 @@ use serde_json::{json, Map, Value};
 
 use crate::core::{Caller, Core};
 use crate::error::{ApiError, ApiResult};
-use crate::logical::{Op, Request, Response};
+use crate::logical::{top, Op, Request, Response};
 use crate::policies::load_password_policy;
-
-fn top(mut r: Response) -> Response {
-    r.top_level = true;
-    r
-}
 
 /// GET `sys/policies/acl/<name>` (`legacy`: `sys/policy/<name>`, which names the text `rules`).
 pub(super) async fn read(core: &Core, name: &str, legacy: bool) -> ApiResult<Response> {
