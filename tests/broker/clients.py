@@ -555,6 +555,40 @@ def _():
     expect_blocked("openai placeholder at anthropic", r.status_code, r.text)
 
 
+@check("strict-der")
+def _():
+    # Every certificate the broker mints must be valid DER: a strict parser (cryptography
+    # >= 50, as in mitmproxy 12) refuses, e.g., an explicit cA=FALSE in Basic Constraints.
+    import cryptography
+    from cryptography import x509
+    major = int(cryptography.__version__.split(".")[0])
+    assert major >= 50, f"cryptography {cryptography.__version__} is not a strict parser (need >= 50)"
+    c = Raw("api.openai.com").tls()
+    try:
+        assert BROKER_CA_CN in c.issuer_cn(), "bound host not intercepted"
+        leaf_der = c.sock.getpeercert(binary_form=True)
+    finally:
+        c.close()
+    ctx = ssl.create_default_context(cafile=BUNDLE)
+    cas = [der for info, der in zip(ctx.get_ca_certs(), ctx.get_ca_certs(binary_form=True))
+           if BROKER_CA_CN in dict(x[0] for x in info.get("subject", ())).get("commonName", "")]
+    assert cas, "no broker CA in the bundle"
+    for name, der in [("leaf", leaf_der)] + [("ca", d) for d in cas]:
+        cert = x509.load_der_x509_certificate(der)
+        bc = None
+        try:
+            bc = cert.extensions.get_extension_for_class(x509.BasicConstraints).value
+        except x509.ExtensionNotFound:
+            pass
+        if name == "leaf":
+            assert bc is None or not bc.ca, "the leaf certificate claims to be a CA"
+        else:
+            assert bc is not None and bc.ca, "the broker CA has no CA basic constraint"
+        p = subprocess.run(["openssl", "x509", "-inform", "DER", "-noout", "-text"],
+                           input=der, capture_output=True, timeout=10)
+        assert p.returncode == 0, f"openssl x509 refused the {name}: {p.stderr[:200]!r}"
+
+
 @check("unbound-host")
 def _():
     c = Raw("tunnel.test").tls()

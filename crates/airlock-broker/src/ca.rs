@@ -177,7 +177,9 @@ impl Ca {
             names.first().cloned().unwrap_or_default(),
         );
         p.distinguished_name = dn;
-        p.is_ca = IsCa::ExplicitNoCa;
+        // No Basic Constraints at all: an explicit `cA=FALSE` writes out a DEFAULT value,
+        // which is not valid DER (strict parsers such as `cryptography` ≥ 50 refuse it).
+        p.is_ca = IsCa::NoCa;
         p.key_usages = vec![KeyUsagePurpose::DigitalSignature];
         p.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
         let now = time::OffsetDateTime::now_utc();

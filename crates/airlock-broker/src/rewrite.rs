@@ -7,6 +7,7 @@
 //! SSE event is never delayed by it.
 
 use airlock_core::binding::{find_placeholders, normalize_path, Outgoing, PLACEHOLDER_PREFIX};
+use airlock_core::percent::{self, Plus};
 use base64::Engine;
 
 use crate::config::Binding;
@@ -54,27 +55,10 @@ impl Placeholders for [(String, usize)] {
     }
 }
 
-/// Percent-decodes for placeholder search (lossy; `+` is a space in queries).
+/// Percent-decodes for placeholder search: `+` is a space, and a malformed escape stays
+/// as it is (what a lenient upstream would see); never `%+f` as a byte.
 fn decode_lossy(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            if let Some(v) = b
-                .get(i + 1..i + 3)
-                .and_then(|h| std::str::from_utf8(h).ok())
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
-            {
-                out.push(v);
-                i += 3;
-                continue;
-            }
-        }
-        out.push(if c == b'+' { b' ' } else { c });
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+    String::from_utf8_lossy(&percent::decode_lenient(s, Plus::Space)).into_owned()
 }
 
 /// Texts to search inside one header value: the value, and for `Basic` credentials the

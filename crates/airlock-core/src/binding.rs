@@ -197,20 +197,7 @@ pub fn normalize_path(raw: &str) -> Option<String> {
 }
 
 fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while let Some(&c) = b.get(i) {
-        if c == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(c);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    crate::percent::decode_utf8(s, crate::percent::Plus::Literal)
 }
 
 /// Prefix of every placeholder.
@@ -341,6 +328,13 @@ mod tests {
                 *v == Violation::BadPath
             }),
             (out("https", "api.openai.com", 443, "/v1/%zz"), |v| {
+                *v == Violation::BadPath
+            }),
+            // A sign is not a hex digit: `%+f` is not byte 0x0F to us, nor to upstreams.
+            (out("https", "api.openai.com", 443, "/v1/a%+fb"), |v| {
+                *v == Violation::BadPath
+            }),
+            (out("https", "api.openai.com", 443, "/v1/%-1"), |v| {
                 *v == Violation::BadPath
             }),
             (out("https", "api.openai.com", 443, "/v1/a%00b"), |v| {

@@ -10,6 +10,7 @@ pub mod hcl;
 pub mod jwt;
 pub mod lease;
 pub mod password_policy;
+pub mod percent;
 pub mod policy;
 pub mod ratelimit;
 pub mod shamir;

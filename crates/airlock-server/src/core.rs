@@ -49,13 +49,24 @@ pub struct Core {
     /// Login rate limits.
     pub limiter: LoginLimiter,
     pub locks: Arc<KeyLocks>,
-    pub cluster_name: String,
-    pub cluster_id: String,
+    /// This cluster's identity, generated once at the first unseal and stored in the barrier
+    /// (`core/cluster/local/info`); known only while unsealed, as in Vault.
+    cluster: Mutex<Option<ClusterIdentity>>,
     unseal: Mutex<UnsealProgress>,
     root_key: Mutex<Option<Zeroizing<[u8; 32]>>>,
     /// Serialises init/unseal/seal/rotate.
     seal_lock: tokio::sync::Mutex<()>,
     auto_unseal_key: Option<Zeroizing<[u8; 32]>>,
+}
+
+/// Where the cluster's identity is stored (in the barrier).
+pub const CLUSTER_INFO_KEY: &str = "core/cluster/local/info";
+
+/// A cluster's `cluster_id` and `cluster_name`, the same on every node and at every start.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct ClusterIdentity {
+    pub id: String,
+    pub name: String,
 }
 
 /// What an authenticated request runs as.
@@ -110,11 +121,6 @@ impl Core {
         } else {
             None
         };
-        let cluster_id = new_uuid();
-        let cluster_name = config
-            .cluster_name
-            .clone()
-            .unwrap_or_else(|| format!("airlock-cluster-{}", &cluster_id[..8]));
         let barrier = Arc::new(Barrier::new(backend));
         let locks = Arc::new(KeyLocks::new(256));
         let metrics = Arc::new(Metrics::new());
@@ -145,8 +151,7 @@ impl Core {
             leases,
             limiter: LoginLimiter::default(),
             locks,
-            cluster_name,
-            cluster_id,
+            cluster: Mutex::new(None),
             unseal: Mutex::new(UnsealProgress::default()),
             root_key: Mutex::new(None),
             seal_lock: tokio::sync::Mutex::new(()),
@@ -322,6 +327,14 @@ impl Core {
         }
         self.router.clear();
         self.limiter.clear();
+        if let Ok(mut c) = self.cluster.lock() {
+            *c = None;
+        }
+    }
+
+    /// The cluster's identity while unsealed.
+    pub fn cluster(&self) -> Option<ClusterIdentity> {
+        self.cluster.lock().ok().and_then(|c| c.clone())
     }
 
     pub async fn seal(&self) {
@@ -366,6 +379,24 @@ impl Core {
         let ak = Zeroizing::new(hex::decode(&keys.audit).map_err(|e| ApiError::internal(&e))?);
         self.hmac.set(tk);
         self.audit.set_key(ak);
+        let mut cluster: ClusterIdentity = match self.barrier.get_json(CLUSTER_INFO_KEY).await? {
+            Some(c) => c,
+            None => {
+                let id = new_uuid();
+                let c = ClusterIdentity {
+                    name: format!("airlock-cluster-{}", &id[..8]),
+                    id,
+                };
+                self.barrier.put_json(CLUSTER_INFO_KEY, &c).await?;
+                c
+            }
+        };
+        if let Some(name) = &self.config.cluster_name {
+            cluster.name.clone_from(name);
+        }
+        if let Ok(mut c) = self.cluster.lock() {
+            *c = Some(cluster);
+        }
         let table: MountTable = match self.barrier.get_json(MOUNTS_KEY).await? {
             Some(t) => t,
             None => {

@@ -14,6 +14,8 @@ use serde::Serialize;
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
 
+use airlock_core::percent::{self, Plus};
+
 use crate::core::{new_uuid, now_unix, Core};
 use crate::error::{ApiError, ApiResult};
 use crate::logical::{AuthBlock, Op, Request, Response};
@@ -138,26 +140,8 @@ fn render(resp: Response, request_id: &str) -> HttpResponse {
     json_response(resp.status.unwrap_or(200), &v)
 }
 
-fn percent_decode(s: &str) -> Result<String, ()> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b.get(i) {
-            Some(b'%') => {
-                let hex = b.get(i + 1..i + 3).ok_or(())?;
-                let hs = std::str::from_utf8(hex).map_err(|_| ())?;
-                out.push(u8::from_str_radix(hs, 16).map_err(|_| ())?);
-                i += 3;
-            }
-            Some(c) => {
-                out.push(*c);
-                i += 1;
-            }
-            None => break,
-        }
-    }
-    String::from_utf8(out).map_err(|_| ())
+fn percent_decode(s: &str, plus: Plus) -> Result<String, ()> {
+    percent::decode_utf8(s, plus).ok_or(())
 }
 
 fn parse_query(q: Option<&str>) -> Result<Vec<(String, String)>, ()> {
@@ -165,8 +149,8 @@ fn parse_query(q: Option<&str>) -> Result<Vec<(String, String)>, ()> {
     if let Some(q) = q {
         for pair in q.split('&').filter(|p| !p.is_empty()) {
             let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-            let k = percent_decode(&k.replace('+', " "))?;
-            let v = percent_decode(&v.replace('+', " "))?;
+            let k = percent_decode(k, Plus::Space)?;
+            let v = percent_decode(v, Plus::Space)?;
             out.push((k, v));
         }
     }
@@ -243,7 +227,7 @@ fn logical_path(raw: &str) -> ApiResult<String> {
     if raw.len() > MAX_PATH_LEN {
         return Err(ApiError::new(414, "request path too long"));
     }
-    let decoded = percent_decode(raw)
+    let decoded = percent_decode(raw, Plus::Literal)
         .map_err(|_| ApiError::bad_request("invalid path: not valid percent-encoded UTF-8"))?;
     let Some(p) = decoded.strip_prefix("/v1/") else {
         return Err(ApiError::not_found());
@@ -450,11 +434,9 @@ async fn seal_status(core: &Core) -> ApiResult<Value> {
         "migration": false,
         "storage_type": core.barrier.backend().kind(),
     });
-    if cfg.is_some() {
-        if let Value::Object(m) = &mut v {
-            m.insert("cluster_name".into(), json!(core.cluster_name));
-            m.insert("cluster_id".into(), json!(core.cluster_id));
-        }
+    if let (Some(c), Value::Object(m)) = (core.cluster(), &mut v) {
+        m.insert("cluster_name".into(), json!(c.name));
+        m.insert("cluster_id".into(), json!(c.id));
     }
     Ok(v)
 }
@@ -557,11 +539,9 @@ async fn health(core: &Core, query: &[(String, String)]) -> ApiResult<Response> 
         "server_time_utc": now_unix(),
         "version": VERSION,
     });
-    if init {
-        if let Value::Object(m) = &mut v {
-            m.insert("cluster_name".into(), json!(core.cluster_name));
-            m.insert("cluster_id".into(), json!(core.cluster_id));
-        }
+    if let (Some(c), Value::Object(m)) = (core.cluster(), &mut v) {
+        m.insert("cluster_name".into(), json!(c.name));
+        m.insert("cluster_id".into(), json!(c.id));
     }
     let mut r = Response::raw(v);
     r.status = Some(status);
@@ -649,5 +629,23 @@ mod tests {
             "secret/data/x/"
         );
         assert!(logical_path(&format!("/v1/{}", "a".repeat(10_000))).is_err());
+    }
+
+    #[test]
+    fn malformed_escapes_are_refused_in_paths_and_queries() {
+        for bad in [
+            "/v1/secret/%+f",
+            "/v1/secret/%-1x",
+            "/v1/secret/a%4",
+            "/v1/s%",
+        ] {
+            assert!(logical_path(bad).is_err(), "{bad}");
+        }
+        assert!(parse_query(Some("list=%+f")).is_err());
+        assert!(parse_query(Some("a%zz=1")).is_err());
+        assert_eq!(
+            parse_query(Some("a=b+c%2B&list=true")).unwrap(),
+            [("a".into(), "b c+".into()), ("list".into(), "true".into())]
+        );
     }
 }

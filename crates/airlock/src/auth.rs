@@ -356,38 +356,18 @@ async fn wait_for_callback(listener: &tokio::net::TcpListener) -> Result<Vec<(St
         return Ok(query
             .split('&')
             .filter(|p| !p.is_empty())
-            .map(|p| {
+            .filter_map(|p| {
                 let (k, v) = p.split_once('=').unwrap_or((p, ""));
-                (url_decode(k), url_decode(v))
+                Some((url_decode(k)?, url_decode(v)?))
             })
             .collect());
     }
 }
 
-fn url_decode(s: &str) -> String {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        match b[i] {
-            b'+' => out.push(b' '),
-            b'%' if i + 2 < b.len() => {
-                match std::str::from_utf8(&b[i + 1..i + 3])
-                    .ok()
-                    .and_then(|h| u8::from_str_radix(h, 16).ok())
-                {
-                    Some(x) => {
-                        out.push(x);
-                        i += 2;
-                    }
-                    None => out.push(b'%'),
-                }
-            }
-            c => out.push(c),
-        }
-        i += 1;
-    }
-    String::from_utf8_lossy(&out).into_owned()
+/// A query component, strictly decoded; a malformed one is dropped (and with it the
+/// `code` or `state` it carried, so the login fails cleanly).
+fn url_decode(s: &str) -> Option<String> {
+    airlock_core::percent::decode_utf8(s, airlock_core::percent::Plus::Space)
 }
 
 /// Reads a line from standard input (the password prompt goes to stderr).

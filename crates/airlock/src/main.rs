@@ -167,7 +167,22 @@ fn normalize_args() -> Vec<std::ffi::OsString> {
     out
 }
 
+/// A reader that goes away (`airlock … | head`) ends the command quietly, as it ends
+/// `ls` or `vault`: printing to a closed stdout or stderr panics in Rust's `print!`, and that
+/// one panic becomes a quiet, successful exit. Every other panic is reported as usual.
+fn quiet_on_broken_pipe() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let msg = info.payload_as_str().unwrap_or("");
+        if msg.starts_with("failed printing to std") && msg.contains("Broken pipe") {
+            std::process::exit(0);
+        }
+        default(info)
+    }));
+}
+
 fn main() -> ExitCode {
+    quiet_on_broken_pipe();
     let cli = Cli::parse_from(normalize_args());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -265,6 +265,14 @@ pub(crate) fn valid_name(n: &str) -> ApiResult<&str> {
 
 /// A list-of-statements field: a JSON list of strings, or one string.
 pub(crate) fn statements(req: &Request, k: &str) -> ApiResult<Option<Vec<String>>> {
+    let list = statement_list(req, k)?;
+    for (i, s) in list.iter().flatten().enumerate() {
+        plugin::check_statement(s).map_err(|e| ApiError::bad_request(format!("{k}[{i}]: {e}")))?;
+    }
+    Ok(list)
+}
+
+fn statement_list(req: &Request, k: &str) -> ApiResult<Option<Vec<String>>> {
     match req.value(k)?.as_deref() {
         None | Some(Value::Null) => Ok(None),
         Some(Value::String(s)) => Ok(Some(if s.is_empty() {

@@ -86,6 +86,61 @@ pub trait Plugin: Send + Sync {
     async fn reset(&self, _conn: &str) {}
 }
 
+/// Every variable a statement may use.
+pub const STATEMENT_VARS: [&str; 4] = ["name", "username", "password", "expiration"];
+
+/// Fills `{{var}}` (whitespace inside the braces allowed: `{{ name }}`) in one pass, so a
+/// value that itself holds braces is never expanded again. An unknown or unclosed `{{` is
+/// left as it is; [`check_statement`] refuses such statements when a role is written.
+fn fill(t: &str, vars: &Vars<'_>) -> String {
+    let mut out = String::with_capacity(t.len());
+    let mut rest = t;
+    while let Some(i) = rest.find("{{") {
+        out.push_str(&rest[..i]);
+        let after = &rest[i + 2..];
+        let Some(j) = after.find("}}") else {
+            out.push_str(&rest[i..]);
+            return out;
+        };
+        let name = after[..j].trim();
+        match vars.iter().find(|(k, _)| *k == name) {
+            Some((_, v)) => out.push_str(v),
+            None => out.push_str(&rest[i..i + 2 + j + 2]),
+        }
+        rest = &after[j + 2..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// Refuses a statement that would still hold `{{` once its variables are filled: an
+/// unknown variable or an unclosed brace would otherwise reach the database literally (a
+/// role named `{{ nme }}`). The error names the variable only when it looks like one.
+pub fn check_statement(stmt: &str) -> Result<(), String> {
+    let empty: Vec<(&str, &str)> = STATEMENT_VARS.iter().map(|k| (*k, "")).collect();
+    let filled = fill(stmt, &empty);
+    let Some(i) = filled.find("{{") else {
+        return Ok(());
+    };
+    let known = STATEMENT_VARS.map(|v| format!("{{{{{v}}}}}")).join(", ");
+    let inner = filled[i + 2..].split("}}").next().unwrap_or("").trim();
+    if filled[i + 2..].contains("}}")
+        && !inner.is_empty()
+        && inner.len() <= 32
+        && inner
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '.')
+    {
+        Err(format!(
+            "unknown template variable {{{{{inner}}}}}; statements may use {known}"
+        ))
+    } else {
+        Err(format!(
+            "a template is malformed (\"{{{{\" without a variable name and \"}}}}\"); statements may use {known}"
+        ))
+    }
+}
+
 /// Splits statements on `;` (as Vault does) and fills the templates.
 pub fn render(stmts: &[String], vars: &Vars<'_>) -> Vec<String> {
     let mut out = Vec::new();
@@ -95,11 +150,7 @@ pub fn render(stmts: &[String], vars: &Vars<'_>) -> Vec<String> {
             if t.is_empty() {
                 continue;
             }
-            let mut q = t.to_string();
-            for (k, v) in vars {
-                q = q.replace(&format!("{{{{{k}}}}}"), v);
-            }
-            out.push(q);
+            out.push(fill(t, vars));
         }
     }
     out
@@ -110,4 +161,52 @@ pub fn var<'a>(vars: &Vars<'a>, k: &str) -> &'a str {
         .find(|(x, _)| *x == k)
         .map(|(_, v)| *v)
         .unwrap_or("")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whitespace_inside_braces_is_accepted() {
+        let vars = [("name", "v-app-1"), ("password", "p{{name}}w")];
+        assert_eq!(
+            render(
+                &[
+                    r#"CREATE ROLE "{{ name }}" PASSWORD '{{password}}'; GRANT x TO "{{name }}""#
+                        .into()
+                ],
+                &vars
+            ),
+            [
+                r#"CREATE ROLE "v-app-1" PASSWORD 'p{{name}}w'"#,
+                r#"GRANT x TO "v-app-1""#
+            ]
+        );
+        assert_eq!(fill("{{\tname\n}}", &vars), "v-app-1");
+    }
+
+    #[test]
+    fn statements_that_would_keep_braces_are_refused() {
+        for ok in [
+            "CREATE ROLE \"{{name}}\"",
+            "CREATE ROLE \"{{ name }}\" VALID UNTIL '{{ expiration }}'",
+            "SELECT 1",
+        ] {
+            assert_eq!(check_statement(ok), Ok(()), "{ok}");
+        }
+        let e = check_statement("CREATE ROLE \"{{ nme }}\"").unwrap_err();
+        assert!(e.contains("{{nme}}") && e.contains("{{username}}"), "{e}");
+        for bad in [
+            "CREATE ROLE \"{{name\"",
+            "x {{}} y",
+            "{{ a b }}",
+            "{{{{name}}",
+        ] {
+            assert!(check_statement(bad).is_err(), "{bad}");
+        }
+        // A long unknown "variable" is not quoted back.
+        let e = check_statement(&format!("{{{{{}}}}}", "s".repeat(40))).unwrap_err();
+        assert!(!e.contains("sssss"), "{e}");
+    }
 }

@@ -261,3 +261,35 @@ async fn static_roles_rotate_on_schedule() {
     let last = fake.passwords.lock().unwrap().last().unwrap().1.clone();
     assert_eq!(v.data.unwrap()["password"], json!(last));
 }
+
+#[tokio::test]
+async fn statements_that_would_keep_braces_are_refused_when_written() {
+    let sys = Arc::new(TestSystem::default());
+    let (_, db, c) = setup(sys, 0).await;
+    for (field, stmt) in [
+        ("creation_statements", r#"CREATE ROLE "{{ nme }}""#),
+        ("revocation_statements", r#"DROP ROLE "{{name""#),
+        ("rollback_statements", "{{}}"),
+    ] {
+        let mut body = json!({"db_name": "main", "creation_statements": "CREATE"});
+        body[field] = json!([stmt]);
+        let mut r = request(Op::Update, "database/roles/bad", body);
+        let e = db.handle(&c, &mut r, "roles/bad").await.unwrap_err();
+        assert_eq!(e.status, 400, "{field}");
+        assert!(e.errors[0].contains(field), "{:?}", e.errors);
+    }
+    let mut r = request(Op::Read, "database/roles/bad", json!({}));
+    assert_eq!(
+        db.handle(&c, &mut r, "roles/bad").await.unwrap_err().status,
+        404,
+        "nothing was written"
+    );
+    // Whitespace inside the braces is fine.
+    write_role(
+        &db,
+        &c,
+        "spaced",
+        json!({"db_name": "main", "creation_statements": [r#"CREATE ROLE "{{ name }}" PASSWORD '{{ password }}'"#]}),
+    )
+    .await;
+}

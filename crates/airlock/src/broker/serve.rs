@@ -56,13 +56,9 @@ fn hex_key(v: &Value, field: &str) -> Result<Zeroizing<Vec<u8>>> {
         .pointer(&format!("/data/{field}"))
         .and_then(Value::as_str)
         .ok_or_else(|| anyhow!("sys/broker/keys has no {field}"))?;
-    let mut out = Zeroizing::new(vec![0u8; s.len() / 2]);
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = s
-            .get(2 * i..2 * i + 2)
-            .and_then(|h| u8::from_str_radix(h, 16).ok())
-            .ok_or_else(|| anyhow!("sys/broker/keys: {field} is not hex"))?;
-    }
+    let out = airlock_core::percent::decode_hex(s)
+        .map(Zeroizing::new)
+        .ok_or_else(|| anyhow!("sys/broker/keys: {field} is not hex"))?;
     Ok(out)
 }
 

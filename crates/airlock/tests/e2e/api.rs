@@ -464,19 +464,43 @@ fn init_unseal_seal_and_restart() {
         req(&p, "GET", "/v1/kv/data/a", None).body["data"]["data"]["x"],
         "1"
     );
+    let health = req(&p, "GET", "/v1/sys/health", None).body;
+    let cluster_id = health["cluster_id"].as_str().unwrap().to_string();
+    let cluster_name = health["cluster_name"].as_str().unwrap().to_string();
+    assert_eq!(
+        cluster_name,
+        format!("airlock-cluster-{}", &cluster_id[..8])
+    );
+    assert_eq!(
+        req(&p, "GET", "/v1/sys/seal-status", None).body["cluster_id"],
+        cluster_id.as_str()
+    );
     // Restart: sealed, data survives unseal.
     drop(p);
     let mut p = start_config(&cfg);
     p.token = Some(root);
-    assert_eq!(
-        req(&p, "GET", "/v1/sys/seal-status", None).body["sealed"],
-        true
-    );
+    let sealed = req(&p, "GET", "/v1/sys/seal-status", None).body;
+    assert_eq!(sealed["sealed"], true);
+    // As in OpenBao, a sealed server does not tell its cluster identity.
+    assert!(sealed.get("cluster_id").is_none(), "{sealed}");
+    assert!(req(&p, "GET", "/v1/sys/health", None)
+        .body
+        .get("cluster_id")
+        .is_none());
     req(&p, "PUT", "/v1/sys/unseal", Some(json!({"key": keys[1]})));
     req(&p, "PUT", "/v1/sys/unseal", Some(json!({"key": keys[2]})));
     assert_eq!(
         req(&p, "GET", "/v1/kv/data/b", None).body["data"]["data"]["y"],
         "2"
+    );
+    // The identity is generated once and kept across restarts.
+    let health = req(&p, "GET", "/v1/sys/health", None).body;
+    assert_eq!(
+        (
+            health["cluster_id"].as_str(),
+            health["cluster_name"].as_str()
+        ),
+        (Some(cluster_id.as_str()), Some(cluster_name.as_str()))
     );
     // No secret value in the database file.
     let db = std::fs::read(dir.join("data.db")).unwrap_or_default();

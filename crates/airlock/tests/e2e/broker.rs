@@ -190,8 +190,12 @@ fn run_checked(what: &str, mut c: Command) -> String {
 
 fn clients_ready() -> bool {
     require(
-        "python3 with requests, httpx[http2] and openai (pip install requests 'httpx[http2]' openai)",
-        python_has("requests") && python_has("httpx") && python_has("h2") && python_has("openai"),
+        "python3 with requests, httpx[http2], openai and cryptography (pip install requests 'httpx[http2]' openai 'cryptography>=50')",
+        python_has("requests")
+            && python_has("httpx")
+            && python_has("h2")
+            && python_has("openai")
+            && python_has("cryptography"),
     ) && require(
         "curl and node",
         Command::new("curl").arg("--version").output().is_ok()

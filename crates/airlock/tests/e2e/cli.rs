@@ -285,3 +285,32 @@ fn operator_and_login_flow() {
     let (c, _, _) = cli(&p, &["status"], None);
     assert_eq!(c, 2);
 }
+
+#[test]
+fn output_to_a_closed_pipe_ends_quietly() {
+    let p = start_dev();
+    let (c, _, _) = cli(&p, &["kv", "put", "secret/pipe", "a=1"], None);
+    assert_eq!(c, 0);
+    for args in [
+        &["broker", "providers"][..],
+        &["version"],
+        &["kv", "get", "secret/pipe"],
+        &["read", "sys/mounts"],
+        &["secrets", "list"],
+    ] {
+        let mut child = std::process::Command::new(bin())
+            .args(args)
+            .env("AIRLOCK_ADDR", &p.addr)
+            .env("AIRLOCK_TOKEN", "root")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // The reader goes away before the command prints (as with `| head` on long output).
+        drop(child.stdout.take());
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+        assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
+    }
+}

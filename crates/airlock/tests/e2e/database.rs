@@ -122,7 +122,9 @@ fn postgres_dynamic_credentials_lifecycle() {
         .is_none());
     assert!(!read.body.to_string().contains("unused-with-trust-auth"));
     let create = "CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}'; GRANT pg_read_all_data TO \"{{name}}\";";
-    for (name, ttl, max) in [("app", "1h", "24h"), ("short", "3s", "6s")] {
+    // As a widely copied tutorial writes it: spaces inside the braces.
+    let spaced = "CREATE ROLE \"{{ name }}\" WITH LOGIN PASSWORD '{{ password }}' VALID UNTIL '{{ expiration }}'; GRANT pg_read_all_data TO \"{{ name }}\";";
+    for (name, create, ttl, max) in [("app", spaced, "1h", "24h"), ("short", create, "3s", "6s")] {
         let r = req(
             &p,
             "POST",
