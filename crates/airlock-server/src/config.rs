@@ -95,6 +95,70 @@ pub struct ListenerConfig {
     pub tls_key_file: Option<PathBuf>,
     #[serde(default = "default_max_request_size")]
     pub max_request_size: usize,
+    /// Body limit of requests that are not (yet) authenticated: `sys/init`, `sys/unseal`,
+    /// logins, `sys/wrapping/*`, and any request whose token is not valid. A larger body is
+    /// read only once its token is known to be valid.
+    #[serde(default = "default_max_unauthenticated_request_size")]
+    pub max_unauthenticated_request_size: usize,
+    /// Open connections, overall (kept below the process's open-file limit) and per client
+    /// address; 0 is no cap. Behind a proxy or load balancer every connection comes from its
+    /// address: raise `max_connections_per_address` there.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    #[serde(default = "default_max_connections_per_address")]
+    pub max_connections_per_address: usize,
+    /// A connection with no request in flight that moves no byte for this long is closed
+    /// (an HTTP/1.1 keep-alive connection waits for its next request's headers at most
+    /// `http_read_header_timeout`).
+    #[serde(default = "default_idle_timeout", deserialize_with = "de_secs")]
+    pub http_idle_timeout: u64,
+    /// Time to read a request's headers; also how long a new connection may wait before
+    /// sending its first request, and an HTTP/1.1 keep-alive connection its next one.
+    #[serde(default = "default_header_timeout", deserialize_with = "de_secs")]
+    pub http_read_header_timeout: u64,
+    /// A request body must arrive within this time plus one second per
+    /// `http_read_min_rate` bytes.
+    #[serde(default = "default_read_timeout", deserialize_with = "de_secs")]
+    pub http_read_timeout: u64,
+    #[serde(default = "default_read_min_rate")]
+    pub http_read_min_rate: u64,
+}
+
+/// A duration as seconds or a Go duration string (`"30s"`, `"5m"`).
+fn de_secs<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u64, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Secs {
+        N(u64),
+        S(String),
+    }
+    match Secs::deserialize(d)? {
+        Secs::N(n) => Ok(n),
+        Secs::S(s) => airlock_core::duration::parse_duration(&s)
+            .map_err(|_| serde::de::Error::custom("not a duration (e.g. \"30s\" or 30)")),
+    }
+}
+
+fn default_max_unauthenticated_request_size() -> usize {
+    64 * 1024
+}
+fn default_max_connections() -> usize {
+    4096
+}
+fn default_max_connections_per_address() -> usize {
+    256
+}
+fn default_idle_timeout() -> u64 {
+    60
+}
+fn default_header_timeout() -> u64 {
+    10
+}
+fn default_read_timeout() -> u64 {
+    10
+}
+fn default_read_min_rate() -> u64 {
+    1024
 }
 
 fn default_address() -> String {
@@ -111,6 +175,13 @@ impl Default for ListenerConfig {
             tls_cert_file: None,
             tls_key_file: None,
             max_request_size: DEFAULT_MAX_REQUEST_SIZE,
+            max_unauthenticated_request_size: default_max_unauthenticated_request_size(),
+            max_connections: default_max_connections(),
+            max_connections_per_address: default_max_connections_per_address(),
+            http_idle_timeout: default_idle_timeout(),
+            http_read_header_timeout: default_header_timeout(),
+            http_read_timeout: default_read_timeout(),
+            http_read_min_rate: default_read_min_rate(),
         }
     }
 }
@@ -255,6 +326,21 @@ impl Config {
         }
         if self.listener.max_request_size == 0 {
             return Err("listener.max_request_size: must be positive".into());
+        }
+        let l = &self.listener;
+        if l.max_unauthenticated_request_size == 0
+            || l.max_unauthenticated_request_size > l.max_request_size
+        {
+            return Err(
+                "listener.max_unauthenticated_request_size: must be positive and at most max_request_size"
+                    .into(),
+            );
+        }
+        if l.http_idle_timeout == 0 || l.http_read_header_timeout == 0 || l.http_read_timeout == 0 {
+            return Err("listener: http_idle_timeout, http_read_header_timeout and http_read_timeout must be positive".into());
+        }
+        if l.http_read_min_rate == 0 {
+            return Err("listener.http_read_min_rate: must be positive (bytes per second)".into());
         }
         if self.seal.key_file.is_some() && self.seal.key_env.is_some() {
             return Err("seal: set key_file or key_env, not both".into());

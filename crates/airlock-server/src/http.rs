@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full, Limited};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, StatusCode};
@@ -173,21 +173,132 @@ fn extract_token(h: &HeaderMap) -> Option<Zeroizing<String>> {
         .map(|t| Zeroizing::new(t.trim().to_string()))
 }
 
-/// Reads the body within the configured limit and parses it as a JSON object.
-/// Reads the whole body within the limit. Done before any other check, so an error answer
-/// never leaves unread bytes on a keep-alive connection (the client's next request on it
-/// would race the server closing it).
-async fn collect_body(body: Incoming, limit: usize) -> ApiResult<Zeroizing<Vec<u8>>> {
-    let collected = Limited::new(body, limit).collect().await.map_err(|e| {
-        if e.downcast_ref::<http_body_util::LengthLimitError>()
-            .is_some()
-        {
-            ApiError::new(413, "http: request body too large")
-        } else {
-            ApiError::bad_request("failed to read request body")
+/// How a request body may be read.
+struct BodyRules {
+    /// Read at most this much before the request is known to be authenticated.
+    small: usize,
+    /// The overall limit, for a request with a valid token on an authenticated path.
+    large: usize,
+    /// Time allowed beyond what the minimum rate needs.
+    grace: std::time::Duration,
+    /// Bytes per second a body must keep up on average after the grace time.
+    min_rate: u64,
+}
+
+/// Whether a path is served without a token (so its body never earns the large limit):
+/// init, unseal, response unwrapping and every auth method's login paths.
+fn unauthenticated_path(core: &Core, path: &str) -> bool {
+    if path == "sys/init"
+        || path == "sys/unseal"
+        || (path.starts_with("sys/wrapping/") && path != "sys/wrapping/wrap")
+    {
+        return true;
+    }
+    if !path.starts_with("auth/") || path.starts_with("auth/token/") {
+        return false;
+    }
+    core.router
+        .route(path)
+        .and_then(|r| r.backend.describe(&r.rel))
+        .is_some_and(|i| i.login)
+}
+
+/// Whether a body beyond the small limit may be read.
+enum Large {
+    /// A valid token on an authenticated path.
+    Allowed,
+    /// No valid token: `403`, as the request would get once read.
+    Denied,
+    /// A path served without a token: `413`.
+    Unauthenticated,
+}
+
+async fn may_read_large(core: &Core, path: &str, token: Option<&str>) -> ApiResult<Large> {
+    if unauthenticated_path(core, path) {
+        return Ok(Large::Unauthenticated);
+    }
+    let Some(token) = token else {
+        return Ok(Large::Denied);
+    };
+    if core.is_sealed() {
+        return Err(ApiError::sealed());
+    }
+    Ok(match core.tokens.lookup(token).await? {
+        Some(_) => Large::Allowed,
+        None => Large::Denied,
+    })
+}
+
+/// Asks, at most once, whether the large limit applies.
+async fn widen<F>(ask: &mut Option<F>, large: usize) -> ApiResult<usize>
+where
+    F: std::future::Future<Output = ApiResult<Large>>,
+{
+    match ask.take() {
+        Some(f) => match f.await? {
+            Large::Allowed => Ok(large),
+            Large::Denied => Err(ApiError::permission_denied()),
+            Large::Unauthenticated => Err(ApiError::new(413, "http: request body too large")),
+        },
+        None => Err(ApiError::new(413, "http: request body too large")),
+    }
+}
+
+/// Reads the whole body, done before any other check so an error answer never leaves
+/// unread bytes on a keep-alive connection (when it must, the response says
+/// `Connection: close`). Beyond `rules.small` bytes a body is read only for a valid token on
+/// an authenticated path (`ask` is awaited at most once); otherwise `403` for a token that
+/// is not valid, `413` for an unauthenticated path. A body that does not keep up the
+/// minimum rate gets `408`.
+async fn collect_body<F>(
+    mut body: Incoming,
+    rules: &BodyRules,
+    content_length: Option<usize>,
+    ask: F,
+) -> ApiResult<Zeroizing<Vec<u8>>>
+where
+    F: std::future::Future<Output = ApiResult<Large>>,
+{
+    let too_large = || ApiError::new(413, "http: request body too large");
+    let mut ask = Some(ask);
+    let mut limit = rules.small;
+    if let Some(len) = content_length {
+        if len > rules.large {
+            return Err(too_large());
         }
-    })?;
-    Ok(Zeroizing::new(collected.to_bytes().to_vec()))
+        if len > limit {
+            limit = widen(&mut ask, rules.large).await?;
+        }
+    }
+    let start = tokio::time::Instant::now();
+    let mut out = Zeroizing::new(Vec::with_capacity(content_length.unwrap_or(0).min(limit)));
+    loop {
+        let due = start
+            + rules.grace
+            + std::time::Duration::from_secs_f64(out.len() as f64 / rules.min_rate as f64);
+        let frame = match tokio::time::timeout_at(due, body.frame()).await {
+            Err(_) => {
+                return Err(ApiError::new(
+                    408,
+                    "request body read timed out: the body arrived too slowly",
+                ))
+            }
+            Ok(None) => break,
+            Ok(Some(Err(_))) => return Err(ApiError::bad_request("failed to read request body")),
+            Ok(Some(Ok(f))) => f,
+        };
+        let Ok(data) = frame.into_data() else {
+            continue; // trailers
+        };
+        if out.len() + data.len() > limit {
+            limit = widen(&mut ask, rules.large).await?;
+            if out.len() + data.len() > limit {
+                return Err(too_large());
+            }
+        }
+        out.extend_from_slice(&data);
+    }
+    Ok(out)
 }
 
 /// Parses a body as a JSON object (empty and `null` are an empty object).
@@ -256,10 +367,17 @@ pub async fn serve(
     let start = Instant::now();
     let method = req.method().clone();
     let request_id = new_uuid();
-    let resp = match handle(&core, req, remote, &request_id).await {
+    let mut body_done = false;
+    let mut resp = match handle(&core, req, remote, &request_id, &mut body_done).await {
         Ok(r) => r,
         Err(e) => error_response(&e, &request_id),
     };
+    if !body_done {
+        // Unread request bytes would be taken for the next request: end the connection
+        // after this response instead.
+        resp.headers_mut()
+            .insert(hyper::header::CONNECTION, HeaderValue::from_static("close"));
+    }
     let status = resp.status().as_u16();
     core.metrics
         .record(method.as_str(), status, start.elapsed());
@@ -272,20 +390,23 @@ async fn handle(
     req: hyper::Request<Incoming>,
     remote: Option<SocketAddr>,
     request_id: &str,
+    body_done: &mut bool,
 ) -> ApiResult<HttpResponse> {
     let (parts, body) = req.into_parts();
+    *body_done = hyper::body::Body::is_end_stream(&body);
     let raw_path = parts.uri.path();
     let path = logical_path(raw_path)?;
     let query = parse_query(parts.uri.query())
         .map_err(|_| ApiError::bad_request("invalid query string"))?;
-    let limit = core.config.listener.max_request_size;
-    if let Some(len) =
-        header_str(&parts.headers, "content-length").and_then(|l| l.parse::<usize>().ok())
-    {
-        if len > limit {
-            return Err(ApiError::new(413, "http: request body too large"));
-        }
-    }
+    let l = &core.config.listener;
+    let rules = BodyRules {
+        small: l.max_unauthenticated_request_size,
+        large: l.max_request_size,
+        grace: std::time::Duration::from_secs(l.http_read_timeout),
+        min_rate: l.http_read_min_rate,
+    };
+    let content_length =
+        header_str(&parts.headers, "content-length").and_then(|l| l.parse::<usize>().ok());
     let list_query = query
         .iter()
         .any(|(k, v)| k == "list" && (v == "true" || v == "1"));
@@ -300,7 +421,10 @@ async fn handle(
     };
     let content_type = header_str(&parts.headers, "content-type").map(str::to_string);
     // Every method's body is read (GET bodies are ignored, as OpenBao does, but drained).
-    let raw_body = collect_body(body, limit).await?;
+    let token = extract_token(&parts.headers);
+    let ask = may_read_large(core, &path, token.as_deref().map(|t| t.as_str()));
+    let raw_body = collect_body(body, &rules, content_length, ask).await?;
+    *body_done = true;
 
     // Unauthenticated endpoints that also work while sealed.
     if let Some(r) = unauthenticated(core, &parts.method, &path, &query).await {
@@ -393,7 +517,7 @@ async fn handle(
         path,
         data,
         query,
-        token: extract_token(&parts.headers),
+        token,
         remote,
         content_type,
         wrap_ttl,

@@ -10,6 +10,7 @@
 
 pub mod background;
 pub mod config;
+pub mod conn;
 pub mod core;
 pub mod hmac;
 pub mod http;
@@ -142,49 +143,84 @@ impl Server {
         let housekeeping = self.core.spawn_housekeeping();
         let lease_expiry = self.core.spawn_lease_expiry();
         let graceful = GracefulShutdown::new();
+        let l = &self.core.config.listener;
+        let admission = conn::Admission::new(
+            conn::effective_max(l.max_connections, conn::open_file_limit()),
+            l.max_connections_per_address,
+        );
+        let idle = Duration::from_secs(l.http_idle_timeout);
+        let first = Duration::from_secs(l.http_read_header_timeout);
         let mut builder = Builder::new(TokioExecutor::new());
-        // Slow or stalled clients cannot hold connections open forever.
+        // Slow or stalled clients cannot hold connections open: headers within the header
+        // timeout, bodies at a minimum rate (`http::collect_body`), idle connections closed
+        // (`conn::watch`; HTTP/2 pings of our own would count as activity, so none are sent).
         builder
             .http1()
             .timer(TokioTimer::new())
-            .header_read_timeout(Duration::from_secs(30));
+            .header_read_timeout(first);
         builder
             .http2()
             .timer(TokioTimer::new())
-            .keep_alive_interval(Some(Duration::from_secs(30)))
             .max_concurrent_streams(256);
+        let mut backoff = Duration::ZERO;
         tokio::pin!(shutdown);
         loop {
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = self.listener.accept() => {
                     let (stream, remote) = match accepted {
-                        Ok(x) => x,
+                        Ok(x) => {
+                            backoff = Duration::ZERO;
+                            x
+                        }
                         Err(e) => {
-                            tracing::warn!(error = %e, "accept failed");
-                            tokio::time::sleep(Duration::from_millis(50)).await;
+                            // Out of descriptors (or another transient failure): wait, longer
+                            // each time, instead of spinning.
+                            backoff = (backoff * 2).clamp(Duration::from_millis(5), Duration::from_secs(1));
+                            tracing::warn!(error = %e, backoff_ms = backoff.as_millis() as u64, "accept failed");
+                            tokio::time::sleep(backoff).await;
+                            continue;
+                        }
+                    };
+                    let permit = match admission.try_admit(remote.ip()) {
+                        Ok(p) => p,
+                        Err(why) => {
+                            if self.tls.is_none() {
+                                let _ = stream.try_write(conn::REFUSAL);
+                            }
+                            self.core.metrics.connection_refused();
+                            tracing::debug!(?why, open = admission.open(), "connection refused");
                             continue;
                         }
                     };
                     let _ = stream.set_nodelay(true);
                     let core = Arc::clone(&self.core);
-                    let svc = service_fn(move |req| http::serve(Arc::clone(&core), req, Some(remote)));
-                    match &self.tls {
-                        None => {
-                            let conn = builder.serve_connection_with_upgrades(TokioIo::new(stream), svc);
-                            let fut = graceful.watch(conn.into_owned());
-                            tokio::spawn(async move {
-                                if let Err(e) = fut.await {
-                                    tracing::debug!(error = %e, "connection ended with error");
-                                }
-                            });
-                        }
-                        Some(acc) => {
-                            let acc = acc.clone();
-                            let builder = builder.clone();
-                            let watcher = graceful.watcher();
-                            tokio::spawn(async move {
-                                let tls = match tokio::time::timeout(Duration::from_secs(10), acc.accept(stream)).await {
+                    let activity = conn::Activity::new();
+                    let svc = {
+                        let activity = Arc::clone(&activity);
+                        service_fn(move |req| {
+                            let in_flight = activity.request();
+                            let core = Arc::clone(&core);
+                            async move {
+                                let r = http::serve(core, req, Some(remote)).await;
+                                drop(in_flight);
+                                r
+                            }
+                        })
+                    };
+                    let tls = self.tls.clone();
+                    let builder = builder.clone();
+                    let watcher = graceful.watcher();
+                    tokio::spawn(async move {
+                        let _permit = permit;
+                        let io = conn::ActivityIo::new(stream, Arc::clone(&activity));
+                        let ended = match tls {
+                            None => {
+                                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
+                                conn::watch(watcher.watch(conn.into_owned()), &activity, idle, first).await
+                            }
+                            Some(acc) => {
+                                let tls = match tokio::time::timeout(first, acc.accept(io)).await {
                                     Ok(Ok(s)) => s,
                                     Ok(Err(e)) => {
                                         tracing::debug!(error = %e, "TLS handshake failed");
@@ -193,12 +229,15 @@ impl Server {
                                     Err(_) => return,
                                 };
                                 let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
-                                if let Err(e) = watcher.watch(conn.into_owned()).await {
-                                    tracing::debug!(error = %e, "connection ended with error");
-                                }
-                            });
+                                conn::watch(watcher.watch(conn.into_owned()), &activity, idle, first).await
+                            }
+                        };
+                        match ended {
+                            conn::Ended::Done(Err(e)) => tracing::debug!(error = %e, "connection ended with error"),
+                            conn::Ended::Done(Ok(())) => {}
+                            conn::Ended::Idle => tracing::debug!("idle connection closed"),
                         }
-                    }
+                    });
                 }
             }
         }

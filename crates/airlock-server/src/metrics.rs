@@ -29,6 +29,7 @@ pub struct Metrics {
     pub leases_created: AtomicU64,
     pub leases_revoked: AtomicU64,
     pub lease_revoke_failures: AtomicU64,
+    pub connections_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -42,7 +43,13 @@ impl Metrics {
             leases_created: AtomicU64::new(0),
             leases_revoked: AtomicU64::new(0),
             lease_revoke_failures: AtomicU64::new(0),
+            connections_refused: AtomicU64::new(0),
         }
+    }
+
+    /// A connection refused at a connection cap.
+    pub fn connection_refused(&self) {
+        self.connections_refused.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn record(&self, method: &str, status: u16, elapsed: std::time::Duration) {
@@ -133,6 +140,11 @@ impl Metrics {
                 "airlock_lease_revoke_failures_total",
                 "Failed revocation attempts (retried with backoff).",
                 &self.lease_revoke_failures,
+            ),
+            (
+                "airlock_connections_refused_total",
+                "Connections refused at the overall or per-address connection cap.",
+                &self.connections_refused,
             ),
         ] {
             out.push_str(&format!(

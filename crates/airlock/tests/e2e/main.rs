@@ -11,6 +11,7 @@ mod clients;
 mod database;
 mod durability;
 mod idp;
+mod limits;
 mod mounts;
 mod upgrade;
 mod upstream;
