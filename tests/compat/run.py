@@ -96,6 +96,14 @@ TEXT_RULES = [
     (re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b"), "<uuid>"),
     # The product's own name in "... printed to <server>'s server logs":
     (re.compile(r"\b(?:OpenBao|Airlock)(?='s server logs)"), "<server>"),
+    # Deliberate: Airlock never quotes a request field's value back in an error (it would
+    # reach the audit log in clear, past the HMAC). OpenBao's quoted value is dropped here.
+    (re.compile(r'(?<=time: invalid duration) "(?:[^"\\]|\\.)*"'), ""),
+    (re.compile(r'(?<=time: unknown unit) "(?:[^"\\]|\\.)*"(?= in duration)'), ""),
+    (re.compile(r'(?<=in duration) "(?:[^"\\]|\\.)*"'), ""),
+    (re.compile(r'(?<=invalid capability) "(?:[^"\\]|\\.)*"'), ""),
+    (re.compile(r'(?<=plugin not found in the catalog): .*$'), ""),
+    (re.compile(r'(?<=invalid CIDR address): [^\n]*'), ""),
 ]
 # Integers that tick: equal when within this many seconds of each other (documented choice:
 # tolerance rather than buckets; a bucket boundary would make a 1-second drift flaky).

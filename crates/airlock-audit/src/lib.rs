@@ -135,7 +135,8 @@ impl Auditor {
         self.current_key().map(|k| hmac_hex(&k, s))
     }
 
-    /// Replaces every string leaf of `v` by its HMAC. Numbers, bools and keys stay.
+    /// Replaces every string and number leaf of `v` by its HMAC (a number by the HMAC of its
+    /// JSON text, as Vault does). Bools, nulls and keys stay.
     pub fn hash_value(&self, v: &mut Value) -> bool {
         match self.current_key() {
             Some(k) => {
@@ -236,6 +237,9 @@ fn hmac_hex(key: &[u8], s: &str) -> String {
 fn hash_in_place(key: &[u8], v: &mut Value) {
     match v {
         Value::String(s) => *s = hmac_hex(key, s),
+        // Vault reads request and stored data with `UseNumber`, so a number is its literal
+        // text and is hashed like any string (a PIN is as secret as a password).
+        Value::Number(n) => *v = Value::String(hmac_hex(key, &n.to_string())),
         Value::Array(a) => a.iter_mut().for_each(|x| hash_in_place(key, x)),
         Value::Object(m) => m.values_mut().for_each(|x| hash_in_place(key, x)),
         _ => {}
@@ -501,6 +505,25 @@ mod tests {
             a.hash_value(v.pointer_mut("/request/data").unwrap());
             a.log(&v).await.unwrap();
         }
+    }
+
+    #[test]
+    fn numbers_and_strings_are_hashed_bools_and_nulls_stay() {
+        let a = Auditor::open(&[]).unwrap();
+        a.set_key(Zeroizing::new(b"k".to_vec()));
+        let mut v = json!({"PIN": 834764846903110u64, "f": 1.5, "neg": -7, "s": "x",
+                           "ok": true, "none": null, "list": [1, "two", false]});
+        assert!(a.hash_value(&mut v));
+        let text = v.to_string();
+        for clear in ["834764846903110", "1.5", "-7", "\"x\""] {
+            assert!(!text.contains(clear), "{clear} in {text}");
+        }
+        assert_eq!(v["PIN"], json!(a.hash("834764846903110").unwrap()));
+        assert_eq!(v["list"][0], json!(a.hash("1").unwrap()));
+        assert_eq!(
+            (&v["ok"], &v["none"], &v["list"][2]),
+            (&json!(true), &Value::Null, &json!(false))
+        );
     }
 
     #[tokio::test]

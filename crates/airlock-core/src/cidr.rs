@@ -17,14 +17,15 @@ impl Cidr {
             Some((a, p)) => (a, Some(p)),
             None => (s, None),
         };
-        let net: IpAddr = a.parse().map_err(|_| format!("invalid CIDR block {s:?}"))?;
+        // The value is never quoted back: it is a request field.
+        let net: IpAddr = a.parse().map_err(|_| "invalid CIDR block".to_string())?;
         let max = if net.is_ipv4() { 32 } else { 128 };
         let prefix = match p {
             Some(p) => p
                 .parse::<u8>()
                 .ok()
                 .filter(|p| *p <= max)
-                .ok_or_else(|| format!("invalid CIDR block {s:?}"))?,
+                .ok_or_else(|| "invalid CIDR block".to_string())?,
             None => max,
         };
         Ok(Cidr { net, prefix })

@@ -353,16 +353,14 @@ impl fmt::Display for PolicyError {
                 if let Some(p) = path {
                     write!(f, "path {}: ", quote(p))?;
                 }
-                write!(f, "invalid key {} on line {line}", quote(key))
+                let _ = key;
+                write!(f, "invalid key on line {line}")
             }
-            PolicyError::InvalidCapability { path, capability } => write!(
-                f,
-                "path {p}: path {p}: invalid capability {}",
-                quote(capability),
-                p = quote(path)
-            ),
-            PolicyError::InvalidLegacyPolicy { path, policy } => {
-                write!(f, "path {}: invalid policy {}", quote(path), quote(policy))
+            PolicyError::InvalidCapability { path, .. } => {
+                write!(f, "path {p}: path {p}: invalid capability", p = quote(path))
+            }
+            PolicyError::InvalidLegacyPolicy { path, .. } => {
+                write!(f, "path {}: invalid policy", quote(path))
             }
             PolicyError::InvalidWildcard { path } => write!(
                 f,

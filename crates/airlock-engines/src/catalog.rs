@@ -92,9 +92,8 @@ pub fn resolve(table: Table, name: &str) -> ApiResult<Resolved> {
             kind: e.name,
             options,
         }),
-        None => Err(ApiError::bad_request(format!(
-            "plugin not found in the catalog: {name}"
-        ))),
+        // The requested type is not quoted back (OpenBao appends it).
+        None => Err(ApiError::bad_request("plugin not found in the catalog")),
     }
 }
 
@@ -102,10 +101,7 @@ pub fn resolve(table: Table, name: &str) -> ApiResult<Resolved> {
 pub fn instantiate(table: Table, m: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
     match entries().find(|e| e.table == table && e.name == m.kind) {
         Some(e) => (e.new)(m),
-        None => Err(ApiError::bad_request(format!(
-            "plugin not found in the catalog: {}",
-            m.kind
-        ))),
+        None => Err(ApiError::bad_request("plugin not found in the catalog")),
     }
 }
 

@@ -382,7 +382,7 @@ fn json_policies() {
     let err = Policy::parse("j", r#"{"path":{"s/*":{"capabilities":["reed"]}}}"#).unwrap_err();
     assert_eq!(
         err.to_string(),
-        r#"path "s/*": path "s/*": invalid capability "reed""#
+        r#"path "s/*": path "s/*": invalid capability"#
     );
     assert!(matches!(
         Policy::parse("j", r#"{"path": {"#),

@@ -305,10 +305,7 @@ fn apply_ttls(core: &Core, entry: &mut MountEntry, cfg: &Map<String, Value>) -> 
             Some(v) => {
                 *target = airlock_core::duration::parse_duration_value(v).map_err(|_| {
                     ApiError::bad_request(match v {
-                        Value::String(s) => format!(
-                            "time: invalid duration {:?}",
-                            s.chars().take(64).collect::<String>()
-                        ),
+                        Value::String(_) => "time: invalid duration".to_string(),
                         _ => format!("invalid {k}"),
                     })
                 })? as i64

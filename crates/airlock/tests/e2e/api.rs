@@ -924,3 +924,105 @@ fn health_status_codes_outside_200_599_are_refused() {
     // The server keeps serving on the same terms.
     assert_eq!(req(&p, "GET", "/v1/sys/health", None).status, 200);
 }
+
+#[test]
+fn audit_entries_and_errors_never_hold_field_values_in_clear() {
+    let dir = tempdir("audit-clear");
+    std::fs::write(dir.join("unseal.key"), "33".repeat(32)).unwrap();
+    let audit = dir.join("audit.log");
+    let cfg = dir.join("airlock.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listener]\naddress = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[seal]\nkey_file = \"{}\"\n[[audit]]\nname = \"file\"\npath = \"{}\"\n",
+            dir.join("data.db").display(),
+            dir.join("unseal.key").display(),
+            audit.display()
+        ),
+    )
+    .unwrap();
+    let mut p = start_config(&cfg);
+    let init = req(&p, "PUT", "/v1/sys/init", Some(json!({})));
+    p.token = Some(init.body["root_token"].as_str().unwrap().to_string());
+    assert_eq!(
+        req(
+            &p,
+            "POST",
+            "/v1/sys/mounts/secret",
+            Some(json!({"type": "kv-v2"}))
+        )
+        .status,
+        204
+    );
+    // A numeric secret, written and read back.
+    let w = req(
+        &p,
+        "POST",
+        "/v1/secret/data/pin",
+        Some(json!({"data": {"PIN": 834764846903110u64, "ratio": 0.918273}})),
+    );
+    assert_eq!(w.status, 200);
+    let r = req(&p, "GET", "/v1/secret/data/pin", None);
+    assert_eq!(r.body["data"]["data"]["PIN"], 834764846903110u64);
+    // Field errors that would quote the value: none does, in the response or the audit log.
+    let secret = "Zq9-not-a-duration-Kx7";
+    let errors = [
+        req(
+            &p,
+            "POST",
+            "/v1/auth/token/create",
+            Some(json!({"ttl": secret})),
+        ),
+        req(
+            &p,
+            "POST",
+            "/v1/sys/mounts/x",
+            Some(json!({"type": secret})),
+        ),
+        req(
+            &p,
+            "POST",
+            "/v1/sys/mounts/y",
+            Some(json!({"type": "kv", "config": {"default_lease_ttl": secret}})),
+        ),
+        req(
+            &p,
+            "PUT",
+            "/v1/sys/policies/acl/p",
+            Some(json!({"policy": format!("path \"a\" {{ capabilities = [\"{secret}\"] }}")})),
+        ),
+        http(
+            &p.addr,
+            "GET",
+            "/v1/secret/data/pin",
+            p.token.as_deref(),
+            None,
+            &[("X-Vault-Wrap-TTL", secret)],
+        ),
+    ];
+    for e in &errors {
+        assert_eq!(e.status, 400, "{:?}", e.body);
+        assert!(!e.body.to_string().contains(secret), "{}", e.body);
+    }
+    let a = req(
+        &p,
+        "POST",
+        "/v1/sys/auth/ar",
+        Some(json!({"type": "approle"})),
+    );
+    assert_eq!(a.status, 204);
+    let bad_cidr = req(
+        &p,
+        "POST",
+        "/v1/auth/ar/role/r",
+        Some(json!({"secret_id_bound_cidrs": [secret]})),
+    );
+    assert_eq!(bad_cidr.status, 400);
+    assert!(!bad_cidr.body.to_string().contains(secret));
+    drop(p);
+    let text = std::fs::read_to_string(&audit).unwrap();
+    for clear in ["834764846903110", "0.918273", secret] {
+        assert!(!text.contains(clear), "{clear} in the audit log");
+    }
+    assert!(text.contains("hmac-sha256:"));
+}

@@ -4,12 +4,12 @@ use super::*;
 
 #[test]
 fn error_messages_match_openbao() {
-    // sys/025: "failed to parse policy: path \"secret/*\": path \"secret/*\": invalid capability \"reed\""
+    // sys/025 (OpenBao also quotes the capability; a field value is never echoed here).
     let err =
         Policy::parse("broken", r#"path "secret/*" { capabilities = ["reed"] }"#).unwrap_err();
     assert_eq!(
         format!("failed to parse policy: {err}"),
-        "failed to parse policy: path \"secret/*\": path \"secret/*\": invalid capability \"reed\""
+        "failed to parse policy: path \"secret/*\": path \"secret/*\": invalid capability"
     );
     // sys/024.
     let err = Policy::parse("broken", r#"path "secret/*" { capabilities = ["read" }"#).unwrap_err();
@@ -20,11 +20,11 @@ fn error_messages_match_openbao() {
     let cases: &[(&str, &str)] = &[
         (
             "paths \"x\" {}",
-            "invalid key \"paths\" on line 1",
+            "invalid key on line 1",
         ),
         (
             "path \"x\" {\n  capabilities = [\"read\"]\n  capability = []\n}",
-            "path \"x\": invalid key \"capability\" on line 3",
+            "path \"x\": invalid key on line 3",
         ),
         (
             "path \"a/+*\" { capabilities = [\"read\"] }",
@@ -48,15 +48,15 @@ fn error_messages_match_openbao() {
         ),
         (
             "path \"x\" { capabilities = [\"Read\"] }",
-            "path \"x\": path \"x\": invalid capability \"Read\"",
+            "path \"x\": path \"x\": invalid capability",
         ),
         (
             "path \"x\" { policy = \"admin\" }",
-            "path \"x\": invalid policy \"admin\"",
+            "path \"x\": invalid policy",
         ),
         (
             "path \"x\" { capabilities = [\"read\"] min_wrapping_ttl = \"1y\" }",
-            "error parsing min_wrapping_ttl: time: unknown unit \"y\" in duration \"1y\"",
+            "error parsing min_wrapping_ttl: time: unknown unit in duration",
         ),
         (
             "path \"x\" { capabilities = [\"read\"] max_wrapping_ttl = true }",
