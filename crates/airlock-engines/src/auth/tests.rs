@@ -72,6 +72,86 @@ async fn userpass_login_outcome_and_existence() {
 }
 
 #[tokio::test]
+async fn userpass_stores_argon2id_and_rehashes_older_hashes_at_login() {
+    use super::userpass::{pbkdf2, Kdf, User, ARGON2};
+    let c = ctx(Arc::new(TestSystem::default()), mount("up/", "userpass"));
+    let up = Userpass;
+    let mut w = request(
+        Op::Update,
+        "auth/up/users/new",
+        json!({"password": "pw-new-1"}),
+    );
+    up.handle(&c, &mut w, "users/new").await.unwrap();
+    let u: User = c.storage.get_json("user/new").await.unwrap().unwrap();
+    assert_eq!(
+        (u.kdf, u.m_cost, u.t_cost, u.p_cost),
+        (Kdf::Argon2id, ARGON2.0, ARGON2.1, ARGON2.2)
+    );
+    assert_eq!((u.salt.len(), u.hash.len()), (32, 64));
+    // A record written by an older release: PBKDF2-HMAC-SHA256, 100,000 iterations, and no
+    // `kdf` field at all.
+    let salt = [7u8; 16];
+    let legacy = json!({
+        "name": "old",
+        "salt": hex::encode(salt),
+        "hash": hex::encode(pbkdf2(b"pw-old-1", &salt, 100_000)),
+        "iterations": 100_000,
+        "token_policies": ["dev"],
+    });
+    c.storage.put_json("user/old", &legacy).await.unwrap();
+    let login = |pw: &str| request(Op::Update, "auth/up/login/old", json!({"password": pw}));
+    // A wrong password fails and changes nothing.
+    assert!(up
+        .handle(&c, &mut login("wrong"), "login/old")
+        .await
+        .is_err());
+    let still: User = c.storage.get_json("user/old").await.unwrap().unwrap();
+    assert_eq!(still.kdf, Kdf::Pbkdf2Sha256);
+    // The right one logs in and is re-hashed with Argon2id; the next login uses that.
+    let out = up
+        .handle(&c, &mut login("pw-old-1"), "login/old")
+        .await
+        .unwrap();
+    assert_eq!(
+        out.login.unwrap().settings.token_policies,
+        vec!["dev".to_string()]
+    );
+    let now: User = c.storage.get_json("user/old").await.unwrap().unwrap();
+    assert_eq!((now.kdf, now.iterations), (Kdf::Argon2id, 0));
+    assert_ne!(now.salt, hex::encode(salt));
+    assert!(up
+        .handle(&c, &mut login("pw-old-1"), "login/old")
+        .await
+        .is_ok());
+    assert!(up
+        .handle(&c, &mut login("wrong"), "login/old")
+        .await
+        .is_err());
+    // Older Argon2id parameters are raised too.
+    let mut weak = now.clone();
+    weak.m_cost = 8;
+    weak.t_cost = 1;
+    let h = super::userpass::Scheme {
+        kdf: Kdf::Argon2id,
+        iterations: 0,
+        m_cost: 8,
+        t_cost: 1,
+        p_cost: 1,
+    }
+    .hash(b"pw-old-1", &salt)
+    .unwrap();
+    weak.salt = hex::encode(salt);
+    weak.hash = hex::encode(h);
+    c.storage.put_json("user/old", &weak).await.unwrap();
+    assert!(up
+        .handle(&c, &mut login("pw-old-1"), "login/old")
+        .await
+        .is_ok());
+    let raised: User = c.storage.get_json("user/old").await.unwrap().unwrap();
+    assert_eq!((raised.m_cost, raised.t_cost), (ARGON2.0, ARGON2.1));
+}
+
+#[tokio::test]
 async fn approle_secret_ids_are_single_use_when_asked() {
     let c = ctx(
         Arc::new(TestSystem::default()),

@@ -1,7 +1,9 @@
 //! Userpass: username and password, for small setups and External Secrets Operator's
-//! `userPass` auth. Passwords are stored as PBKDF2-HMAC-SHA256 (random salt, 100,000
-//! iterations) and compared in constant time; an unknown user costs the same hash, so
-//! timing does not tell which usernames exist.
+//! `userPass` auth. Passwords are stored as Argon2id (RFC 9106; 19 MiB, 2 passes, 1 lane,
+//! OWASP's minimum; random 16-byte salt) and compared in constant time; an unknown user costs
+//! the same hash, so timing does not tell which usernames exist. A password stored with an
+//! older scheme (PBKDF2-HMAC-SHA256) or older parameters still logs in, and is re-hashed
+//! with the current ones at that login.
 //!
 //! Storage below the mount prefix: `user/<name>` → [`User`].
 
@@ -17,10 +19,23 @@ use zeroize::Zeroizing;
 
 use super::{item_exists, list_names, logged_in};
 
-const ITERATIONS: u32 = 100_000;
+/// How a password is stored.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Kdf {
+    /// Records written before Argon2id: PBKDF2-HMAC-SHA256 with `iterations`.
+    #[default]
+    #[serde(rename = "pbkdf2-sha256")]
+    Pbkdf2Sha256,
+    /// Argon2id, version 0x13, with `m_cost` KiB, `t_cost` passes and `p_cost` lanes.
+    #[serde(rename = "argon2id")]
+    Argon2id,
+}
+
+/// The current Argon2id parameters: memory (KiB), passes, lanes.
+pub const ARGON2: (u32, u32, u32) = (19 * 1024, 2, 1);
 
 /// At most this many password hashes run at once (the rest wait), so a flood of logins
-/// cannot take every core.
+/// cannot take every core or more than a few hashes' memory.
 fn kdf_slots() -> &'static tokio::sync::Semaphore {
     static S: std::sync::OnceLock<tokio::sync::Semaphore> = std::sync::OnceLock::new();
     S.get_or_init(|| {
@@ -31,14 +46,65 @@ fn kdf_slots() -> &'static tokio::sync::Semaphore {
     })
 }
 
-/// PBKDF2 on the blocking pool, within the KDF slots.
-async fn kdf(password: Zeroizing<Vec<u8>>, salt: Vec<u8>, iterations: u32) -> ApiResult<[u8; 32]> {
+/// What a stored hash was made with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Scheme {
+    pub kdf: Kdf,
+    pub iterations: u32,
+    pub m_cost: u32,
+    pub t_cost: u32,
+    pub p_cost: u32,
+}
+
+impl Scheme {
+    pub const CURRENT: Scheme = Scheme {
+        kdf: Kdf::Argon2id,
+        iterations: 0,
+        m_cost: ARGON2.0,
+        t_cost: ARGON2.1,
+        p_cost: ARGON2.2,
+    };
+
+    fn of(u: &User) -> Scheme {
+        Scheme {
+            kdf: u.kdf,
+            iterations: u.iterations,
+            m_cost: u.m_cost,
+            t_cost: u.t_cost,
+            p_cost: u.p_cost,
+        }
+    }
+
+    /// The 32-byte hash of `password` (blocking: call it off the async workers).
+    pub fn hash(&self, password: &[u8], salt: &[u8]) -> Result<[u8; 32], String> {
+        match self.kdf {
+            Kdf::Pbkdf2Sha256 => Ok(pbkdf2(password, salt, self.iterations)),
+            Kdf::Argon2id => {
+                let params = argon2::Params::new(self.m_cost, self.t_cost, self.p_cost, Some(32))
+                    .map_err(|e| e.to_string())?;
+                let a = argon2::Argon2::new(
+                    argon2::Algorithm::Argon2id,
+                    argon2::Version::V0x13,
+                    params,
+                );
+                let mut out = [0u8; 32];
+                a.hash_password_into(password, salt, &mut out)
+                    .map_err(|e| e.to_string())?;
+                Ok(out)
+            }
+        }
+    }
+}
+
+/// The KDF on the blocking pool, within the KDF slots.
+async fn kdf(scheme: Scheme, password: Zeroizing<Vec<u8>>, salt: Vec<u8>) -> ApiResult<[u8; 32]> {
     let _permit = kdf_slots()
         .acquire()
         .await
         .map_err(|e| ApiError::internal(&e))?;
-    tokio::task::spawn_blocking(move || pbkdf2(&password, &salt, iterations))
+    tokio::task::spawn_blocking(move || scheme.hash(&password, &salt))
         .await
+        .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| ApiError::internal(&e))
 }
 
@@ -46,23 +112,42 @@ async fn kdf(password: Zeroizing<Vec<u8>>, salt: Vec<u8>, iterations: u32) -> Ap
 #[serde(default)]
 pub struct User {
     pub name: String,
-    /// hex(salt) and hex(PBKDF2 output).
+    /// hex(salt) and hex(hash).
     pub salt: String,
     pub hash: String,
+    pub kdf: Kdf,
+    /// PBKDF2 iterations (legacy records).
     pub iterations: u32,
+    /// Argon2id parameters.
+    pub m_cost: u32,
+    pub t_cost: u32,
+    pub p_cost: u32,
     #[serde(flatten)]
     pub token: TokenSettings,
+}
+
+impl User {
+    fn set_hash(&mut self, scheme: Scheme, salt: &[u8], hash: &[u8; 32]) {
+        self.salt = hex::encode(salt);
+        self.hash = hex::encode(hash);
+        self.kdf = scheme.kdf;
+        self.iterations = scheme.iterations;
+        self.m_cost = scheme.m_cost;
+        self.t_cost = scheme.t_cost;
+        self.p_cost = scheme.p_cost;
+    }
 }
 
 impl std::fmt::Debug for User {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("User")
             .field("name", &self.name)
+            .field("kdf", &self.kdf)
             .finish_non_exhaustive()
     }
 }
 
-/// PBKDF2-HMAC-SHA256 with a 32-byte output.
+/// PBKDF2-HMAC-SHA256 with a 32-byte output (legacy records only).
 pub fn pbkdf2(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     let mut out = [0u8; 32];
     ring::pbkdf2::derive(
@@ -75,16 +160,18 @@ pub fn pbkdf2(password: &[u8], salt: &[u8], iterations: u32) -> [u8; 32] {
     out
 }
 
-/// Hashes off the async workers (the KDF is deliberately slow).
-async fn hash_password(password: &str) -> ApiResult<(String, String)> {
+/// Sets `u`'s password with the current scheme (off the async workers: it is deliberately
+/// slow).
+async fn set_password(u: &mut User, password: &str) -> ApiResult<()> {
     let salt = random_bytes::<16>();
     let h = kdf(
+        Scheme::CURRENT,
         Zeroizing::new(password.as_bytes().to_vec()),
         salt.to_vec(),
-        ITERATIONS,
     )
     .await?;
-    Ok((hex::encode(salt), hex::encode(h)))
+    u.set_hash(Scheme::CURRENT, &salt, &h);
+    Ok(())
 }
 
 fn user_key(name: &str) -> String {
@@ -175,8 +262,7 @@ impl Engine for Userpass {
                 );
                 let _g = ctx.storage.lock(&k).await;
                 let mut u = need_user(ctx, &k).await?;
-                let (s, h) = hash_password(&pw).await?;
-                (u.salt, u.hash, u.iterations) = (s, h, ITERATIONS);
+                set_password(&mut u, &pw).await?;
                 ctx.storage.put_json(&k, &u).await?;
                 Ok(Response::empty())
             }
@@ -209,8 +295,7 @@ async fn write_user(ctx: &Ctx, name: &str, req: &Request) -> ApiResult<Response>
     match req.str_field("password")?.filter(|p| !p.is_empty()) {
         Some(pw) => {
             let pw = Zeroizing::new(pw);
-            let (s, h) = hash_password(&pw).await?;
-            (u.salt, u.hash, u.iterations) = (s, h, ITERATIONS);
+            set_password(&mut u, &pw).await?;
         }
         None if existing.is_none() => {
             return Err(ApiError::bad_request(
@@ -225,6 +310,43 @@ async fn write_user(ctx: &Ctx, name: &str, req: &Request) -> ApiResult<Response>
 }
 
 const INVALID: &str = "invalid username or password";
+
+/// Stores the password just verified with the current scheme, unless it changed meanwhile.
+/// A failure here never fails the login: the old hash keeps working.
+async fn rehash(ctx: &Ctx, name: &str, old_hash: &str, pw: &str) {
+    let k = user_key(name);
+    let mut fresh = User::default();
+    if set_password(&mut fresh, pw).await.is_err() {
+        return;
+    }
+    let _g = ctx.storage.lock(&k).await;
+    let Ok(Some(mut u)) = ctx.storage.get_json::<User>(&k).await else {
+        return;
+    };
+    if u.hash != old_hash {
+        return;
+    }
+    (
+        u.salt,
+        u.hash,
+        u.kdf,
+        u.iterations,
+        u.m_cost,
+        u.t_cost,
+        u.p_cost,
+    ) = (
+        fresh.salt,
+        fresh.hash,
+        fresh.kdf,
+        fresh.iterations,
+        fresh.m_cost,
+        fresh.t_cost,
+        fresh.p_cost,
+    );
+    if let Err(e) = ctx.storage.put_json(&k, &u).await {
+        tracing::warn!(error = ?e.errors, "userpass: re-hashing a password failed; the old hash stays");
+    }
+}
 
 async fn login(ctx: &Ctx, raw: &str, req: &Request) -> ApiResult<Response> {
     let name = raw.trim().to_lowercase();
@@ -242,19 +364,22 @@ async fn login(ctx: &Ctx, raw: &str, req: &Request) -> ApiResult<Response> {
         None
     };
     // The same work whether or not the user exists.
-    let (salt, want, iters) = match &u {
+    let (scheme, salt, want) = match &u {
         Some(u) => (
+            Scheme::of(u),
             hex::decode(&u.salt).unwrap_or_default(),
             hex::decode(&u.hash).unwrap_or_default(),
-            u.iterations,
         ),
-        None => (vec![0u8; 16], vec![1u8; 32], ITERATIONS),
+        None => (Scheme::CURRENT, vec![0u8; 16], vec![1u8; 32]),
     };
-    let got = kdf(Zeroizing::new(pw.as_bytes().to_vec()), salt, iters).await?;
+    let got = kdf(scheme, Zeroizing::new(pw.as_bytes().to_vec()), salt).await?;
     let ok = ct_eq(&got, &want);
     let Some(u) = u.filter(|_| ok) else {
         return Err(ApiError::bad_request(INVALID));
     };
+    if scheme != Scheme::CURRENT {
+        rehash(ctx, &name, &u.hash, &pw).await;
+    }
     let cidrs = airlock_core::cidr::parse_list(&u.token.token_bound_cidrs)
         .map_err(|e| ApiError::internal(&e))?;
     if !airlock_core::cidr::allows(&cidrs, req.remote.map(|r| r.ip())) {
