@@ -179,41 +179,13 @@ async fn run_tx_batched(
     r
 }
 
-/// A PostgreSQL SCRAM-SHA-256 verifier (`SCRAM-SHA-256$<iter>:<salt>$<StoredKey>:<ServerKey>`,
+/// A PostgreSQL SCRAM-SHA-256 verifier (`SCRAM-SHA-256$4096:<salt>$<StoredKey>:<ServerKey>`,
 /// RFC 5802/7677), which PostgreSQL stores as given instead of hashing the password itself.
-pub fn scram_sha256_verifier(password: &str, salt: &[u8], iterations: u32) -> String {
-    use base64::Engine;
-    use hmac::{Hmac, Mac};
-    use sha2::{Digest, Sha256};
-    type H = Hmac<Sha256>;
-    let b64 = |b: &[u8]| base64::engine::general_purpose::STANDARD.encode(b);
-    // PBKDF2-HMAC-SHA256, one block (32 bytes), with ring's optimised SHA-256.
-    let mut salted = [0u8; 32];
-    ring::pbkdf2::derive(
-        ring::pbkdf2::PBKDF2_HMAC_SHA256,
-        std::num::NonZeroU32::new(iterations.max(1)).unwrap_or(std::num::NonZeroU32::MIN),
-        salt,
-        password.as_bytes(),
-        &mut salted,
-    );
-    let hmac = |key: &[u8], msg: &[u8]| -> Vec<u8> {
-        match H::new_from_slice(key) {
-            Ok(mut m) => {
-                m.update(msg);
-                m.finalize().into_bytes().to_vec()
-            }
-            Err(_) => Vec::new(),
-        }
-    };
-    let client_key = hmac(&salted, b"Client Key");
-    let stored_key = Sha256::digest(&client_key);
-    let server_key = hmac(&salted, b"Server Key");
-    format!(
-        "SCRAM-SHA-256${iterations}:{}${}:{}",
-        b64(salt),
-        b64(&stored_key),
-        b64(&server_key)
-    )
+/// The PostgreSQL protocol crate's implementation, as libpq does it: the password is
+/// SASLprep-normalised first (RFC 4013), so a password that normalisation changes (a
+/// non-ASCII space, a ligature) still logs in; a random 16-byte salt.
+pub fn scram_sha256_verifier(password: &str) -> String {
+    postgres_protocol::password::scram_sha_256(password.as_bytes())
 }
 
 fn quote_ident(s: &str) -> String {
@@ -236,15 +208,9 @@ impl Plugin for PostgresPlugin {
         }
         // 4096 PBKDF2 rounds: computed on the blocking pool.
         let pw = password.clone();
-        tokio::task::spawn_blocking(move || {
-            Zeroizing::new(scram_sha256_verifier(
-                &pw,
-                &airlock_logical::util::random_bytes::<16>(),
-                4096,
-            ))
-        })
-        .await
-        .map_err(|e| e.to_string())
+        tokio::task::spawn_blocking(move || Zeroizing::new(scram_sha256_verifier(&pw)))
+            .await
+            .map_err(|e| e.to_string())
     }
 
     async fn verify(&self, c: &DbConfig) -> Result<(), String> {
@@ -367,5 +333,53 @@ impl Plugin for PostgresPlugin {
 
     async fn reset(&self, conn: &str) {
         self.idle.lock().await.remove(conn);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use base64::Engine;
+    use hmac::{Hmac, Mac};
+    use sha2::{Digest, Sha256};
+
+    /// StoredKey of `password` with the verifier's own salt and iterations, computed here
+    /// without any normalisation.
+    fn stored_key(verifier: &str, password: &str) -> (String, String) {
+        let b64 = base64::engine::general_purpose::STANDARD;
+        let rest = verifier.strip_prefix("SCRAM-SHA-256$").unwrap();
+        let (iters, rest) = rest.split_once(':').unwrap();
+        let (salt, keys) = rest.split_once('$').unwrap();
+        let (stored, _) = keys.split_once(':').unwrap();
+        let mut salted = [0u8; 32];
+        ring::pbkdf2::derive(
+            ring::pbkdf2::PBKDF2_HMAC_SHA256,
+            iters.parse().unwrap(),
+            &b64.decode(salt).unwrap(),
+            password.as_bytes(),
+            &mut salted,
+        );
+        let mut m = Hmac::<Sha256>::new_from_slice(&salted).unwrap();
+        m.update(b"Client Key");
+        let mine = b64.encode(Sha256::digest(m.finalize().into_bytes()));
+        (stored.to_string(), mine)
+    }
+
+    #[test]
+    fn scram_verifiers_are_saslprep_normalised() {
+        let v = scram_sha256_verifier("plain-Password1");
+        assert!(v.starts_with("SCRAM-SHA-256$4096:"), "{v}");
+        let (stored, mine) = stored_key(&v, "plain-Password1");
+        assert_eq!(stored, mine);
+        // A no-break space maps to a space, a ligature to its letters, a soft hyphen to
+        // nothing (RFC 4013): the verifier is that of the normalised password, which is what
+        // libpq sends when the user types the original.
+        let v = scram_sha256_verifier("a\u{00A0}\u{FB01}x\u{00AD}y");
+        let (stored, raw) = stored_key(&v, "a\u{00A0}\u{FB01}x\u{00AD}y");
+        assert_ne!(stored, raw);
+        let (stored, normalised) = stored_key(&v, "a fixy");
+        assert_eq!(stored, normalised);
+        // Two verifiers of one password differ (random salt).
+        assert_ne!(scram_sha256_verifier("p"), scram_sha256_verifier("p"));
     }
 }
