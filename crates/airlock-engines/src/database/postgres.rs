@@ -188,6 +188,63 @@ pub fn scram_sha256_verifier(password: &str) -> String {
     postgres_protocol::password::scram_sha_256(password.as_bytes())
 }
 
+async fn role_exists(cl: &tokio_postgres::Client, name: &str) -> Result<bool, String> {
+    cl.query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&name])
+        .await
+        .map(|r| r.is_some())
+        .map_err(|e| pg_error(&e))
+}
+
+/// The default revocation, which works for a least-privilege admin (a non-superuser with
+/// CREATEROLE, PostgreSQL 15 and later) as well as for a superuser:
+/// 1. `NOLOGIN`, so no new session starts;
+/// 2. the admin takes membership of the user if it lacks it (what `REASSIGN OWNED` and
+///    ending the user's sessions need without `pg_signal_backend`);
+/// 3. the user's sessions end;
+/// 4. one transaction: what the user owns goes to the admin, its privileges go, the role
+///    goes.
+async fn revoke_default(
+    cl: &mut tokio_postgres::Client,
+    username: &str,
+    q: &str,
+) -> Result<(), String> {
+    if !role_exists(cl, username).await? {
+        return Ok(());
+    }
+    cl.batch_execute(&format!("ALTER ROLE {q} NOLOGIN"))
+        .await
+        .map_err(|e| pg_error(&e))?;
+    let member = cl
+        .query_one(
+            "SELECT pg_has_role(current_user, $1, 'USAGE')",
+            &[&username],
+        )
+        .await
+        .map_err(|e| pg_error(&e))?
+        .try_get::<_, bool>(0)
+        .map_err(|e| pg_error(&e))?;
+    if !member {
+        cl.batch_execute(&format!("GRANT {q} TO CURRENT_USER"))
+            .await
+            .map_err(|e| pg_error(&e))?;
+    }
+    cl.execute(
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+        &[&username],
+    )
+    .await
+    .map_err(|e| pg_error(&e))?;
+    run_tx(
+        cl,
+        &[
+            format!("REASSIGN OWNED BY {q} TO CURRENT_USER"),
+            format!("DROP OWNED BY {q}"),
+            format!("DROP ROLE IF EXISTS {q}"),
+        ],
+    )
+    .await
+}
+
 fn quote_ident(s: &str) -> String {
     format!("\"{}\"", s.replace('"', "\"\""))
 }
@@ -249,31 +306,23 @@ impl Plugin for PostgresPlugin {
         custom: &[String],
     ) -> Result<(), String> {
         let q = quote_ident(username);
-        let stmts = if custom.is_empty() {
-            vec![
-                format!("REASSIGN OWNED BY {q} TO CURRENT_USER"),
-                format!("DROP OWNED BY {q}"),
-                format!("DROP ROLE IF EXISTS {q}"),
-            ]
-        } else {
-            render(custom, &[("name", username), ("username", username)])
-        };
         let mut cl = self.checkout(conn, c).await?;
-        // End the user's sessions first, so it cannot keep working on an open connection.
-        let _ = cl
-            .execute(
-                "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
-                &[&username],
-            )
-            .await;
-        let exists = cl
-            .query_opt("SELECT 1 FROM pg_roles WHERE rolname = $1", &[&username])
-            .await
-            .map_err(|e| pg_error(&e));
-        let r = match exists {
-            Ok(Some(_)) => run_tx(&mut cl, &stmts).await,
-            Ok(None) => Ok(()),
-            Err(e) => Err(e),
+        let r = if custom.is_empty() {
+            revoke_default(&mut cl, username, &q).await
+        } else {
+            let stmts = render(custom, &[("name", username), ("username", username)]);
+            // End the user's sessions first, so it cannot keep working on an open connection.
+            let _ = cl
+                .execute(
+                    "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = $1",
+                    &[&username],
+                )
+                .await;
+            match role_exists(&cl, username).await {
+                Ok(true) => run_tx(&mut cl, &stmts).await,
+                Ok(false) => Ok(()),
+                Err(e) => Err(e),
+            }
         };
         self.checkin(conn, c, cl).await;
         r

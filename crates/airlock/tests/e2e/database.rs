@@ -1162,3 +1162,149 @@ fn postgres_connection_pool_settings() {
     );
     assert_eq!(rp.status, 204);
 }
+
+/// A least-privilege admin: a non-superuser with CREATEROLE (PostgreSQL 15+), owning the
+/// schema the issued users work in. Creation, revocation (objects the user made, an open
+/// session) and expiry all work with it.
+#[test]
+fn postgres_least_privilege_admin_creates_and_revokes() {
+    if !require("PostgreSQL on 127.0.0.1:5432 with psql", psql_ok()) {
+        return;
+    }
+    let tag = format!("{}", std::process::id());
+    let admin = format!("airlock_admin_{tag}");
+    let schema = format!("lp_{tag}");
+    psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    psql(&format!("DROP ROLE IF EXISTS {admin}"));
+    psql(&format!(
+        "CREATE ROLE {admin} WITH LOGIN CREATEROLE PASSWORD 'admin-pw'"
+    ));
+    psql(&format!("CREATE SCHEMA {schema} AUTHORIZATION {admin}"));
+    psql(&format!("CREATE TABLE {schema}.t (x int)"));
+    psql(&format!("ALTER TABLE {schema}.t OWNER TO {admin}"));
+    assert_eq!(
+        psql(&format!(
+            "SELECT rolsuper::text FROM pg_roles WHERE rolname = '{admin}'"
+        )),
+        "false"
+    );
+    let dir = tempdir("db-least");
+    let mut p = server(&dir);
+    let init = req(&p, "PUT", "/v1/sys/init", Some(json!({})));
+    p.token = Some(init.body["root_token"].as_str().unwrap().to_string());
+    assert_eq!(
+        req(
+            &p,
+            "POST",
+            "/v1/sys/mounts/database",
+            Some(json!({"type": "database"}))
+        )
+        .status,
+        204
+    );
+    let cfg = req(
+        &p,
+        "POST",
+        "/v1/database/config/pg",
+        Some(json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": "postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
+            "username": admin, "password": "admin-pw", "allowed_roles": "*",
+        })),
+    );
+    assert_eq!(cfg.status, 204, "{:?}", cfg.body);
+    let create = format!(
+        "CREATE ROLE \"{{{{name}}}}\" WITH LOGIN PASSWORD '{{{{password}}}}' VALID UNTIL '{{{{expiration}}}}'; \
+         GRANT USAGE, CREATE ON SCHEMA {schema} TO \"{{{{name}}}}\"; GRANT SELECT ON {schema}.t TO \"{{{{name}}}}\";"
+    );
+    let r = req(
+        &p,
+        "POST",
+        "/v1/database/roles/app",
+        Some(json!({"db_name": "pg", "creation_statements": [create], "default_ttl": "1h"})),
+    );
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    for how in ["revoke", "expiry"] {
+        let c = req(&p, "GET", "/v1/database/creds/app", None);
+        assert_eq!(c.status, 200, "{:?}", c.body);
+        let user = c.body["data"]["username"].as_str().unwrap().to_string();
+        let lease = c.body["lease_id"].as_str().unwrap().to_string();
+        assert!(role_exists(&user));
+        // The user makes an object of its own, and keeps a session open.
+        let made = Command::new("psql")
+            .args(["-h", "127.0.0.1", "-U", &user, "-d", "postgres", "-tAc"])
+            .arg(format!("CREATE TABLE {schema}.mine_{how} (y int)"))
+            .output()
+            .unwrap();
+        assert!(
+            made.status.success(),
+            "{}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+        let mut session = Command::new("psql")
+            .args([
+                "-h",
+                "127.0.0.1",
+                "-U",
+                &user,
+                "-d",
+                "postgres",
+                "-tAc",
+                "SELECT pg_sleep(25)",
+            ])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        wait_until(
+            "the user's session to start",
+            Duration::from_secs(10),
+            || {
+                psql(&format!(
+                    "SELECT count(*) FROM pg_stat_activity WHERE usename = '{user}'"
+                )) == "1"
+            },
+        );
+        let t0 = Instant::now();
+        if how == "revoke" {
+            let r = req(
+                &p,
+                "PUT",
+                "/v1/sys/leases/revoke",
+                Some(json!({"lease_id": lease})),
+            );
+            assert_eq!(r.status, 204, "{:?}", r.body);
+        } else {
+            let r = req(
+                &p,
+                "PUT",
+                "/v1/sys/leases/renew",
+                Some(json!({"lease_id": lease, "increment": 1})),
+            );
+            assert_eq!(r.status, 200, "{:?}", r.body);
+        }
+        wait_until("the user to be dropped", Duration::from_secs(20), || {
+            !role_exists(&user)
+        });
+        // The open session was ended, and what the user made now belongs to the admin.
+        let st = session.wait().unwrap();
+        assert!(!st.success(), "the session survived the revocation");
+        assert!(t0.elapsed() < Duration::from_secs(20));
+        assert_eq!(
+            psql(&format!(
+                "SELECT tableowner FROM pg_tables WHERE schemaname = '{schema}' AND tablename = 'mine_{how}'"
+            )),
+            admin
+        );
+        let left = req(
+            &p,
+            "LIST",
+            "/v1/sys/leases/lookup/database/creds/app/",
+            None,
+        );
+        assert_eq!(left.status, 404, "{:?}", left.body);
+    }
+    drop(p);
+    psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
+    psql(&format!("DROP ROLE IF EXISTS {admin}"));
+}
