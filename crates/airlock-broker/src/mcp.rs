@@ -5,13 +5,18 @@
 //! top-level `servers`. For every stdio server (one with a `command`):
 //!
 //! * env entries whose name [`is_secret_var`] and whose value is a literal (not empty, not an
-//!   Airlock placeholder, not a `${VAR}` / `${env:VAR}` / `${input:id}` reference) are removed
-//!   from `env` and returned in [`WrapOutcome::extracted`], to be stored at
-//!   `<kv_mount>/<kv_prefix>/<server>` under the variable's name;
+//!   Airlock placeholder, not a `${…}` reference) are removed from `env` and returned in
+//!   [`WrapOutcome::extracted`], to be stored at `<kv_mount>/<kv_prefix>/<server>` under the
+//!   variable's name;
+//! * a secret variable whose whole value is a reference to another environment variable
+//!   (`${env:NAME}` or `${NAME}`, as the MCP host expands them) is resolved with the `env`
+//!   function given to [`wrap_with_env`] (the CLI passes its own environment) and moved the
+//!   same way; an unresolved one stays and is reported in [`WrapOutcome::unresolved`];
 //! * the server becomes `airlock broker run [--profile P] --agent <server> -- <command> <args…>`
 //!   (even with no secret in `env`, so that its traffic goes through the broker), where the
 //!   agent name is the server's name with characters agent names cannot hold mapped to `_`;
-//! * [`profile_snippet`] gives the profile lines binding the extracted variables.
+//! * [`profile_snippet`] gives the profile lines: an agent for every wrapped server (so
+//!   `broker run --agent` finds it) and a binding for every moved variable.
 //!
 //! Remote servers (`url`) are left alone: the broker has to be configured as their proxy.
 //! Wrapping is idempotent: a server already running under `airlock broker run` is skipped, so
@@ -112,6 +117,9 @@ pub struct WrapOutcome {
     pub wrapped: Vec<String>,
     /// (server, reason) for servers left as they were.
     pub skipped: Vec<(String, String)>,
+    /// (server, variable, reference) for secret variables whose `${…}` reference could not
+    /// be resolved: left in `env`, so the host still passes the real value to the server.
+    pub unresolved: Vec<(String, String, String)>,
 }
 
 /// Does this variable name look like it holds a secret? Whole `_`-separated words only,
@@ -141,6 +149,19 @@ fn is_not_literal(v: &str) -> bool {
         || ["true", "false", "yes", "no", "on", "off", "0", "1"]
             .iter()
             .any(|f| t.eq_ignore_ascii_case(f))
+}
+
+/// The variable a whole-value reference names: `${env:NAME}` or `${NAME}` (not
+/// `${input:id}`, not `${NAME:-default}`, not a reference inside a longer string).
+fn env_reference(v: &str) -> Option<&str> {
+    let inner = v.trim().strip_prefix("${")?.strip_suffix('}')?;
+    let name = inner.strip_prefix("env:").unwrap_or(inner);
+    let valid = name
+        .bytes()
+        .next()
+        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
+        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+    valid.then_some(name)
 }
 
 /// `name` as one KV path segment: characters outside `[A-Za-z0-9_.-]` become `_`, and a name
@@ -246,6 +267,15 @@ fn is_remote(server: &Map<String, Value>) -> bool {
 /// strings or `env` not an object of strings; two servers would store the same variable at
 /// the same KV path (their names differ only in characters mapped to `_`).
 pub fn wrap(doc: &Value, opts: &WrapOptions) -> Result<WrapOutcome, String> {
+    wrap_with_env(doc, opts, &|_| None)
+}
+
+/// [`wrap`], resolving `${env:NAME}` / `${NAME}` values of secret variables with `env`.
+pub fn wrap_with_env(
+    doc: &Value,
+    opts: &WrapOptions,
+    env_of: &dyn Fn(&str) -> Option<String>,
+) -> Result<WrapOutcome, String> {
     let root = doc
         .as_object()
         .ok_or("the file must hold a JSON object (an mcp.json)")?;
@@ -264,6 +294,7 @@ pub fn wrap(doc: &Value, opts: &WrapOptions) -> Result<WrapOutcome, String> {
     let mut extracted: Vec<Extracted> = Vec::new();
     let mut wrapped = Vec::new();
     let mut skipped = Vec::new();
+    let mut unresolved = Vec::new();
     for (name, v) in servers {
         let server = v
             .as_object()
@@ -287,17 +318,23 @@ pub fn wrap(doc: &Value, opts: &WrapOptions) -> Result<WrapOutcome, String> {
         let mut new = server.clone();
         if let Some(mut env) = stdio.env {
             let path = kv_path(opts, name);
-            let secret: Vec<String> = env
-                .iter()
-                .filter(|(var, val)| {
-                    is_secret_var(var) && val.as_str().is_some_and(|s| !is_not_literal(s))
-                })
-                .map(|(var, _)| var.clone())
-                .collect();
-            for var in secret {
-                let Some(Value::String(value)) = env.remove(&var) else {
+            // (variable, its value): literals as written, references resolved.
+            let mut secret: Vec<(String, String)> = Vec::new();
+            for (var, val) in env.iter() {
+                let Some(val) = val.as_str().filter(|_| is_secret_var(var)) else {
                     continue;
                 };
+                if !is_not_literal(val) {
+                    secret.push((var.clone(), val.to_string()));
+                } else if let Some(source) = env_reference(val) {
+                    match env_of(source).filter(|v| !v.is_empty()) {
+                        Some(v) => secret.push((var.clone(), v)),
+                        None => unresolved.push((name.clone(), var.clone(), val.to_string())),
+                    }
+                }
+            }
+            for (var, value) in secret {
+                env.remove(&var);
                 if let Some(other) = extracted
                     .iter()
                     .find(|e| e.path == path && e.key == var && e.server != *name)
@@ -355,22 +392,23 @@ pub fn wrap(doc: &Value, opts: &WrapOptions) -> Result<WrapOutcome, String> {
         extracted,
         wrapped,
         skipped,
+        unresolved,
     })
 }
 
-/// Profile lines binding what [`wrap`] extracted: one `[[binding]]` per variable and one
-/// `[agents.<server>]` per server. Variables that a provider preset reads (`GITHUB_TOKEN`,
+/// Profile lines for what [`wrap`] did: one `[agents.<server>]` per wrapped server (with no
+/// binding when nothing was moved, so `broker run --agent` still finds it) and one
+/// `[[binding]]` per moved variable. Variables that a provider preset reads (`GITHUB_TOKEN`,
 /// `OPENAI_API_KEY`, ...) get a complete binding; others get a commented template, since only
-/// the user knows which host their key is for.
-pub fn profile_snippet(extracted: &[Extracted]) -> String {
+/// the user knows which host their key is for. Agents and bindings named in `existing` (a
+/// profile that already has them) are left out.
+pub fn profile_snippet(extracted: &[Extracted], wrapped: &[String], existing: &Existing) -> String {
     let q = |s: &str| Value::from(s).to_string();
     let mut out = String::new();
-    let mut servers: Vec<&str> = extracted.iter().map(|e| e.server.as_str()).collect();
-    servers.dedup();
-    for server in servers {
+    for server in wrapped {
         let mut names = Vec::new();
         let agent = agent_name(server);
-        for e in extracted.iter().filter(|e| e.server == server) {
+        for e in extracted.iter().filter(|e| &e.server == server) {
             let name: String = format!("{agent}-{}", e.var.to_ascii_lowercase())
                 .chars()
                 .take(64)
@@ -389,6 +427,10 @@ pub fn profile_snippet(extracted: &[Extracted]) -> String {
                 });
             match preset {
                 Some(p) => {
+                    names.push(name.clone());
+                    if existing.bindings.contains(&name) {
+                        continue;
+                    }
                     let env = if p.env == e.var {
                         String::new()
                     } else {
@@ -399,7 +441,6 @@ pub fn profile_snippet(extracted: &[Extracted]) -> String {
                         q(&name),
                         q(p.name)
                     ));
-                    names.push(name);
                 }
                 None => out.push_str(&format!(
                     "# {var}: no provider preset reads this variable; say where it may go:\n\
@@ -412,6 +453,9 @@ pub fn profile_snippet(extracted: &[Extracted]) -> String {
                 )),
             }
         }
+        if existing.agents.contains(&agent) {
+            continue;
+        }
         out.push_str(&format!(
             "[agents.{}]\nbindings = [{}]\n\n",
             q(&agent),
@@ -419,6 +463,13 @@ pub fn profile_snippet(extracted: &[Extracted]) -> String {
         ));
     }
     out
+}
+
+/// Names a profile already defines (so [`profile_snippet`] does not repeat them).
+#[derive(Debug, Default, Clone)]
+pub struct Existing {
+    pub agents: Vec<String>,
+    pub bindings: Vec<String>,
 }
 
 #[cfg(test)]

@@ -214,9 +214,13 @@ pub struct EnvArgs {
 pub struct WrapArgs {
     /// The mcp.json file (Cursor, Claude Desktop/Code, or VS Code format).
     pub file: PathBuf,
-    /// Profile to pass to `broker run` in each wrapped server.
+    /// Profile to pass to `broker run` in each wrapped server (written as an absolute path).
     #[arg(long)]
     pub profile: Option<String>,
+    /// Add the agents and bindings the wrapped servers need to the --profile file (created
+    /// if missing; what it already defines is left alone) instead of printing them.
+    #[arg(long, requires = "profile")]
+    pub write_profile: bool,
     /// KV mount for the moved secrets.
     #[arg(long, default_value = "secret")]
     pub mount: String,
@@ -425,7 +429,9 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         .into_iter()
         .cloned()
         .collect();
-    if bindings.is_empty() {
+    // An agent defined with no binding still runs under the broker (its traffic goes through
+    // it, under its egress rules); without an agent, no binding means nothing to do.
+    if bindings.is_empty() && a.agent.is_none() {
         bail!(
             "{}: no bindings{}",
             profile_path.display(),
@@ -599,14 +605,27 @@ async fn wrap_mcp(a: WrapArgs) -> Result<ExitCode> {
         .with_context(|| format!("reading {}", a.file.display()))?;
     let doc: Value = serde_json::from_str(&text)
         .with_context(|| format!("{} is not valid JSON", a.file.display()))?;
+    // MCP hosts start servers from their own working directory and often with a short PATH:
+    // the profile and this binary are named by absolute paths.
+    let profile = a
+        .profile
+        .as_deref()
+        .map(|p| std::path::absolute(p).with_context(|| format!("profile path {p}")))
+        .transpose()?;
+    let airlock_bin = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.to_str().map(str::to_string))
+        .unwrap_or_else(|| "airlock".into());
     let opts = airlock_broker::mcp::WrapOptions {
-        airlock_bin: "airlock".into(),
-        profile: a.profile.clone(),
+        airlock_bin,
+        profile: profile.as_ref().map(|p| p.display().to_string()),
         kv_mount: a.mount.clone(),
         kv_prefix: a.prefix.clone(),
     };
-    let out =
-        airlock_broker::mcp::wrap(&doc, &opts).map_err(|e| anyhow!("{}: {e}", a.file.display()))?;
+    // `${env:NAME}` values are what the host would take from its environment: this shell's.
+    let env_of = |n: &str| std::env::var(n).ok();
+    let out = airlock_broker::mcp::wrap_with_env(&doc, &opts, &env_of)
+        .map_err(|e| anyhow!("{}: {e}", a.file.display()))?;
     for (s, why) in &out.skipped {
         println!("skipped {s}: {why}");
     }
@@ -616,6 +635,11 @@ async fn wrap_mcp(a: WrapArgs) -> Result<ExitCode> {
     }
     for e in &out.extracted {
         println!("{}: {} → {}#{}", e.server, e.var, e.path, e.key);
+    }
+    for (server, var, reference) in &out.unresolved {
+        println!(
+            "{server}: {var} = {reference} is not set in this environment: left as it is (the host passes the real value). Set it and run again to move it into Airlock."
+        );
     }
     if a.dry_run {
         println!("dry run: {} server(s) would be wrapped", out.wrapped.len());
@@ -638,6 +662,40 @@ async fn wrap_mcp(a: WrapArgs) -> Result<ExitCode> {
                 .with_context(|| format!("storing the secrets of {path} in Airlock"))?;
         }
     }
+    // The profile first: if it cannot be written, the mcp.json is left as it was.
+    let existing_text = match (&profile, a.write_profile) {
+        (Some(p), true) => match std::fs::read_to_string(p) {
+            Ok(t) => Some(t),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Some(String::new()),
+            Err(e) => return Err(anyhow!("reading profile {}: {e}", p.display())),
+        },
+        _ => None,
+    };
+    let existing = match &existing_text {
+        Some(t) if !t.trim().is_empty() => {
+            let p = config::parse_profile(t, "the profile").map_err(|e| anyhow!(e))?;
+            airlock_broker::mcp::Existing {
+                agents: p.agents.iter().map(|a| a.name.clone()).collect(),
+                bindings: p.bindings.iter().map(|b| b.name.clone()).collect(),
+            }
+        }
+        _ => airlock_broker::mcp::Existing::default(),
+    };
+    let snippet = airlock_broker::mcp::profile_snippet(&out.extracted, &out.wrapped, &existing);
+    if let (Some(p), Some(old)) = (&profile, &existing_text) {
+        let mut new_profile = old.clone();
+        if !new_profile.is_empty() && !new_profile.ends_with('\n') {
+            new_profile.push('\n');
+        }
+        new_profile.push_str(&snippet);
+        config::parse_profile(&new_profile, &p.display().to_string())
+            .map_err(|e| anyhow!("the profile would not parse after the addition: {e}"))?;
+        crate::cmd::write_private(p, new_profile.as_bytes(), 0o600)?;
+        println!(
+            "profile {} now defines the wrapped servers' agents",
+            p.display()
+        );
+    }
     // The backup still holds the original secrets: readable by the owner only.
     let backup = PathBuf::from(format!("{}.bak", a.file.display()));
     crate::cmd::write_private(&backup, text.as_bytes(), 0o600)?;
@@ -654,15 +712,14 @@ async fn wrap_mcp(a: WrapArgs) -> Result<ExitCode> {
         out.wrapped.len(),
         backup.display()
     );
-    if !out.extracted.is_empty() {
-        let target = a
-            .profile
-            .as_deref()
-            .map(|p| format!(" ({p})"))
+    if !a.write_profile && !snippet.trim().is_empty() {
+        let target = profile
+            .as_ref()
+            .map(|p| format!(" ({})", p.display()))
             .unwrap_or_default();
         println!(
             "\nEach wrapped server runs as an agent of the same name. Add to your profile{target}:\n\n{}",
-            airlock_broker::mcp::profile_snippet(&out.extracted).trim_end()
+            snippet.trim_end()
         );
     }
     Ok(ExitCode::SUCCESS)

@@ -437,7 +437,10 @@ fn profile_snippet_parses_and_binds_known_variables() {
         ex("my tools", "INTERNAL_TOKEN"),
         ex("gh", "GITHUB_PERSONAL_ACCESS_TOKEN"),
     ];
-    let text = profile_snippet(&list);
+    let wrapped: Vec<String> = ["github", "my tools", "gh", "plain"]
+        .map(String::from)
+        .to_vec();
+    let text = profile_snippet(&list, &wrapped, &Existing::default());
     let p = crate::config::parse_profile(&text, "snippet").unwrap();
     let names: Vec<&str> = p.bindings.iter().map(|b| b.name.as_str()).collect();
     assert_eq!(
@@ -452,8 +455,9 @@ fn profile_snippet_parses_and_binds_known_variables() {
     assert!(p.bindings[2].dest.hosts[0].matches("api.github.com"));
     assert_eq!(p.bindings[1].secret_path, "secret/mcp/my_tools");
     let agents: Vec<&str> = p.agents.iter().map(|a| a.name.as_str()).collect();
-    assert_eq!(agents, ["gh", "github", "my_tools"]);
-    assert_eq!(p.agents.len(), 3);
+    // Every wrapped server has an agent, also one from which nothing was moved.
+    assert_eq!(agents, ["gh", "github", "my_tools", "plain"]);
+    assert!(p.agents[3].bindings.is_empty());
     assert!(
         text.contains("# \"INTERNAL_TOKEN\": no provider preset"),
         "{text}"
@@ -462,4 +466,81 @@ fn profile_snippet_parses_and_binds_known_variables() {
         !text.contains("= \"v\""),
         "a secret value in the snippet: {text}"
     );
+}
+
+#[test]
+fn profile_snippet_leaves_out_what_the_profile_has() {
+    let e = Extracted {
+        server: "github".into(),
+        var: "GITHUB_TOKEN".into(),
+        path: "secret/mcp/github".into(),
+        key: "GITHUB_TOKEN".into(),
+        value: "v".into(),
+    };
+    let wrapped = vec!["github".to_string(), "other".to_string()];
+    let existing = Existing {
+        agents: vec!["other".into()],
+        bindings: vec!["github-github_token".into()],
+    };
+    let text = profile_snippet(std::slice::from_ref(&e), &wrapped, &existing);
+    assert!(!text.contains("[[binding]]"), "{text}");
+    assert!(!text.contains("[agents.\"other\"]"), "{text}");
+    assert!(
+        text.contains("[agents.\"github\"]\nbindings = [\"github-github_token\"]"),
+        "{text}"
+    );
+}
+
+#[test]
+fn env_references_are_resolved_and_moved_or_reported() {
+    let doc = json!({"mcpServers": {
+        "gh": {"command": "npx", "env": {
+            "GITHUB_TOKEN": "${env:GITHUB_TOKEN}",
+            "OPENAI_API_KEY": "${OPENAI_KEY_FROM_SHELL}",
+            "MISSING_TOKEN": "${env:NOT_SET}",
+            "PROMPTED_TOKEN": "${input:pat}",
+            "DEFAULTED_TOKEN": "${X:-y}",
+            "MIXED_AUTH": "Bearer ${env:T}",
+            "LOG_LEVEL": "${env:LOG_LEVEL}"
+        }}
+    }});
+    let env = |n: &str| match n {
+        "GITHUB_TOKEN" => Some("ghp_from_env".to_string()),
+        "OPENAI_KEY_FROM_SHELL" => Some("sk-from-env".to_string()),
+        "T" | "X" | "LOG_LEVEL" | "pat" => Some("set".to_string()),
+        _ => None,
+    };
+    let out = wrap_with_env(&doc, &opts(), &env).unwrap();
+    let moved: Vec<(&str, &str)> = out
+        .extracted
+        .iter()
+        .map(|e| (e.var.as_str(), e.value.as_str()))
+        .collect();
+    assert_eq!(
+        moved,
+        [
+            ("GITHUB_TOKEN", "ghp_from_env"),
+            ("OPENAI_API_KEY", "sk-from-env")
+        ]
+    );
+    assert_eq!(
+        out.doc["mcpServers"]["gh"]["env"],
+        json!({
+            "MISSING_TOKEN": "${env:NOT_SET}",
+            "PROMPTED_TOKEN": "${input:pat}",
+            "DEFAULTED_TOKEN": "${X:-y}",
+            "MIXED_AUTH": "Bearer ${env:T}",
+            "LOG_LEVEL": "${env:LOG_LEVEL}"
+        })
+    );
+    assert_eq!(
+        out.unresolved,
+        [(
+            "gh".to_string(),
+            "MISSING_TOKEN".to_string(),
+            "${env:NOT_SET}".to_string()
+        )]
+    );
+    // Without an environment, references stay (wrap's behaviour).
+    assert!(wrap(&doc, &opts()).unwrap().extracted.is_empty());
 }

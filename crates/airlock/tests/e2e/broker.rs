@@ -947,7 +947,12 @@ fn broker_wrap_mcp_moves_secrets_and_is_idempotent() {
         "secret left in mcp.json"
     );
     let doc: serde_json::Value = serde_json::from_str(&first).unwrap();
-    assert_eq!(doc["mcpServers"]["github"]["command"], "airlock");
+    // The command is this binary, by absolute path (hosts often run with a short PATH).
+    let cmd = doc["mcpServers"]["github"]["command"].as_str().unwrap();
+    assert!(
+        std::path::Path::new(cmd).is_absolute() && cmd.ends_with("/airlock"),
+        "{cmd}"
+    );
     assert_eq!(
         doc["mcpServers"]["github"]["args"],
         json!([
@@ -1025,4 +1030,91 @@ fn broker_wrap_mcp_moves_secrets_and_is_idempotent() {
     assert!(out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("nothing to change"));
     assert_eq!(std::fs::read_to_string(&f).unwrap(), first);
+}
+
+#[test]
+fn broker_wrap_mcp_resolves_env_references_and_writes_the_profile() {
+    let s = setup("broker-mcp-env");
+    let f = s.dir.join("mcp.json");
+    let original = json!({"mcpServers": {
+        "github": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-github"],
+                   "env": {"GITHUB_TOKEN": "${env:GITHUB_TOKEN}"}},
+        "files": {"command": "npx", "args": ["-y", "@modelcontextprotocol/server-filesystem"]}
+    }});
+    std::fs::write(&f, serde_json::to_string_pretty(&original).unwrap()).unwrap();
+    let run = || {
+        Command::new(bin())
+            .current_dir(&s.dir)
+            .args([
+                "broker",
+                "wrap-mcp",
+                "mcp.json",
+                "--profile",
+                "agents.toml",
+                "--write-profile",
+            ])
+            .env("AIRLOCK_ADDR", &s.server.addr)
+            .env("AIRLOCK_TOKEN", s.server.token.as_deref().unwrap())
+            .env("GITHUB_TOKEN", "ghp_from_the_shell_env")
+            .output()
+            .unwrap()
+    };
+    let out = run();
+    let text =
+        String::from_utf8_lossy(&out.stdout).to_string() + &String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{text}");
+    assert!(!text.contains("ghp_from_the_shell_env"), "{text}");
+    let doc: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&f).unwrap()).unwrap();
+    let profile = std::fs::canonicalize(s.dir.join("agents.toml")).unwrap();
+    let stored = req(&s.server, "GET", "/v1/secret/data/mcp/github", None);
+    assert_eq!(
+        stored.body["data"]["data"]["GITHUB_TOKEN"],
+        "ghp_from_the_shell_env"
+    );
+    let profile_text = std::fs::read_to_string(&profile).unwrap();
+    for server in ["github", "files"] {
+        let args: Vec<String> = doc["mcpServers"][server]["args"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a.as_str().unwrap().to_string())
+            .collect();
+        // The profile is named by an absolute path.
+        assert_eq!(
+            std::fs::canonicalize(&args[3]).unwrap(),
+            profile,
+            "{args:?}"
+        );
+        assert!(
+            profile_text.contains(&format!("[agents.\"{server}\"]")),
+            "{profile_text}"
+        );
+        // The rewritten command starts, from another directory, with a stand-in server.
+        let dash = args.iter().position(|a| a == "--").unwrap();
+        let mut args = args[..=dash].to_vec();
+        args.extend(["sh".into(), "-c".into(), "echo \"[$GITHUB_TOKEN]\"".into()]);
+        let started = Command::new(doc["mcpServers"][server]["command"].as_str().unwrap())
+            .current_dir("/")
+            .args(&args)
+            .env("AIRLOCK_ADDR", &s.server.addr)
+            .env("AIRLOCK_TOKEN", s.server.token.as_deref().unwrap())
+            .output()
+            .unwrap();
+        let said = String::from_utf8_lossy(&started.stdout).trim().to_string();
+        assert!(
+            started.status.success(),
+            "{server} did not start: {said} {}",
+            String::from_utf8_lossy(&started.stderr)
+        );
+        if server == "github" {
+            assert!(said.starts_with("[airlock-ph-"), "{said}");
+        } else {
+            assert_eq!(said, "[]");
+        }
+    }
+    // Again: nothing changes, and the profile is not extended twice.
+    let out = run();
+    assert!(out.status.success());
+    assert_eq!(std::fs::read_to_string(&profile).unwrap(), profile_text);
 }
