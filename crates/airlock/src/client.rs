@@ -25,17 +25,22 @@ pub struct Client {
     pub wrap_ttl: Option<String>,
 }
 
-/// A non-2xx answer, with Vault's error strings.
+/// A non-2xx answer, with Vault's error strings, the server's warnings, and what to do about
+/// it when the CLI can tell.
 #[derive(Debug)]
 pub struct ApiFailure {
     pub status: u16,
     pub errors: Vec<String>,
+    pub warnings: Vec<String>,
+    pub hint: Option<String>,
+    /// After a 403: whether the token itself is valid (`None`: not known).
+    pub token_valid: Option<bool>,
 }
 
 impl std::fmt::Display for ApiFailure {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         if self.errors.is_empty() {
-            write!(f, "server answered {}", self.status)
+            write!(f, "server answered {}", self.status)?;
         } else {
             write!(
                 f,
@@ -46,9 +51,27 @@ impl std::fmt::Display for ApiFailure {
                     .map(|e| e.replace("1 error occurred:\n\t* ", "").trim().to_string())
                     .collect::<Vec<_>>()
                     .join("; ")
-            )
+            )?;
         }
+        for w in &self.warnings {
+            write!(f, "\nwarning from the server: {w}")?;
+        }
+        if let Some(h) = &self.hint {
+            write!(f, "\n{h}")?;
+        }
+        Ok(())
     }
+}
+
+fn strings(v: &Value, key: &str) -> Vec<String> {
+    v.get(key)
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|e| e.as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 impl std::error::Error for ApiFailure {}
@@ -209,19 +232,74 @@ impl Client {
         if (200..300).contains(&status) {
             return Ok(Some(v));
         }
-        let errors: Vec<String> = v
-            .get("errors")
-            .and_then(Value::as_array)
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e.as_str().map(str::to_string))
-                    .collect()
-            })
-            .unwrap_or_default();
-        if status == 404 && errors.is_empty() {
+        let errors = strings(&v, "errors");
+        let warnings = strings(&v, "warnings");
+        if status == 404 && errors.is_empty() && warnings.is_empty() {
             return Ok(None);
         }
-        Err(ApiFailure { status, errors }.into())
+        let mut token_valid = None;
+        let hint = match status {
+            403 => {
+                let (valid, why) = self.why_denied(path).await;
+                token_valid = valid;
+                Some(why)
+            }
+            503 if errors.iter().any(|e| e.contains("sealed")) => Some(
+                "The server is sealed: unseal it with `airlock operator unseal` (once per key \
+                 share, until the threshold is reached), or give it an unseal key file \
+                 ([seal] key_file) to unseal at start."
+                    .to_string(),
+            ),
+            _ => None,
+        };
+        Err(ApiFailure {
+            status,
+            errors,
+            warnings,
+            hint,
+            token_valid,
+        }
+        .into())
+    }
+
+    /// After a 403: tells a token the server does not know (expired, revoked, mistyped)
+    /// from a valid token whose policies do not allow the request, by looking itself up.
+    async fn why_denied(&self, path: &str) -> (Option<bool>, String) {
+        if self.token.is_none() {
+            return (
+                Some(false),
+                "No token was sent: set AIRLOCK_TOKEN or run `airlock login`.".into(),
+            );
+        }
+        match self.raw("GET", "auth/token/lookup-self", None, None).await {
+            Ok((200, v)) => {
+                let policies = v
+                    .pointer("/data/policies")
+                    .and_then(Value::as_array)
+                    .map(|a| {
+                        a.iter()
+                            .filter_map(Value::as_str)
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    })
+                    .unwrap_or_default();
+                (
+                    Some(true),
+                    format!(
+                        "The token is valid, but its policies ({policies}) do not allow this on \
+                         {p}: `airlock token capabilities {p}` shows what they allow.",
+                        p = path.trim_start_matches('/')
+                    ),
+                )
+            }
+            Ok((403, _)) => (
+                Some(false),
+                "The token is not valid (expired, revoked or mistyped): log in again \
+                 (`airlock login`) or set AIRLOCK_TOKEN to a current token."
+                    .into(),
+            ),
+            _ => (None, "Permission denied.".into()),
+        }
     }
 }
 

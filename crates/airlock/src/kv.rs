@@ -201,14 +201,15 @@ pub async fn resolve(cl: &Client, t: &Target) -> Result<Loc> {
         .call("GET", &format!("sys/internal/ui/mounts/{full}"), None)
         .await
         .map_err(|e| {
-            // Vault's wording; say what it usually means.
-            if e.to_string().contains("preflight capability check returned 403") {
-                anyhow!(
-                                        "{e:#} (no secrets engine is mounted at {first}/, or this token may not use it: `airlock secrets list` shows the mounts, `airlock secrets enable -path={first} kv-v2` adds one)"
-
-                )
-            } else {
-                e
+            // Vault's preflight wording; say what it usually means, for a valid token.
+            match e.downcast_ref::<crate::client::ApiFailure>() {
+                Some(f) if f.status == 403 && f.token_valid == Some(true) => anyhow!(
+                    "cannot use {first}/ with this token: no secrets engine is mounted there, or \
+                     the token's policies do not allow it. `airlock secrets list` shows the \
+                     mounts, `airlock secrets enable -path={first} kv-v2` adds one, `airlock \
+                     token capabilities {full}` shows what the token may do."
+                ),
+                _ => e,
             }
         })?
         .ok_or_else(|| anyhow!("no secrets engine is mounted at {full}"))?;

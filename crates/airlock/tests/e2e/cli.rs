@@ -1,5 +1,7 @@
 //! The `airlock` CLI against a dev server, including `airlock run`.
 
+use serde_json::json;
+
 use crate::util::*;
 
 #[test]
@@ -313,4 +315,47 @@ fn output_to_a_closed_pipe_ends_quietly() {
         assert!(!err.contains("panicked"), "{args:?}: {err}");
         assert_eq!(out.status.code(), Some(0), "{args:?}: {err}");
     }
+}
+
+#[test]
+fn cli_errors_say_what_is_wrong() {
+    let mut p = start_dev();
+    // The server's warnings are shown, and a write the server refused is not a success.
+    let (c, _, err) = cli(&p, &["read", "secret/foo"], None);
+    assert_eq!(c, 2);
+    assert!(err.contains("Invalid path for a versioned K/V"), "{err}");
+    let (c, out, err) = cli(&p, &["write", "secret/foo", "a=1"], None);
+    assert_eq!(c, 2, "{out}");
+    assert!(!out.contains("Success"), "{out}");
+    assert!(err.contains("Invalid path for a versioned K/V"), "{err}");
+    // A token the server does not know, and a valid one its policies do not allow.
+    let t = req(
+        &p,
+        "POST",
+        "/v1/auth/token/create",
+        Some(json!({"policies": ["default"]})),
+    );
+    let limited = t.body["auth"]["client_token"].as_str().unwrap().to_string();
+    let root = p
+        .token
+        .replace("alt_not_a_real_token_0000000000000000".into());
+    let (c, _, err) = cli(&p, &["read", "secret/data/x"], None);
+    assert_eq!(c, 2);
+    assert!(err.contains("The token is not valid"), "{err}");
+    let (_, _, err) = cli(&p, &["kv", "get", "secret/x"], None);
+    assert!(err.contains("The token is not valid"), "{err}");
+    p.token = Some(limited);
+    let (_, _, err) = cli(&p, &["read", "secret/data/x"], None);
+    assert!(
+        err.contains("The token is valid, but its policies (default) do not allow this"),
+        "{err}"
+    );
+    let (_, _, err) = cli(&p, &["kv", "get", "secret/x"], None);
+    assert!(err.contains("cannot use secret/ with this token"), "{err}");
+    // A sealed server says how to unseal.
+    p.token = root;
+    assert_eq!(req(&p, "PUT", "/v1/sys/seal", None).status, 204);
+    let (c, _, err) = cli(&p, &["kv", "get", "secret/x"], None);
+    assert_eq!(c, 2);
+    assert!(err.contains("airlock operator unseal"), "{err}");
 }
