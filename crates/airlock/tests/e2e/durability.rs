@@ -1,5 +1,5 @@
-//! Crash durability: every acknowledged write survives `kill -9`, across a loop of kills,
-//! and the audit chain still verifies afterwards.
+//! Crash durability: every acknowledged write survives `kill -9`, across 20 kills at random
+//! moments on SQLite and on PostgreSQL, and the audit chain still verifies afterwards.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -9,18 +9,49 @@ use serde_json::json;
 
 use crate::util::*;
 
-#[test]
-fn acknowledged_writes_survive_kill_9_loop() {
-    let dir = tempdir("durable");
+/// How many times each backend is killed.
+const KILLS: u64 = 20;
+
+/// A small deterministic generator for the kill moments (the seed is printed, so a failing
+/// run can be replayed with `AIRLOCK_KILL_SEED`).
+struct Lcg(u64);
+
+impl Lcg {
+    fn next(&mut self, below: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (self.0 >> 33) % below
+    }
+}
+
+fn seed() -> u64 {
+    std::env::var("AIRLOCK_KILL_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_nanos() as u64)
+                .unwrap_or(1)
+        })
+}
+
+/// Four concurrent writers, `KILLS` SIGKILLs at random moments while writes are in flight,
+/// and after each restart every acknowledged write must read back; the audit chain must
+/// verify at the end.
+fn kill_9_loop(tag: &str, storage: &str) {
+    let dir = tempdir(tag);
     let key = "11".repeat(32);
     std::fs::write(dir.join("unseal.key"), &key).unwrap();
     let audit = dir.join("audit.log");
     let cfg = dir.join("airlock.toml");
+    let storage = storage.replace("{dir}", &dir.display().to_string());
     std::fs::write(
         &cfg,
         format!(
-            "[listener]\naddress = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[seal]\nkey_file = \"{}\"\n[[audit]]\nname = \"file\"\npath = \"{}\"\n",
-            dir.join("data.db").display(),
+            "[listener]\naddress = \"127.0.0.1:0\"\n[storage]\n{storage}\n[seal]\nkey_file = \"{}\"\n[[audit]]\nname = \"file\"\npath = \"{}\"\n",
             dir.join("unseal.key").display(),
             audit.display()
         ),
@@ -42,9 +73,12 @@ fn acknowledged_writes_survive_kill_9_loop() {
         204
     );
 
+    let seed = seed();
+    println!("{tag}: kill moments from seed {seed} (AIRLOCK_KILL_SEED={seed} replays them)");
+    let mut rng = Lcg(seed);
     let acked: Arc<Mutex<Vec<u64>>> = Arc::new(Mutex::new(Vec::new()));
     let mut next = 0u64;
-    for round in 0..5 {
+    for round in 0..KILLS {
         let stop = Arc::new(AtomicBool::new(false));
         let mut writers = Vec::new();
         for w in 0..4u64 {
@@ -76,7 +110,8 @@ fn acknowledged_writes_survive_kill_9_loop() {
                 }
             }));
         }
-        std::thread::sleep(Duration::from_millis(300 + round * 70));
+        // A random moment: 40–400 ms into the writes.
+        std::thread::sleep(Duration::from_millis(40 + rng.next(360)));
         // SIGKILL while writes are in flight.
         p.child.kill().unwrap();
         p.child.wait().unwrap();
@@ -85,22 +120,44 @@ fn acknowledged_writes_survive_kill_9_loop() {
             let _ = w.join();
         }
         next += 10_000_000;
-        let addr_token = root.clone();
         p = start_config(&cfg);
-        p.token = Some(addr_token);
+        p.token = Some(root.clone());
         assert_eq!(
             req(&p, "GET", "/v1/sys/seal-status", None).body["sealed"],
             false,
             "auto-unseal after restart"
         );
-        let list = acked.lock().unwrap().clone();
+        // This round's acknowledged writes, right after the crash that followed them (all of
+        // them again at the end).
+        let list: Vec<u64> = acked
+            .lock()
+            .unwrap()
+            .iter()
+            .copied()
+            .filter(|i| *i >= next - 10_000_000)
+            .collect();
         assert!(!list.is_empty(), "round {round}: no write was acknowledged");
         for i in &list {
             let r = req(&p, "GET", &format!("/v1/kv/data/k{i}"), None);
-            assert_eq!(r.status, 200, "round {round}: acknowledged write k{i} lost");
+            assert_eq!(
+                r.status, 200,
+                "{tag} round {round} (seed {seed}): acknowledged write k{i} lost"
+            );
             assert_eq!(r.body["data"]["data"]["v"], json!(i));
         }
     }
+    let all = acked.lock().unwrap().clone();
+    for i in &all {
+        let r = req(&p, "GET", &format!("/v1/kv/data/k{i}"), None);
+        assert_eq!(
+            r.status, 200,
+            "{tag} (seed {seed}): acknowledged write k{i} lost"
+        );
+    }
+    println!(
+        "{tag}: {KILLS} kills, {} acknowledged writes, all read back",
+        all.len()
+    );
     drop(p);
     let out = std::process::Command::new(bin())
         .args(["audit", "verify"])
@@ -114,6 +171,38 @@ fn acknowledged_writes_survive_kill_9_loop() {
     );
     let text = std::fs::read_to_string(&audit).unwrap();
     assert!(!text.contains(&root), "root token in audit log");
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_loop_sqlite() {
+    kill_9_loop("durable", "path = \"{dir}/data.db\"");
+}
+
+#[test]
+fn acknowledged_writes_survive_kill_9_loop_postgresql() {
+    let reachable = std::net::TcpStream::connect("127.0.0.1:5432").is_ok();
+    if !require("PostgreSQL on 127.0.0.1:5432", reachable) {
+        return;
+    }
+    let table = format!("airlock_kill_{}", std::process::id());
+    kill_9_loop(
+        "durable-pg",
+        &format!(
+            "backend = \"postgresql\"\nconnection_url = \"host=127.0.0.1 user=postgres dbname=postgres\"\ntable = \"{table}\""
+        ),
+    );
+    let _ = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+        ])
+        .arg(format!("DROP TABLE IF EXISTS {table}"))
+        .output();
 }
 
 #[test]
