@@ -52,9 +52,16 @@ impl std::fmt::Display for AuditError {
 
 impl std::error::Error for AuditError {}
 
-struct Job {
-    entry: Vec<u8>,
-    done: oneshot::Sender<Result<(), String>>,
+enum Job {
+    Entry {
+        entry: Vec<u8>,
+        done: oneshot::Sender<Result<(), String>>,
+    },
+    /// Close the file and open the configured path again (after logrotate moved it); the
+    /// chain continues in the new file.
+    Reopen {
+        done: oneshot::Sender<Result<(), String>>,
+    },
 }
 
 struct Device {
@@ -82,9 +89,10 @@ impl Auditor {
             let (tx, rx) = mpsc::channel::<Job>(4096);
             let fsync = cfg.fsync;
             let name = cfg.name.clone();
+            let path = cfg.path.clone();
             std::thread::Builder::new()
                 .name(format!("audit-{name}"))
-                .spawn(move || writer_loop(file, seq, prev, fsync, rx))
+                .spawn(move || writer_loop(path, file, seq, prev, fsync, rx))
                 .map_err(|e| AuditError::Open(e.to_string()))?;
             devices.push(Device {
                 name: cfg.name.clone(),
@@ -158,7 +166,7 @@ impl Auditor {
         for d in &self.devices {
             let (done, rx) = oneshot::channel();
             if d.tx
-                .send(Job {
+                .send(Job::Entry {
                     entry: bytes.clone(),
                     done,
                 })
@@ -187,6 +195,33 @@ impl Auditor {
         }
     }
 
+    /// Reopens every device's file at its configured path (send `SIGHUP` after logrotate
+    /// moved the file). Entries logged before are in the old file; the hash chain continues
+    /// in the new one (its first line links to the old file's last), so `audit verify` of
+    /// the new file alone succeeds and the two files verify as one when concatenated.
+    pub async fn reopen(&self) -> Result<(), AuditError> {
+        let mut last_err = None;
+        for d in &self.devices {
+            let (done, rx) = oneshot::channel();
+            if d.tx.send(Job::Reopen { done }).await.is_err() {
+                last_err = Some(format!("audit device {} stopped", d.name));
+                continue;
+            }
+            match rx.await {
+                Ok(Ok(())) => tracing::info!(device = d.name, "audit file reopened"),
+                Ok(Err(e)) => {
+                    tracing::error!(device = d.name, error = %e, "reopening the audit file failed; still writing to the old one");
+                    last_err = Some(e);
+                }
+                Err(_) => last_err = Some(format!("audit device {} stopped", d.name)),
+            }
+        }
+        match last_err {
+            None => Ok(()),
+            Some(e) => Err(AuditError::Open(e)),
+        }
+    }
+
     /// Logs several entries with one wait: all are queued first, so the device writer
     /// commits them together (one fsync for the batch, not one per entry). Succeeds only if
     /// some device recorded every entry.
@@ -200,7 +235,7 @@ impl Auditor {
                 let bytes = serde_json::to_vec(entry)
                     .map_err(|e| AuditError::NotRecorded(e.to_string()))?;
                 let (done, rx) = oneshot::channel();
-                if d.tx.send(Job { entry: bytes, done }).await.is_ok() {
+                if d.tx.send(Job::Entry { entry: bytes, done }).await.is_ok() {
                     waits.push((d.name.as_str(), rx));
                 }
             }
@@ -292,6 +327,7 @@ fn open_chain(path: &Path) -> std::io::Result<(File, u64, String)> {
 }
 
 fn writer_loop(
+    path: std::path::PathBuf,
     mut file: File,
     mut seq: u64,
     mut prev: String,
@@ -299,18 +335,33 @@ fn writer_loop(
     mut rx: mpsc::Receiver<Job>,
 ) {
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
-    while let Some(first) = rx.blocking_recv() {
-        let mut batch = vec![first];
+    let mut pending: Option<Job> = None;
+    loop {
+        let Some(first) = pending.take().or_else(|| rx.blocking_recv()) else {
+            return;
+        };
+        let mut batch = match first {
+            Job::Reopen { done } => {
+                let _ = done.send(reopen(&path).map(|f| file = f));
+                continue;
+            }
+            Job::Entry { entry, done } => vec![(entry, done)],
+        };
+        // Entries queued behind it go in the same write; a reopen waits for that write.
         while batch.len() < 1024 {
             match rx.try_recv() {
-                Ok(j) => batch.push(j),
+                Ok(Job::Entry { entry, done }) => batch.push((entry, done)),
+                Ok(reopen @ Job::Reopen { .. }) => {
+                    pending = Some(reopen);
+                    break;
+                }
                 Err(_) => break,
             }
         }
         buf.clear();
         let (start_seq, start_prev) = (seq, prev.clone());
-        for job in &batch {
-            let line = chain_line(&job.entry, seq, &prev);
+        for (entry, _) in &batch {
+            let line = chain_line(entry, seq, &prev);
             prev = line.1;
             seq += 1;
             buf.extend_from_slice(line.0.as_bytes());
@@ -326,10 +377,22 @@ fn writer_loop(
             seq = start_seq;
             prev = start_prev;
         }
-        for job in batch {
-            let _ = job.done.send(outcome.clone());
+        for (_, done) in batch {
+            let _ = done.send(outcome.clone());
         }
     }
+}
+
+/// Opens `path` for appending (creating it, and its directory, if needed).
+fn reopen(path: &Path) -> Result<File, String> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+    }
+    OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(path)
+        .map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Builds the chained line for `entry` (a serialised JSON object). Returns (line, hash).
@@ -524,6 +587,49 @@ mod tests {
             (&v["ok"], &v["none"], &v["list"][2]),
             (&json!(true), &Value::Null, &json!(false))
         );
+    }
+
+    #[tokio::test]
+    async fn reopen_after_rotation_continues_the_chain_in_a_new_file() {
+        let p = tmpfile("rot");
+        let a = Auditor::open(&[FileDeviceConfig {
+            name: "file".into(),
+            path: p.clone(),
+            fsync: false,
+        }])
+        .unwrap();
+        a.set_key(Zeroizing::new(b"k".to_vec()));
+        for i in 0..3 {
+            a.log(&json!({"n": i})).await.unwrap();
+        }
+        // logrotate: move the file away, then SIGHUP.
+        let rotated = p.with_extension("1");
+        std::fs::rename(&p, &rotated).unwrap();
+        a.log(&json!({"n": 3})).await.unwrap(); // still into the moved file
+        a.reopen().await.unwrap();
+        for i in 4..6 {
+            a.log(&json!({"n": i})).await.unwrap();
+        }
+        let old = std::fs::read_to_string(&rotated).unwrap();
+        let new = std::fs::read_to_string(&p).unwrap();
+        assert_eq!((old.lines().count(), new.lines().count()), (4, 2));
+        let r = verify(&rotated).unwrap();
+        assert_eq!((r.first_seq, r.last_seq), (1, 4));
+        let r = verify(&p).unwrap();
+        assert_eq!((r.first_seq, r.last_seq), (5, 6));
+        let both = tmpfile("both");
+        std::fs::write(&both, old + &new).unwrap();
+        assert_eq!(verify(&both).unwrap().entries, 6);
+        // A restart on the new file continues from its last line.
+        drop(a);
+        let a = Auditor::open(&[FileDeviceConfig {
+            name: "file".into(),
+            path: p.clone(),
+            fsync: false,
+        }])
+        .unwrap();
+        a.log(&json!({"n": 6})).await.unwrap();
+        assert_eq!(verify(&p).unwrap().last_seq, 7);
     }
 
     #[tokio::test]

@@ -47,6 +47,27 @@ fn init_logging(level: &str, format: &str) -> Result<()> {
     Ok(())
 }
 
+/// `SIGHUP` reopens the audit files (logrotate's `postrotate`: `kill -HUP <pid>`).
+fn spawn_audit_reopen(core: std::sync::Arc<airlock_server::Core>) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{signal, SignalKind};
+            let Ok(mut hup) = signal(SignalKind::hangup()) else {
+                tracing::warn!("cannot listen for SIGHUP: audit files will not be reopened");
+                return;
+            };
+            while hup.recv().await.is_some() {
+                if let Err(e) = core.audit.reopen().await {
+                    tracing::error!(error = %e, "SIGHUP: reopening audit files failed");
+                }
+            }
+        }
+        #[cfg(not(unix))]
+        drop(core);
+    })
+}
+
 pub(crate) async fn shutdown_signal() {
     #[cfg(unix)]
     {
@@ -130,7 +151,9 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
     tracing::info!(address = %addr, tls = server.is_tls(), startup_ms = started.elapsed().as_millis() as u64, "listening");
     use std::io::Write;
     let _ = std::io::stdout().flush();
+    let reopen = spawn_audit_reopen(core.clone());
     server.run(shutdown_signal()).await;
+    reopen.abort();
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

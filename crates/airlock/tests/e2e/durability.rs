@@ -323,3 +323,66 @@ fn audit_fails_closed_when_no_device_can_write() {
         "server keeps serving"
     );
 }
+
+#[test]
+fn sighup_reopens_the_audit_file_after_rotation() {
+    let dir = tempdir("audit-rotate");
+    std::fs::write(dir.join("unseal.key"), "55".repeat(32)).unwrap();
+    let audit = dir.join("audit.log");
+    let cfg = dir.join("airlock.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listener]\naddress = \"127.0.0.1:0\"\n[storage]\npath = \"{}\"\n[seal]\nkey_file = \"{}\"\n[[audit]]\nname = \"file\"\npath = \"{}\"\n",
+            dir.join("data.db").display(),
+            dir.join("unseal.key").display(),
+            audit.display()
+        ),
+    )
+    .unwrap();
+    let mut p = start_config(&cfg);
+    let init = req(&p, "PUT", "/v1/sys/init", Some(json!({})));
+    p.token = Some(init.body["root_token"].as_str().unwrap().to_string());
+    assert_eq!(
+        req(&p, "GET", "/v1/auth/token/lookup-self", None).status,
+        200
+    );
+    // logrotate: move the file, then `kill -HUP`.
+    let rotated = dir.join("audit.log.1");
+    std::fs::rename(&audit, &rotated).unwrap();
+    send_signal(p.child.id(), "HUP");
+    wait_until(
+        "the audit file to be reopened",
+        Duration::from_secs(10),
+        || {
+            req(&p, "GET", "/v1/sys/health", None);
+            audit.exists()
+        },
+    );
+    assert_eq!(
+        req(&p, "GET", "/v1/auth/token/lookup-self", None).status,
+        200
+    );
+    drop(p);
+    let new = std::fs::read_to_string(&audit).unwrap();
+    assert!(new.contains("auth/token/lookup-self"), "{new}");
+    let verify = |f: &std::path::Path| {
+        std::process::Command::new(bin())
+            .args(["audit", "verify"])
+            .arg(f)
+            .output()
+            .unwrap()
+    };
+    for f in [&rotated, &audit] {
+        let out = verify(f);
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    // The two files are one chain.
+    let both = dir.join("both.log");
+    std::fs::write(&both, std::fs::read_to_string(&rotated).unwrap() + &new).unwrap();
+    assert!(verify(&both).status.success());
+}
