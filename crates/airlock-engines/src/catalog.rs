@@ -35,6 +35,14 @@ fn kv(m: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
     }
 }
 
+fn cubbyhole(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
+    Ok(Arc::new(crate::cubbyhole::Cubbyhole))
+}
+
+fn identity(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
+    Ok(Arc::new(crate::identity::Identity))
+}
+
 fn database(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
     Ok(Arc::new(crate::database::Database::new()))
 }
@@ -55,11 +63,16 @@ fn kubernetes(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
     Ok(Arc::new(crate::auth::kubernetes::Kubernetes::default()))
 }
 
+/// Types mounted once, by the server itself (`cubbyhole/`, `identity/`), never by users.
+pub const BUILTIN_ONLY: &[&str] = &["cubbyhole", "identity"];
+
 /// One line per engine type.
 #[rustfmt::skip]
 const CATALOG: &[Entry] = &[
     Entry { name: "kv", table: Table::Secrets, new: kv },
     Entry { name: "database", table: Table::Secrets, new: database },
+    Entry { name: "cubbyhole", table: Table::Secrets, new: cubbyhole },
+    Entry { name: "identity", table: Table::Secrets, new: identity },
     Entry { name: "approle", table: Table::Auth, new: approle },
     Entry { name: "jwt", table: Table::Auth, new: jwt },
     Entry { name: "oidc", table: Table::Auth, new: jwt },
@@ -87,6 +100,11 @@ pub fn resolve(table: Table, name: &str) -> ApiResult<Resolved> {
         (Table::Secrets, "kv-v2") => ("kv", vec![("version", "2")]),
         _ => (name, vec![]),
     };
+    if table == Table::Secrets && BUILTIN_ONLY.contains(&kind) {
+        return Err(ApiError::bad_request(format!(
+            "mount type of \"{kind}\" is not mountable"
+        )));
+    }
     match entries().find(|e| e.table == table && e.name == kind) {
         Some(e) => Ok(Resolved {
             kind: e.name,

@@ -3,6 +3,7 @@
 //! sees its mount's storage view and the system view, never the core.
 //!
 //! - [`kv`]: KV v1 and v2.
+//! - [`cubbyhole`]: per-token private storage; [`identity`]: the identity store's mount.
 //! - [`database`]: dynamic and static database credentials, with a plugin per database.
 //! - [`auth`]: AppRole, userpass, JWT/OIDC, Kubernetes.
 //! - [`catalog`]: engine type → factory; the only place (with the server's router) that
@@ -10,6 +11,8 @@
 
 pub mod auth;
 pub mod catalog;
+pub mod cubbyhole;
 pub mod database;
 pub mod http_client;
+pub mod identity;
 pub mod kv;

@@ -24,6 +24,8 @@ pub struct CallerInfo {
     pub token_hash: Option<String>,
     /// Unix seconds when the token expires (leases never outlive it).
     pub token_expiry: Option<i64>,
+    /// A batch token (not persisted: no cubbyhole, no children).
+    pub batch: bool,
 }
 
 /// A lease an engine registers before it creates the secret behind it.

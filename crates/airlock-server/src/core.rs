@@ -141,6 +141,7 @@ impl Core {
                 Arc::clone(&config),
                 Arc::clone(&hmac),
                 Arc::clone(&leases),
+                Arc::clone(&router),
             ),
             policies: PolicyStore::new(Arc::clone(&barrier), Arc::clone(&locks)),
             barrier,
@@ -397,17 +398,26 @@ impl Core {
         if let Ok(mut c) = self.cluster.lock() {
             *c = Some(cluster);
         }
-        let table: MountTable = match self.barrier.get_json(MOUNTS_KEY).await? {
-            Some(t) => t,
-            None => {
-                let mut t = MountTable::default();
-                if self.config.dev.is_some() {
-                    t.entries.extend(crate::router::dev_mounts());
+        let stored: Option<MountTable> = self.barrier.get_json(MOUNTS_KEY).await?;
+        let fresh = stored.is_none();
+        let mut table = stored.unwrap_or_default();
+        if fresh && self.config.dev.is_some() {
+            table.entries.extend(crate::router::dev_mounts());
+        }
+        // Every server has the built-in mounts, made once (a store from a release before
+        // them gets them at its first unseal) and kept with their uuids.
+        let mut changed = fresh;
+        for path in crate::mounts::BUILTIN {
+            if table.get(path).is_none() {
+                if let Some(e) = crate::mounts::builtin_entry(path) {
+                    table.entries.push(e);
+                    changed = true;
                 }
-                self.barrier.put_json(MOUNTS_KEY, &t).await?;
-                t
             }
-        };
+        }
+        if changed {
+            self.barrier.put_json(MOUNTS_KEY, &table).await?;
+        }
         self.router.install(Which::Secrets, table)?;
         let auth: MountTable = self
             .barrier

@@ -59,10 +59,15 @@ pub struct MountTable {
     pub entries: Vec<MountEntry>,
 }
 
-const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/"];
+/// Paths no user mount may take or sit under.
+pub const RESERVED: &[&str] = &["sys/", "auth/", "cubbyhole/", "identity/"];
 
-/// Normalises and validates a mount path from `sys/mounts/<path>`.
-pub fn normalize_mount_path(raw: &str) -> ApiResult<String> {
+/// Mounts every server has, made by the server (never enabled, disabled, moved or tuned by
+/// users): `cubbyhole/` and `identity/`. `sys/` is served by the system backend itself.
+pub const BUILTIN: &[&str] = &["cubbyhole/", "identity/"];
+
+/// Normalises a mount path (`a/b` → `a/b/`) and checks its syntax.
+pub fn mount_path_syntax(raw: &str) -> ApiResult<String> {
     let p = raw.trim_matches('/');
     if p.is_empty() {
         return Err(ApiError::bad_request("path cannot be empty"));
@@ -75,16 +80,34 @@ pub fn normalize_mount_path(raw: &str) -> ApiResult<String> {
     if p.chars().any(|c| c.is_control() || c == '*' || c == '+') {
         return Err(ApiError::bad_request(format!("invalid mount path \"{p}\"")));
     }
-    let p = format!("{p}/");
-    for r in RESERVED {
-        if p == *r {
-            return Err(ApiError::bad_request(format!("cannot mount \"{r}\"")));
-        }
-        if p.starts_with(r) {
-            return Err(ApiError::bad_request(format!("cannot mount under \"{r}\"")));
-        }
+    Ok(format!("{p}/"))
+}
+
+/// Normalises and validates a path to mount at (`sys/mounts/<path>`): not at or under a
+/// reserved path.
+pub fn normalize_mount_path(raw: &str) -> ApiResult<String> {
+    let p = mount_path_syntax(raw)?;
+    if RESERVED.iter().any(|r| p.starts_with(r)) {
+        return Err(ApiError::bad_request(format!("cannot mount \"{p}\"")));
     }
     Ok(p)
+}
+
+/// Whether `path` (normalised) is one of the mounts only the server manages.
+pub fn is_builtin(path: &str) -> bool {
+    path == "sys/" || BUILTIN.contains(&path)
+}
+
+/// The built-in mount at `path`, as a new server gets it.
+pub fn builtin_entry(path: &str) -> Option<MountEntry> {
+    let (kind, description, local) = match path {
+        "cubbyhole/" => ("cubbyhole", "per-token private secret storage", true),
+        "identity/" => ("identity", "identity store", false),
+        _ => return None,
+    };
+    let mut e = new_mount_entry(path, kind, description, BTreeMap::new());
+    e.local = local;
+    Some(e)
 }
 
 impl MountTable {

@@ -58,6 +58,7 @@ pub fn caller_info(caller: &Caller) -> Option<CallerInfo> {
         display_name: e.display_name.clone(),
         token_hash: Some(e.id_hash.clone()),
         token_expiry: e.expire_time,
+        batch: e.is_batch(),
     })
 }
 
@@ -67,6 +68,7 @@ impl Core {
         self: &Arc<Self>,
         req: &mut Request,
         route: Option<&Route>,
+        caller: &Caller,
     ) -> ApiResult<Op> {
         if req.op != Op::Update {
             return Ok(req.op);
@@ -80,7 +82,7 @@ impl Core {
         } else {
             match route {
                 Some(r) => {
-                    let ctx = self.leases.ctx(r, None);
+                    let ctx = self.leases.ctx(r, caller_info(caller));
                     r.backend.existence(&ctx, req, &r.rel).await?
                 }
                 None => None,
@@ -157,7 +159,7 @@ impl Core {
         } else {
             self.router.route(&req.path)
         };
-        req.op = self.resolve_op(&mut req, route.as_ref()).await?;
+        req.op = self.resolve_op(&mut req, route.as_ref(), &caller).await?;
         if let Err(e) = self.authorize(&caller, &req, route.as_ref()) {
             self.audit_request(&req, Some(&caller), Some(&e)).await?;
             return Err(e);

@@ -190,13 +190,17 @@ pub fn mount_json(e: &MountEntry) -> Value {
     } else {
         json!(e.options)
     };
-    json!({
+    let mut config = json!({
+        "default_lease_ttl": e.default_lease_ttl,
+        "force_no_cache": false,
+        "max_lease_ttl": e.max_lease_ttl,
+    });
+    if e.kind == "identity" {
+        config["passthrough_request_headers"] = json!(["Authorization"]);
+    }
+    let mut v = json!({
         "accessor": e.accessor,
-        "config": {
-            "default_lease_ttl": e.default_lease_ttl,
-            "force_no_cache": false,
-            "max_lease_ttl": e.max_lease_ttl,
-        },
+        "config": config,
         "deprecation_status": "supported",
         "description": e.description,
         "external_entropy_access": false,
@@ -208,7 +212,14 @@ pub fn mount_json(e: &MountEntry) -> Value {
         "seal_wrap": e.seal_wrap,
         "type": e.kind,
         "uuid": e.uuid,
-    })
+    });
+    // The built-in mounts carry no deprecation status (they are not catalog plugins).
+    if crate::mounts::BUILTIN.contains(&e.path.as_str()) {
+        if let Value::Object(m) = &mut v {
+            m.remove("deprecation_status");
+        }
+    }
+    v
 }
 
 /// The mounts of a fresh dev-mode server: KV version 2 at `secret/`.

@@ -63,6 +63,15 @@ pub struct TokenEntry {
     /// A stable id per (auth mount, alias) for tokens issued by logins.
     #[serde(default)]
     pub entity_id: String,
+    /// A batch token: never stored, carried encrypted in the token itself.
+    #[serde(default)]
+    pub batch: bool,
+}
+
+impl TokenEntry {
+    pub fn is_batch(&self) -> bool {
+        self.batch
+    }
 }
 
 impl std::fmt::Debug for TokenEntry {
@@ -181,6 +190,8 @@ pub struct TokenStore {
     config: Arc<Config>,
     key: Arc<HmacKey>,
     leases: Arc<LeaseManager>,
+    /// To find the `cubbyhole/` mount, whose entries die with their token.
+    router: Arc<crate::router::Router>,
 }
 
 fn id_key(h: &str) -> String {
@@ -230,6 +241,7 @@ impl TokenStore {
         config: Arc<Config>,
         key: Arc<HmacKey>,
         leases: Arc<LeaseManager>,
+        router: Arc<crate::router::Router>,
     ) -> Self {
         TokenStore {
             barrier,
@@ -237,6 +249,7 @@ impl TokenStore {
             config,
             key,
             leases,
+            router,
         }
     }
 
@@ -425,6 +438,7 @@ impl TokenStore {
             renew_ttl: ttl,
             bound_cidrs: p.bound_cidrs,
             entity_id: p.entity_id,
+            batch: false,
         };
         let mut ops = vec![
             BarrierOp::Put(
@@ -493,6 +507,21 @@ impl TokenStore {
         }
         for c in self.barrier.list(&format!("token/parent/{h}/")).await? {
             ops.push(BarrierOp::Delete(format!("token/parent/{h}/{c}")));
+        }
+        // Its cubbyhole goes with it, in the same batch.
+        if let Some(cubby) = self
+            .router
+            .snapshot(crate::router::Which::Secrets)
+            .get("cubbyhole/")
+        {
+            let prefix = format!(
+                "{}{}",
+                cubby.storage_prefix(),
+                airlock_engines::cubbyhole::token_prefix(h)
+            );
+            for k in self.barrier.scan(&prefix).await? {
+                ops.push(BarrierOp::Delete(k));
+            }
         }
         self.barrier.commit(ops).await?;
         Ok(())

@@ -243,3 +243,61 @@ async fn logins_go_through_the_engine_and_come_back_as_tokens() {
     .unwrap_err();
     assert_eq!(gone.status, 403);
 }
+
+#[tokio::test]
+async fn a_tokens_cubbyhole_is_destroyed_with_it() {
+    let core = dev().await;
+    let t = call(
+        &core,
+        "root",
+        Op::Update,
+        "auth/token/create",
+        json!({"policies": ["default"]}),
+    )
+    .await
+    .unwrap();
+    let child = t.auth.as_ref().unwrap().client_token.to_string();
+    for k in ["a", "b/c", "d"] {
+        call(
+            &core,
+            &child,
+            Op::Update,
+            &format!("cubbyhole/{k}"),
+            json!({"v": k}),
+        )
+        .await
+        .unwrap();
+    }
+    call(
+        &core,
+        "root",
+        Op::Update,
+        "cubbyhole/mine",
+        json!({"v": "root"}),
+    )
+    .await
+    .unwrap();
+    let cubby = core.router.snapshot(crate::router::Which::Secrets);
+    let prefix = cubby.get("cubbyhole/").unwrap().storage_prefix();
+    let stored = |core: &Arc<Core>| {
+        let core = Arc::clone(core);
+        let prefix = prefix.clone();
+        async move { core.barrier.scan(&prefix).await.unwrap().len() }
+    };
+    assert_eq!(stored(&core).await, 4);
+    call(
+        &core,
+        "root",
+        Op::Update,
+        "auth/token/revoke",
+        json!({"token": child}),
+    )
+    .await
+    .unwrap();
+    // Only root's entry is left.
+    assert_eq!(stored(&core).await, 1);
+    let r = call(&core, "root", Op::Read, "cubbyhole/mine", json!({}))
+        .await
+        .unwrap();
+    assert_eq!(data(&r)["v"], "root");
+}

@@ -9,7 +9,10 @@ use serde_json::{json, Map, Value};
 use crate::core::{table_key, Caller, Core};
 use crate::error::{ApiError, ApiResult};
 use crate::logical::{top, Request, Response};
-use crate::mounts::{new_mount_entry, normalize_mount_path, system_mount_json, MountEntry};
+use crate::mounts::{
+    is_builtin, mount_path_syntax, new_mount_entry, normalize_mount_path, system_mount_json,
+    MountEntry,
+};
 use crate::router::Which;
 
 /// GET `sys/mounts`.
@@ -24,7 +27,7 @@ pub(super) fn list(core: &Core) -> Response {
 
 /// GET `sys/mounts/<path>`.
 pub(super) fn read(core: &Core, raw: &str) -> ApiResult<Response> {
-    let path = normalize_mount_path(raw)?;
+    let path = mount_path_syntax(raw)?;
     let t = core.mounts_snapshot();
     let m = t
         .get(&path)
@@ -73,7 +76,10 @@ pub(super) async fn enable(core: &Core, req: &Request, raw: &str) -> ApiResult<R
 
 /// DELETE `sys/mounts/<path>`.
 pub(super) async fn delete(core: &Core, raw: &str) -> ApiResult<Response> {
-    let path = normalize_mount_path(raw)?;
+    let path = mount_path_syntax(raw)?;
+    if is_builtin(&path) {
+        return Err(ApiError::bad_request(format!("cannot unmount \"{path}\"")));
+    }
     let Some(existing) = core.mounts_snapshot().get(&path).cloned() else {
         return Ok(Response::empty());
     };
@@ -83,7 +89,7 @@ pub(super) async fn delete(core: &Core, raw: &str) -> ApiResult<Response> {
 
 /// GET `sys/mounts/<path>/tune`.
 pub(super) fn tune_read(core: &Core, raw: &str) -> ApiResult<Response> {
-    let path = normalize_mount_path(raw)?;
+    let path = mount_path_syntax(raw)?;
     let t = core.mounts_snapshot();
     let Some(m) = t.entries.iter().find(|m| m.path == path) else {
         return Err(ApiError::bad_request(format!(
@@ -107,7 +113,28 @@ pub(super) fn tune_read(core: &Core, raw: &str) -> ApiResult<Response> {
 
 /// POST `sys/mounts/<path>/tune`.
 pub(super) async fn tune_write(core: &Core, req: &Request, raw: &str) -> ApiResult<Response> {
-    let path = normalize_mount_path(raw)?;
+    let path = mount_path_syntax(raw)?;
+    if is_builtin(&path) {
+        // As OpenBao: an empty tune is fine; any parameter is refused.
+        for k in [
+            "default_lease_ttl",
+            "max_lease_ttl",
+            "description",
+            "options",
+            "listing_visibility",
+            "passthrough_request_headers",
+            "allowed_response_headers",
+            "plugin_version",
+            "user_lockout_config",
+        ] {
+            if req.data.contains_key(k) {
+                return Err(ApiError::bad_request(format!(
+                    "cannot tune parameter {k} of {path}"
+                )));
+            }
+        }
+        return Ok(Response::empty());
+    }
     let _g = core.locks.lock(crate::mounts::MOUNTS_KEY).await;
     let mut t = core.mounts_snapshot();
     let Some(m) = t.entries.iter_mut().find(|m| m.path == path) else {
@@ -204,8 +231,16 @@ pub(super) async fn remount(core: &Core, req: &Request) -> ApiResult<Response> {
             "cannot remount between a secrets engine and an auth method",
         ));
     }
-    let src = normalize_mount_path(&from_rel)?;
-    let dst = normalize_mount_path(&to_rel)?;
+    let src = mount_path_syntax(&from_rel)?;
+    if wf == Which::Secrets && is_builtin(&src) {
+        return Err(ApiError::bad_request(format!("cannot remount \"{src}\"")));
+    }
+    let dst = mount_path_syntax(&to_rel)?;
+    if wf == Which::Secrets && crate::mounts::RESERVED.iter().any(|r| dst.starts_with(r)) {
+        return Err(ApiError::bad_request(format!(
+            "cannot remount to destination {dst}"
+        )));
+    }
     if wf == Which::Auth && (src == "token/" || dst.starts_with("token/")) {
         return Err(ApiError::bad_request(
             "the token auth method cannot be remounted",
