@@ -87,12 +87,7 @@ impl TokenSettings {
         if let Some(t) = req.str_field("token_type")? {
             match t.as_str() {
                 "" | "default" => self.token_type = "default".into(),
-                "service" | "default-service" => self.token_type = t,
-                "batch" | "default-batch" => {
-                    return Err(ApiError::bad_request(
-                        "batch tokens are not supported by Airlock; use token_type \"service\"",
-                    ))
-                }
+                "service" | "default-service" | "batch" | "default-batch" => self.token_type = t,
                 _ => {
                     return Err(ApiError::bad_request(format!(
                         "invalid 'token_type' value \"{t}\""

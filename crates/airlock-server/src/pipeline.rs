@@ -56,7 +56,12 @@ pub fn caller_info(caller: &Caller) -> Option<CallerInfo> {
     let e = caller.entry.as_ref()?;
     Some(CallerInfo {
         display_name: e.display_name.clone(),
-        token_hash: Some(e.id_hash.clone()),
+        // What a batch token creates belongs to its parent (an orphan's simply expires).
+        token_hash: if e.is_batch() {
+            e.parent.clone()
+        } else {
+            Some(e.id_hash.clone())
+        },
         token_expiry: e.expire_time,
         batch: e.is_batch(),
     })

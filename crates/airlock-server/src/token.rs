@@ -26,6 +26,8 @@ use crate::hmac::HmacKey;
 use crate::leases::LeaseManager;
 use crate::logical::AuthBlock;
 
+pub mod batch;
+
 #[derive(Clone, Serialize, Deserialize)]
 pub struct TokenEntry {
     pub id_hash: String,
@@ -104,9 +106,9 @@ impl TokenEntry {
                 Some(self.meta.clone())
             },
             lease_duration: ttl,
-            renewable: self.renewable && self.expire_time.is_some(),
+            renewable: self.renewable && self.expire_time.is_some() && !self.batch,
             entity_id: self.entity_id.clone(),
-            token_type: "service".into(),
+            token_type: if self.batch { "batch" } else { "service" }.into(),
             orphan: self.orphan,
             mfa_requirement: None,
             num_uses: self.num_uses,
@@ -121,10 +123,10 @@ impl TokenEntry {
             "creation_ttl": self.creation_ttl,
             "display_name": self.display_name,
             "entity_id": self.entity_id,
-            "expire_time": self.expire_time.map(|e| rfc3339_nanos(e as i128 * 1_000_000_000)),
+            "expire_time": self.expire_time.map(|e| time_text(e, self.batch)),
             "explicit_max_ttl": self.explicit_max_ttl,
             "id": id,
-            "issue_time": rfc3339_nanos(self.issue_nanos),
+            "issue_time": if self.batch { time_text(self.creation_time, true) } else { rfc3339_nanos(self.issue_nanos) },
             "meta": if self.meta.is_empty() { Value::Null } else { json!(self.meta) },
             "num_uses": self.num_uses,
             "orphan": self.orphan,
@@ -132,7 +134,7 @@ impl TokenEntry {
             "policies": self.policies,
             "renewable": self.renewable,
             "ttl": self.ttl_remaining(now),
-            "type": "service",
+            "type": if self.batch { "batch" } else { "service" },
         });
         if let Value::Object(map) = &mut m {
             if self.period > 0 && !self.period_from_role {
@@ -156,6 +158,20 @@ impl TokenEntry {
     }
 }
 
+/// A time in lookups: RFC 3339 with nanoseconds, or whole seconds for batch tokens (which
+/// carry only seconds), as OpenBao shows them.
+fn time_text(unix: i64, whole_seconds: bool) -> String {
+    let s = rfc3339_nanos(unix as i128 * 1_000_000_000);
+    if whole_seconds {
+        match s.split_once('.') {
+            Some((head, _)) => format!("{head}Z"),
+            None => s,
+        }
+    } else {
+        s
+    }
+}
+
 #[derive(Clone, Serialize, Deserialize, Default)]
 pub struct TokenRole {
     pub name: String,
@@ -174,6 +190,19 @@ pub struct TokenRole {
     pub legacy_period: i64,
     #[serde(default)]
     pub legacy_explicit_max_ttl: i64,
+    /// `default-service` (the default), `default-batch`, `service` or `batch`.
+    #[serde(default)]
+    pub token_type: String,
+}
+
+impl TokenRole {
+    pub fn token_type(&self) -> &str {
+        if self.token_type.is_empty() {
+            "default-service"
+        } else {
+            &self.token_type
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -284,6 +313,9 @@ impl TokenStore {
 
     /// Looks a token up without consuming a use. Expired tokens are revoked and not found.
     pub async fn lookup(&self, token: &str) -> ApiResult<Option<TokenEntry>> {
+        if token.starts_with(batch::PREFIX) {
+            return self.lookup_batch(token).await;
+        }
         if token.is_empty() || token.len() > 512 {
             return Ok(None);
         }
@@ -344,6 +376,82 @@ impl TokenStore {
             e = cur;
         }
         Ok(Some(e))
+    }
+
+    /// The key batch tokens are sealed with (derived from the token HMAC key).
+    fn batch_key(&self) -> ApiResult<Zeroizing<[u8; 32]>> {
+        let hex_key = Zeroizing::new(self.hmac(batch::KEY_LABEL)?);
+        let mut k = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(hex_key.as_bytes(), k.as_mut_slice())
+            .map_err(|e| ApiError::internal(&e))?;
+        Ok(k)
+    }
+
+    /// A batch token's entry, if it opens, has not expired, and its parent (if any) is
+    /// still a valid token.
+    async fn lookup_batch(&self, token: &str) -> ApiResult<Option<TokenEntry>> {
+        let Some(e) = batch::open(&*self.batch_key()?, token, self.hmac(token)?) else {
+            return Ok(None);
+        };
+        if e.expire_time.is_none_or(|x| x <= now_unix()) {
+            return Ok(None);
+        }
+        if let Some(p) = &e.parent {
+            let alive = self.get_entry(p).await?.is_some_and(|pe| {
+                pe.num_uses >= 0 && pe.expire_time.is_none_or(|x| x > now_unix())
+            });
+            if !alive {
+                return Ok(None);
+            }
+        }
+        Ok(Some(e))
+    }
+
+    /// Mints a batch token: nothing is stored. `p` was checked by the caller (no uses, no
+    /// period, no explicit max TTL, not root).
+    pub fn create_batch(
+        &self,
+        p: CreateParams,
+        parent: Option<&TokenEntry>,
+    ) -> ApiResult<(Zeroizing<String>, TokenEntry)> {
+        let now = now_unix();
+        let ttl = match p.ttl.unwrap_or(0) {
+            t if t > 0 => t.min(self.config.max_ttl()),
+            _ => self.config.default_ttl(),
+        };
+        let ttl = match parent.and_then(|x| x.expire_time) {
+            Some(pe) => ttl.min((pe - now).max(1)),
+            None => ttl,
+        };
+        let mut entry = TokenEntry {
+            id_hash: String::new(),
+            accessor: String::new(),
+            parent: parent.map(|x| x.id_hash.clone()),
+            policies: p.policies,
+            meta: p.meta,
+            display_name: p.display_name,
+            num_uses: 0,
+            creation_time: now,
+            creation_ttl: ttl,
+            expire_time: Some(now + ttl),
+            explicit_max_ttl: 0,
+            period: 0,
+            renewable: false,
+            orphan: parent.is_none(),
+            path: p.path,
+            role: p.role,
+            last_renewal: None,
+            issue_nanos: now as i128 * 1_000_000_000,
+            period_from_role: false,
+            role_max_ttl: 0,
+            renew_ttl: 0,
+            bound_cidrs: p.bound_cidrs,
+            entity_id: p.entity_id,
+            batch: true,
+        };
+        let token = batch::seal(&*self.batch_key()?, &entry)?;
+        entry.id_hash = self.hmac(&token)?;
+        Ok((token, entry))
     }
 
     pub async fn by_accessor(&self, accessor: &str) -> ApiResult<Option<TokenEntry>> {

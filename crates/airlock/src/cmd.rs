@@ -260,6 +260,9 @@ pub enum TokenCmd {
         renewable: Option<bool>,
         #[arg(long)]
         role: Option<String>,
+        /// `service` (the default) or `batch` (not stored; cannot be renewed or revoked).
+        #[arg(long = "type")]
+        token_type: Option<String>,
         /// key=value metadata (repeatable).
         #[arg(long = "metadata")]
         metadata: Vec<String>,
@@ -383,11 +386,15 @@ pub async fn token(c: TokenCmd) -> Result<ExitCode> {
             orphan,
             renewable,
             role,
+            token_type,
             metadata,
             field,
             f,
         } => {
             let mut b = Map::new();
+            if let Some(t) = token_type {
+                b.insert("type".into(), json!(t));
+            }
             if !policies.is_empty() {
                 let p: Vec<String> = policies
                     .iter()

@@ -301,3 +301,67 @@ async fn a_tokens_cubbyhole_is_destroyed_with_it() {
         .unwrap();
     assert_eq!(data(&r)["v"], "root");
 }
+
+#[tokio::test]
+async fn batch_tokens_from_logins_keep_their_bounds_and_store_nothing() {
+    let core = dev().await;
+    call(
+        &core,
+        "root",
+        Op::Update,
+        "sys/auth/userpass",
+        json!({"type": "userpass"}),
+    )
+    .await
+    .unwrap();
+    call(
+        &core,
+        "root",
+        Op::Update,
+        "auth/userpass/users/bob",
+        json!({"password": "pw-bob-1", "token_type": "batch", "token_policies": ["default"]}),
+    )
+    .await
+    .unwrap();
+    let tokens_before = core.barrier.scan("token/id/").await.unwrap().len();
+    let mut login = Request::new(Op::Update, "auth/userpass/login/bob");
+    login.data = json!({"password": "pw-bob-1"}).as_object().unwrap().clone();
+    let r = core.handle(login).await.unwrap();
+    let auth = r.auth.unwrap();
+    assert_eq!(auth.token_type, "batch");
+    assert!(auth.client_token.starts_with(crate::token::batch::PREFIX));
+    assert_eq!(auth.accessor, "");
+    // Nothing was stored for it.
+    assert_eq!(
+        core.barrier.scan("token/id/").await.unwrap().len(),
+        tokens_before
+    );
+    let me = call(
+        &core,
+        &auth.client_token,
+        Op::Read,
+        "auth/token/lookup-self",
+        json!({}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(data(&me)["type"], "batch");
+    // Bound to an address range: refused from anywhere else.
+    call(
+        &core,
+        "root",
+        Op::Update,
+        "auth/userpass/users/bob",
+        json!({"token_bound_cidrs": ["10.0.0.0/8"]}),
+    )
+    .await
+    .unwrap();
+    let mut login = Request::new(Op::Update, "auth/userpass/login/bob");
+    login.data = json!({"password": "pw-bob-1"}).as_object().unwrap().clone();
+    login.remote = Some("10.1.2.3:5000".parse().unwrap());
+    let bound = core.handle(login).await.unwrap().auth.unwrap().client_token;
+    let e = call(&core, &bound, Op::Read, "auth/token/lookup-self", json!({}))
+        .await
+        .unwrap_err();
+    assert_eq!(e.status, 403);
+}

@@ -99,7 +99,14 @@ pub async fn issue(
         entity_id: entity_id(mount, &out.alias),
         ..Default::default()
     };
-    let (token, entry, _) = core.tokens.create(params, None).await?;
+    // `batch`/`default-batch`: a batch token (orphan, not renewable, no uses limit, not
+    // periodic: the settings that batch tokens cannot carry are dropped, as in Vault).
+    let (token, entry) = if matches!(s.token_type.as_str(), "batch" | "default-batch") {
+        core.tokens.create_batch(params, None)?
+    } else {
+        let (token, entry, _) = core.tokens.create(params, None).await?;
+        (token, entry)
+    };
     let mut r = Response::empty();
     r.auth = Some(entry.auth_block(&token, now_unix()));
     Ok(r)

@@ -29,6 +29,16 @@ fn token_param<'a>(req: &'a Request, caller: &'a Caller, key: &str) -> ApiResult
     }
 }
 
+/// Batch tokens are not stored: they cannot be renewed or revoked.
+fn not_batch(e: &TokenEntry, what: &str) -> ApiResult<()> {
+    if e.is_batch() {
+        return Err(ApiError::bad_request(format!(
+            "batch tokens cannot be {what}"
+        )));
+    }
+    Ok(())
+}
+
 fn auth_response(e: &TokenEntry, token: &str, warnings: Vec<String>) -> Response {
     let mut r = Response::empty();
     r.auth = Some(e.auth_block(token, now_unix()));
@@ -56,14 +66,23 @@ async fn handle_create(
         ),
         None => None,
     };
-    if let Some(t) = req.str_field("type")? {
-        if t != "service" && !t.is_empty() && t != "default-service" && t != "default" {
-            return Err(ApiError::bad_request(format!(
-                "token type \"{t}\" is not supported by Airlock; use \"service\""
-            )));
-        }
+    if parent.is_batch() {
+        return Err(ApiError::bad_request(
+            "batch tokens cannot create more tokens",
+        ));
     }
-    let id = req.str_field("id")?;
+    let asked = req.str_field("type")?.unwrap_or_default();
+    if !matches!(asked.as_str(), "" | "service" | "batch") {
+        return Err(ApiError::bad_request("invalid 'token_type' value"));
+    }
+    // A role of type service or batch decides; a default-* role lets the request choose.
+    let batch = match role.as_ref().map(TokenRole::token_type) {
+        Some("service") => false,
+        Some("batch") => true,
+        Some("default-batch") => asked != "service",
+        _ => asked == "batch",
+    };
+    let mut id = req.str_field("id")?;
     if id.is_some() && !caller.is_root {
         return Err(ApiError::bad_request(
             "root or sudo privileges required to specify token id",
@@ -187,6 +206,25 @@ async fn handle_create(
             warnings.push(format!("Policy \"{p}\" does not exist"));
         }
     }
+    if batch {
+        for (k, set) in [
+            ("num_uses", num_uses > 0),
+            ("period", period > 0),
+            ("explicit_max_ttl", explicit.is_some_and(|x| x > 0)),
+        ] {
+            if set {
+                return Err(ApiError::bad_request(format!(
+                    "batch tokens cannot have \"{k}\" set"
+                )));
+            }
+        }
+        if policies.iter().any(|p| p == "root") {
+            return Err(ApiError::bad_request("batch tokens cannot be root tokens"));
+        }
+        if id.take().is_some() {
+            warnings.push("Supplying a custom ID for the token uses the weaker SHA1 hashing instead of the more secure SHA2-256 HMAC for token obfuscation. SHA1 hashed tokens on the wire leads to less secure lookups.".into());
+        }
+    }
     let params = CreateParams {
         id,
         policies,
@@ -203,10 +241,12 @@ async fn handle_create(
         role_max_ttl,
         ..Default::default()
     };
-    let (token, entry, cap_warnings) = core
-        .tokens
-        .create(params, if orphan { None } else { Some(parent) })
-        .await?;
+    let parent = if orphan { None } else { Some(parent) };
+    if batch {
+        let (token, entry) = core.tokens.create_batch(params, parent)?;
+        return Ok(auth_response(&entry, &token, warnings));
+    }
+    let (token, entry, cap_warnings) = core.tokens.create(params, parent).await?;
     warnings.extend(cap_warnings);
     Ok(auth_response(&entry, &token, warnings))
 }
@@ -233,7 +273,7 @@ fn role_json(r: &TokenRole) -> Value {
         "token_explicit_max_ttl": r.explicit_max_ttl,
         "token_no_default_policy": r.token_no_default_policy,
         "token_period": r.period,
-        "token_type": "default-service",
+        "token_type": r.token_type(),
     })
 }
 
@@ -284,6 +324,36 @@ async fn write_role(core: &Core, req: &Request, name: &str) -> ApiResult<Respons
     }
     if let Some(v) = req.int_field("token_num_uses")? {
         r.token_num_uses = v.max(0);
+    }
+    if let Some(v) = req.str_field("token_type")? {
+        if !matches!(
+            v.as_str(),
+            "default-service" | "default-batch" | "service" | "batch"
+        ) {
+            return Err(ApiError::bad_request(format!(
+                "invalid 'token_type' value \"{}\"",
+                v.chars().take(32).collect::<String>()
+            )));
+        }
+        r.token_type = v;
+    }
+    if r.token_type() == "batch" {
+        let why = if !r.orphan {
+            Some("generate non-orphan tokens")
+        } else if r.renewable {
+            Some("generate renewable tokens")
+        } else if r.period > 0 {
+            Some("generate periodic tokens")
+        } else if r.explicit_max_ttl > 0 {
+            Some("generate tokens with an explicit max TTL")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(ApiError::bad_request(format!(
+                "'token_type' cannot be 'batch' when role is set to {why}"
+            )));
+        }
     }
     core.barrier.put_json(&key, &r).await?;
     Ok(Response::empty())
@@ -413,6 +483,7 @@ pub async fn handle(
                 .entry
                 .as_ref()
                 .ok_or_else(ApiError::permission_denied)?;
+            not_batch(e, "renewed")?;
             let tok = req
                 .token
                 .as_ref()
@@ -429,6 +500,7 @@ pub async fn handle(
                 .lookup(&t)
                 .await?
                 .ok_or_else(|| ApiError::bad_request("token not found"))?;
+            not_batch(&e, "renewed")?;
             let (e, w) = store
                 .renew(&e.id_hash, req.duration_field("increment")?)
                 .await?;
@@ -450,12 +522,14 @@ pub async fn handle(
                 .entry
                 .as_ref()
                 .ok_or_else(ApiError::permission_denied)?;
+            not_batch(e, "revoked")?;
             store.revoke_tree(&e.id_hash).await?;
             Ok(Response::empty())
         }
         T::Revoke => {
             let t = token_param(req, caller, "token")?;
             if let Some(e) = store.lookup(&t).await? {
+                not_batch(&e, "revoked")?;
                 store.revoke_tree(&e.id_hash).await?;
             }
             Ok(Response::empty())
@@ -477,6 +551,7 @@ pub async fn handle(
         T::RevokeOrphan => {
             let t = token_param(req, caller, "token")?;
             if let Some(e) = store.lookup(&t).await? {
+                not_batch(&e, "revoked")?;
                 store.revoke_orphan(&e.id_hash).await?;
             }
             Ok(Response::empty())

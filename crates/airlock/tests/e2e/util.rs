@@ -196,6 +196,8 @@ pub fn http(
     }
 }
 
+/// Decodes a chunked body; a body cut short (a peer that exits while writing, as the `bao`
+/// CLI's callback server can) gives what arrived instead of a panic.
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
     while let Some(i) = b.windows(2).position(|w| w == b"\r\n") {
@@ -203,8 +205,13 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
         if n == 0 {
             break;
         }
-        out.extend_from_slice(&b[i + 2..i + 2 + n]);
-        b = &b[i + 2 + n + 2..];
+        let start = i + 2;
+        let end = (start + n).min(b.len());
+        out.extend_from_slice(&b[start..end]);
+        match b.get(start + n + 2..) {
+            Some(rest) => b = rest,
+            None => break,
+        }
     }
     out
 }
