@@ -106,6 +106,7 @@ pub trait Backend: Send + Sync {
 fn prepare<H>(req: &mut Request, spec: &'static PathSpec<H>, caps: framework::Captures) {
     req.fields = Some(spec.fields);
     req.captures = caps;
+    req.validation_prefix = !spec.existence;
 }
 
 #[async_trait]

@@ -32,6 +32,10 @@ pub struct Request {
     pub fields: Option<&'static [&'static [Field]]>,
     /// Named segments the matched path pattern captured (`roles/{name}` → `name`).
     pub captures: Vec<(&'static str, String)>,
+    /// Field errors say `Field validation failed: …` (OpenBao's framework validation). On
+    /// paths with an existence check OpenBao reads the fields there first and its errors
+    /// come without that prefix; the framework clears this flag for them.
+    pub validation_prefix: bool,
 }
 
 impl std::fmt::Debug for Request {
@@ -61,6 +65,7 @@ impl Request {
             wrap_ttl: None,
             fields: None,
             captures: Vec::new(),
+            validation_prefix: true,
         }
     }
 
@@ -78,6 +83,7 @@ impl Request {
             wrap_ttl: None,
             fields: None,
             captures: Vec::new(),
+            validation_prefix: true,
         }
     }
 
@@ -130,59 +136,80 @@ impl Request {
             Some(Value::String(s)) => Ok(Some(s.clone())),
             Some(Value::Number(n)) => Ok(Some(n.to_string())),
             Some(Value::Bool(b)) => Ok(Some(b.to_string())),
-            Some(_) => Err(ApiError::bad_request(format!(
-                "error converting input for field \"{k}\": expected a string"
-            ))),
+            Some(v) => Err(self.field_err(k, &unconvertible("string", v))),
         }
     }
 
+    /// Go's `strconv.ParseBool` forms, and the numbers 0 and 1.
     pub fn bool_field(&self, k: &str) -> ApiResult<Option<bool>> {
+        let bad = || self.field_err(k, PARSE_BOOL);
         match self.value(k)?.as_deref() {
             None | Some(Value::Null) => Ok(None),
             Some(Value::Bool(b)) => Ok(Some(*b)),
             Some(Value::String(s)) => match s.as_str() {
                 "true" | "1" | "t" | "T" | "TRUE" | "True" => Ok(Some(true)),
                 "false" | "0" | "f" | "F" | "FALSE" | "False" | "" => Ok(Some(false)),
-                _ => Err(field_err(k, "bool", s)),
+                _ => Err(bad()),
             },
-            Some(Value::Number(n)) => Ok(Some(n.as_f64().unwrap_or(0.0) != 0.0)),
-            Some(v) => Err(field_err(k, "bool", &v.to_string())),
+            Some(Value::Number(n)) => match n.as_i64() {
+                Some(0) => Ok(Some(false)),
+                Some(1) => Ok(Some(true)),
+                _ => Err(bad()),
+            },
+            Some(_) => Err(bad()),
         }
     }
 
+    /// An integer: a JSON integer, a string of one, or a bool (1/0); not a fraction.
     pub fn int_field(&self, k: &str) -> ApiResult<Option<i64>> {
+        let bad = || self.field_err(k, PARSE_INT);
         match self.value(k)?.as_deref() {
             None | Some(Value::Null) => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .or_else(|| n.as_f64().map(|f| f as i64))
-                .map(Some)
-                .ok_or_else(|| field_err(k, "int", &n.to_string())),
+            Some(Value::Number(n)) => n.as_i64().map(Some).ok_or_else(bad),
+            Some(Value::Bool(b)) => Ok(Some(i64::from(*b))),
             Some(Value::String(s)) if s.is_empty() => Ok(None),
-            Some(Value::String(s)) => s
-                .trim()
-                .parse::<i64>()
-                .map(Some)
-                .map_err(|_| field_err(k, "int", s)),
-            Some(v) => Err(field_err(k, "int", &v.to_string())),
+            Some(Value::String(s)) => s.trim().parse::<i64>().map(Some).map_err(|_| bad()),
+            Some(_) => Err(bad()),
         }
     }
 
-    /// A TTL field: integer seconds or a Go duration string.
+    /// A TTL field: integer seconds, a Go duration string, or a bool (1 s / 0, as OpenBao's
+    /// weak decoding does).
     pub fn duration_field(&self, k: &str) -> ApiResult<Option<i64>> {
         match self.value(k)?.as_deref() {
             None | Some(Value::Null) => Ok(None),
             Some(Value::String(s)) if s.trim().is_empty() => Ok(None),
+            Some(Value::Bool(b)) => Ok(Some(i64::from(*b))),
+            Some(v @ (Value::Object(_) | Value::Array(_))) => {
+                Err(self.field_err(k, &unconvertible("string", v)))
+            }
+            // OpenBao's Go texts, without the value (which they quote).
             Some(v) => airlock_core::duration::parse_duration_value(v)
                 .map(|s| Some(s as i64))
-                .map_err(|_| match v {
-                    // OpenBao quotes the bad value; a field's value is never echoed here.
-                    Value::String(_) => ApiError::bad_request("time: invalid duration"),
-                    _ => ApiError::bad_request(format!(
-                        "error converting input for field \"{k}\": invalid duration"
-                    )),
-                }),
+                .map_err(|e| ApiError::bad_request(e.to_string())),
         }
+    }
+
+    /// A JSON object field (`config` of a mount): the object, or OpenBao's type error.
+    pub fn object_field(&self, k: &str) -> ApiResult<Option<Map<String, Value>>> {
+        match self.value(k)?.as_deref() {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::Object(m)) => Ok(Some(m.clone())),
+            Some(v) => Err(self.field_err(k, &unconvertible("map[string]interface {}", v))),
+        }
+    }
+
+    /// `Field validation failed: error converting input for field "<k>": <detail>`, without
+    /// the prefix on paths with an existence check (as OpenBao answers there).
+    fn field_err(&self, k: &str, detail: &str) -> ApiError {
+        let prefix = if self.validation_prefix {
+            "Field validation failed: "
+        } else {
+            ""
+        };
+        ApiError::bad_request(format!(
+            "{prefix}error converting input for field \"{k}\": {detail}"
+        ))
     }
 
     /// A list of strings: JSON array, or a comma-separated string.
@@ -201,12 +228,28 @@ impl Request {
                     match v {
                         Value::String(s) => out.push(s.trim().to_string()),
                         Value::Number(n) => out.push(n.to_string()),
-                        _ => return Err(field_err(k, "slice", &v.to_string())),
+                        other => {
+                            return Err(self.field_err(
+                                k,
+                                &format!(
+                                    "decoding failed due to the following error(s):\n\n'[0]' {}",
+                                    unconvertible("string", other).trim_start_matches("'' ")
+                                ),
+                            ))
+                        }
                     }
                 }
                 Ok(Some(out))
             }
-            Some(v) => Err(field_err(k, "slice", &v.to_string())),
+            Some(Value::Number(n)) => Ok(Some(vec![n.to_string()])),
+            Some(Value::Bool(b)) => Ok(Some(vec![if *b { "1" } else { "0" }.to_string()])),
+            Some(v) => Err(self.field_err(
+                k,
+                &format!(
+                    "decoding failed due to the following error(s):\n\n'[0]' {}",
+                    unconvertible("string", v).trim_start_matches("'' ")
+                ),
+            )),
         }
     }
 
@@ -216,9 +259,10 @@ impl Request {
         k: &str,
     ) -> ApiResult<Option<std::collections::BTreeMap<String, String>>> {
         let bad = |i: usize| {
-            ApiError::bad_request(format!(
-                "Field validation failed: error converting input for field \"{k}\": invalid key pair at index {i} in field \"{k}\""
-            ))
+            self.field_err(
+                k,
+                &format!("invalid key pair at index {i} in field \"{k}\""),
+            )
         };
         let raw = self.value(k)?;
         let pairs: Vec<&Value> = match raw.as_deref() {
@@ -265,36 +309,34 @@ impl Request {
                 }
                 Ok(Some(out))
             }
-            Some(v) => Err(ApiError::bad_request(format!(
-                "error converting input for field \"{k}\": '' expected type 'map[string]interface {{}}', got unconvertible type '{}'",
-                json_kind(v)
-            ))),
+            Some(v) => Err(self.field_err(k, &unconvertible("map[string]interface {}", v))),
         }
     }
 }
 
-fn json_kind(v: &Value) -> &'static str {
+/// Go's `strconv` texts for a value that is not a number or a bool.
+const PARSE_INT: &str = "'' cannot parse value as 'int': strconv.ParseInt: invalid syntax";
+const PARSE_BOOL: &str = "'' cannot parse value as 'bool': strconv.ParseBool: invalid syntax";
+
+/// The Go type a JSON value decodes to (what OpenBao names in its errors).
+fn go_type(v: &Value) -> &'static str {
     match v {
-        Value::Null => "null",
+        Value::Null => "<nil>",
         Value::Bool(_) => "bool",
-        Value::Number(_) => "number",
+        Value::Number(_) => "json.Number",
         Value::String(_) => "string",
         Value::Array(_) => "[]interface {}",
-        Value::Object(_) => "map",
+        Value::Object(_) => "map[string]interface {}",
     }
 }
 
-/// OpenBao's text for a field of the wrong type. The offending value is not echoed (it would
-/// land in logs and audit entries in clear); OpenBao's text does not echo it either.
-fn field_err(k: &str, want: &str, _got: &str) -> ApiError {
-    let detail = match want {
-        "int" => "'' cannot parse value as 'int': strconv.ParseInt: invalid syntax".to_string(),
-        "bool" => "'' cannot parse value as 'bool': strconv.ParseBool: invalid syntax".to_string(),
-        other => format!("expected {other}"),
-    };
-    ApiError::bad_request(format!(
-        "Field validation failed: error converting input for field \"{k}\": {detail}"
-    ))
+/// `'' expected type '<want>', got unconvertible type '<go type>'` (the value itself is
+/// never quoted).
+fn unconvertible(want: &str, v: &Value) -> String {
+    format!(
+        "'' expected type '{want}', got unconvertible type '{}'",
+        go_type(v)
+    )
 }
 
 /// The `auth` block of login and token-create responses.

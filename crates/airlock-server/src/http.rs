@@ -173,6 +173,17 @@ fn extract_token(h: &HeaderMap) -> Option<Zeroizing<String>> {
         .map(|t| Zeroizing::new(t.trim().to_string()))
 }
 
+/// Paths OpenBao serves with its own HTTP handlers rather than the logical router: an
+/// unsupported method there is a bare 405.
+const SPECIAL_HANDLERS: &[&str] = &[
+    "sys/health",
+    "sys/seal-status",
+    "sys/leader",
+    "sys/init",
+    "sys/unseal",
+    "sys/seal",
+];
+
 /// How a request body may be read.
 struct BodyRules {
     /// Read at most this much before the request is known to be authenticated.
@@ -410,14 +421,32 @@ async fn handle(
     let list_query = query
         .iter()
         .any(|(k, v)| k == "list" && (v == "true" || v == "1"));
+    // Methods as OpenBao answers them: an unknown one (methods are case-sensitive) is a 405
+    // with no error text, before authentication; OPTIONS is an internal-only operation on
+    // logical paths; HEAD is served by sys/health only.
+    let bare_405 = || ApiError {
+        status: 405,
+        errors: Vec::new(),
+        body: None,
+    };
+    let special = SPECIAL_HANDLERS.contains(&path.as_str());
     let op = match parts.method {
         Method::GET if list_query => Op::List,
-        Method::GET | Method::HEAD => Op::Read,
+        Method::GET => Op::Read,
+        Method::HEAD if path == "sys/health" => Op::Read,
+        Method::HEAD if special => return Err(bare_405()),
+        Method::HEAD => return Err(ApiError::unsupported_operation()),
         Method::POST | Method::PUT => Op::Update,
         Method::DELETE => Op::Delete,
         Method::PATCH => Op::Patch,
+        Method::OPTIONS if special => return Err(bare_405()),
+        Method::OPTIONS => {
+            return Err(ApiError::bad_request(
+                "cannot handle internal-only request operation",
+            ))
+        }
         ref m if m.as_str() == "LIST" => Op::List,
-        _ => return Err(ApiError::new(405, "unsupported method")),
+        _ => return Err(bare_405()),
     };
     let content_type = header_str(&parts.headers, "content-type").map(str::to_string);
     // Every method's body is read (GET bodies are ignored, as OpenBao does, but drained).
@@ -499,6 +528,7 @@ async fn handle(
             wrap_ttl: None,
             fields: None,
             captures: Vec::new(),
+            validation_prefix: true,
         };
         return Ok(render(
             crate::metrics::response(&core.metrics, core.is_sealed(), &lreq),
@@ -523,6 +553,7 @@ async fn handle(
         wrap_ttl,
         fields: None,
         captures: Vec::new(),
+        validation_prefix: true,
     };
     let resp = core.handle(lreq).await?;
     let mut h = render(resp, request_id);
@@ -679,7 +710,11 @@ async fn sys_init_unseal(
     data: Map<String, Value>,
 ) -> ApiResult<Response> {
     if !matches!(*method, Method::PUT | Method::POST) {
-        return Err(ApiError::new(405, "unsupported method"));
+        return Err(ApiError {
+            status: 405,
+            errors: Vec::new(),
+            body: None,
+        });
     }
     let int = |k: &str| -> ApiResult<u8> {
         match data.get(k) {

@@ -41,7 +41,8 @@ pub(super) async fn enable(core: &Core, req: &Request, raw: &str) -> ApiResult<R
     let kind_raw = req
         .str_field("type")?
         .ok_or_else(|| ApiError::bad_request("backend type must be specified as a string"))?;
-    let mut options: BTreeMap<String, String> = req.str_map_field("options")?.unwrap_or_default();
+    let mut options: BTreeMap<String, String> = req.kv_pairs_field("options")?.unwrap_or_default();
+    let config = req.object_field("config")?;
     let resolved = crate::router::resolve_type(Which::Secrets, &kind_raw)?;
     for (k, v) in resolved.options {
         options.insert(k.to_string(), v.to_string());
@@ -53,7 +54,7 @@ pub(super) async fn enable(core: &Core, req: &Request, raw: &str) -> ApiResult<R
         &req.str_field("description")?.unwrap_or_default(),
         options,
     );
-    if let Some(Value::Object(cfg)) = req.data.get("config") {
+    if let Some(cfg) = &config {
         for (k, target) in [
             ("default_lease_ttl", &mut entry.default_lease_ttl),
             ("max_lease_ttl", &mut entry.max_lease_ttl),
