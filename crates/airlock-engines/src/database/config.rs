@@ -28,6 +28,31 @@ pub(super) async fn read(ctx: &Ctx, name: &str) -> ApiResult<Response> {
     if !c.username_template.is_empty() {
         v["connection_details"]["username_template"] = json!(c.username_template);
     }
+    let d = &mut v["connection_details"];
+    for (k, set, val) in [
+        ("tls", c.tls, json!(c.tls)),
+        ("insecure_tls", c.insecure_tls, json!(c.insecure_tls)),
+        (
+            "tls_skip_verify",
+            c.tls_skip_verify,
+            json!(c.tls_skip_verify),
+        ),
+        ("ca_cert", !c.ca_cert.is_empty(), json!(c.ca_cert)),
+        ("tls_ca", !c.tls_ca.is_empty(), json!(c.tls_ca)),
+        (
+            "tls_server_name",
+            !c.tls_server_name.is_empty(),
+            json!(c.tls_server_name),
+        ),
+    ] {
+        if set {
+            d[k] = val;
+        }
+    }
+    if !c.host.is_empty() {
+        d["host"] = json!(c.host);
+        d["port"] = json!(c.port);
+    }
     Ok(Response::data(v))
 }
 
@@ -54,6 +79,9 @@ pub(super) async fn write(
     };
     let pick = |k: &str, old: Option<String>| -> ApiResult<String> {
         Ok(req.str_field(k)?.or(old).unwrap_or_default())
+    };
+    let flag = |k: &str, old: Option<bool>| -> ApiResult<bool> {
+        Ok(req.bool_field(k)?.or(old).unwrap_or(false))
     };
     let c = DbConfig {
         plugin_name: plugin,
@@ -105,7 +133,22 @@ pub(super) async fn write(
             .map(|p| p.clamp(0, 65535) as u16)
             .or(old.as_ref().map(|o| o.port))
             .unwrap_or(0),
+        tls: flag("tls", old.as_ref().map(|o| o.tls))?,
+        ca_cert: pick("ca_cert", old.as_ref().map(|o| o.ca_cert.clone()))?,
+        insecure_tls: flag("insecure_tls", old.as_ref().map(|o| o.insecure_tls))?,
+        tls_ca: pick("tls_ca", old.as_ref().map(|o| o.tls_ca.clone()))?,
+        tls_certificate_key: pick(
+            "tls_certificate_key",
+            old.as_ref().map(|o| o.tls_certificate_key.clone()),
+        )?,
+        tls_server_name: pick(
+            "tls_server_name",
+            old.as_ref().map(|o| o.tls_server_name.clone()),
+        )?,
+        tls_skip_verify: flag("tls_skip_verify", old.as_ref().map(|o| o.tls_skip_verify))?,
     };
+    // TLS options a plugin does not implement are refused, never ignored.
+    p.check_config(&c).map_err(ApiError::bad_request)?;
     if p.uses_host_port() {
         if c.host.is_empty() || c.port == 0 {
             return Err(ApiError::bad_request("host and port must be specified"));

@@ -20,6 +20,7 @@ mod postgres;
 mod redis;
 mod redis_client;
 mod static_roles;
+mod tls;
 
 use std::sync::Arc;
 
@@ -64,12 +65,30 @@ pub struct DbConfig {
     pub host: String,
     #[serde(default)]
     pub port: u16,
+    /// Redis (Vault's fields): TLS on, its CA (PEM), and no certificate verification.
+    #[serde(default)]
+    pub tls: bool,
+    #[serde(default)]
+    pub ca_cert: String,
+    #[serde(default)]
+    pub insecure_tls: bool,
+    /// MySQL (Vault's fields): a CA (PEM), a client certificate and key (PEM), the name to
+    /// verify, and no verification; setting a CA or client certificate turns TLS on.
+    #[serde(default)]
+    pub tls_ca: String,
+    #[serde(default)]
+    pub tls_certificate_key: String,
+    #[serde(default)]
+    pub tls_server_name: String,
+    #[serde(default)]
+    pub tls_skip_verify: bool,
 }
 
 impl Drop for DbConfig {
     fn drop(&mut self) {
         use zeroize::Zeroize;
         self.password.zeroize();
+        self.tls_certificate_key.zeroize();
     }
 }
 
@@ -174,6 +193,15 @@ const CONFIG_FIELDS: &[Field] = &[
     Field::str("username_template"),
     Field::str("host"),
     Field::int("port"),
+    Field::bool("tls").help("Redis: connect over TLS."),
+    Field::str("ca_cert").help("Redis: the CA (PEM) to verify the server with."),
+    Field::bool("insecure_tls").help("Redis: do not verify the server's certificate."),
+    Field::str("tls_ca").help("MySQL: the CA (PEM) to verify the server with (turns TLS on)."),
+    Field::str("tls_certificate_key")
+        .sensitive()
+        .help("MySQL: a client certificate and its key (PEM), for mutual TLS."),
+    Field::str("tls_server_name").help("MySQL: the name the server's certificate must have."),
+    Field::bool("tls_skip_verify").help("MySQL: do not verify the server's certificate."),
     Field::bool("verify_connection").default("true"),
 ];
 const ROLE_FIELDS: &[Field] = &[

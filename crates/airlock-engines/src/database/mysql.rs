@@ -7,6 +7,7 @@ use zeroize::Zeroizing;
 
 use super::mysql_client::{MySql, Outcome};
 use super::plugin::{render, var, Plugin, Vars};
+use super::tls::TlsOptions;
 use super::{DbConfig, Role};
 
 pub struct MySqlPlugin;
@@ -46,9 +47,73 @@ fn mysql_target(c: &DbConfig) -> Result<(String, u16, String, Zeroizing<String>)
     Ok((host, port, user, Zeroizing::new(pass)))
 }
 
+/// The TLS a MySQL config asks for: the DSN's `tls=` parameter (Go driver values) and
+/// Vault's `tls_ca`, `tls_certificate_key` (either turns TLS on), `tls_server_name`,
+/// `tls_skip_verify`. `None`: plain TCP. Anything not implemented is an error, so a config
+/// that asks for TLS never runs in plaintext.
+pub(super) fn mysql_tls(c: &DbConfig) -> Result<Option<TlsOptions>, String> {
+    let dsn = c.connection_url.as_str();
+    let query = dsn
+        .rsplit_once(')')
+        .map(|(_, rest)| rest)
+        .unwrap_or("")
+        .split_once('?')
+        .map(|(_, q)| q)
+        .unwrap_or("");
+    let mut tls = None::<bool>;
+    let mut skip = c.tls_skip_verify;
+    for pair in query.split('&').filter(|p| !p.is_empty()) {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        match k {
+            "tls" => match v {
+                "true" | "1" => tls = Some(true),
+                "false" | "0" => tls = Some(false),
+                "skip-verify" => {
+                    tls = Some(true);
+                    skip = true;
+                }
+                "preferred" => {
+                    return Err("tls=preferred (TLS when the server offers it, else plaintext) is not supported: use tls=true".into())
+                }
+                _ => {
+                    return Err("tls=<custom config name> is not supported: use tls=true with tls_ca (and tls_certificate_key)".into())
+                }
+            },
+            "allowFallbackToPlaintext" | "serverPubKey" | "allowCleartextPasswords"
+            | "allowOldPasswords" | "allowNativePasswords" => {
+                return Err(format!(
+                    "the DSN parameter {k} is not supported (TLS or authentication options are never ignored)"
+                ))
+            }
+            _ => {}
+        }
+    }
+    let by_fields = !c.tls_ca.trim().is_empty() || !c.tls_certificate_key.trim().is_empty();
+    let on = match tls {
+        Some(false) if by_fields => {
+            return Err("tls=false contradicts tls_ca / tls_certificate_key".into())
+        }
+        Some(v) => v,
+        None => by_fields || c.tls_skip_verify,
+    };
+    if !on {
+        if !c.tls_server_name.is_empty() {
+            return Err("tls_server_name needs TLS (tls=true in the DSN, or tls_ca)".into());
+        }
+        return Ok(None);
+    }
+    Ok(Some(TlsOptions {
+        ca_pem: c.tls_ca.clone(),
+        client_pem: c.tls_certificate_key.clone(),
+        server_name: c.tls_server_name.clone(),
+        skip_verify: skip,
+    }))
+}
+
 async fn mysql_conn(c: &DbConfig) -> Result<MySql, String> {
     let (host, port, user, pass) = mysql_target(c)?;
-    MySql::connect(&host, port, &user, &pass).await
+    let tls = mysql_tls(c)?;
+    MySql::connect(&host, port, &user, &pass, tls.as_ref()).await
 }
 
 /// MySQL user names are limited to 32 characters.
@@ -75,6 +140,17 @@ impl Plugin for MySqlPlugin {
 
     fn default_username(&self, display: &str, role: &str, _now: i64) -> String {
         short_username(display, role)
+    }
+
+    fn check_config(&self, c: &DbConfig) -> Result<(), String> {
+        if c.tls || !c.ca_cert.is_empty() || c.insecure_tls {
+            return Err("tls, ca_cert and insecure_tls are Redis options: for MySQL use tls=true in the DSN, tls_ca, tls_certificate_key, tls_server_name or tls_skip_verify".into());
+        }
+        let tls = mysql_tls(c)?;
+        if let Some(o) = &tls {
+            super::tls::client_config(o)?;
+        }
+        Ok(())
     }
 
     async fn verify(&self, c: &DbConfig) -> Result<(), String> {

@@ -40,6 +40,13 @@ pub trait Plugin: Send + Sync {
         Ok(password.clone())
     }
 
+    /// Checks a config before it is stored: options this plugin does not implement (TLS
+    /// ones above all) are refused rather than ignored.
+    fn check_config(&self, c: &DbConfig) -> Result<(), String> {
+        let _ = c;
+        Ok(())
+    }
+
     async fn verify(&self, c: &DbConfig) -> Result<(), String>;
 
     /// Creates the user; on failure nothing half-created stays (rollback statements run).

@@ -255,6 +255,20 @@ impl Plugin for PostgresPlugin {
         &["postgresql-database-plugin"]
     }
 
+    fn check_config(&self, c: &DbConfig) -> Result<(), String> {
+        if c.tls
+            || c.insecure_tls
+            || !c.ca_cert.is_empty()
+            || !c.tls_ca.is_empty()
+            || !c.tls_certificate_key.is_empty()
+            || !c.tls_server_name.is_empty()
+            || c.tls_skip_verify
+        {
+            return Err("TLS fields (tls, ca_cert, tls_ca, ...) belong to the MySQL and Redis plugins; PostgreSQL TLS is set with sslmode in connection_url".into());
+        }
+        Ok(())
+    }
+
     async fn password_in_statement(
         &self,
         c: &DbConfig,

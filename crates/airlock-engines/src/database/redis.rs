@@ -6,12 +6,29 @@ use zeroize::Zeroizing;
 
 use super::plugin::{var, Plugin, Vars};
 use super::redis_client::Redis;
+use super::tls::TlsOptions;
 use super::{DbConfig, Role};
 
 pub struct RedisPlugin;
 
+/// Vault's Redis TLS fields: `tls`, `ca_cert` (the only CA trusted when set), `insecure_tls`.
+fn redis_tls(c: &DbConfig) -> Result<Option<TlsOptions>, String> {
+    if !c.tls {
+        if !c.ca_cert.is_empty() || c.insecure_tls {
+            return Err("ca_cert and insecure_tls need tls=true".into());
+        }
+        return Ok(None);
+    }
+    Ok(Some(TlsOptions {
+        ca_pem: c.ca_cert.clone(),
+        skip_verify: c.insecure_tls,
+        ..Default::default()
+    }))
+}
+
 async fn redis_conn(c: &DbConfig) -> Result<Redis, String> {
-    let mut r = Redis::connect(&c.host, c.port).await?;
+    let tls = redis_tls(c)?;
+    let mut r = Redis::connect(&c.host, c.port, tls.as_ref()).await?;
     r.auth(&c.username, &c.password).await?;
     Ok(r)
 }
@@ -48,6 +65,20 @@ impl Plugin for RedisPlugin {
 
     fn uses_host_port(&self) -> bool {
         true
+    }
+
+    fn check_config(&self, c: &DbConfig) -> Result<(), String> {
+        if !c.tls_ca.is_empty()
+            || !c.tls_certificate_key.is_empty()
+            || !c.tls_server_name.is_empty()
+            || c.tls_skip_verify
+        {
+            return Err("tls_ca, tls_certificate_key, tls_server_name and tls_skip_verify are MySQL options: for Redis use tls, ca_cert and insecure_tls".into());
+        }
+        if let Some(o) = redis_tls(c)? {
+            super::tls::client_config(&o)?;
+        }
+        Ok(())
     }
 
     async fn verify(&self, c: &DbConfig) -> Result<(), String> {

@@ -7,8 +7,10 @@ use std::time::Duration;
 use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
 use tokio::net::TcpStream;
 
+use super::tls::{Stream, TlsOptions};
+
 pub struct Redis {
-    io: BufReader<TcpStream>,
+    io: BufReader<Stream>,
 }
 
 /// A reply, reduced to what the plugin looks at.
@@ -23,14 +25,22 @@ pub enum Reply {
 const MAX_LINE: usize = 64 << 10;
 
 impl Redis {
-    pub async fn connect(host: &str, port: u16) -> Result<Self, String> {
+    /// Connects, over TLS when `tls` is given (RESP is the same either way).
+    pub async fn connect(host: &str, port: u16, tls: Option<&TlsOptions>) -> Result<Self, String> {
         let s = tokio::time::timeout(Duration::from_secs(10), TcpStream::connect((host, port)))
             .await
             .map_err(|_| format!("connecting to Redis at {host}:{port} timed out"))?
             .map_err(|e| format!("connecting to Redis at {host}:{port}: {e}"))?;
         let _ = s.set_nodelay(true);
+        let mut stream = Stream::Plain(s);
+        if let Some(o) = tls {
+            stream
+                .upgrade(host, o)
+                .await
+                .map_err(|e| format!("Redis {e}"))?;
+        }
         Ok(Redis {
-            io: BufReader::new(s),
+            io: BufReader::new(stream),
         })
     }
 
@@ -44,7 +54,9 @@ impl Redis {
             buf.extend_from_slice(b"\r\n");
         }
         let io = tokio::time::timeout(Duration::from_secs(10), async {
-            self.io.get_mut().write_all(&buf).await?;
+            let w = self.io.get_mut();
+            w.write_all(&buf).await?;
+            w.flush().await?;
             self.read_reply().await
         })
         .await

@@ -561,90 +561,11 @@ fn expired_tokens_are_rejected_and_purged() {
 
 #[test]
 fn tls_listener_and_graceful_shutdown() {
-    if !require(
-        "openssl (to mint a test certificate)",
-        std::process::Command::new("openssl")
-            .arg("version")
-            .output()
-            .is_ok(),
-    ) {
-        return;
-    }
     let dir = tempdir("tls");
     // A CA and a leaf certificate signed by it (a self-signed CA cannot be the server cert).
-    let ossl = |args: &[&str]| {
-        let st = std::process::Command::new("openssl")
-            .current_dir(&dir)
-            .args(args)
-            .output()
-            .unwrap();
-        assert!(
-            st.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&st.stderr)
-        );
-    };
-    std::fs::write(
-        dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
-    )
-    .unwrap();
-    let ec = [
-        "-newkey",
-        "ec",
-        "-pkeyopt",
-        "ec_paramgen_curve:prime256v1",
-        "-nodes",
-    ];
-    ossl(
-        &[
-            &["req", "-x509"][..],
-            &ec,
-            &[
-                "-days",
-                "1",
-                "-subj",
-                "/CN=airlock-test-ca",
-                "-keyout",
-                "ca.key",
-                "-out",
-                "ca.pem",
-            ],
-        ]
-        .concat(),
-    );
-    ossl(
-        &[
-            &["req"][..],
-            &ec,
-            &[
-                "-subj",
-                "/CN=localhost",
-                "-keyout",
-                "key.pem",
-                "-out",
-                "leaf.csr",
-            ],
-        ]
-        .concat(),
-    );
-    ossl(&[
-        "x509",
-        "-req",
-        "-in",
-        "leaf.csr",
-        "-CA",
-        "ca.pem",
-        "-CAkey",
-        "ca.key",
-        "-CAcreateserial",
-        "-days",
-        "1",
-        "-extfile",
-        "ext.cnf",
-        "-out",
-        "cert.pem",
-    ]);
+    if !openssl_certs(&dir) {
+        return;
+    }
     let cfg = dir.join("airlock.toml");
     std::fs::write(
         &cfg,

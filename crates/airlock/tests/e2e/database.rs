@@ -1308,3 +1308,302 @@ fn postgres_least_privilege_admin_creates_and_revokes() {
     psql(&format!("DROP SCHEMA IF EXISTS {schema} CASCADE"));
     psql(&format!("DROP ROLE IF EXISTS {admin}"));
 }
+
+/// A server process this test started, stopped (SIGTERM, then kill) when dropped.
+struct Service(std::process::Child);
+
+impl Drop for Service {
+    fn drop(&mut self) {
+        send_signal(self.0.id(), "TERM");
+        let t0 = Instant::now();
+        while t0.elapsed() < Duration::from_secs(10) {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// MariaDB and Redis started by the test with TLS only (MariaDB with
+/// `require_secure_transport`): the database engine reaches both over TLS with the test CA,
+/// verifies their certificates, and never falls back to plaintext.
+#[test]
+fn mariadb_and_redis_over_tls() {
+    let tools = ["mariadb-install-db", "mariadb", "redis-server", "redis-cli"];
+    let have = tools.iter().all(|t| {
+        Command::new("sh")
+            .args(["-c", &format!("command -v {t}")])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    }) && std::path::Path::new("/usr/sbin/mariadbd").exists();
+    if !require(
+        "MariaDB (mariadbd, mariadb-install-db) and Redis with TLS",
+        have,
+    ) {
+        return;
+    }
+    let dir = tempdir("db-tls");
+    if !openssl_certs(&dir) {
+        return;
+    }
+    let d = |f: &str| dir.join(f).display().to_string();
+    let ca_pem = std::fs::read_to_string(dir.join("ca.pem")).unwrap();
+
+    // MariaDB: TLS required for TCP clients; set up over its socket.
+    let st = Command::new("mariadb-install-db")
+        .args([
+            "--no-defaults",
+            "--auth-root-authentication-method=normal",
+            "--user=root",
+            "--skip-test-db",
+        ])
+        .arg(format!("--datadir={}", d("data")))
+        .output()
+        .unwrap();
+    assert!(
+        st.status.success(),
+        "{}",
+        String::from_utf8_lossy(&st.stderr)
+    );
+    let my_port = free_port();
+    let _mariadb = Service(
+        Command::new("/usr/sbin/mariadbd")
+            .args([
+                "--no-defaults",
+                "--user=root",
+                "--bind-address=127.0.0.1",
+                "--skip-log-bin",
+            ])
+            .args([
+                "--innodb-buffer-pool-size=16M",
+                "--require-secure-transport=ON",
+            ])
+            .arg(format!("--datadir={}", d("data")))
+            .arg(format!("--port={my_port}"))
+            .arg(format!("--socket={}", d("my.sock")))
+            .arg(format!("--pid-file={}", d("my.pid")))
+            .arg(format!("--ssl-cert={}", d("cert.pem")))
+            .arg(format!("--ssl-key={}", d("key.pem")))
+            .arg(format!("--ssl-ca={}", d("ca.pem")))
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let sock = |sql: &str| {
+        Command::new("mariadb")
+            .args(["--no-defaults", "-uroot", "-N", "-e", sql])
+            .arg(format!("--socket={}", d("my.sock")))
+            .output()
+            .unwrap()
+    };
+    wait_until("MariaDB to start", Duration::from_secs(20), || {
+        sock("SELECT 1").status.success()
+    });
+    let setup = sock(
+        "CREATE USER 'admin'@'%' IDENTIFIED BY 's3cret-admin' REQUIRE SSL; GRANT ALL ON *.* TO 'admin'@'%' WITH GRANT OPTION;",
+    );
+    assert!(
+        setup.status.success(),
+        "{}",
+        String::from_utf8_lossy(&setup.stderr)
+    );
+
+    // Redis: a TLS port only.
+    let rd_port = free_port();
+    let _redis = Service(
+        Command::new("redis-server")
+            .args([
+                "--port",
+                "0",
+                "--bind",
+                "127.0.0.1",
+                "--tls-auth-clients",
+                "no",
+            ])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(["--tls-port", &rd_port.to_string()])
+            .args([
+                "--tls-cert-file",
+                &d("cert.pem"),
+                "--tls-key-file",
+                &d("key.pem"),
+            ])
+            .args(["--tls-ca-cert-file", &d("ca.pem"), "--dir", &d("")])
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    let rcli = |args: &[&str]| {
+        Command::new("redis-cli")
+            .args(["--tls", "--cacert", &d("ca.pem"), "-h", "127.0.0.1"])
+            .args(["-p", &rd_port.to_string()])
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    wait_until("Redis to start", Duration::from_secs(20), || {
+        String::from_utf8_lossy(&rcli(&["PING"]).stdout).contains("PONG")
+    });
+
+    let p = start_dev();
+    assert_eq!(
+        req(
+            &p,
+            "POST",
+            "/v1/sys/mounts/db",
+            Some(json!({"type": "database"}))
+        )
+        .status,
+        204
+    );
+    let my_cfg = |extra: serde_json::Value, query: &str| {
+        let mut body = json!({
+            "plugin_name": "mysql-database-plugin",
+            "connection_url": format!("{{{{username}}}}:{{{{password}}}}@tcp(127.0.0.1:{my_port})/{query}"),
+            "username": "admin", "password": "s3cret-admin", "allowed_roles": "*",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        req(&p, "POST", "/v1/db/config/my", Some(body))
+    };
+    // Plain TCP is refused by the server: no silent plaintext fallback makes it work.
+    let plain = my_cfg(json!({}), "");
+    assert_eq!(plain.status, 400, "{:?}", plain.body);
+    // Options that are not implemented are refused, not ignored.
+    for q in [
+        "?tls=preferred",
+        "?tls=custom",
+        "?tls=true&allowFallbackToPlaintext=true",
+    ] {
+        let r = my_cfg(json!({"verify_connection": false}), q);
+        assert_eq!(r.status, 400, "{q}: {:?}", r.body);
+    }
+    let r = my_cfg(json!({"verify_connection": false, "tls": true}), "");
+    assert_eq!(r.status, 400, "a Redis option on MySQL: {:?}", r.body);
+    // TLS with the system roots: the test CA is not trusted, so verification fails.
+    let r = my_cfg(json!({}), "?tls=true");
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    // A name the certificate does not carry: refused.
+    let r = my_cfg(
+        json!({"tls_ca": ca_pem, "tls_server_name": "wrong.example"}),
+        "?tls=true",
+    );
+    assert_eq!(r.status, 400, "{:?}", r.body);
+    // skip-verify, by name: connects.
+    assert_eq!(my_cfg(json!({}), "?tls=skip-verify").status, 204);
+    // The CA given: verified TLS.
+    let ok = my_cfg(json!({"tls_ca": ca_pem}), "?tls=true");
+    assert_eq!(ok.status, 204, "{:?}", ok.body);
+    let read = req(&p, "GET", "/v1/db/config/my", None);
+    assert!(read.body["data"]["connection_details"]["tls_ca"]
+        .as_str()
+        .unwrap()
+        .contains("BEGIN CERTIFICATE"));
+    let role = req(
+        &p,
+        "POST",
+        "/v1/db/roles/my-app",
+        Some(
+            json!({"db_name": "my", "creation_statements": ["CREATE USER '{{name}}'@'%' IDENTIFIED BY '{{password}}' REQUIRE SSL; GRANT SELECT ON *.* TO '{{name}}'@'%';"]}),
+        ),
+    );
+    assert_eq!(role.status, 204, "{:?}", role.body);
+    let c = req(&p, "GET", "/v1/db/creds/my-app", None);
+    assert_eq!(c.status, 200, "{:?}", c.body);
+    let user = c.body["data"]["username"].as_str().unwrap().to_string();
+    let pw = c.body["data"]["password"].as_str().unwrap().to_string();
+    let login = Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "-h",
+            "127.0.0.1",
+            "--ssl",
+            "-N",
+            "-e",
+            "SELECT CURRENT_USER()",
+        ])
+        .arg(format!("--ssl-ca={}", d("ca.pem")))
+        .arg(format!("-P{my_port}"))
+        .arg(format!("-u{user}"))
+        .arg(format!("-p{pw}"))
+        .output()
+        .unwrap();
+    assert!(
+        login.status.success(),
+        "{}",
+        String::from_utf8_lossy(&login.stderr)
+    );
+    let lease = c.body["lease_id"].as_str().unwrap();
+    assert_eq!(
+        req(
+            &p,
+            "PUT",
+            "/v1/sys/leases/revoke",
+            Some(json!({"lease_id": lease}))
+        )
+        .status,
+        204
+    );
+    let left = sock(&format!(
+        "SELECT COUNT(*) FROM mysql.user WHERE user = '{user}'"
+    ));
+    assert_eq!(String::from_utf8_lossy(&left.stdout).trim(), "0");
+
+    // Redis over TLS with Vault's fields.
+    let rd_cfg = |extra: serde_json::Value| {
+        let mut body = json!({
+            "plugin_name": "redis-database-plugin", "host": "127.0.0.1", "port": rd_port,
+            "allowed_roles": "*",
+        });
+        for (k, v) in extra.as_object().unwrap() {
+            body[k] = v.clone();
+        }
+        req(&p, "POST", "/v1/db/config/rd", Some(body))
+    };
+    assert_eq!(
+        rd_cfg(json!({})).status,
+        400,
+        "plain TCP to a TLS-only port"
+    );
+    assert_eq!(
+        rd_cfg(json!({"ca_cert": ca_pem, "verify_connection": false})).status,
+        400,
+        "ca_cert without tls"
+    );
+    assert_eq!(rd_cfg(json!({"tls": true})).status, 400, "untrusted CA");
+    assert_eq!(
+        rd_cfg(json!({"tls": true, "insecure_tls": true})).status,
+        204
+    );
+    let ok = rd_cfg(json!({"tls": true, "ca_cert": ca_pem, "insecure_tls": false}));
+    assert_eq!(ok.status, 204, "{:?}", ok.body);
+    let role = req(
+        &p,
+        "POST",
+        "/v1/db/roles/rd-app",
+        Some(json!({"db_name": "rd", "creation_statements": ["[\"~airlock-tls:*\", \"+@read\"]"]})),
+    );
+    assert_eq!(role.status, 204, "{:?}", role.body);
+    let c = req(&p, "GET", "/v1/db/creds/rd-app", None);
+    assert_eq!(c.status, 200, "{:?}", c.body);
+    let user = c.body["data"]["username"].as_str().unwrap().to_string();
+    assert!(String::from_utf8_lossy(&rcli(&["ACL", "USERS"]).stdout).contains(&user));
+    let lease = c.body["lease_id"].as_str().unwrap();
+    assert_eq!(
+        req(
+            &p,
+            "PUT",
+            "/v1/sys/leases/revoke",
+            Some(json!({"lease_id": lease}))
+        )
+        .status,
+        204
+    );
+    assert!(!String::from_utf8_lossy(&rcli(&["ACL", "USERS"]).stdout).contains(&user));
+}

@@ -354,3 +354,87 @@ pub fn send_signal(pid: u32, sig: &str) {
         .unwrap();
     assert!(st.success());
 }
+
+/// Mints, with openssl, a CA (`ca.pem`, `ca.key`) and a leaf for localhost and 127.0.0.1
+/// signed by it (`cert.pem`, `key.pem`, EC P-256) in `dir`. False (after `require`) when
+/// openssl is missing.
+pub fn openssl_certs(dir: &Path) -> bool {
+    if !require(
+        "openssl (to mint a test certificate)",
+        Command::new("openssl").arg("version").output().is_ok(),
+    ) {
+        return false;
+    }
+    let ossl = |args: &[&str]| {
+        let st = Command::new("openssl")
+            .current_dir(dir)
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(
+            st.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&st.stderr)
+        );
+    };
+    std::fs::write(
+        dir.join("ext.cnf"),
+        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+    )
+    .unwrap();
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let ca = [
+        &["req", "-x509"][..],
+        &ec,
+        &[
+            "-days",
+            "1",
+            "-subj",
+            "/CN=airlock-test-ca",
+            "-keyout",
+            "ca.key",
+            "-out",
+            "ca.pem",
+        ],
+    ]
+    .concat();
+    ossl(&ca);
+    let csr = [
+        &["req"][..],
+        &ec,
+        &[
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+            "key.pem",
+            "-out",
+            "leaf.csr",
+        ],
+    ]
+    .concat();
+    ossl(&csr);
+    ossl(&[
+        "x509",
+        "-req",
+        "-in",
+        "leaf.csr",
+        "-CA",
+        "ca.pem",
+        "-CAkey",
+        "ca.key",
+        "-CAcreateserial",
+        "-days",
+        "1",
+        "-extfile",
+        "ext.cnf",
+        "-out",
+        "cert.pem",
+    ]);
+    true
+}
