@@ -5,7 +5,8 @@
 //!
 //! `airlock-bench broker …` runs the credential-broker benchmark instead (see `broker.rs`),
 //! `airlock-bench db …` the database-credentials one (`db.rs`), `airlock-bench auth …` logins
-//! per second (`auth.rs`).
+//! per second (`auth.rs`), `airlock-bench soak` a 30-minute soak at half the maximum KV
+//! throughput with RSS sampled every 10 s (`soak.rs`).
 //!
 //! Usage: `cargo run --release -p airlock-bench -- [--seconds 10] [--conns 1,16,64]
 //!         [--ops read,write,lookup-self] [--airlock target/release/airlock] [--bao PATH]`
@@ -13,6 +14,7 @@
 mod auth;
 mod broker;
 mod db;
+mod soak;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -388,6 +390,9 @@ async fn main() -> Result<()> {
     }
     if args.get(1).map(String::as_str) == Some("auth") {
         return auth::run(&args).await;
+    }
+    if args.get(1).map(String::as_str) == Some("soak") {
+        return soak::run(&args).await;
     }
     let secs: u64 = arg(&args, "--seconds")
         .map(|s| s.parse())
