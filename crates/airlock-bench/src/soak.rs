@@ -21,7 +21,7 @@ const CONNS: usize = 16;
 fn mixed(token: &str, host: &str, c: usize, i: u64) -> Result<hyper::Request<Full<Bytes>>> {
     // Three reads for each write, over 1,600 keys.
     let key = format!("bench-soak-{c}-{}", i % 100);
-    let (method, body) = if i % 4 == 0 {
+    let (method, body) = if i.is_multiple_of(4) {
         (
             "POST",
             format!("{{\"data\":{{\"n\":{i},\"password\":\"p4ssw0rd-0123456789\"}}}}"),
