@@ -12,6 +12,7 @@ pub mod lease;
 pub mod password_policy;
 pub mod percent;
 pub mod policy;
+pub mod proxy;
 pub mod ratelimit;
 pub mod shamir;
 pub mod token_format;

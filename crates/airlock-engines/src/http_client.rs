@@ -1,8 +1,13 @@
 //! A small outbound HTTP(S) client for what the server itself fetches: OIDC discovery
-//! documents and JWKS, and Kubernetes TokenReview. HTTP/1.1, one request per connection,
-//! bounded in time and size. TLS is verified against the system roots, or against only the
-//! CA given (`*_ca_pem`, `kubernetes_ca_cert`). Plain `http://` is accepted only for loopback
-//! addresses (local test issuers); anywhere else a key document could be forged on the wire.
+//! documents and JWKS, and Kubernetes TokenReview. HTTP/1.1, bounded in time and size.
+//! TLS is verified against the system roots, or against only the CA given (`*_ca_pem`,
+//! `kubernetes_ca_cert`). Plain `http://` is accepted only for loopback addresses (local test
+//! issuers); anywhere else a key document could be forged on the wire.
+//!
+//! Connections are kept and reused (a few idle ones per destination and CA, for a minute),
+//! so a TokenReview per login does not cost a TLS handshake each. `HTTPS_PROXY` /
+//! `NO_PROXY` are honoured (`airlock_core::proxy`): through a proxy, TLS runs end to end
+//! inside a `CONNECT` tunnel.
 
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
@@ -232,46 +237,121 @@ fn redact(url: &str) -> &str {
     url.split('?').next().unwrap_or(url)
 }
 
-async fn request_inner(
-    method: &str,
-    url: &str,
-    ca_pem: &str,
-    bearer: Option<&str>,
-    authorization: Option<&str>,
-    body: Option<(Vec<u8>, &str)>,
-) -> Result<Reply, String> {
-    let u = parse_url(url)?;
-    let tcp = TcpStream::connect((u.host.as_str(), u.port))
-        .await
-        .map_err(|e| format!("cannot connect to {}:{}: {e}", u.host, u.port))?;
-    let _ = tcp.set_nodelay(true);
-    let host_header = if u.host.contains(':') {
-        format!("[{}]:{}", u.host, u.port)
-    } else {
-        format!("{}:{}", u.host, u.port)
-    };
-    let mut builder = Request::builder()
-        .method(method)
-        .uri(u.path.as_str())
-        .header("host", host_header)
-        .header("accept", "application/json")
-        .header("user-agent", concat!("airlock/", env!("CARGO_PKG_VERSION")));
-    if let Some(b) = bearer {
-        builder = builder.header("authorization", format!("Bearer {b}"));
-    } else if let Some(a) = authorization {
-        builder = builder.header("authorization", a);
-    }
-    let body = match body {
-        Some((b, ct)) => {
-            builder = builder.header("content-type", ct);
-            b
+/// Where a pooled connection goes: scheme, host, port, and the CA it was verified with.
+type PoolKey = (bool, String, u16, [u8; 32]);
+
+/// Idle connections kept per destination, and how long.
+const POOL_PER_KEY: usize = 4;
+const POOL_IDLE: Duration = Duration::from_secs(60);
+
+type Sender = hyper::client::conn::http1::SendRequest<Full<Bytes>>;
+
+/// Idle connections by destination, each with when it became idle.
+type Pool = std::sync::Mutex<std::collections::HashMap<PoolKey, Vec<(std::time::Instant, Sender)>>>;
+
+fn pool() -> &'static Pool {
+    static POOL: OnceLock<Pool> = OnceLock::new();
+    POOL.get_or_init(Default::default)
+}
+
+/// An idle, still open connection to `key`, if one is kept.
+fn take_idle(key: &PoolKey) -> Option<Sender> {
+    let mut p = pool().lock().ok()?;
+    let list = p.get_mut(key)?;
+    while let Some((at, s)) = list.pop() {
+        if at.elapsed() < POOL_IDLE && !s.is_closed() && s.is_ready() {
+            return Some(s);
         }
-        None => Vec::new(),
+    }
+    None
+}
+
+fn put_idle(key: PoolKey, s: Sender) {
+    if let Ok(mut p) = pool().lock() {
+        p.retain(|_, l| {
+            l.retain(|(at, s)| at.elapsed() < POOL_IDLE && !s.is_closed());
+            !l.is_empty()
+        });
+        let list = p.entry(key).or_default();
+        if list.len() < POOL_PER_KEY {
+            list.push((std::time::Instant::now(), s));
+        }
+    }
+}
+
+/// Opens a TCP connection to `host:port`, through the `HTTPS_PROXY` proxy (a `CONNECT`
+/// tunnel) when `https` and `NO_PROXY` does not exempt the destination. Loopback
+/// destinations are always direct. The CLI uses this too.
+pub async fn dial(host: &str, port: u16, https: bool) -> Result<TcpStream, String> {
+    let env = |a: &str, b: &str| std::env::var(a).or_else(|_| std::env::var(b)).ok();
+    let proxy = if https {
+        airlock_core::proxy::for_https(
+            env("HTTPS_PROXY", "https_proxy").as_deref(),
+            env("NO_PROXY", "no_proxy").as_deref(),
+            host,
+            port,
+        )?
+    } else {
+        None
     };
-    let req = builder
-        .body(Full::new(Bytes::from(body)))
-        .map_err(|e| format!("building request: {e}"))?;
-    let resp = if u.https {
+    let Some(px) = proxy else {
+        let tcp = TcpStream::connect((host, port))
+            .await
+            .map_err(|e| format!("cannot connect to {host}:{port}: {e}"))?;
+        let _ = tcp.set_nodelay(true);
+        return Ok(tcp);
+    };
+    let mut tcp = TcpStream::connect((px.host.as_str(), px.port))
+        .await
+        .map_err(|e| format!("cannot connect to the proxy {}:{}: {e}", px.host, px.port))?;
+    let _ = tcp.set_nodelay(true);
+    let target = if host.contains(':') {
+        format!("[{host}]:{port}")
+    } else {
+        format!("{host}:{port}")
+    };
+    let mut head = format!("CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n");
+    if let Some(c) = &px.credentials {
+        use base64::Engine;
+        head.push_str(&format!(
+            "Proxy-Authorization: Basic {}\r\n",
+            base64::engine::general_purpose::STANDARD.encode(c.as_bytes())
+        ));
+    }
+    head.push_str("\r\n");
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    tcp.write_all(head.as_bytes())
+        .await
+        .map_err(|e| format!("proxy: {e}"))?;
+    // The proxy's answer, byte by byte so nothing of the tunnel is read past it.
+    let mut answer = Vec::with_capacity(256);
+    let mut b = [0u8; 1];
+    while !answer.ends_with(b"\r\n\r\n") {
+        if answer.len() > 8192 {
+            return Err("proxy: answer to CONNECT too long".into());
+        }
+        let n = tcp.read(&mut b).await.map_err(|e| format!("proxy: {e}"))?;
+        if n == 0 {
+            return Err("proxy closed the connection before answering CONNECT".into());
+        }
+        answer.push(b[0]);
+    }
+    let status = String::from_utf8_lossy(&answer)
+        .split_whitespace()
+        .nth(1)
+        .unwrap_or("")
+        .to_string();
+    if status != "200" {
+        return Err(format!(
+            "proxy refused to connect to {target}: status {status}"
+        ));
+    }
+    Ok(tcp)
+}
+
+async fn connect_sender(u: &Url, ca_pem: &str) -> Result<Sender, String> {
+    let tcp = dial(&u.host, u.port, u.https).await?;
+    if u.https {
         // Loading the system roots reads files: off the async workers.
         let ca = ca_pem.to_string();
         let cfg = tokio::task::spawn_blocking(move || tls_config(&ca))
@@ -283,34 +363,107 @@ async fn request_inner(
             .connect(name, tcp)
             .await
             .map_err(|e| format!("TLS handshake with {} failed: {e}", u.host))?;
-        send(TokioIo::new(tls), req).await?
+        handshake(TokioIo::new(tls)).await
     } else {
-        send(TokioIo::new(tcp), req).await?
-    };
-    Ok(resp)
+        handshake(TokioIo::new(tcp)).await
+    }
 }
 
-async fn send<T>(io: T, req: Request<Full<Bytes>>) -> Result<Reply, String>
+async fn handshake<T>(io: T) -> Result<Sender, String>
 where
     T: hyper::rt::Read + hyper::rt::Write + Unpin + Send + 'static,
 {
-    let (mut sender, conn) = hyper::client::conn::http1::handshake(io)
+    let (sender, conn) = hyper::client::conn::http1::handshake(io)
         .await
         .map_err(|e| format!("HTTP handshake failed: {e}"))?;
-    let task = tokio::spawn(async move {
+    // Runs until the connection closes (the sender dropped, or the server closed it).
+    tokio::spawn(async move {
         let _ = conn.await;
     });
-    let resp = sender
-        .send_request(req)
-        .await
-        .map_err(|e| format!("request failed: {e}"))?;
+    Ok(sender)
+}
+
+async fn request_inner(
+    method: &str,
+    url: &str,
+    ca_pem: &str,
+    bearer: Option<&str>,
+    authorization: Option<&str>,
+    body: Option<(Vec<u8>, &str)>,
+) -> Result<Reply, String> {
+    use sha2::Digest;
+    let u = parse_url(url)?;
+    let host_header = if u.host.contains(':') {
+        format!("[{}]:{}", u.host, u.port)
+    } else {
+        format!("{}:{}", u.host, u.port)
+    };
+    let (body, content_type) = match body {
+        Some((b, ct)) => (Bytes::from(b), Some(ct)),
+        None => (Bytes::new(), None),
+    };
+    let make = || {
+        let mut builder = Request::builder()
+            .method(method)
+            .uri(u.path.as_str())
+            .header("host", host_header.as_str())
+            .header("accept", "application/json")
+            .header("user-agent", concat!("airlock/", env!("CARGO_PKG_VERSION")));
+        if let Some(b) = bearer {
+            builder = builder.header("authorization", format!("Bearer {b}"));
+        } else if let Some(a) = authorization {
+            builder = builder.header("authorization", a);
+        }
+        if let Some(ct) = content_type {
+            builder = builder.header("content-type", ct);
+        }
+        builder
+            .body(Full::new(body.clone()))
+            .map_err(|e| format!("building request: {e}"))
+    };
+    let key: PoolKey = (
+        u.https,
+        u.host.to_ascii_lowercase(),
+        u.port,
+        sha2::Sha256::digest(ca_pem.as_bytes()).into(),
+    );
+    // A kept connection the server closed meanwhile fails before any answer: then once
+    // more on a new one.
+    let (sender, resp) = match take_idle(&key) {
+        Some(mut s) => match s.send_request(make()?).await {
+            Ok(r) => (s, r),
+            Err(_) => {
+                let mut s = connect_sender(&u, ca_pem).await?;
+                let r = s
+                    .send_request(make()?)
+                    .await
+                    .map_err(|e| format!("request failed: {e}"))?;
+                (s, r)
+            }
+        },
+        None => {
+            let mut s = connect_sender(&u, ca_pem).await?;
+            let r = s
+                .send_request(make()?)
+                .await
+                .map_err(|e| format!("request failed: {e}"))?;
+            (s, r)
+        }
+    };
     let status = resp.status().as_u16();
+    let reusable = !resp
+        .headers()
+        .get("connection")
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.eq_ignore_ascii_case("close"));
     let body = Limited::new(resp.into_body(), MAX_BODY)
         .collect()
         .await
         .map_err(|_| "response body too large or cut off".to_string())?
         .to_bytes();
-    task.abort();
+    if reusable {
+        put_idle(key, sender);
+    }
     Ok(Reply { status, body })
 }
 

@@ -8,7 +8,6 @@ use http_body_util::{BodyExt, Full};
 use hyper::Request;
 use hyper_util::rt::TokioIo;
 use serde_json::Value;
-use tokio::net::TcpStream;
 use tokio_rustls::rustls::pki_types::pem::PemObject;
 use tokio_rustls::rustls::pki_types::{CertificateDer, ServerName};
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
@@ -189,13 +188,15 @@ impl Client {
         }
 
         let req = req.body(Full::new(Bytes::from(bytes.to_vec())))?;
+        // Through HTTPS_PROXY (a CONNECT tunnel) for an https address NO_PROXY does not
+        // exempt; loopback addresses are always direct.
         let stream = tokio::time::timeout(
             std::time::Duration::from_secs(30),
-            TcpStream::connect((self.host.as_str(), self.port)),
+            airlock_server::http_client::dial(&self.host, self.port, self.tls.is_some()),
         )
         .await
         .map_err(|_| anyhow!("timed out connecting to {}", self.addr))?
-        .with_context(|| format!("connecting to {}", self.addr))?;
+        .map_err(|e| anyhow!("connecting to {}: {e}", self.addr))?;
         let resp = match &self.tls {
             None => send(TokioIo::new(stream), req).await?,
             Some(c) => {

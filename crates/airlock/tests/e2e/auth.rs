@@ -1419,3 +1419,142 @@ fn oidc_browser_login_api_bao_and_airlock_cli() {
         assert!(can_read_secret(&p, t));
     }
 }
+
+/// Outbound HTTPS (here the Kubernetes TokenReview) reuses its connections, goes through
+/// HTTPS_PROXY (a CONNECT tunnel, with the proxy's credentials) unless NO_PROXY exempts the
+/// host, and the CLI reaches a server through the same proxy.
+#[test]
+fn outbound_https_reuses_connections_and_honours_https_proxy() {
+    let idp = idp::start();
+    let signer = Key::rsa("k8s", RSA_KEY);
+    let eso = Account {
+        namespace: "external-secrets".into(),
+        name: "eso".into(),
+        uid: "7f0c7c0e-1111-2222-3333-444455556666".into(),
+    };
+    let aud = "https://kubernetes.default.svc.cluster.local";
+    let jwt = signer.sign(&k8s_claims(&eso, aud, aud));
+    idp.state.lock().unwrap().accounts.insert(jwt.clone(), eso);
+    let port = idp.url.rsplit(':').next().unwrap().to_string();
+    let setup = |p: &Proc, host: &str| {
+        ok(&req(
+            p,
+            "POST",
+            "/v1/sys/auth/kubernetes",
+            Some(json!({"type": "kubernetes"})),
+        ));
+        ok(&req(
+            p,
+            "POST",
+            "/v1/auth/kubernetes/config",
+            Some(json!({
+                "kubernetes_host": format!("https://{host}:{port}"),
+                "kubernetes_ca_cert": idp.ca_pem,
+                "token_reviewer_jwt": "reviewer-service-account-jwt",
+            })),
+        ));
+        ok(&req(
+            p,
+            "POST",
+            "/v1/auth/kubernetes/role/eso",
+            Some(json!({"bound_service_account_names": ["eso"],
+                "bound_service_account_namespaces": ["external-secrets"], "token_policies": ["default"]})),
+        ));
+    };
+    idp.state.lock().unwrap().reviewer = Some("reviewer-service-account-jwt".into());
+    let logins = |p: &Proc, n: usize| {
+        for _ in 0..n {
+            ok(&login(
+                p,
+                "/v1/auth/kubernetes/login",
+                json!({"role": "eso", "jwt": jwt}),
+            ));
+        }
+    };
+
+    // Direct: five logins, five TokenReviews, one connection.
+    let direct = start_dev();
+    setup(&direct, "localhost");
+    let before = idp.state.lock().unwrap().connections;
+    let reviews = idp.state.lock().unwrap().reviews.len();
+    logins(&direct, 5);
+    let s = idp.state.lock().unwrap();
+    assert_eq!(s.reviews.len() - reviews, 5);
+    assert_eq!(
+        s.connections - before,
+        1,
+        "a TLS connection per TokenReview"
+    );
+    drop(s);
+
+    // Through the proxy: idp.test resolves only there.
+    let proxy = test_proxy();
+    let with_creds = proxy.url.replace("http://", "http://svc%40corp:pr0xy-pw@");
+    let via = start_dev_env(&[
+        ("HTTPS_PROXY", &with_creds),
+        ("NO_PROXY", "internal.example"),
+    ]);
+    setup(&via, "idp.test");
+    logins(&via, 3);
+    {
+        let t = proxy.tunnels.lock().unwrap();
+        assert_eq!(t.len(), 1, "one tunnel, reused: {t:?}");
+        assert_eq!(t[0].0, format!("idp.test:{port}"));
+        use base64::Engine;
+        let want = format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode("svc@corp:pr0xy-pw")
+        );
+        assert_eq!(t[0].1.as_deref(), Some(want.as_str()));
+    }
+    // NO_PROXY exempts the host: no tunnel, and a direct connection to idp.test fails.
+    let exempt = start_dev_env(&[("HTTPS_PROXY", &proxy.url), ("NO_PROXY", ".test")]);
+    setup(&exempt, "idp.test");
+    let r = login(
+        &exempt,
+        "/v1/auth/kubernetes/login",
+        json!({"role": "eso", "jwt": jwt}),
+    );
+    assert_ne!(r.status, 200);
+    assert_eq!(proxy.tunnels.lock().unwrap().len(), 1);
+
+    // The CLI, to an HTTPS server known by a name only the proxy resolves.
+    let dir = tempdir("cli-proxy");
+    if !openssl_certs(&dir) {
+        return;
+    }
+    let cfg = dir.join("airlock.toml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listener]\naddress = \"127.0.0.1:0\"\ntls_cert_file = \"{}\"\ntls_key_file = \"{}\"\n[storage]\npath = \"{}\"\n",
+            dir.join("cert.pem").display(),
+            dir.join("key.pem").display(),
+            dir.join("data.db").display()
+        ),
+    )
+    .unwrap();
+    let srv = start_config(&cfg);
+    let srv_port = srv.addr.rsplit(':').next().unwrap().to_string();
+    let out = Command::new(bin())
+        .args(["status", "--format", "json"])
+        .env("AIRLOCK_ADDR", format!("https://airlock.test:{srv_port}"))
+        .env("AIRLOCK_CACERT", dir.join("ca.pem"))
+        .env("HTTPS_PROXY", &proxy.url)
+        .env_remove("NO_PROXY")
+        .env_remove("AIRLOCK_TOKEN")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("\"initialized\""),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(proxy
+        .tunnels
+        .lock()
+        .unwrap()
+        .iter()
+        .any(|(t, _)| t == &format!("airlock.test:{srv_port}")));
+}

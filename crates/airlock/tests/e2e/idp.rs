@@ -145,6 +145,8 @@ pub struct State {
     pub codes: HashMap<String, (String, String)>,
     pub wrong_nonce: bool,
     pub token_requests: usize,
+    /// TCP connections accepted (connection reuse shows here).
+    pub connections: usize,
 }
 
 pub struct Idp {
@@ -168,7 +170,9 @@ pub fn start() -> Idp {
         .build()
         .unwrap();
     let ca = airlock_broker::ca::Ca::generate_named(None, "airlock-test-idp CA").unwrap();
-    let cfg = ca.leaf_config(&["localhost".to_string()]).unwrap();
+    let cfg = ca
+        .leaf_config(&["localhost".to_string(), "idp.test".to_string()])
+        .unwrap();
     let listener = rt
         .block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))
         .unwrap();
@@ -183,6 +187,9 @@ pub fn start() -> Idp {
             let Ok((tcp, _)) = listener.accept().await else {
                 continue;
             };
+            if let Ok(mut s) = st.lock() {
+                s.connections += 1;
+            }
             let acceptor = acceptor.clone();
             let st = Arc::clone(&st);
             let issuer = issuer.clone();

@@ -379,7 +379,7 @@ pub fn openssl_certs(dir: &Path) -> bool {
     };
     std::fs::write(
         dir.join("ext.cnf"),
-        "subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
+        "subjectAltName=DNS:localhost,DNS:airlock.test,IP:127.0.0.1\nbasicConstraints=CA:FALSE\n",
     )
     .unwrap();
     let ec = [
@@ -437,4 +437,88 @@ pub fn openssl_certs(dir: &Path) -> bool {
         "cert.pem",
     ]);
     true
+}
+
+/// A forward proxy for tests: answers `CONNECT host:port` by connecting to 127.0.0.1:port
+/// (every `*.test` name lives here), then relays bytes both ways. It records each tunnel's
+/// target and `Proxy-Authorization` header. Threads end with their connections.
+pub struct TestProxy {
+    pub url: String,
+    pub tunnels: Tunnels,
+}
+
+/// Each tunnel's target and `Proxy-Authorization` header.
+pub type Tunnels = std::sync::Arc<std::sync::Mutex<Vec<(String, Option<String>)>>>;
+
+pub fn test_proxy() -> TestProxy {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", l.local_addr().unwrap());
+    let tunnels = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let t = std::sync::Arc::clone(&tunnels);
+    std::thread::spawn(move || {
+        for c in l.incoming() {
+            let Ok(mut c) = c else { continue };
+            let t = std::sync::Arc::clone(&t);
+            std::thread::spawn(move || {
+                let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
+                let mut head = Vec::new();
+                let mut b = [0u8; 1];
+                while !head.ends_with(b"\r\n\r\n") && head.len() < 8192 {
+                    match c.read(&mut b) {
+                        Ok(1) => head.push(b[0]),
+                        _ => return,
+                    }
+                }
+                let text = String::from_utf8_lossy(&head).to_string();
+                let target = text.split_whitespace().nth(1).unwrap_or("").to_string();
+                let auth = text
+                    .lines()
+                    .find_map(|l| l.strip_prefix("Proxy-Authorization: "))
+                    .map(str::to_string);
+                t.lock().unwrap().push((target.clone(), auth));
+                let port = target.rsplit(':').next().unwrap_or("0");
+                let Ok(up) = TcpStream::connect(format!("127.0.0.1:{port}")) else {
+                    let _ = c.write_all(b"HTTP/1.1 502 Bad Gateway\r\n\r\n");
+                    return;
+                };
+                let _ = c.write_all(b"HTTP/1.1 200 Connection Established\r\n\r\n");
+                let (mut a, mut b2) = (c.try_clone().unwrap(), up.try_clone().unwrap());
+                let (mut c2, mut up2) = (c, up);
+                std::thread::spawn(move || {
+                    let _ = std::io::copy(&mut a, &mut up2);
+                    let _ = up2.shutdown(std::net::Shutdown::Write);
+                });
+                let _ = std::io::copy(&mut b2, &mut c2);
+                let _ = c2.shutdown(std::net::Shutdown::Write);
+            });
+        }
+    });
+    TestProxy { url, tunnels }
+}
+
+/// `start_dev` with extra environment for the server process.
+pub fn start_dev_env(env: &[(&str, &str)]) -> Proc {
+    let mut cmd = Command::new(bin());
+    cmd.args([
+        "server",
+        "--dev",
+        "--dev-listen-address",
+        "127.0.0.1:0",
+        "--dev-root-token-id",
+        "root",
+        "--log-level",
+        "warn",
+    ])
+    .stdout(Stdio::piped())
+    .stderr(Stdio::inherit());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let mut child = cmd.spawn().expect("spawn airlock");
+    let (addr, _) = wait_for_listen(&mut child);
+    Proc {
+        child,
+        addr,
+        token: Some("root".into()),
+    }
 }
