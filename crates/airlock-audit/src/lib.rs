@@ -18,7 +18,7 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use tokio::sync::{mpsc, oneshot};
@@ -261,7 +261,7 @@ impl Auditor {
 }
 
 fn hmac_hex(key: &[u8], s: &str) -> String {
-    let mut mac = match <Hmac<Sha256> as Mac>::new_from_slice(key) {
+    let mut mac = match <Hmac<Sha256> as KeyInit>::new_from_slice(key) {
         Ok(m) => m,
         Err(_) => return "hmac-sha256:".into(),
     };

@@ -8,7 +8,7 @@
 //! the broker verifies without a per-request lookup.
 
 use base64::Engine;
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -28,9 +28,8 @@ impl CredKey {
     }
 
     pub fn random() -> Self {
-        use rand::RngCore;
         let mut k = vec![0u8; 32];
-        rand::rngs::OsRng.fill_bytes(&mut k);
+        rand::fill(&mut k[..]);
         CredKey(Zeroizing::new(k))
     }
 

@@ -110,15 +110,14 @@ impl Broker {
 
 /// Mints a placeholder for a binding from fresh randomness.
 pub fn new_placeholder(env: &str) -> String {
-    use rand::RngCore;
     let mut r = [0u8; 48];
-    rand::rngs::OsRng.fill_bytes(&mut r);
+    rand::fill(&mut r);
     airlock_core::binding::mint_placeholder(env, &r)
 }
 
 /// A placeholder derived from a key (stable across restarts of `broker serve`).
 pub fn derived_placeholder(key: &[u8], agent: &str, binding: &Binding) -> String {
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     let mut out = Vec::with_capacity(64);
     for i in 0u8..2 {
         let Ok(mut m) = Hmac::<sha2::Sha256>::new_from_slice(key) else {

@@ -4,8 +4,6 @@
 
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use rand::RngCore;
-
 pub fn now_unix() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
@@ -49,7 +47,7 @@ pub fn parse_rfc3339_nanos(s: &str) -> Option<i128> {
 
 pub fn random_bytes<const N: usize>() -> [u8; N] {
     let mut b = [0u8; N];
-    rand::thread_rng().fill_bytes(&mut b);
+    rand::fill(&mut b);
     b
 }
 
@@ -59,12 +57,11 @@ pub fn new_uuid() -> String {
 
 pub fn random_base62(len: usize) -> String {
     let mut r = vec![0u8; len * 2 + 16];
-    rand::thread_rng().fill_bytes(&mut r);
+    rand::fill(&mut r[..]);
     airlock_core::token_format::base62(&r, len)
 }
 
 /// A random index in `0..n`, without modulo bias.
 pub fn random_index(n: usize) -> usize {
-    use rand::Rng;
-    rand::thread_rng().gen_range(0..n.max(1))
+    rand::random_range(0..n.max(1))
 }

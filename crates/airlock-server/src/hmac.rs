@@ -3,7 +3,7 @@
 
 use std::sync::{Arc, RwLock};
 
-use hmac::{Hmac, Mac};
+use hmac::{Hmac, KeyInit, Mac};
 use sha2::Sha256;
 use zeroize::Zeroizing;
 
@@ -36,7 +36,7 @@ impl HmacKey {
             .and_then(|k| k.clone())
             .ok_or_else(ApiError::sealed)?;
         let mut mac =
-            <Hmac<Sha256> as Mac>::new_from_slice(&key).map_err(|e| ApiError::internal(&e))?;
+            <Hmac<Sha256> as KeyInit>::new_from_slice(&key).map_err(|e| ApiError::internal(&e))?;
         mac.update(s.as_bytes());
         Ok(hex::encode(mac.finalize().into_bytes()))
     }

@@ -3,7 +3,6 @@
 
 use aes_gcm::aead::{Aead, KeyInit, Payload};
 use aes_gcm::{Aes256Gcm, Nonce};
-use rand::RngCore;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, Zeroizing};
 
@@ -48,13 +47,13 @@ struct StoredKeyring {
 
 pub fn random_key() -> Zeroizing<[u8; 32]> {
     let mut k = Zeroizing::new([0u8; 32]);
-    rand::thread_rng().fill_bytes(k.as_mut());
+    rand::fill(k.as_mut_slice());
     k
 }
 
 impl Term {
     fn new(term: u32, installed_unix: i64, key: Zeroizing<[u8; 32]>) -> Self {
-        let cipher = Aes256Gcm::new(key.as_ref().into());
+        let cipher = Aes256Gcm::new((&*key).into());
         Self {
             term,
             installed_unix,
@@ -78,11 +77,11 @@ pub fn open_with(key: &[u8; 32], aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Ve
 
 fn encrypt_term(t: &Term, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
     let mut nonce = [0u8; NONCE_LEN];
-    rand::thread_rng().fill_bytes(&mut nonce);
+    rand::fill(&mut nonce);
     let ct = t
         .cipher
         .encrypt(
-            Nonce::from_slice(&nonce),
+            &Nonce::from(nonce),
             Payload {
                 msg: plaintext,
                 aad,
@@ -98,14 +97,15 @@ fn encrypt_term(t: &Term, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>> {
 }
 
 fn decrypt_term(t: &Term, aad: &[u8], blob: &[u8]) -> Result<Zeroizing<Vec<u8>>> {
-    let nonce = blob
+    let nonce: [u8; NONCE_LEN] = blob
         .get(5..HEADER_LEN)
+        .and_then(|n| n.try_into().ok())
         .ok_or_else(|| StoreError::Corrupt("ciphertext too short".into()))?;
     let ct = blob
         .get(HEADER_LEN..)
         .ok_or_else(|| StoreError::Corrupt("ciphertext too short".into()))?;
     t.cipher
-        .decrypt(Nonce::from_slice(nonce), Payload { msg: ct, aad })
+        .decrypt(&Nonce::from(nonce), Payload { msg: ct, aad })
         .map(Zeroizing::new)
         .map_err(|_| StoreError::Corrupt("authentication failed".into()))
 }

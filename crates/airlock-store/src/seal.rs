@@ -74,7 +74,7 @@ pub async fn initialize(
             let shares = if config.secret_shares == 1 {
                 vec![Zeroizing::new(k.to_vec())]
             } else {
-                let mut fill = |b: &mut [u8]| rand::RngCore::fill_bytes(&mut rand::thread_rng(), b);
+                let mut fill = |b: &mut [u8]| rand::fill(b);
                 airlock_core::shamir::split(
                     k.as_ref(),
                     config.secret_shares,

@@ -256,9 +256,8 @@ async fn oidc_browser_login(
         .await
         .with_context(|| format!("listening for the OIDC callback on {listen}:{port}"))?;
     let client_nonce = {
-        use rand::RngCore;
         let mut b = [0u8; 20];
-        rand::thread_rng().fill_bytes(&mut b);
+        rand::fill(&mut b);
         b.iter().map(|x| format!("{x:02x}")).collect::<String>()
     };
     let v = cl

@@ -362,9 +362,8 @@ struct TempDir(PathBuf);
 
 impl TempDir {
     fn new() -> Result<Self> {
-        use rand::RngCore;
         let mut r = [0u8; 8];
-        rand::rngs::OsRng.fill_bytes(&mut r);
+        rand::fill(&mut r);
         let p = std::env::temp_dir().join(format!("airlock-broker-{}", hex_lower(&r)));
         let mut b = std::fs::DirBuilder::new();
         #[cfg(unix)]

@@ -372,12 +372,10 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
                         })
                         .ok_or_else(|| anyhow!("password policy {p:?} returned nothing"))?,
                     None => {
-                        use rand::Rng;
                         const A: &[u8] =
                             b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-                        let mut r = rand::thread_rng();
                         (0..32)
-                            .map(|_| A[r.gen_range(0..A.len())] as char)
+                            .map(|_| A[rand::random_range(0..A.len())] as char)
                             .collect()
                     }
                 };

@@ -403,7 +403,7 @@ impl Plugin for PostgresPlugin {
 mod tests {
     use super::*;
     use base64::Engine;
-    use hmac::{Hmac, Mac};
+    use hmac::{Hmac, KeyInit, Mac};
     use sha2::{Digest, Sha256};
 
     /// StoredKey of `password` with the verifier's own salt and iterations, computed here
