@@ -410,4 +410,63 @@ mod tests {
         let json = format!("{{\"key\":\"{p}\",\"other\":\"{p}\"}}");
         assert_eq!(find_placeholders(&json).len(), 2);
     }
+
+    /// Property test against a reference model of RFC 3986 dot-segment removal (with this
+    /// module's conventions: empty segments dropped but a trailing one kept, climbing above
+    /// the root refused), over every path of up to six segments from a small alphabet, and
+    /// the same paths percent-encoded.
+    #[test]
+    fn normalisation_matches_the_reference_model() {
+        fn reference(segs: &[&str]) -> Option<String> {
+            let mut stack: Vec<&str> = Vec::new();
+            let mut trailing = false;
+            for (i, s) in segs.iter().enumerate() {
+                let last = i + 1 == segs.len();
+                match *s {
+                    "." => trailing = last,
+                    ".." => {
+                        stack.pop()?;
+                        trailing = last;
+                    }
+                    "" => trailing = last,
+                    other => {
+                        stack.push(other);
+                        trailing = false;
+                    }
+                }
+            }
+            let mut out = format!("/{}", stack.join("/"));
+            if trailing && !stack.is_empty() {
+                out.push('/');
+            }
+            Some(out)
+        }
+        let alphabet = ["a", "bc", ".", "..", ""];
+        let mut paths: Vec<Vec<&str>> = vec![vec![]];
+        let mut all = Vec::new();
+        for _ in 0..6 {
+            let mut next = Vec::new();
+            for p in &paths {
+                for a in alphabet {
+                    let mut q = p.clone();
+                    q.push(a);
+                    next.push(q);
+                }
+            }
+            all.extend(next.iter().cloned());
+            paths = next;
+        }
+        assert!(all.len() > 19_000);
+        for segs in all {
+            let raw = format!("/{}", segs.join("/"));
+            let want = reference(&segs);
+            assert_eq!(normalize_path(&raw), want, "{raw}");
+            // Encoded dots and slashes mean the same (they are decoded before the check).
+            let enc = raw.replace('.', "%2e");
+            assert_eq!(normalize_path(&enc), want, "{enc}");
+            if let Some(n) = &want {
+                assert_eq!(normalize_path(n).as_ref(), Some(n), "not idempotent: {n}");
+            }
+        }
+    }
 }

@@ -345,6 +345,15 @@ fn json_error_kind(e: &serde_json::Error) -> String {
 }
 
 /// Splits `/v1/<path>` into a clean logical path, or explains why not.
+/// A request target (`/v1/…` path and query) as the edge reads it: the logical path and the
+/// decoded query pairs. Public for fuzzing; never panics.
+#[doc(hidden)]
+pub fn parse_target(path: &str, query: Option<&str>) -> ApiResult<(String, Vec<(String, String)>)> {
+    let p = logical_path(path)?;
+    let q = parse_query(query).map_err(|_| ApiError::bad_request("invalid query string"))?;
+    Ok((p, q))
+}
+
 fn logical_path(raw: &str) -> ApiResult<String> {
     if raw.len() > MAX_PATH_LEN {
         return Err(ApiError::new(414, "request path too long"));
