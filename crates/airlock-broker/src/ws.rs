@@ -111,6 +111,19 @@ async fn write_frame<W: AsyncWrite + Unpin>(
     w.flush().await
 }
 
+/// Runs the upstream-to-client frame scrubber over `input` (a server's byte stream) and
+/// returns what the client would get, and whether the stream was accepted to its end. For
+/// fuzzing the frame reader; `input` and the output live in memory.
+#[doc(hidden)]
+pub async fn scrub_stream(input: &[u8], needles: Vec<(Vec<u8>, Vec<u8>)>) -> (Vec<u8>, bool) {
+    let mut r = input;
+    let mut w = Vec::new();
+    let ok = scrub_frames(&mut r, &mut w, needles, &Counters::default())
+        .await
+        .is_ok();
+    (w, ok)
+}
+
 fn refused(why: &str) -> std::io::Error {
     std::io::Error::new(std::io::ErrorKind::InvalidData, why.to_string())
 }
