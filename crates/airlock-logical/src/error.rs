@@ -63,6 +63,14 @@ impl ApiError {
     pub fn sealed() -> Self {
         Self::new(503, "Vault is sealed")
     }
+    /// 503 for a read-modify-write that lost a race with another request or node (the
+    /// pipeline runs the request again a few times before answering this).
+    pub fn conflict() -> Self {
+        Self::new(503, CONFLICT_MSG)
+    }
+    pub fn is_conflict(&self) -> bool {
+        self.status == 503 && self.errors.len() == 1 && self.errors[0] == CONFLICT_MSG
+    }
     /// 500 whose cause is logged, not sent.
     pub fn internal(cause: &dyn std::fmt::Display) -> Self {
         tracing::error!(error = %cause, "internal error");
@@ -85,6 +93,9 @@ impl ApiError {
     }
 }
 
+const CONFLICT_MSG: &str =
+    "the entry was changed concurrently by another request or node; retry the request";
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
@@ -92,6 +103,7 @@ impl From<StoreError> for ApiError {
             StoreError::AlreadyInitialized => ApiError::bad_request("Vault is already initialized"),
             StoreError::NotInitialized => ApiError::bad_request("Vault is not initialized"),
             StoreError::InvalidKey(m) => ApiError::bad_request(format!("invalid key: {m}")),
+            StoreError::Conflict(_) => ApiError::conflict(),
             StoreError::Backend(_) | StoreError::Corrupt(_) => ApiError::internal(&e),
         }
     }

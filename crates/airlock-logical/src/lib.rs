@@ -32,5 +32,5 @@ pub use error::{ApiError, ApiResult};
 pub use framework::{Field, FieldKind, PathSpec};
 pub use mount::MountEntry;
 pub use request::{AuthBlock, Op, Request, Response};
-pub use storage::{KeyLocks, MemStorage, Storage, View};
+pub use storage::{KeyLocks, Locked, MemStorage, Storage, View};
 pub use system::{CallerInfo, Ctx, LeaseGrant, LeaseInfo, NewLease, SystemView, Ttls};

@@ -8,7 +8,7 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use airlock_store::{Barrier, BarrierOp, StoreError};
+use airlock_store::{Barrier, BarrierOp, StoreError, Version};
 use async_trait::async_trait;
 use zeroize::Zeroizing;
 
@@ -25,7 +25,15 @@ pub trait Storage: Send + Sync {
     /// Every key below `prefix`, recursively (full keys).
     async fn scan(&self, prefix: &str) -> StoreResult<Vec<String>>;
     /// Applies every operation atomically.
-    async fn commit(&self, ops: Vec<BarrierOp>) -> StoreResult<()>;
+    async fn commit(&self, ops: Vec<BarrierOp>) -> StoreResult<()> {
+        self.commit_tracked(ops).await.map(|_| ())
+    }
+    /// A read with the version a conditional op can expect (possibly from a cache).
+    async fn get_versioned(&self, key: &str) -> StoreResult<(Option<Zeroizing<Vec<u8>>>, Version)>;
+    /// A read that bypasses every cache: the start of a read-modify-write sequence.
+    async fn get_fresh(&self, key: &str) -> StoreResult<(Option<Zeroizing<Vec<u8>>>, Version)>;
+    /// [`Storage::commit`], returning the new version of each key written or deleted.
+    async fn commit_tracked(&self, ops: Vec<BarrierOp>) -> StoreResult<Vec<(String, Version)>>;
 }
 
 #[async_trait]
@@ -39,8 +47,14 @@ impl Storage for Barrier {
     async fn scan(&self, prefix: &str) -> StoreResult<Vec<String>> {
         Barrier::scan(self, prefix).await
     }
-    async fn commit(&self, ops: Vec<BarrierOp>) -> StoreResult<()> {
-        Barrier::commit(self, ops).await
+    async fn get_versioned(&self, key: &str) -> StoreResult<(Option<Zeroizing<Vec<u8>>>, Version)> {
+        Barrier::get_versioned(self, key).await
+    }
+    async fn get_fresh(&self, key: &str) -> StoreResult<(Option<Zeroizing<Vec<u8>>>, Version)> {
+        Barrier::get_fresh(self, key).await
+    }
+    async fn commit_tracked(&self, ops: Vec<BarrierOp>) -> StoreResult<Vec<(String, Version)>> {
+        Barrier::commit_tracked(self, ops).await
     }
 }
 
@@ -103,22 +117,47 @@ impl Storage for MemStorage {
             .cloned()
             .collect())
     }
-    async fn commit(&self, ops: Vec<BarrierOp>) -> StoreResult<()> {
+    async fn get_versioned(&self, key: &str) -> StoreResult<(Option<Zeroizing<Vec<u8>>>, Version)> {
+        let v = self.get(key).await?;
+        let ver = Version::from_stored(v.as_ref().map(|b| b.to_vec()));
+        Ok((v, ver))
+    }
+    async fn get_fresh(&self, key: &str) -> StoreResult<(Option<Zeroizing<Vec<u8>>>, Version)> {
+        self.get_versioned(key).await
+    }
+    async fn commit_tracked(&self, ops: Vec<BarrierOp>) -> StoreResult<Vec<(String, Version)>> {
         let mut m = self
             .map
             .lock()
             .map_err(|_| StoreError::Backend("poisoned".into()))?;
-        for op in ops {
-            match op {
-                BarrierOp::Put(k, v) => {
-                    m.insert(k, v);
-                }
-                BarrierOp::Delete(k) => {
-                    m.remove(&k);
-                }
+        let version =
+            |m: &BTreeMap<String, Vec<u8>>, k: &str| Version::from_stored(m.get(k).cloned());
+        for op in &ops {
+            let holds = match op {
+                BarrierOp::PutIf(k, _, want)
+                | BarrierOp::DeleteIf(k, want)
+                | BarrierOp::Check(k, want) => version(&m, k) == *want,
+                BarrierOp::Put(..) | BarrierOp::Delete(_) => true,
+            };
+            if !holds {
+                return Err(StoreError::Conflict(op.key().to_string()));
             }
         }
-        Ok(())
+        let mut out = Vec::new();
+        for op in ops {
+            match op {
+                BarrierOp::Put(k, v) | BarrierOp::PutIf(k, v, _) => {
+                    m.insert(k.clone(), v);
+                    out.push((k.clone(), version(&m, &k)));
+                }
+                BarrierOp::Delete(k) | BarrierOp::DeleteIf(k, _) => {
+                    m.remove(&k);
+                    out.push((k, Version::default()));
+                }
+                BarrierOp::Check(..) => {}
+            }
+        }
+        Ok(out)
     }
 }
 
@@ -241,21 +280,34 @@ impl View {
             .collect())
     }
 
-    /// Applies operations on relative keys atomically.
-    pub async fn commit(&self, ops: Vec<BarrierOp>) -> ApiResult<()> {
+    fn full_ops(&self, ops: Vec<BarrierOp>) -> ApiResult<Vec<BarrierOp>> {
         let mut full = Vec::with_capacity(ops.len());
         for op in ops {
-            full.push(match op {
-                BarrierOp::Put(k, v) => BarrierOp::Put(self.full(&k)?, v),
-                BarrierOp::Delete(k) => BarrierOp::Delete(self.full(&k)?),
-            });
+            let k = self.full(op.key())?;
+            full.push(op.with_key(k));
         }
-        Ok(self.storage.commit(full).await?)
+        Ok(full)
     }
 
-    /// Serialises read-modify-write sequences on one relative key.
-    pub async fn lock(&self, rel: &str) -> tokio::sync::MutexGuard<'_, ()> {
-        self.locks.lock(&format!("{}{rel}", self.prefix)).await
+    /// Applies operations on relative keys atomically.
+    pub async fn commit(&self, ops: Vec<BarrierOp>) -> ApiResult<()> {
+        Ok(self.storage.commit(self.full_ops(ops)?).await?)
+    }
+
+    /// Starts a read-modify-write sequence on one relative key: serialises it with the
+    /// others in this process, and reads the key's current version from the database so
+    /// that [`Locked`]'s writes apply only if no other node changed the key meanwhile (else
+    /// they fail with a conflict, and the request is run again).
+    pub async fn lock(&self, rel: &str) -> ApiResult<Locked<'_>> {
+        let key = self.full(rel)?;
+        let guard = self.locks.lock(&key).await;
+        let (_, version) = self.storage.get_fresh(&key).await?;
+        Ok(Locked {
+            view: self,
+            key,
+            version: Mutex::new(version),
+            _guard: guard,
+        })
     }
 
     /// The `LIST` answer for `rel` (a folder): its children, or a 404 when there are none.
@@ -275,6 +327,62 @@ impl View {
                 .await?;
         }
         Ok(())
+    }
+}
+
+/// A held read-modify-write lock on one key of a [`View`] (see [`View::lock`]). Writes made
+/// through it are conditional on the locked key: an op on that key expects the version read
+/// when the lock was taken (and the version its own last write left); a batch that does not
+/// touch it checks it. Reads go through the view as usual.
+pub struct Locked<'a> {
+    view: &'a View,
+    key: String,
+    version: Mutex<Version>,
+    _guard: tokio::sync::MutexGuard<'a, ()>,
+}
+
+impl Locked<'_> {
+    /// Applies operations on relative keys atomically, if the locked key is unchanged.
+    pub async fn commit(&self, ops: Vec<BarrierOp>) -> ApiResult<()> {
+        let mut full = self.view.full_ops(ops)?;
+        let held = self.version.lock().map(|v| v.clone()).unwrap_or_default();
+        let mut touched = false;
+        for op in &mut full {
+            if op.key() != self.key {
+                continue;
+            }
+            touched = true;
+            let plain = std::mem::replace(op, BarrierOp::Delete(String::new()));
+            *op = match plain {
+                BarrierOp::Put(k, v) => BarrierOp::PutIf(k, v, held.clone()),
+                BarrierOp::Delete(k) => BarrierOp::DeleteIf(k, held.clone()),
+                other => other,
+            };
+        }
+        if !touched {
+            full.push(BarrierOp::Check(self.key.clone(), held));
+        }
+        let versions = self.view.storage.commit_tracked(full).await?;
+        if let Some((_, v)) = versions.into_iter().rev().find(|(k, _)| *k == self.key) {
+            if let Ok(mut g) = self.version.lock() {
+                *g = v;
+            }
+        }
+        Ok(())
+    }
+
+    pub async fn put(&self, rel: &str, value: &[u8]) -> ApiResult<()> {
+        self.commit(vec![BarrierOp::Put(rel.to_string(), value.to_vec())])
+            .await
+    }
+
+    pub async fn put_json<T: serde::Serialize>(&self, rel: &str, value: &T) -> ApiResult<()> {
+        let b = serde_json::to_vec(value).map_err(|e| ApiError::internal(&e))?;
+        self.put(rel, &b).await
+    }
+
+    pub async fn delete(&self, rel: &str) -> ApiResult<()> {
+        self.commit(vec![BarrierOp::Delete(rel.to_string())]).await
     }
 }
 

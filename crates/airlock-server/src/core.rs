@@ -25,7 +25,7 @@ use crate::token::{TokenEntry, TokenStore};
 pub use airlock_logical::util::{
     new_uuid, now_nanos, now_unix, parse_rfc3339_nanos, random_base62, random_bytes, rfc3339_nanos,
 };
-pub use airlock_logical::KeyLocks;
+pub use airlock_logical::{KeyLocks, Locked, View};
 
 /// Unseal progress between `sys/unseal` calls.
 #[derive(Default)]
@@ -49,6 +49,9 @@ pub struct Core {
     /// Login rate limits.
     pub limiter: LoginLimiter,
     pub locks: Arc<KeyLocks>,
+    /// The whole barrier as a storage view: read-modify-write sequences lock through it
+    /// (`root.lock(key)`), so their writes are conditional across nodes.
+    pub root: View,
     /// This cluster's identity, generated once at the first unseal and stored in the barrier
     /// (`core/cluster/local/info`); known only while unsealed, as in Vault.
     cluster: Mutex<Option<ClusterIdentity>>,
@@ -122,6 +125,7 @@ impl Core {
             None
         };
         let barrier = Arc::new(Barrier::new(backend));
+        let barrier_for_root = Arc::clone(&barrier);
         let locks = Arc::new(KeyLocks::new(256));
         let metrics = Arc::new(Metrics::new());
         let router = Arc::new(Router::default());
@@ -151,6 +155,7 @@ impl Core {
             router,
             leases,
             limiter: LoginLimiter::default(),
+            root: View::new(barrier_for_root, "", Arc::clone(&locks)),
             locks,
             cluster: Mutex::new(None),
             unseal: Mutex::new(UnsealProgress::default()),
@@ -458,19 +463,39 @@ impl Core {
         self.router.snapshot(Which::Secrets)
     }
 
-    /// Persists and installs the secrets mount table.
-    pub async fn save_mounts(&self, table: MountTable) -> ApiResult<()> {
-        self.save_table(Which::Secrets, table).await
+    /// Starts a change of a mount table: locks it (conditionally on its stored version,
+    /// across nodes) and installs the stored table, so the change applies to the current
+    /// one even if this node has not heard of another node's change yet.
+    pub async fn lock_table(&self, which: Which) -> ApiResult<Locked<'_>> {
+        let g = self.root.lock(table_key(which)).await?;
+        self.reload_table(which).await?;
+        Ok(g)
     }
 
-    /// Persists and installs a mount table (engines for new mounts are created first, so a
-    /// table the catalog cannot serve is never stored).
-    pub async fn save_table(&self, which: Which, table: MountTable) -> ApiResult<()> {
+    /// Installs a mount table as stored (another node changed it, or it is about to be
+    /// changed here).
+    pub async fn reload_table(&self, which: Which) -> ApiResult<()> {
+        let table: MountTable = self
+            .barrier
+            .get_json(table_key(which))
+            .await?
+            .unwrap_or_default();
+        self.router.install(which, table)
+    }
+
+    /// Persists and installs a mount table under [`Core::lock_table`]'s lock (engines for new
+    /// mounts are created first, so a table the catalog cannot serve is never stored).
+    pub async fn save_table(
+        &self,
+        lock: &Locked<'_>,
+        which: Which,
+        table: MountTable,
+    ) -> ApiResult<()> {
         let old = self.router.snapshot(which);
         self.router.install(which, table.clone())?;
-        if let Err(e) = self.barrier.put_json(table_key(which), &table).await {
+        if let Err(e) = lock.put_json(table_key(which), &table).await {
             let _ = self.router.install(which, old);
-            return Err(e.into());
+            return Err(e);
         }
         Ok(())
     }

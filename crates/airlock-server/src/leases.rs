@@ -52,7 +52,13 @@ pub struct LeaseEntry {
     /// Next due time when a revocation failed (else `expire_time`).
     #[serde(default)]
     pub due: i64,
+    /// Unix seconds when a node claimed the lease to revoke it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub revoking_since: Option<i64>,
 }
+
+/// How long a revocation claim holds off other nodes.
+const REVOKE_CLAIM_SECS: i64 = 60;
 
 impl std::fmt::Debug for LeaseEntry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -134,6 +140,8 @@ pub struct LeaseManager {
     /// The system view every engine call gets (it refers back to this manager).
     sys: Arc<SysView>,
     barrier: Arc<Barrier>,
+    /// The whole barrier as a view: read-modify-write sequences lock through it.
+    root: View,
     locks: Arc<KeyLocks>,
     metrics: Arc<Metrics>,
     router: Arc<Router>,
@@ -155,8 +163,9 @@ impl LeaseManager {
                 config: Arc::clone(&config),
                 hmac: Arc::clone(&hmac),
             }),
-            barrier,
+            root: View::new(barrier.clone(), "", Arc::clone(&locks)),
             locks,
+            barrier,
             metrics,
             router,
         })
@@ -215,6 +224,7 @@ impl LeaseManager {
             internal: n.internal,
             attempts: 0,
             due: grant.expires_at,
+            revoking_since: None,
         };
         self.barrier.commit(index_ops(&e)?).await?;
         self.metrics
@@ -264,11 +274,24 @@ impl LeaseManager {
     /// engine fails.
     pub async fn revoke(&self, lease_id: &str, force: bool) -> ApiResult<bool> {
         let key = id_key(lease_id);
-        let _g = self.locks.lock(&key).await;
-        let Some(e) = self.load(lease_id).await? else {
+        let g = self.root.lock(&key).await?;
+        let Some(mut e) = self.load(lease_id).await? else {
             return Ok(false);
         };
+        // Claimed first, with a conditional write: when two nodes (expiry on one, an API
+        // call on another) revoke the same lease, one wins and the engine revokes once. A
+        // claim older than `REVOKE_CLAIM_SECS` belonged to a node that died mid-way.
+        let now = now_unix();
+        if e.revoking_since
+            .is_some_and(|t| now - t < REVOKE_CLAIM_SECS)
+        {
+            return Ok(true);
+        }
+        e.revoking_since = Some(now);
+        g.put_json(&key, &e).await?;
         if let Err(err) = self.revoke_secret(&e).await {
+            e.revoking_since = None;
+            let _ = g.put_json(&key, &e).await;
             if !force {
                 self.metrics
                     .lease_revoke_failures
@@ -277,7 +300,7 @@ impl LeaseManager {
             }
             tracing::warn!(lease = %e.lease_id, "revoke-force: the engine failed; records removed anyway");
         }
-        self.barrier.commit(delete_ops(&e)).await?;
+        g.commit(delete_ops(&e)).await?;
         self.metrics
             .leases_revoked
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -395,14 +418,16 @@ impl LeaseManager {
             Ok(_) => Ok(true),
             Err(err) => {
                 let key = id_key(&e.lease_id);
-                let _g = self.locks.lock(&key).await;
-                let mut n = e.clone();
+                let g = self.root.lock(&key).await?;
+                let Some(mut n) = self.load(&e.lease_id).await? else {
+                    return Err(err);
+                };
                 n.attempts = n.attempts.saturating_add(1);
                 let backoff = lease::revoke_backoff(n.attempts.saturating_sub(1)) as i64;
-                let mut ops = vec![BarrierOp::Delete(due_key(e.due, &e.lease_id))];
+                let mut ops = vec![BarrierOp::Delete(due_key(n.due, &n.lease_id))];
                 n.due = now + backoff;
                 ops.extend(index_ops(&n)?);
-                self.barrier.commit(ops).await?;
+                g.commit(ops).await?;
                 tracing::warn!(lease = %e.lease_id, attempt = n.attempts, retry_in_s = backoff, error = ?err.errors, "lease revocation failed; will retry");
                 Err(err)
             }

@@ -67,6 +67,17 @@ pub fn caller_info(caller: &Caller) -> Option<CallerInfo> {
     })
 }
 
+/// How often a request that lost a read-modify-write race is run again.
+pub(crate) const CONFLICT_RETRIES: u32 = 12;
+
+/// A short random pause before running a conflicting request again, growing with each try
+/// so that nodes racing for one key spread out.
+pub(crate) async fn conflict_backoff(tries: u32) {
+    let cap_us = 200u64 << tries.min(8);
+    let r = u64::from_le_bytes(crate::core::random_bytes::<8>());
+    tokio::time::sleep(std::time::Duration::from_micros(r % cap_us)).await;
+}
+
 impl Core {
     /// The existence check: POST/PUT on a path whose target does not exist is `create`.
     pub(crate) async fn resolve_op(
@@ -223,7 +234,27 @@ impl Core {
         Ok(())
     }
 
+    /// Runs the request; one that lost a read-modify-write race (a conflict: another
+    /// request or node changed what it read) runs again from the start, reading afresh.
     async fn dispatch(
+        self: &Arc<Self>,
+        req: &mut Request,
+        caller: &Caller,
+        route: Option<&Route>,
+    ) -> ApiResult<Response> {
+        let mut tries = 0;
+        loop {
+            match self.dispatch_once(req, caller, route).await {
+                Err(e) if e.is_conflict() && tries < CONFLICT_RETRIES => {
+                    tries += 1;
+                    conflict_backoff(tries).await;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    async fn dispatch_once(
         self: &Arc<Self>,
         req: &mut Request,
         caller: &Caller,

@@ -11,7 +11,7 @@ use serde_json::json;
 use crate::error::{ApiError, ApiResult};
 use crate::logical::Response;
 use airlock_logical::util::{now_nanos, rfc3339_nanos};
-use airlock_logical::KeyLocks;
+use airlock_logical::{KeyLocks, View};
 use airlock_store::Barrier;
 
 const PREFIX: &str = "sys/policy/";
@@ -26,7 +26,7 @@ struct StoredPolicy {
 
 pub struct PolicyStore {
     barrier: Arc<Barrier>,
-    locks: Arc<KeyLocks>,
+    root: View,
     parsed: RwLock<HashMap<String, Arc<Policy>>>,
     acls: RwLock<HashMap<Vec<String>, Arc<Acl>>>,
 }
@@ -52,8 +52,8 @@ pub fn normalize_name(raw: &str) -> ApiResult<String> {
 impl PolicyStore {
     pub fn new(barrier: Arc<Barrier>, locks: Arc<KeyLocks>) -> Self {
         PolicyStore {
+            root: View::new(barrier.clone(), "", locks),
             barrier,
-            locks,
             parsed: RwLock::new(HashMap::new()),
             acls: RwLock::new(HashMap::new()),
         }
@@ -185,7 +185,7 @@ impl PolicyStore {
         let parsed = Policy::parse(&name, text)
             .map_err(|e| ApiError::bad_request(format!("failed to parse policy: {e}")))?;
         let key = format!("{PREFIX}{name}");
-        let _g = self.locks.lock(&key).await;
+        let g = self.root.lock(&key).await?;
         let version = match self.barrier.get_json::<StoredPolicy>(&key).await? {
             Some(p) => p.version + 1,
             None => 1,
@@ -196,7 +196,7 @@ impl PolicyStore {
             version,
             modified_nanos: now_nanos(),
         };
-        self.barrier.put_json(&key, &sp).await?;
+        g.put_json(&key, &sp).await?;
         if let Ok(mut m) = self.parsed.write() {
             m.insert(name, Arc::new(parsed));
         }

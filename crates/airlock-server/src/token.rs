@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 use airlock_core::token_format;
 use airlock_logical::util::{now_nanos, now_unix, random_base62, random_bytes, rfc3339_nanos};
-use airlock_logical::KeyLocks;
+use airlock_logical::{KeyLocks, View};
 use airlock_store::{Barrier, BarrierOp};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -215,7 +215,8 @@ pub(crate) struct AccessorEntry {
 /// manager that revokes a token's leases with it).
 pub struct TokenStore {
     barrier: Arc<Barrier>,
-    locks: Arc<KeyLocks>,
+    /// The whole barrier as a view: read-modify-write sequences lock through it.
+    root: View,
     config: Arc<Config>,
     key: Arc<HmacKey>,
     leases: Arc<LeaseManager>,
@@ -273,8 +274,8 @@ impl TokenStore {
         router: Arc<crate::router::Router>,
     ) -> Self {
         TokenStore {
+            root: View::new(barrier.clone(), "", locks),
             barrier,
-            locks,
             config,
             key,
             leases,
@@ -360,20 +361,28 @@ impl TokenStore {
         }
         if e.num_uses > 0 {
             let key = id_key(&e.id_hash);
-            let _g = self.locks.lock(&key).await;
-            let Some(mut cur) = self.get_entry(&e.id_hash).await? else {
-                return Ok(None);
+            // A use counted on another node at the same time fails the conditional write:
+            // read again and count once more, so every use is counted exactly once.
+            let mut tries = 0;
+            e = loop {
+                let g = self.root.lock(&key).await?;
+                let Some(mut cur) = self.get_entry(&e.id_hash).await? else {
+                    return Ok(None);
+                };
+                if cur.num_uses < 0 {
+                    return Ok(None);
+                }
+                cur.num_uses = if cur.num_uses == 1 {
+                    -1
+                } else {
+                    cur.num_uses - 1
+                };
+                match g.put_json(&key, &cur).await {
+                    Err(err) if err.is_conflict() && tries < 16 => tries += 1,
+                    Err(err) => return Err(err),
+                    Ok(()) => break cur,
+                }
             };
-            if cur.num_uses < 0 {
-                return Ok(None);
-            }
-            cur.num_uses = if cur.num_uses == 1 {
-                -1
-            } else {
-                cur.num_uses - 1
-            };
-            self.barrier.put_json(&key, &cur).await?;
-            e = cur;
         }
         Ok(Some(e))
     }
@@ -656,19 +665,18 @@ impl TokenStore {
         for c in self.barrier.list(&format!("token/parent/{h}/")).await? {
             let ch = c.trim_end_matches('/').to_string();
             let key = id_key(&ch);
-            let _g = self.locks.lock(&key).await;
+            let g = self.root.lock(&key).await?;
             if let Some(mut ce) = self.get_entry(&ch).await? {
                 ce.parent = None;
                 ce.orphan = true;
-                self.barrier
-                    .commit(vec![
-                        BarrierOp::Put(
-                            key.clone(),
-                            serde_json::to_vec(&ce).map_err(|e| ApiError::internal(&e))?,
-                        ),
-                        BarrierOp::Delete(format!("token/parent/{h}/{ch}")),
-                    ])
-                    .await?;
+                g.commit(vec![
+                    BarrierOp::Put(
+                        key.clone(),
+                        serde_json::to_vec(&ce).map_err(|e| ApiError::internal(&e))?,
+                    ),
+                    BarrierOp::Delete(format!("token/parent/{h}/{ch}")),
+                ])
+                .await?;
             }
         }
         self.revoke_one(h).await
@@ -700,7 +708,7 @@ impl TokenStore {
         increment: Option<i64>,
     ) -> ApiResult<(TokenEntry, Vec<String>)> {
         let key = id_key(h);
-        let _g = self.locks.lock(&key).await;
+        let g = self.root.lock(&key).await?;
         let mut e = self
             .get_entry(h)
             .await?
@@ -747,16 +755,15 @@ impl TokenStore {
         }
         e.expire_time = Some(new_exp);
         e.last_renewal = Some(now);
-        self.barrier
-            .commit(vec![
-                BarrierOp::Delete(expiry_key(old_exp, h)),
-                BarrierOp::Put(expiry_key(new_exp, h), Vec::new()),
-                BarrierOp::Put(
-                    key.clone(),
-                    serde_json::to_vec(&e).map_err(|x| ApiError::internal(&x))?,
-                ),
-            ])
-            .await?;
+        g.commit(vec![
+            BarrierOp::Delete(expiry_key(old_exp, h)),
+            BarrierOp::Put(expiry_key(new_exp, h), Vec::new()),
+            BarrierOp::Put(
+                key.clone(),
+                serde_json::to_vec(&e).map_err(|x| ApiError::internal(&x))?,
+            ),
+        ])
+        .await?;
         Ok((e, warnings))
     }
 

@@ -6,6 +6,10 @@
 //! - `list(prefix)` returns the immediate children of `prefix` (which ends in `/` or is
 //!   empty), sorted, with sub-folders suffixed by `/`, each once.
 //! - `scan(prefix)` returns every full key under `prefix`, sorted.
+//! - Conditional ops (`PutIf`, `DeleteIf`, `Check`) hold only if the key's current value is
+//!   the expected one (`None`: absent) at commit time; if any fails, the whole batch fails with
+//!   [`StoreError::Conflict`] and nothing is written. This is the compare-and-swap that keeps
+//!   read-modify-write sequences correct across several nodes on one database.
 
 use std::future::Future;
 use std::path::Path;
@@ -18,11 +22,43 @@ use crate::{Result, StoreError};
 
 pub type BoxFut<'a, T> = Pin<Box<dyn Future<Output = Result<T>> + Send + 'a>>;
 
-/// One write in an atomic batch.
+/// One write (or precondition) in an atomic batch.
 #[derive(Clone)]
 pub enum Op {
     Put(String, Vec<u8>),
     Delete(String),
+    /// Writes the value only if the current one is the expected value (`None`: absent).
+    PutIf(String, Vec<u8>, Option<Vec<u8>>),
+    /// Deletes only if the current value is the expected one (`None`: the key is absent).
+    DeleteIf(String, Option<Vec<u8>>),
+    /// Writes nothing; the batch applies only if the key's current value is the expected one.
+    Check(String, Option<Vec<u8>>),
+}
+
+impl Op {
+    pub fn key(&self) -> &str {
+        match self {
+            Op::Put(k, _) | Op::Delete(k) | Op::PutIf(k, _, _) | Op::DeleteIf(k, _) => k,
+            Op::Check(k, _) => k,
+        }
+    }
+}
+
+impl std::fmt::Debug for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let kind = match self {
+            Op::Put(..) => "Put",
+            Op::Delete(..) => "Delete",
+            Op::PutIf(..) => "PutIf",
+            Op::DeleteIf(..) => "DeleteIf",
+            Op::Check(..) => "Check",
+        };
+        write!(f, "{kind}({:?})", self.key())
+    }
+}
+
+fn conflict(key: &str) -> StoreError {
+    StoreError::Conflict(key.to_string())
 }
 
 /// A physical key/value store. Values are already encrypted by the barrier, except the few
@@ -34,6 +70,16 @@ pub trait Backend: Send + Sync + 'static {
     fn commit(&self, ops: Vec<Op>) -> BoxFut<'_, ()>;
     /// Short name for health and metrics (`sqlite`, `postgresql`).
     fn kind(&self) -> &'static str;
+    /// Whether other processes write to the same store (then caches need the change feed and
+    /// read-modify-write sequences must read fresh).
+    fn shared(&self) -> bool {
+        false
+    }
+    /// The cluster side of a shared backend (change feed, leader, nodes); `None` for a
+    /// backend one process owns.
+    fn cluster(&self) -> Option<crate::cluster::ClusterRef> {
+        None
+    }
 }
 
 /// How hard a SQLite commit pushes to disk.
@@ -237,20 +283,62 @@ fn writer_loop(
 fn apply(conn: &mut Connection, ops: &[&Op]) -> Result<()> {
     let tx = conn.transaction().map_err(be)?;
     for op in ops {
+        let changed = |sql: &str, p: &[&dyn rusqlite::ToSql]| -> Result<usize> {
+            tx.prepare_cached(sql).map_err(be)?.execute(p).map_err(be)
+        };
+        let current = |k: &str| -> Result<Option<Vec<u8>>> {
+            tx.prepare_cached("SELECT v FROM entries WHERE k = ?1")
+                .map_err(be)?
+                .query_row(params![k.as_bytes()], |r| r.get::<_, Vec<u8>>(0))
+                .optional()
+                .map_err(be)
+        };
         match op {
             Op::Put(k, v) => {
-                tx.prepare_cached(
+                changed(
                     "INSERT INTO entries (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
-                )
-                .map_err(be)?
-                .execute(params![k.as_bytes(), v])
-                .map_err(be)?;
+                    params![k.as_bytes(), v],
+                )?;
             }
             Op::Delete(k) => {
-                tx.prepare_cached("DELETE FROM entries WHERE k = ?1")
-                    .map_err(be)?
-                    .execute(params![k.as_bytes()])
-                    .map_err(be)?;
+                changed("DELETE FROM entries WHERE k = ?1", params![k.as_bytes()])?;
+            }
+            Op::PutIf(k, v, Some(old)) => {
+                let n = changed(
+                    "UPDATE entries SET v = ?3 WHERE k = ?1 AND v = ?2",
+                    params![k.as_bytes(), old, v],
+                )?;
+                if n != 1 {
+                    return Err(conflict(k));
+                }
+            }
+            Op::PutIf(k, v, None) => {
+                let n = changed(
+                    "INSERT INTO entries (k, v) VALUES (?1, ?2) ON CONFLICT(k) DO NOTHING",
+                    params![k.as_bytes(), v],
+                )?;
+                if n != 1 {
+                    return Err(conflict(k));
+                }
+            }
+            Op::DeleteIf(k, Some(old)) => {
+                let n = changed(
+                    "DELETE FROM entries WHERE k = ?1 AND v = ?2",
+                    params![k.as_bytes(), old],
+                )?;
+                if n != 1 {
+                    return Err(conflict(k));
+                }
+            }
+            Op::DeleteIf(k, None) | Op::Check(k, None) => {
+                if current(k)?.is_some() {
+                    return Err(conflict(k));
+                }
+            }
+            Op::Check(k, Some(old)) => {
+                if current(k)?.as_ref() != Some(old) {
+                    return Err(conflict(k));
+                }
             }
         }
     }

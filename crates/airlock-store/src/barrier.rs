@@ -18,6 +18,32 @@ use crate::{Result, StoreError};
 pub enum BarrierOp {
     Put(String, Vec<u8>),
     Delete(String),
+    /// Writes only if the key still holds the version that was read.
+    PutIf(String, Vec<u8>, Version),
+    /// Deletes only if the key still holds the version that was read.
+    DeleteIf(String, Version),
+    /// Writes nothing; the batch applies only if the key still holds this version.
+    Check(String, Version),
+}
+
+impl BarrierOp {
+    pub fn key(&self) -> &str {
+        match self {
+            BarrierOp::Put(k, _) | BarrierOp::Delete(k) | BarrierOp::PutIf(k, _, _) => k,
+            BarrierOp::DeleteIf(k, _) | BarrierOp::Check(k, _) => k,
+        }
+    }
+
+    /// The same op on another key (a storage view maps relative keys to full ones).
+    pub fn with_key(self, key: String) -> BarrierOp {
+        match self {
+            BarrierOp::Put(_, v) => BarrierOp::Put(key, v),
+            BarrierOp::Delete(_) => BarrierOp::Delete(key),
+            BarrierOp::PutIf(_, v, ver) => BarrierOp::PutIf(key, v, ver),
+            BarrierOp::DeleteIf(_, ver) => BarrierOp::DeleteIf(key, ver),
+            BarrierOp::Check(_, ver) => BarrierOp::Check(key, ver),
+        }
+    }
 }
 
 impl std::fmt::Debug for BarrierOp {
@@ -25,7 +51,41 @@ impl std::fmt::Debug for BarrierOp {
         match self {
             BarrierOp::Put(k, _) => write!(f, "Put({k:?}, ***)"),
             BarrierOp::Delete(k) => write!(f, "Delete({k:?})"),
+            BarrierOp::PutIf(k, _, _) => write!(f, "PutIf({k:?}, ***)"),
+            BarrierOp::DeleteIf(k, _) => write!(f, "DeleteIf({k:?})"),
+            BarrierOp::Check(k, _) => write!(f, "Check({k:?})"),
         }
+    }
+}
+
+/// The version of a key as it was read: its stored ciphertext (every write has a fresh
+/// nonce, so two writes never share one), or absent. Compared at commit time by conditional
+/// ops; opaque otherwise.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct Version(Option<Arc<Vec<u8>>>);
+
+impl Version {
+    /// A version made from raw stored bytes (in-memory test storage).
+    pub fn from_stored(v: Option<Vec<u8>>) -> Self {
+        Version(v.map(Arc::new))
+    }
+
+    pub fn is_absent(&self) -> bool {
+        self.0.is_none()
+    }
+
+    fn expected(&self) -> Option<Vec<u8>> {
+        self.0.as_ref().map(|b| b.to_vec())
+    }
+}
+
+impl std::fmt::Debug for Version {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Version(..)"
+        } else {
+            "Version(absent)"
+        })
     }
 }
 
@@ -195,6 +255,11 @@ impl Barrier {
     }
 
     pub async fn get(&self, key: &str) -> Result<Option<Zeroizing<Vec<u8>>>> {
+        Ok(self.get_versioned(key).await?.0)
+    }
+
+    /// Reads a value with the version a conditional op can expect.
+    pub async fn get_versioned(&self, key: &str) -> Result<(Option<Zeroizing<Vec<u8>>>, Version)> {
         let kr = self.keyring()?;
         let blob = match self.cache.lookup(key) {
             Ok(hit) => hit,
@@ -204,10 +269,48 @@ impl Barrier {
                 v
             }
         };
-        match blob {
-            None => Ok(None),
-            Some(blob) => kr.decrypt(key.as_bytes(), &blob).map(Some),
+        self.open(&kr, key, blob)
+    }
+
+    /// Reads a value from the backend, never from the cache, and leaves it cached: the start
+    /// of a read-modify-write sequence that must see other nodes' writes.
+    /// A backend no other process writes keeps the cache coherent by itself: the cached
+    /// version is the current one.
+    pub async fn get_fresh(&self, key: &str) -> Result<(Option<Zeroizing<Vec<u8>>>, Version)> {
+        if !self.backend.shared() {
+            return self.get_versioned(key).await;
         }
+        let kr = self.keyring()?;
+        self.cache.invalidate(key);
+        let generation = self.cache.lookup(key).err().unwrap_or(u64::MAX);
+        let blob = self.backend.get(key).await?.map(Arc::new);
+        self.cache.fill(key, generation, blob.clone());
+        self.open(&kr, key, blob)
+    }
+
+    fn open(
+        &self,
+        kr: &Keyring,
+        key: &str,
+        blob: Option<Arc<Vec<u8>>>,
+    ) -> Result<(Option<Zeroizing<Vec<u8>>>, Version)> {
+        match blob {
+            None => Ok((None, Version(None))),
+            Some(blob) => {
+                let plain = kr.decrypt(key.as_bytes(), &blob)?;
+                Ok((Some(plain), Version(Some(blob))))
+            }
+        }
+    }
+
+    /// Forgets any cached ciphertext of `key` (another node wrote it).
+    pub fn invalidate(&self, key: &str) {
+        self.cache.invalidate(key);
+    }
+
+    /// Forgets every cached ciphertext.
+    pub fn invalidate_all(&self) {
+        self.cache.clear();
     }
 
     /// Reads and decodes a JSON record.
@@ -255,21 +358,45 @@ impl Barrier {
 
     /// Encrypts and applies all ops atomically.
     pub async fn commit(&self, ops: Vec<BarrierOp>) -> Result<()> {
+        self.commit_tracked(ops).await.map(|_| ())
+    }
+
+    /// [`Barrier::commit`], returning the new version of every key written or deleted (in
+    /// the order of the ops; `Check` ops have none).
+    pub async fn commit_tracked(&self, ops: Vec<BarrierOp>) -> Result<Vec<(String, Version)>> {
         let kr = self.keyring()?;
         let mut phys = Vec::with_capacity(ops.len());
         let mut updates = Vec::with_capacity(ops.len());
+        let mut checked = Vec::new();
         for op in ops {
+            let seal = |k: &str, v: Vec<u8>| -> Result<Arc<Vec<u8>>> {
+                let v = Zeroizing::new(v);
+                let blob = Arc::new(kr.encrypt(k.as_bytes(), &v)?);
+                self.encryptions.fetch_add(1, Ordering::Relaxed);
+                Ok(blob)
+            };
             match op {
                 BarrierOp::Put(k, v) => {
-                    let v = Zeroizing::new(v);
-                    let blob = Arc::new(kr.encrypt(k.as_bytes(), &v)?);
-                    self.encryptions.fetch_add(1, Ordering::Relaxed);
+                    let blob = seal(&k, v)?;
                     updates.push((k.clone(), Some(Arc::clone(&blob))));
                     phys.push(Op::Put(k, blob.to_vec()));
                 }
                 BarrierOp::Delete(k) => {
                     updates.push((k.clone(), None));
                     phys.push(Op::Delete(k));
+                }
+                BarrierOp::PutIf(k, v, ver) => {
+                    let blob = seal(&k, v)?;
+                    updates.push((k.clone(), Some(Arc::clone(&blob))));
+                    phys.push(Op::PutIf(k, blob.to_vec(), ver.expected()));
+                }
+                BarrierOp::DeleteIf(k, ver) => {
+                    updates.push((k.clone(), None));
+                    phys.push(Op::DeleteIf(k, ver.expected()));
+                }
+                BarrierOp::Check(k, ver) => {
+                    checked.push(k.clone());
+                    phys.push(Op::Check(k, ver.expected()));
                 }
             }
         }
@@ -278,13 +405,23 @@ impl Barrier {
             self.cache.invalidate(k);
         }
         let res = self.backend.commit(phys).await;
+        if res.is_err() {
+            // A conflict means some cached version is stale: forget every key involved.
+            for k in &checked {
+                self.cache.invalidate(k);
+            }
+        }
+        let mut versions = Vec::with_capacity(updates.len());
         for (k, v) in updates {
             match &res {
-                Ok(()) => self.cache.set(&k, v),
+                Ok(()) => {
+                    self.cache.set(&k, v.clone());
+                    versions.push((k, Version(v)));
+                }
                 Err(_) => self.cache.invalidate(&k),
             }
         }
-        res
+        res.map(|()| versions)
     }
 }
 

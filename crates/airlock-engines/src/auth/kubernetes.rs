@@ -221,7 +221,7 @@ async fn config_read(eng: &Kubernetes, ctx: &Ctx) -> ApiResult<Response> {
 }
 
 async fn config_write(eng: &Kubernetes, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
-    let _g = ctx.storage.lock("config").await;
+    let g = ctx.storage.lock("config").await?;
     let mut c = load_config(eng, ctx).await?.unwrap_or(Config {
         disable_iss_validation: true,
         ..Default::default()
@@ -279,7 +279,7 @@ async fn config_write(eng: &Kubernetes, ctx: &Ctx, req: &Request) -> ApiResult<R
             crate::http_client::parse_url(u).map_err(ApiError::bad_request)?;
         }
     }
-    ctx.storage.put_json("config", &c).await?;
+    g.put_json("config", &c).await?;
     eng.cache.forget_source(&ctx.mount.uuid);
     Ok(Response::empty())
 }
@@ -287,7 +287,7 @@ async fn config_write(eng: &Kubernetes, ctx: &Ctx, req: &Request) -> ApiResult<R
 async fn role_write(ctx: &Ctx, raw: &str, req: &Request) -> ApiResult<Response> {
     let name = check_name(raw, "role")?.to_lowercase();
     let k = format!("role/{name}");
-    let _g = ctx.storage.lock(&k).await;
+    let g = ctx.storage.lock(&k).await?;
     let mut r: Role = ctx.storage.get_json(&k).await?.unwrap_or_default();
     if let Some(v) = req.str_list_field("bound_service_account_names")? {
         r.bound_service_account_names = v;
@@ -344,7 +344,7 @@ async fn role_write(ctx: &Ctx, raw: &str, req: &Request) -> ApiResult<Response> 
             "service_account_names and service_account_namespaces can not both be \"*\"",
         ));
     }
-    ctx.storage.put_json(&k, &r).await?;
+    g.put_json(&k, &r).await?;
     Ok(Response::empty())
 }
 

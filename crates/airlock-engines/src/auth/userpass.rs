@@ -260,19 +260,19 @@ impl Engine for Userpass {
                             ApiError::bad_request("must provide either password or password_hash")
                         })?,
                 );
-                let _g = ctx.storage.lock(&k).await;
+                let g = ctx.storage.lock(&k).await?;
                 let mut u = need_user(ctx, &k).await?;
                 set_password(&mut u, &pw).await?;
-                ctx.storage.put_json(&k, &u).await?;
+                g.put_json(&k, &u).await?;
                 Ok(Response::empty())
             }
             H::Policies => {
                 let k = user_key(&name()?);
-                let _g = ctx.storage.lock(&k).await;
+                let g = ctx.storage.lock(&k).await?;
                 let mut u = need_user(ctx, &k).await?;
                 u.token.update(req)?;
                 u.token.token_policies.sort();
-                ctx.storage.put_json(&k, &u).await?;
+                g.put_json(&k, &u).await?;
                 Ok(Response::empty())
             }
         }
@@ -288,7 +288,7 @@ async fn need_user(ctx: &Ctx, k: &str) -> ApiResult<User> {
 
 async fn write_user(ctx: &Ctx, name: &str, req: &Request) -> ApiResult<Response> {
     let k = user_key(name);
-    let _g = ctx.storage.lock(&k).await;
+    let g = ctx.storage.lock(&k).await?;
     let existing: Option<User> = ctx.storage.get_json(&k).await?;
     let mut u = existing.clone().unwrap_or_default();
     u.name = name.to_string();
@@ -305,7 +305,7 @@ async fn write_user(ctx: &Ctx, name: &str, req: &Request) -> ApiResult<Response>
         None => {}
     }
     u.token.update(req)?;
-    ctx.storage.put_json(&k, &u).await?;
+    g.put_json(&k, &u).await?;
     Ok(Response::empty())
 }
 
@@ -319,7 +319,9 @@ async fn rehash(ctx: &Ctx, name: &str, old_hash: &str, pw: &str) {
     if set_password(&mut fresh, pw).await.is_err() {
         return;
     }
-    let _g = ctx.storage.lock(&k).await;
+    let Ok(g) = ctx.storage.lock(&k).await else {
+        return;
+    };
     let Ok(Some(mut u)) = ctx.storage.get_json::<User>(&k).await else {
         return;
     };
@@ -343,7 +345,7 @@ async fn rehash(ctx: &Ctx, name: &str, old_hash: &str, pw: &str) {
         fresh.t_cost,
         fresh.p_cost,
     );
-    if let Err(e) = ctx.storage.put_json(&k, &u).await {
+    if let Err(e) = g.put_json(&k, &u).await {
         tracing::warn!(error = ?e.errors, "userpass: re-hashing a password failed; the old hash stays");
     }
 }

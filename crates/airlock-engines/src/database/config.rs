@@ -181,7 +181,7 @@ pub(super) async fn write(
 /// Replaces the configured connection user's password with one only Airlock knows.
 pub(super) async fn rotate_root(db: &Database, ctx: &Ctx, name: &str) -> ApiResult<Response> {
     let key = format!("config/{name}");
-    let _g = ctx.storage.lock(&key).await;
+    let g = ctx.storage.lock(&key).await?;
     let mut c: DbConfig = ctx
         .storage
         .get_json(&key)
@@ -200,7 +200,7 @@ pub(super) async fn rotate_root(db: &Database, ctx: &Ctx, name: &str) -> ApiResu
         .await
         .map_err(|e| ApiError::new(500, format!("failed to rotate the root credentials: {e}")))?;
     c.password = password.to_string();
-    ctx.storage.put_json(&key, &c).await?;
+    g.put_json(&key, &c).await?;
     // Pooled connections were opened with the old password.
     db.reset(name).await;
     Ok(Response::empty())

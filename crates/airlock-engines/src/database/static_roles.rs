@@ -2,7 +2,7 @@
 //! cron schedule, and hands out on `static-creds/<name>`.
 
 use airlock_logical::util::rfc3339_nanos;
-use airlock_logical::{ApiError, ApiResult, Ctx, Request, Response};
+use airlock_logical::{ApiError, ApiResult, Ctx, Locked, Request, Response};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -82,11 +82,11 @@ pub(super) async fn creds(ctx: &Ctx, name: &str) -> ApiResult<Response> {
 
 /// POST `rotate-role/<name>`.
 pub(super) async fn rotate_now(db: &Database, ctx: &Ctx, name: &str) -> ApiResult<Response> {
-    let _g = ctx.storage.lock(&key(name)).await;
+    let g = ctx.storage.lock(&key(name)).await?;
     let r = load(ctx, name)
         .await?
         .ok_or_else(|| ApiError::bad_request(format!("unknown role: {name}")))?;
-    rotate_static(db, ctx, name, r).await?;
+    rotate_static(db, ctx, &g, name, r).await?;
     Ok(Response::empty())
 }
 
@@ -94,22 +94,37 @@ pub(super) async fn rotate_now(db: &Database, ctx: &Ctx, name: &str) -> ApiResul
 pub(super) async fn rotate_due(db: &Database, ctx: &Ctx) -> ApiResult<()> {
     let now = ctx.now_unix();
     for name in ctx.storage.list("static-role/").await? {
-        let _g = ctx.storage.lock(&key(&name)).await;
-        let Some(r) = load(ctx, &name).await? else {
-            continue;
-        };
-        if r.next_rotation > now {
-            continue;
-        }
-        if let Err(e) = rotate_static(db, ctx, &name, r).await {
-            tracing::warn!(role = %name, error = ?e.errors, "static role rotation failed; will retry");
+        // A conflict means another node wrote the role while the password changed: rotate
+        // again from its record, so the stored password is the one the database has.
+        for _ in 0..3 {
+            let g = ctx.storage.lock(&key(&name)).await?;
+            let Some(r) = load(ctx, &name).await? else {
+                break;
+            };
+            if r.next_rotation > now {
+                break;
+            }
+            match rotate_static(db, ctx, &g, &name, r).await {
+                Err(e) if e.is_conflict() => continue,
+                Err(e) => {
+                    tracing::warn!(role = %name, error = ?e.errors, "static role rotation failed; will retry");
+                }
+                Ok(()) => {}
+            }
+            break;
         }
     }
     Ok(())
 }
 
 /// Sets a new password for a static role's user and records it.
-async fn rotate_static(db: &Database, ctx: &Ctx, name: &str, mut r: StaticRole) -> ApiResult<()> {
+async fn rotate_static(
+    db: &Database,
+    ctx: &Ctx,
+    g: &Locked<'_>,
+    name: &str,
+    mut r: StaticRole,
+) -> ApiResult<()> {
     let c = load_config(ctx, &r.db_name)
         .await?
         .ok_or_else(|| ApiError::bad_request(format!("unknown database \"{}\"", r.db_name)))?;
@@ -135,7 +150,7 @@ async fn rotate_static(db: &Database, ctx: &Ctx, name: &str, mut r: StaticRole) 
             .and_then(|s| s.next_after(now))
             .unwrap_or(i64::MAX)
     };
-    ctx.storage.put_json(&key(name), &r).await?;
+    g.put_json(&key(name), &r).await?;
     Ok(())
 }
 
@@ -146,7 +161,7 @@ pub(super) async fn write(
     name: &str,
     req: &Request,
 ) -> ApiResult<Response> {
-    let _g = ctx.storage.lock(&key(name)).await;
+    let g = ctx.storage.lock(&key(name)).await?;
     let old = load(ctx, name).await?;
     let db_name = req
         .str_field("db_name")?
@@ -225,6 +240,6 @@ pub(super) async fn write(
         next_rotation: 0,
     };
     // A new static role gets its password rotated at once, as in Vault.
-    rotate_static(db, ctx, name, r).await?;
+    rotate_static(db, ctx, &g, name, r).await?;
     Ok(Response::empty())
 }

@@ -9,7 +9,7 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
 use airlock_logical::util::rfc3339_nanos;
-use airlock_logical::{ApiError, ApiResult, Ctx, Op, Request, Response};
+use airlock_logical::{ApiError, ApiResult, Ctx, Locked, Op, Request, Response};
 
 const DEFAULT_MAX_VERSIONS: u64 = 10;
 const MAX_CUSTOM_METADATA_KEYS: usize = 64;
@@ -131,7 +131,7 @@ pub(super) async fn config_read(ctx: &Ctx) -> ApiResult<Response> {
 
 pub(super) async fn config_write(ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let key = "config";
-    let _g = ctx.storage.lock(key).await;
+    let g = ctx.storage.lock(key).await?;
     let mut c = mount_config(ctx).await?;
     if let Some(v) = req.int_field("max_versions")? {
         // Stored as a uint32 in OpenBao: -1 reads back as 4294967295.
@@ -143,7 +143,7 @@ pub(super) async fn config_write(ctx: &Ctx, req: &Request) -> ApiResult<Response
     if let Some(v) = req.duration_field("delete_version_after")? {
         c.delete_version_after = v;
     }
-    ctx.storage.put_json(key, &c).await?;
+    g.put_json(key, &c).await?;
     Ok(Response::empty())
 }
 
@@ -270,6 +270,7 @@ fn check_cas(req: &Request, meta: Option<&KeyMeta>, mc: &MountConfig) -> ApiResu
 /// Appends a version, prunes old ones, and commits atomically.
 async fn put_version(
     ctx: &Ctx,
+    g: &Locked<'_>,
     p: &Paths,
     meta: Option<KeyMeta>,
     data: &Map<String, Value>,
@@ -315,7 +316,7 @@ async fn put_version(
         p.meta.clone(),
         serde_json::to_vec(&meta).map_err(|e| ApiError::internal(&e))?,
     ));
-    ctx.storage.commit(ops).await?;
+    g.commit(ops).await?;
     Ok(Response::data(vm.json(v, &meta.custom_metadata)))
 }
 
@@ -387,11 +388,11 @@ pub(super) async fn data_write(ctx: &Ctx, req: &Request, key: &str) -> ApiResult
     validate_key(key)?;
     let p = paths(key);
     let d = data_map(req)?;
-    let _g = ctx.storage.lock(&p.meta).await;
+    let g = ctx.storage.lock(&p.meta).await?;
     let meta = load_meta(ctx, &p).await?;
     let mc = mount_config(ctx).await?;
     check_cas(req, meta.as_ref(), &mc)?;
-    put_version(ctx, &p, meta, &d).await
+    put_version(ctx, &g, &p, meta, &d).await
 }
 
 /// PATCH `data/<key>`: a JSON merge patch of the current version.
@@ -402,7 +403,7 @@ pub(super) async fn data_patch(ctx: &Ctx, req: &Request, key: &str) -> ApiResult
         Some(v @ Value::Object(_)) => v.clone(),
         _ => return Err(ApiError::bad_request("no data provided")),
     };
-    let _g = ctx.storage.lock(&p.meta).await;
+    let g = ctx.storage.lock(&p.meta).await?;
     let Some(meta) = load_meta(ctx, &p).await? else {
         return Err(ApiError::bare(404));
     };
@@ -417,14 +418,14 @@ pub(super) async fn data_patch(ctx: &Ctx, req: &Request, key: &str) -> ApiResult
     let Value::Object(merged) = merged else {
         return Err(ApiError::bad_request("patch must produce an object"));
     };
-    put_version(ctx, &p, Some(meta), &merged).await
+    put_version(ctx, &g, &p, Some(meta), &merged).await
 }
 
 /// DELETE `data/<key>`: soft-deletes the current version.
 pub(super) async fn data_delete(ctx: &Ctx, key: &str) -> ApiResult<Response> {
     validate_key(key)?;
     let p = paths(key);
-    let _g = ctx.storage.lock(&p.meta).await;
+    let g = ctx.storage.lock(&p.meta).await?;
     let Some(mut meta) = load_meta(ctx, &p).await? else {
         return Ok(Response::empty());
     };
@@ -434,7 +435,7 @@ pub(super) async fn data_delete(ctx: &Ctx, key: &str) -> ApiResult<Response> {
         if !vm.destroyed && !vm.is_deleted(now) {
             vm.deleted = Some(now);
             meta.updated = now;
-            ctx.storage.put_json(&p.meta, &meta).await?;
+            g.put_json(&p.meta, &meta).await?;
         }
     }
     Ok(Response::empty())
@@ -512,7 +513,7 @@ pub(super) async fn metadata_read(ctx: &Ctx, key: &str) -> ApiResult<Response> {
 pub(super) async fn metadata_write(ctx: &Ctx, req: &Request, key: &str) -> ApiResult<Response> {
     validate_key(key)?;
     let p = paths(key);
-    let _g = ctx.storage.lock(&p.meta).await;
+    let g = ctx.storage.lock(&p.meta).await?;
     let existing = load_meta(ctx, &p).await?;
     if req.op == Op::Patch && existing.is_none() {
         return Err(ApiError::bare(404));
@@ -554,7 +555,7 @@ pub(super) async fn metadata_write(ctx: &Ctx, req: &Request, key: &str) -> ApiRe
     meta.current_metadata_version += 1;
     meta.updated = now;
     // Lowering max_versions prunes on the next write, as OpenBao does.
-    ctx.storage.put_json(&p.meta, &meta).await?;
+    g.put_json(&p.meta, &meta).await?;
     Ok(Response::empty())
 }
 
@@ -562,12 +563,12 @@ pub(super) async fn metadata_write(ctx: &Ctx, req: &Request, key: &str) -> ApiRe
 pub(super) async fn metadata_delete(ctx: &Ctx, key: &str) -> ApiResult<Response> {
     validate_key(key)?;
     let p = paths(key);
-    let _g = ctx.storage.lock(&p.meta).await;
+    let g = ctx.storage.lock(&p.meta).await?;
     let mut ops = vec![BarrierOp::Delete(p.meta.clone())];
     for v in ctx.storage.list(&p.versions).await? {
         ops.push(BarrierOp::Delete(format!("{}{v}", p.versions)));
     }
-    ctx.storage.commit(ops).await?;
+    g.commit(ops).await?;
     Ok(Response::empty())
 }
 
@@ -618,7 +619,7 @@ pub(super) async fn versions_op(
         }
     })?;
     let p = paths(key);
-    let _g = ctx.storage.lock(&p.meta).await;
+    let g = ctx.storage.lock(&p.meta).await?;
     let Some(mut meta) = load_meta(ctx, &p).await? else {
         return Ok(Response::empty());
     };
@@ -643,7 +644,7 @@ pub(super) async fn versions_op(
         p.meta.clone(),
         serde_json::to_vec(&meta).map_err(|e| ApiError::internal(&e))?,
     ));
-    ctx.storage.commit(ops).await?;
+    g.commit(ops).await?;
     Ok(Response::empty())
 }
 

@@ -9,7 +9,7 @@ use airlock_logical::auth::{clean_policies, LoginOutcome};
 use serde_json::{json, Map, Value};
 use sha2::Digest;
 
-use crate::core::{now_unix, Core, AUTH_TABLE_KEY};
+use crate::core::{now_unix, Core};
 use crate::error::{ApiError, ApiResult};
 use crate::limiter::LoginLimiter;
 use crate::logical::{top, Request, Response};
@@ -124,7 +124,17 @@ pub async fn login(core: &Arc<Core>, route: &Route, req: &mut Request) -> ApiRes
         ));
     }
     let ctx = core.leases.ctx(route, None);
-    let resp = match route.backend.handle(&ctx, req, &route.rel).await {
+    let mut tries = 0;
+    let handled = loop {
+        match route.backend.handle(&ctx, req, &route.rel).await {
+            Err(e) if e.is_conflict() && tries < crate::pipeline::CONFLICT_RETRIES => {
+                tries += 1;
+                crate::pipeline::conflict_backoff(tries).await;
+            }
+            other => break other,
+        }
+    };
+    let resp = match handled {
         Ok(r) => r,
         Err(e) => {
             if e.status >= 500 {
@@ -234,11 +244,11 @@ pub async fn enable(core: &Core, req: &Request, raw: &str) -> ApiResult<Response
         apply_ttls(core, &mut entry, cfg)?;
     }
     entry.local = req.bool_field("local")?.unwrap_or(false);
-    let _g = core.locks.lock(AUTH_TABLE_KEY).await;
+    let g = core.lock_table(Which::Auth).await?;
     let mut t = snapshot(core);
     t.check_free(&path)?;
     t.entries.push(entry);
-    save(core, t).await?;
+    core.save_table(&g, Which::Auth, t).await?;
     Ok(Response::empty())
 }
 
@@ -288,7 +298,7 @@ pub fn tune_read(core: &Core, raw: &str) -> ApiResult<Response> {
 /// POST `sys/auth/<path>/tune`.
 pub async fn tune_write(core: &Core, req: &Request, raw: &str) -> ApiResult<Response> {
     let path = crate::mounts::normalize_mount_path(raw)?;
-    let _g = core.locks.lock(AUTH_TABLE_KEY).await;
+    let g = core.lock_table(Which::Auth).await?;
     let mut t = snapshot(core);
     let Some(m) = t.entries.iter_mut().find(|m| m.path == path) else {
         return Err(ApiError::bad_request(format!(
@@ -299,7 +309,7 @@ pub async fn tune_write(core: &Core, req: &Request, raw: &str) -> ApiResult<Resp
     if let Some(d) = req.str_field("description")? {
         m.description = d;
     }
-    save(core, t).await?;
+    core.save_table(&g, Which::Auth, t).await?;
     Ok(Response::empty())
 }
 
@@ -333,9 +343,4 @@ fn apply_ttls(core: &Core, entry: &mut MountEntry, cfg: &Map<String, Value>) -> 
 
 fn snapshot(core: &Core) -> MountTable {
     core.router.snapshot(Which::Auth)
-}
-
-/// Persists and installs the auth mount table.
-pub async fn save(core: &Core, t: MountTable) -> ApiResult<()> {
-    core.save_table(Which::Auth, t).await
 }

@@ -92,7 +92,7 @@ pub async fn handle(
         }
         let increment = req.duration_field("increment")?.unwrap_or(0).max(0) as u64;
         let key = id_key(&id);
-        let _g = core.locks.lock(&key).await;
+        let guard = core.root.lock(&key).await?;
         let e = core
             .leases
             .load(&id)
@@ -115,7 +115,7 @@ pub async fn handle(
         let mut ops = vec![BarrierOp::Delete(due_key(e.due, &e.lease_id))];
         n.due = g.expires_at;
         ops.extend(index_ops(&n)?);
-        core.barrier.commit(ops).await?;
+        guard.commit(ops).await?;
         if let Some(m) = core.router.by_uuid(&n.mount_uuid) {
             let ctx = core.leases.ctx(&m, None);
             if let Err(err) = m.backend.renew(&ctx, &info(&n)).await {

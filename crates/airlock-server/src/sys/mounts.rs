@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde_json::{json, Map, Value};
 
-use crate::core::{table_key, Caller, Core};
+use crate::core::{Caller, Core};
 use crate::error::{ApiError, ApiResult};
 use crate::logical::{top, Request, Response};
 use crate::mounts::{
@@ -67,11 +67,11 @@ pub(super) async fn enable(core: &Core, req: &Request, raw: &str) -> ApiResult<R
         }
     }
     entry.local = req.bool_field("local")?.unwrap_or(false);
-    let _g = core.locks.lock(crate::mounts::MOUNTS_KEY).await;
+    let g = core.lock_table(Which::Secrets).await?;
     let mut t = core.mounts_snapshot();
     t.check_free(&path)?;
     t.entries.push(entry);
-    core.save_mounts(t).await?;
+    core.save_table(&g, Which::Secrets, t).await?;
     Ok(Response::empty())
 }
 
@@ -136,7 +136,7 @@ pub(super) async fn tune_write(core: &Core, req: &Request, raw: &str) -> ApiResu
         }
         return Ok(Response::empty());
     }
-    let _g = core.locks.lock(crate::mounts::MOUNTS_KEY).await;
+    let g = core.lock_table(Which::Secrets).await?;
     let mut t = core.mounts_snapshot();
     let Some(m) = t.entries.iter_mut().find(|m| m.path == path) else {
         return Err(ApiError::bad_request(format!(
@@ -170,7 +170,7 @@ pub(super) async fn tune_write(core: &Core, req: &Request, raw: &str) -> ApiResu
             m.options.insert(k, v);
         }
     }
-    core.save_mounts(t).await?;
+    core.save_table(&g, Which::Secrets, t).await?;
     Ok(Response::empty())
 }
 
@@ -188,13 +188,13 @@ pub async fn disable(core: &Core, which: Which, existing: MountEntry) -> ApiResu
     // The engine and its storage view, for cleanup once the mount has left its table.
     let mounted = core.router.by_uuid(&existing.uuid);
     {
-        let _g = core.locks.lock(table_key(which)).await;
+        let g = core.lock_table(which).await?;
         let mut t = core.router.snapshot(which);
         let Some(pos) = t.entries.iter().position(|m| m.uuid == existing.uuid) else {
             return Ok(());
         };
         t.entries.remove(pos);
-        core.save_table(which, t).await?;
+        core.save_table(&g, which, t).await?;
     }
     revoke_issued(core, which, &prefix).await?;
     let Some(m) = mounted else {
@@ -262,14 +262,14 @@ pub(super) async fn remount(core: &Core, req: &Request) -> ApiResult<Response> {
         .check_free_except(&dst, &existing.uuid)?;
     revoke_issued(core, wf, &table_path(&src)).await?;
     {
-        let _g = core.locks.lock(table_key(wf)).await;
+        let g = core.lock_table(wf).await?;
         let mut t = core.router.snapshot(wf);
         t.check_free_except(&dst, &existing.uuid)?;
         let Some(m) = t.entries.iter_mut().find(|m| m.uuid == existing.uuid) else {
             return Err(ApiError::bad_request("the mount was disabled meanwhile"));
         };
         m.path = dst.clone();
-        core.save_table(wf, t).await?;
+        core.save_table(&g, wf, t).await?;
     }
     let id = crate::core::new_uuid();
     core.router

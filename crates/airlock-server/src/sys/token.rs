@@ -279,7 +279,7 @@ fn role_json(r: &TokenRole) -> Value {
 
 async fn write_role(core: &Core, req: &Request, name: &str) -> ApiResult<Response> {
     let key = format!("token/roles/{name}");
-    let _g = core.locks.lock(&key).await;
+    let g = core.root.lock(&key).await?;
     let mut r = core
         .barrier
         .get_json::<TokenRole>(&key)
@@ -355,7 +355,7 @@ async fn write_role(core: &Core, req: &Request, name: &str) -> ApiResult<Respons
             )));
         }
     }
-    core.barrier.put_json(&key, &r).await?;
+    g.put_json(&key, &r).await?;
     Ok(Response::empty())
 }
 

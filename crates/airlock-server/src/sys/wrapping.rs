@@ -133,19 +133,19 @@ async fn store(
 async fn take(core: &Arc<Core>, token: &str) -> ApiResult<Stored> {
     let h = core.tokens.hmac(token)?;
     let k = wrap_key(&h);
-    let _g = core.locks.lock(&k).await;
+    let g = core.root.lock(&k).await?;
     let stored: Stored = core
         .barrier
         .get_json(&k)
         .await?
         .ok_or_else(|| ApiError::bad_request(INVALID))?;
     let alive = core.tokens.lookup(token).await?.is_some();
-    core.barrier
-        .commit(vec![
-            BarrierOp::Delete(k),
-            BarrierOp::Delete(due_key(stored.expire, &h)),
-        ])
-        .await?;
+    // Conditional on the entry read: of two nodes unwrapping at once, one gets it.
+    g.commit(vec![
+        BarrierOp::Delete(k),
+        BarrierOp::Delete(due_key(stored.expire, &h)),
+    ])
+    .await?;
     core.tokens.revoke_tree(&h).await?;
     if !alive || stored.expire <= now_unix() {
         return Err(ApiError::bad_request(INVALID));

@@ -382,7 +382,7 @@ async fn role_read(ctx: &Ctx, raw: &str) -> ApiResult<Response> {
 
 async fn role_write(ctx: &Ctx, raw: &str, req: &Request) -> ApiResult<Response> {
     let name = check_name(raw, "role")?.to_lowercase();
-    let _g = ctx.storage.lock(&role_key(&name)).await;
+    let g = ctx.storage.lock(&role_key(&name)).await?;
     let existing = load_role(ctx, &name).await?;
     let mut r = existing.clone().unwrap_or_default();
     r.name = name.clone();
@@ -425,13 +425,13 @@ async fn role_write(ctx: &Ctx, raw: &str, req: &Request) -> ApiResult<Response> 
         role_key(&name),
         serde_json::to_vec(&r).map_err(|e| ApiError::internal(&e))?,
     ));
-    ctx.storage.commit(ops).await?;
+    g.commit(ops).await?;
     Ok(Response::empty())
 }
 
 async fn role_delete(ctx: &Ctx, raw: &str) -> ApiResult<Response> {
     let name = check_name(raw, "role")?.to_lowercase();
-    let _g = ctx.storage.lock(&role_key(&name)).await;
+    let g = ctx.storage.lock(&role_key(&name)).await?;
     let Some(r) = load_role(ctx, &name).await? else {
         return Ok(Response::empty());
     };
@@ -445,7 +445,7 @@ async fn role_delete(ctx: &Ctx, raw: &str) -> ApiResult<Response> {
     for k in ctx.storage.scan(&format!("accessor/{name}/")).await? {
         ops.push(BarrierOp::Delete(k));
     }
-    ctx.storage.commit(ops).await?;
+    g.commit(ops).await?;
     Ok(Response::empty())
 }
 
@@ -489,7 +489,7 @@ async fn role_id_write(ctx: &Ctx, name: &str, req: &Request) -> ApiResult<Respon
         .str_field("role_id")?
         .filter(|s| !s.is_empty())
         .ok_or_else(|| ApiError::bad_request("missing role_id"))?;
-    let _g = ctx.storage.lock(&role_key(&name)).await;
+    let g = ctx.storage.lock(&role_key(&name)).await?;
     let mut r = need_role(ctx, &name).await?;
     let mut ops = set_role_id_ops(ctx, &r, &new_id).await?;
     r.role_id = new_id;
@@ -497,7 +497,7 @@ async fn role_id_write(ctx: &Ctx, name: &str, req: &Request) -> ApiResult<Respon
         role_key(&name),
         serde_json::to_vec(&r).map_err(|e| ApiError::internal(&e))?,
     ));
-    ctx.storage.commit(ops).await?;
+    g.commit(ops).await?;
     Ok(Response::empty())
 }
 
@@ -528,7 +528,7 @@ async fn field_read(ctx: &Ctx, name: &str, field: &str) -> ApiResult<Response> {
 
 /// Writes (or, on DELETE, resets) one field as if it were sent to the role endpoint.
 async fn field_write(ctx: &Ctx, name: &str, field: &str, req: &Request) -> ApiResult<Response> {
-    let _g = ctx.storage.lock(&role_key(name)).await;
+    let g = ctx.storage.lock(&role_key(name)).await?;
     let mut r = need_role(ctx, name).await?;
     // Apply as if the field were sent to the role endpoint (delete resets it).
     let mut data = Map::new();
@@ -559,7 +559,7 @@ async fn field_write(ctx: &Ctx, name: &str, field: &str, req: &Request) -> ApiRe
         _ => r.token.update(&sub)?,
     }
     validate_role(&r)?;
-    ctx.storage.put_json(&role_key(name), &r).await?;
+    g.put_json(&role_key(name), &r).await?;
     Ok(Response::empty())
 }
 
@@ -605,13 +605,14 @@ async fn login(ctx: &Ctx, req: &Request) -> ApiResult<Response> {
         let secret = secret.ok_or_else(|| ApiError::bad_request("missing secret_id"))?;
         let h = ctx.sys.hmac(&secret)?;
         let sk = format!("secret-id/{}/{h}", role.name);
-        let _g = ctx.storage.lock(&sk).await;
+        let g = ctx.storage.lock(&sk).await?;
         let Some(mut e) = ctx.storage.get_json::<SecretId>(&sk).await? else {
             return Err(ApiError::bad_request(INVALID));
         };
         let now = ctx.now_nanos();
         if e.expired(now) {
-            delete_secret(ctx, &role.name, &h, &e.accessor).await?;
+            g.commit(secret_id::delete_secret_ops(&role.name, &h, &e.accessor))
+                .await?;
             return Err(ApiError::bad_request(INVALID));
         }
         let cidrs =
@@ -621,11 +622,12 @@ async fn login(ctx: &Ctx, req: &Request) -> ApiResult<Response> {
         }
         if e.num_uses > 0 {
             if e.num_uses == 1 {
-                delete_secret(ctx, &role.name, &h, &e.accessor).await?;
+                g.commit(secret_id::delete_secret_ops(&role.name, &h, &e.accessor))
+                    .await?;
             } else {
                 e.num_uses -= 1;
                 e.last_updated = now;
-                ctx.storage.put_json(&sk, &e).await?;
+                g.put_json(&sk, &e).await?;
             }
         }
         meta = e.metadata.clone();

@@ -213,13 +213,14 @@ pub(super) async fn accessor_hash(ctx: &Ctx, role: &str, acc: &str) -> ApiResult
 }
 
 pub(super) async fn delete_secret(ctx: &Ctx, role: &str, h: &str, acc: &str) -> ApiResult<()> {
-    ctx.storage
-        .commit(vec![
-            BarrierOp::Delete(format!("secret-id/{role}/{h}")),
-            BarrierOp::Delete(format!("accessor/{role}/{acc}")),
-        ])
-        .await?;
-    Ok(())
+    ctx.storage.commit(delete_secret_ops(role, h, acc)).await
+}
+
+pub(super) fn delete_secret_ops(role: &str, h: &str, acc: &str) -> Vec<BarrierOp> {
+    vec![
+        BarrierOp::Delete(format!("secret-id/{role}/{h}")),
+        BarrierOp::Delete(format!("accessor/{role}/{acc}")),
+    ]
 }
 
 pub(super) async fn list_accessors(ctx: &Ctx, name: &str) -> ApiResult<Response> {

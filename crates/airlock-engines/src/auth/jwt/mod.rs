@@ -426,7 +426,7 @@ async fn config_write(eng: &Jwt, ctx: &Ctx, req: &Request) -> ApiResult<Response
 async fn role_write(ctx: &Ctx, raw: &str, req: &Request) -> ApiResult<Response> {
     let name = check_name(raw, "role")?.to_lowercase();
     let k = format!("role/{name}");
-    let _g = ctx.storage.lock(&k).await;
+    let g = ctx.storage.lock(&k).await?;
     let mut r: Role = ctx.storage.get_json(&k).await?.unwrap_or_default();
     if let Some(t) = req.str_field("role_type")? {
         if t != "jwt" && t != "oidc" {
@@ -528,7 +528,7 @@ async fn role_write(ctx: &Ctx, raw: &str, req: &Request) -> ApiResult<Response> 
             "'allowed_redirect_uris' must be set if 'role_type' is 'oidc' or unspecified.",
         ));
     }
-    ctx.storage.put_json(&k, &r).await?;
+    g.put_json(&k, &r).await?;
     Ok(Response::empty())
 }
 
