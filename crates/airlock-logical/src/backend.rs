@@ -84,6 +84,11 @@ pub trait Engine: Send + Sync + 'static {
     async fn cleanup(&self, _ctx: &Ctx) -> ApiResult<()> {
         Ok(())
     }
+
+    /// Another node wrote `rel` (below the mount; empty: anything may have changed): drop
+    /// whatever in-memory state came from it (connection pools, fetched keys). Storage
+    /// reads need nothing: the server's caches below the view are already invalidated.
+    async fn invalidate(&self, _ctx: &Ctx, _rel: &str) {}
 }
 
 /// An engine as the server holds it.
@@ -101,6 +106,7 @@ pub trait Backend: Send + Sync {
     async fn renew(&self, ctx: &Ctx, lease: &LeaseInfo<'_>) -> ApiResult<()>;
     async fn periodic(&self, ctx: &Ctx) -> ApiResult<()>;
     async fn cleanup(&self, ctx: &Ctx) -> ApiResult<()>;
+    async fn invalidate(&self, ctx: &Ctx, rel: &str);
 }
 
 fn prepare<H>(req: &mut Request, spec: &'static PathSpec<H>, caps: framework::Captures) {
@@ -177,5 +183,8 @@ impl<E: Engine> Backend for E {
     }
     async fn cleanup(&self, ctx: &Ctx) -> ApiResult<()> {
         Engine::cleanup(self, ctx).await
+    }
+    async fn invalidate(&self, ctx: &Ctx, rel: &str) {
+        Engine::invalidate(self, ctx, rel).await
     }
 }

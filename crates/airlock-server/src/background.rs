@@ -1,6 +1,7 @@
 //! Background work while unsealed: purging expired tokens and wrapped responses, sweeping
 //! login rate buckets, revoking leases that reached their end (with retries), and each
-//! engine's periodic work (static role rotation, ...).
+//! engine's periodic work (static role rotation, ...). With several nodes on one store only
+//! the leader does the cluster-wide duties (everything but this node's own rate buckets).
 
 use std::sync::Arc;
 
@@ -14,7 +15,8 @@ impl Core {
             let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
             loop {
                 tick.tick().await;
-                if core.is_sealed() {
+                core.limiter.sweep(&core.config.auth);
+                if core.is_sealed() || !core.ha.is_leader() || !core.ha.is_coherent() {
                     continue;
                 }
                 match core.tokens.purge_expired(now_unix()).await {
@@ -25,7 +27,6 @@ impl Core {
                 if let Err(e) = crate::sys::wrapping::purge(&core, now_unix()).await {
                     tracing::warn!(error = ?e.errors, "wrapped response purge failed");
                 }
-                core.limiter.sweep(&core.config.auth);
             }
         })
     }
@@ -40,7 +41,7 @@ impl Core {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if core.is_sealed() {
+                if core.is_sealed() || !core.ha.is_leader() || !core.ha.is_coherent() {
                     continue;
                 }
                 match core.leases.expire_due(now_unix()).await {

@@ -28,6 +28,14 @@ pub struct Config {
     pub max_lease_ttl: Option<i64>,
     #[serde(default)]
     pub cluster_name: Option<String>,
+    /// The address clients reach this node at, as the other nodes report it
+    /// (`sys/leader`, `sys/ha-status`); default: the listener's address.
+    #[serde(default)]
+    pub api_addr: Option<String>,
+    /// Reported as the node's cluster address (nodes do not talk to each other: they share
+    /// the database); default: the API address.
+    #[serde(default)]
+    pub cluster_addr: Option<String>,
     /// Serve `sys/metrics` without a token.
     #[serde(default)]
     pub unauthenticated_metrics_access: bool,
@@ -285,6 +293,8 @@ impl Config {
             default_lease_ttl: None,
             max_lease_ttl: None,
             cluster_name: None,
+            api_addr: None,
+            cluster_addr: None,
             unauthenticated_metrics_access: false,
             auth: AuthLimits::default(),
             dev: Some(DevConfig { root_token }),

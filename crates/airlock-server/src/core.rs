@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex};
 use airlock_audit::Auditor;
 use airlock_core::policy::Acl;
 use airlock_store::seal::{self, SealConfig, SealKind};
-use airlock_store::{Backend, Barrier};
+use airlock_store::{Backend, Barrier, BarrierOp};
 use zeroize::Zeroizing;
 
 use crate::config::Config;
@@ -49,6 +49,8 @@ pub struct Core {
     /// Login rate limits.
     pub limiter: LoginLimiter,
     pub locks: Arc<KeyLocks>,
+    /// This node among others on a shared store (change feed, leader); inert on SQLite.
+    pub ha: crate::cluster::Ha,
     /// The whole barrier as a storage view: read-modify-write sequences lock through it
     /// (`root.lock(key)`), so their writes are conditional across nodes.
     pub root: View,
@@ -124,6 +126,7 @@ impl Core {
         } else {
             None
         };
+        let ha = crate::cluster::Ha::new(backend.cluster());
         let barrier = Arc::new(Barrier::new(backend));
         let barrier_for_root = Arc::clone(&barrier);
         let locks = Arc::new(KeyLocks::new(256));
@@ -155,6 +158,7 @@ impl Core {
             router,
             leases,
             limiter: LoginLimiter::default(),
+            ha,
             root: View::new(barrier_for_root, "", Arc::clone(&locks)),
             locks,
             cluster: Mutex::new(None),
@@ -233,6 +237,7 @@ impl Core {
         )
         .await?;
         self.barrier.install(out.keyring);
+        self.barrier.set_root_key(out.root_key.clone());
         if let Ok(mut rk) = self.root_key.lock() {
             *rk = Some(out.root_key);
         }
@@ -299,6 +304,7 @@ impl Core {
                 other => ApiError::from(other),
             })?;
         self.barrier.install(kr);
+        self.barrier.set_root_key(root.clone());
         if let Ok(mut rk) = self.root_key.lock() {
             *rk = Some(root);
         }
@@ -363,6 +369,33 @@ impl Core {
         Ok(())
     }
 
+    /// A record made once for the whole cluster (HMAC keys, identity): read it, or create it
+    /// if absent; of several nodes creating it at once, one wins and all use its record.
+    async fn create_once<T>(&self, key: &str, make: impl Fn() -> T) -> ApiResult<T>
+    where
+        T: serde::Serialize + serde::de::DeserializeOwned,
+    {
+        for _ in 0..3 {
+            let (cur, version) = self.barrier.get_fresh(key).await?;
+            if let Some(b) = cur {
+                return serde_json::from_slice(&b)
+                    .map_err(|_| ApiError::internal(&format!("record {key} is malformed")));
+            }
+            let v = make();
+            let b = serde_json::to_vec(&v).map_err(|e| ApiError::internal(&e))?;
+            match self
+                .barrier
+                .commit(vec![BarrierOp::PutIf(key.to_string(), b, version)])
+                .await
+            {
+                Ok(()) => return Ok(v),
+                Err(airlock_store::StoreError::Conflict(_)) => continue,
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Err(ApiError::conflict())
+    }
+
     /// Loads everything that lives behind the barrier.
     async fn post_unseal(&self) -> ApiResult<()> {
         #[derive(serde::Serialize, serde::Deserialize)]
@@ -370,39 +403,51 @@ impl Core {
             token: String,
             audit: String,
         }
-        let keys: HmacKeys = match self.barrier.get_json("core/hmac-keys").await? {
-            Some(k) => k,
-            None => {
-                let k = HmacKeys {
-                    token: hex::encode(random_bytes::<32>()),
-                    audit: hex::encode(random_bytes::<32>()),
-                };
-                self.barrier.put_json("core/hmac-keys", &k).await?;
-                k
-            }
-        };
+        let keys: HmacKeys = self
+            .create_once("core/hmac-keys", || HmacKeys {
+                token: hex::encode(random_bytes::<32>()),
+                audit: hex::encode(random_bytes::<32>()),
+            })
+            .await?;
         let tk = Zeroizing::new(hex::decode(&keys.token).map_err(|e| ApiError::internal(&e))?);
         let ak = Zeroizing::new(hex::decode(&keys.audit).map_err(|e| ApiError::internal(&e))?);
         self.hmac.set(tk);
         self.audit.set_key(ak);
-        let mut cluster: ClusterIdentity = match self.barrier.get_json(CLUSTER_INFO_KEY).await? {
-            Some(c) => c,
-            None => {
+        let mut cluster: ClusterIdentity = self
+            .create_once(CLUSTER_INFO_KEY, || {
                 let id = new_uuid();
-                let c = ClusterIdentity {
+                ClusterIdentity {
                     name: format!("airlock-cluster-{}", &id[..8]),
                     id,
-                };
-                self.barrier.put_json(CLUSTER_INFO_KEY, &c).await?;
-                c
-            }
-        };
+                }
+            })
+            .await?;
         if let Some(name) = &self.config.cluster_name {
             cluster.name.clone_from(name);
         }
         if let Ok(mut c) = self.cluster.lock() {
             *c = Some(cluster);
         }
+        let mut tries = 0;
+        loop {
+            match self.load_mounts_first_time().await {
+                Err(e) if e.is_conflict() && tries < 3 => tries += 1,
+                other => break other?,
+            }
+        }
+        let auth: MountTable = self
+            .barrier
+            .get_json(AUTH_TABLE_KEY)
+            .await?
+            .unwrap_or_default();
+        self.router.install(Which::Auth, auth)?;
+        Ok(())
+    }
+
+    /// Installs the secrets mount table, adding the built-in mounts (and the dev mounts) the
+    /// first time; conditional, so nodes unsealing a new store at once agree on one table.
+    async fn load_mounts_first_time(&self) -> ApiResult<()> {
+        let g = self.root.lock(MOUNTS_KEY).await?;
         let stored: Option<MountTable> = self.barrier.get_json(MOUNTS_KEY).await?;
         let fresh = stored.is_none();
         let mut table = stored.unwrap_or_default();
@@ -421,16 +466,9 @@ impl Core {
             }
         }
         if changed {
-            self.barrier.put_json(MOUNTS_KEY, &table).await?;
+            g.put_json(MOUNTS_KEY, &table).await?;
         }
-        self.router.install(Which::Secrets, table)?;
-        let auth: MountTable = self
-            .barrier
-            .get_json(AUTH_TABLE_KEY)
-            .await?
-            .unwrap_or_default();
-        self.router.install(Which::Auth, auth)?;
-        Ok(())
+        self.router.install(Which::Secrets, table)
     }
 
     /// Resolves the caller's token. `None` token → error. A token bound to client addresses

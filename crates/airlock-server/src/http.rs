@@ -508,8 +508,8 @@ async fn unauthenticated(
         }),
         "sys/seal-status" => Some(seal_status(core).await.map(Response::raw)),
         "sys/leader" if core.is_sealed() => Some(Err(ApiError::sealed())),
-        // Single node, no HA: Vault answers only this.
-        "sys/leader" => Some(Ok(Response::raw(json!({ "ha_enabled": false })))),
+        // Single node, no HA: Vault answers only `ha_enabled: false`.
+        "sys/leader" => Some(core.leader_status().await.map(Response::raw)),
         "sys/init" => Some(
             core.seal_config()
                 .await
@@ -566,7 +566,11 @@ async fn health(core: &Core, query: &[(String, String)]) -> ApiResult<Response> 
         code("uninitcode", 501)
     } else if sealed {
         code("sealedcode", 503)
+    } else if !core.ha.is_coherent() {
+        // Serving nothing until its change feed is back: a load balancer takes it out.
+        503
     } else {
+        // Every node of a cluster serves reads and writes: each is "active" to a balancer.
         code("activecode", 200)
     };
     let mut v = json!({

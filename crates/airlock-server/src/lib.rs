@@ -9,6 +9,7 @@
 //! `http::error_response` from the [`error::ApiError`] every layer returns.
 
 pub mod background;
+pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod core;
@@ -119,6 +120,31 @@ impl Server {
         self.tls.is_some()
     }
 
+    /// How this node describes itself to the others on a shared store.
+    fn node_info(&self) -> airlock_store::NodeInfo {
+        let scheme = if self.is_tls() { "https" } else { "http" };
+        let api_addr = self.core.config.api_addr.clone().unwrap_or_else(|| {
+            self.local_addr()
+                .map(|a| format!("{scheme}://{a}"))
+                .unwrap_or_default()
+        });
+        let hostname = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .or_else(|_| std::fs::read_to_string("/etc/hostname"))
+            .map(|h| h.trim().to_string())
+            .unwrap_or_default();
+        airlock_store::NodeInfo {
+            hostname,
+            cluster_addr: self
+                .core
+                .config
+                .cluster_addr
+                .clone()
+                .unwrap_or_else(|| api_addr.clone()),
+            api_addr,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        }
+    }
+
     /// Dev mode: initialise with one share and unseal at once.
     pub async fn dev_init(&self) -> Result<DevInit, String> {
         let root = self
@@ -140,6 +166,7 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains connections for up to 10 s.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
+        self.core.start_cluster(self.node_info());
         let housekeeping = self.core.spawn_housekeeping();
         let lease_expiry = self.core.spawn_lease_expiry();
         let graceful = GracefulShutdown::new();

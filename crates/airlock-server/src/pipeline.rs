@@ -132,6 +132,9 @@ impl Core {
         if self.is_sealed() {
             return Err(ApiError::sealed());
         }
+        if !self.ha.is_coherent() {
+            return Err(crate::cluster::incoherent());
+        }
         // Logins and the wrapping token's own endpoints carry their credential in the request.
         let logins = req.path.starts_with("auth/") && !req.path.starts_with("auth/token/");
         if let Some(route) = logins.then(|| self.router.route(&req.path)).flatten() {

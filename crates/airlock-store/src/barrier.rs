@@ -207,6 +207,8 @@ impl Cache {
 pub struct Barrier {
     backend: Arc<dyn Backend>,
     keyring: RwLock<Option<Arc<Keyring>>>,
+    /// The root key while unsealed, to reload a keyring another node rotated.
+    root: RwLock<Option<Zeroizing<[u8; 32]>>>,
     encryptions: AtomicU64,
     cache: Cache,
 }
@@ -216,6 +218,7 @@ impl Barrier {
         Self {
             backend,
             keyring: RwLock::new(None),
+            root: RwLock::new(None),
             encryptions: AtomicU64::new(0),
             cache: Cache::new(),
         }
@@ -235,9 +238,33 @@ impl Barrier {
         }
     }
 
+    /// Keeps the root key (while unsealed) so the barrier can reload a keyring another node
+    /// rotated.
+    pub fn set_root_key(&self, root: Zeroizing<[u8; 32]>) {
+        if let Ok(mut r) = self.root.write() {
+            *r = Some(root);
+        }
+    }
+
+    /// Reads the stored keyring again and installs it (another node rotated it).
+    pub async fn reload_keyring(&self) -> Result<()> {
+        let root = self
+            .root
+            .read()
+            .map_err(|_| StoreError::Sealed)?
+            .clone()
+            .ok_or(StoreError::Sealed)?;
+        let kr = crate::seal::load_keyring(self.backend.as_ref(), &root).await?;
+        self.install(kr);
+        Ok(())
+    }
+
     pub fn seal(&self) {
         if let Ok(mut k) = self.keyring.write() {
             *k = None;
+        }
+        if let Ok(mut r) = self.root.write() {
+            *r = None;
         }
         self.cache.clear();
     }
@@ -269,7 +296,7 @@ impl Barrier {
                 v
             }
         };
-        self.open(&kr, key, blob)
+        self.open_checked(kr, key, blob).await
     }
 
     /// Reads a value from the backend, never from the cache, and leaves it cached: the start
@@ -285,6 +312,24 @@ impl Barrier {
         let generation = self.cache.lookup(key).err().unwrap_or(u64::MAX);
         let blob = self.backend.get(key).await?.map(Arc::new);
         self.cache.fill(key, generation, blob.clone());
+        self.open_checked(kr, key, blob).await
+    }
+
+    /// Opens a blob; one written under a term newer than this node knows (another node
+    /// rotated the keyring a moment ago) reloads the keyring first.
+    async fn open_checked(
+        &self,
+        kr: Arc<Keyring>,
+        key: &str,
+        blob: Option<Arc<Vec<u8>>>,
+    ) -> Result<(Option<Zeroizing<Vec<u8>>>, Version)> {
+        if let Some(b) = &blob {
+            let newer = crate::keyring::blob_term(b).is_ok_and(|t| t > kr.active_term());
+            if newer && self.backend.shared() && self.reload_keyring().await.is_ok() {
+                let fresh = self.keyring()?;
+                return self.open(&fresh, key, blob);
+            }
+        }
         self.open(&kr, key, blob)
     }
 

@@ -19,7 +19,7 @@ use crate::{Result, StoreError};
 
 pub const SEAL_CONFIG_KEY: &str = "core/seal-config";
 const ROOT_KEY_KEY: &str = "core/root-key";
-const KEYRING_KEY: &str = "core/keyring";
+pub const KEYRING_KEY: &str = "core/keyring";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -92,20 +92,27 @@ pub async fn initialize(
     let root = random_key();
     let keyring = Keyring::generate(now_unix);
     let cfg = serde_json::to_vec(&config).map_err(|e| StoreError::Backend(e.to_string()))?;
+    // Conditional on nothing being there: of two nodes initialising at once, one wins.
     backend
         .commit(vec![
-            Op::Put(
+            Op::PutIf(
                 ROOT_KEY_KEY.into(),
                 seal_with(&ukey, ROOT_KEY_KEY.as_bytes(), root.as_ref())?,
+                None,
             ),
-            Op::Put(
+            Op::PutIf(
                 KEYRING_KEY.into(),
                 seal_with(&root, KEYRING_KEY.as_bytes(), &keyring.to_bytes())?,
+                None,
             ),
             // Written last in the same batch: a store is initialised only when all three exist.
-            Op::Put(SEAL_CONFIG_KEY.into(), cfg),
+            Op::PutIf(SEAL_CONFIG_KEY.into(), cfg, None),
         ])
-        .await?;
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => StoreError::AlreadyInitialized,
+            other => other,
+        })?;
     Ok(InitOutput {
         shares,
         keyring,
@@ -172,11 +179,24 @@ pub async fn rotate(backend: &dyn Backend, root: &[u8; 32], now_unix: i64) -> Re
     let raw = open_with(root, KEYRING_KEY.as_bytes(), &blob)?;
     let mut kr = Keyring::from_bytes(&raw)?;
     kr.rotate(now_unix);
+    // Conditional on the keyring read: two nodes rotating at once cannot both add "the next"
+    // term with different keys (the loser's data would be unreadable).
     backend
-        .commit(vec![Op::Put(
+        .commit(vec![Op::PutIf(
             KEYRING_KEY.into(),
             seal_with(root, KEYRING_KEY.as_bytes(), &kr.to_bytes())?,
+            Some(blob),
         )])
         .await?;
     Ok(kr)
+}
+
+/// The stored keyring, opened with the root key (another node rotated it).
+pub async fn load_keyring(backend: &dyn Backend, root: &[u8; 32]) -> Result<Keyring> {
+    let blob = backend
+        .get(KEYRING_KEY)
+        .await?
+        .ok_or(StoreError::NotInitialized)?;
+    let raw = open_with(root, KEYRING_KEY.as_bytes(), &blob)?;
+    Keyring::from_bytes(&raw)
 }

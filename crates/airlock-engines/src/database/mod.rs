@@ -490,6 +490,16 @@ impl Engine for Database {
         }
         Ok(())
     }
+
+    /// A connection's configuration changed on another node (new URL, rotated root
+    /// password): its pooled connections go.
+    async fn invalidate(&self, ctx: &Ctx, rel: &str) {
+        if let Some(name) = rel.strip_prefix("config/") {
+            self.reset(name).await;
+        } else if rel.is_empty() {
+            let _ = Engine::cleanup(self, ctx).await;
+        }
+    }
 }
 
 #[cfg(test)]

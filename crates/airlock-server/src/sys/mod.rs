@@ -60,6 +60,7 @@ enum S {
     Seal,
     Rotate,
     KeyStatus,
+    HaStatus,
     AuthList,
     AuthListRefused,
     AuthRead,
@@ -102,6 +103,7 @@ static PATHS: &[PathSpec<S>] = &[
     PathSpec::new("rotate", &[(Op::Update, S::Rotate)]),
     PathSpec::new("rotate/keyring", &[(Op::Update, S::Rotate), (Op::Read, S::KeyStatus)]),
     PathSpec::new("key-status", &[(Op::Read, S::KeyStatus)]),
+    PathSpec::new("ha-status", &[(Op::Read, S::HaStatus)]),
     PathSpec::new("auth/?", &[(Op::Read, S::AuthList), (Op::List, S::AuthListRefused)]),
     PathSpec::new("auth/{path+}/tune/?", &[(Op::Read, S::AuthTuneRead), (Op::Update, S::AuthTuneWrite)]),
     PathSpec::new("auth/{path+}", &[(Op::Read, S::AuthRead), (Op::Update, S::AuthEnable), (Op::Delete, S::AuthDisable)]),
@@ -177,6 +179,7 @@ pub async fn handle(
             core.rotate().await?;
             Ok(Response::empty())
         }
+        S::HaStatus => Ok(top(Response::data(core.ha_status().await?))),
         S::KeyStatus => {
             let kr = core.barrier.keyring()?;
             Ok(top(Response::data(json!({

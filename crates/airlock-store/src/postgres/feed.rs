@@ -132,9 +132,10 @@ impl Session {
         tokio::time::timeout(
             BEAT_TIMEOUT,
             client.batch_execute(&format!(
-                "SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1; \
+                "SET application_name = 'airlock-feed-{}'; \
+                 SET tcp_keepalives_idle = 2; SET tcp_keepalives_interval = 1; \
                  SET tcp_keepalives_count = 2; LISTEN \"{}\"",
-                self.channel
+                self.node_id, self.channel
             )),
         )
         .await

@@ -8,6 +8,7 @@ mod auth;
 mod broker;
 mod cli;
 mod clients;
+mod cluster;
 mod database;
 mod durability;
 mod idp;

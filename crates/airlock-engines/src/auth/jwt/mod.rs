@@ -337,6 +337,13 @@ impl Engine for Jwt {
         self.cache.forget(&ctx.mount.uuid);
         Ok(())
     }
+
+    /// The configuration changed on another node: keys and discovery are fetched again.
+    async fn invalidate(&self, ctx: &Ctx, rel: &str) {
+        if rel.is_empty() || rel == "config" {
+            self.cache.forget(&ctx.mount.uuid);
+        }
+    }
 }
 
 async fn load_config(_eng: &Jwt, ctx: &Ctx) -> ApiResult<Option<Config>> {

@@ -1,0 +1,206 @@
+//! This node among others on one shared store (PostgreSQL): the change feed applied to every
+//! cache, the lead of the background duties, and the status endpoints that report them.
+//!
+//! Every node serves reads and writes. What each node caches — barrier ciphertexts and
+//! known-absent keys, parsed policies and compiled ACLs, the mount tables with their engines,
+//! the keyring, an engine's own state — is dropped when the feed names a key it came from,
+//! within milliseconds of the commit on another node. While the feed is down the node
+//! answers 503 to everything but the status endpoints (a load balancer's health check sees
+//! it too), and when it is back every cache is dropped before the node serves again: it
+//! never serves what it cannot know is current. Writes do not depend on the feed at all:
+//! read-modify-write sequences are conditional on the version they read (see
+//! `airlock_logical::Locked`).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use airlock_store::{Change, ClusterRef, NodeInfo};
+use serde_json::{json, Value};
+
+use crate::core::Core;
+use crate::error::{ApiError, ApiResult};
+use crate::router::Which;
+
+/// The cluster side of the core.
+pub struct Ha {
+    handle: Option<ClusterRef>,
+    /// Whether this node's caches can be trusted (always, without a shared store).
+    coherent: AtomicBool,
+}
+
+impl Ha {
+    pub fn new(handle: Option<ClusterRef>) -> Self {
+        Self {
+            coherent: AtomicBool::new(handle.is_none()),
+            handle,
+        }
+    }
+
+    pub fn enabled(&self) -> bool {
+        self.handle.is_some()
+    }
+
+    pub fn is_coherent(&self) -> bool {
+        self.coherent.load(Ordering::SeqCst)
+    }
+
+    /// Whether this node runs the cluster's background duties (a lone node always does).
+    pub fn is_leader(&self) -> bool {
+        self.handle.as_ref().is_none_or(|h| h.is_leader())
+    }
+
+    pub fn node_id(&self) -> Option<&str> {
+        self.handle.as_ref().map(|h| h.node_id())
+    }
+}
+
+/// 503 while the feed is down.
+pub fn incoherent() -> ApiError {
+    ApiError::new(
+        503,
+        "this node lost its storage change feed and is resubscribing; retry on another node",
+    )
+}
+
+impl Core {
+    /// Starts the node's session on a shared store and applies its feed until the process
+    /// ends. Without a shared store, nothing to do.
+    pub fn start_cluster(self: &Arc<Self>, me: NodeInfo) {
+        let Some(h) = &self.ha.handle else {
+            return;
+        };
+        let Some(mut feed) = h.start(me) else {
+            return;
+        };
+        let core = Arc::clone(self);
+        tokio::spawn(async move {
+            while let Some(change) = feed.recv().await {
+                core.apply_change(change).await;
+            }
+        });
+    }
+
+    async fn apply_change(&self, change: Change) {
+        match change {
+            Change::Keys(keys) => {
+                for k in &keys {
+                    self.barrier.invalidate(k);
+                }
+                for k in &keys {
+                    self.invalidate_key(k).await;
+                }
+            }
+            Change::All => self.invalidate_everything().await,
+            Change::Lost => {
+                self.ha.coherent.store(false, Ordering::SeqCst);
+                self.barrier.invalidate_all();
+                tracing::warn!("storage change feed lost: refusing requests until resubscribed");
+            }
+            Change::Resumed => {
+                self.invalidate_everything().await;
+                self.ha.coherent.store(true, Ordering::SeqCst);
+                tracing::info!("storage change feed subscribed");
+            }
+        }
+    }
+
+    /// What a key another node wrote means for this node's caches beyond the barrier's.
+    async fn invalidate_key(&self, key: &str) {
+        if key.starts_with("sys/policy/") {
+            self.policies.clear();
+        } else if key == crate::mounts::MOUNTS_KEY {
+            self.reload_or_warn(Which::Secrets).await;
+        } else if key == crate::core::AUTH_TABLE_KEY {
+            self.reload_or_warn(Which::Auth).await;
+        } else if key == airlock_store::seal::KEYRING_KEY {
+            if let Err(e) = self.reload_keyring().await {
+                tracing::warn!(error = ?e.errors, "reloading the rotated keyring failed");
+            }
+        } else if let Some(rest) = key.strip_prefix("logical/") {
+            if let Some((uuid, rel)) = rest.split_once('/') {
+                if let Some(m) = self.router.by_uuid(uuid) {
+                    let ctx = self.leases.ctx(&m, None);
+                    m.backend.invalidate(&ctx, rel).await;
+                }
+            }
+        }
+    }
+
+    async fn invalidate_everything(&self) {
+        self.barrier.invalidate_all();
+        self.policies.clear();
+        if self.is_sealed() {
+            return;
+        }
+        if let Err(e) = self.reload_keyring().await {
+            tracing::warn!(error = ?e.errors, "reloading the keyring failed");
+        }
+        self.reload_or_warn(Which::Secrets).await;
+        self.reload_or_warn(Which::Auth).await;
+        for m in self.router.all() {
+            let ctx = self.leases.ctx(&m, None);
+            m.backend.invalidate(&ctx, "").await;
+        }
+    }
+
+    /// Installs the stored keyring (another node rotated it).
+    pub async fn reload_keyring(&self) -> ApiResult<()> {
+        Ok(self.barrier.reload_keyring().await?)
+    }
+
+    async fn reload_or_warn(&self, which: Which) {
+        if self.is_sealed() {
+            return;
+        }
+        if let Err(e) = self.reload_table(which).await {
+            tracing::warn!(error = ?e.errors, "reloading a mount table another node changed failed");
+        }
+    }
+
+    /// `sys/leader`: Vault's fields; with a shared store the leader is the node that runs
+    /// the background duties (every node serves reads and writes).
+    pub async fn leader_status(&self) -> ApiResult<Value> {
+        let Some(h) = &self.ha.handle else {
+            return Ok(json!({ "ha_enabled": false }));
+        };
+        let nodes = h.nodes().await?;
+        let leader = nodes.iter().find(|n| n.active);
+        Ok(json!({
+            "ha_enabled": true,
+            "is_self": h.is_leader(),
+            "active_time": leader
+                .and_then(|n| n.active_since_ms)
+                .map(|ms| airlock_logical::util::rfc3339_nanos(ms as i128 * 1_000_000))
+                .unwrap_or_else(|| "0001-01-01T00:00:00Z".into()),
+            "leader_address": leader.map(|n| n.info.api_addr.clone()).unwrap_or_default(),
+            "leader_cluster_address": leader.map(|n| n.info.cluster_addr.clone()).unwrap_or_default(),
+            "performance_standby": false,
+            "performance_standby_last_remote_wal": 0,
+        }))
+    }
+
+    /// `sys/ha-status`: the nodes that sent a heartbeat in the last 10 s.
+    pub async fn ha_status(&self) -> ApiResult<Value> {
+        let Some(h) = &self.ha.handle else {
+            return Err(ApiError::bad_request(
+                "high availability is not enabled: the storage backend is not shared",
+            ));
+        };
+        let nodes = h.nodes().await?;
+        let list: Vec<Value> = nodes
+            .iter()
+            .map(|n| {
+                json!({
+                    "hostname": n.info.hostname,
+                    "api_address": n.info.api_addr,
+                    "cluster_address": n.info.cluster_addr,
+                    "active_node": n.active,
+                    "last_echo": airlock_logical::util::rfc3339_nanos(n.last_seen_ms as i128 * 1_000_000),
+                    "version": n.info.version,
+                    "node_id": n.id,
+                })
+            })
+            .collect();
+        Ok(json!({ "nodes": list }))
+    }
+}

@@ -1,0 +1,529 @@
+//! Several nodes on one PostgreSQL table, as an operator runs them behind a load balancer:
+//! what one node changes, every node honours at once (within a second); read-modify-write
+//! sequences lose nothing across nodes; one node leads the background duties.
+
+use std::time::{Duration, Instant};
+
+use serde_json::{json, Value};
+
+use crate::util::*;
+
+pub const PG_URL: &str = "host=127.0.0.1 user=postgres dbname=postgres";
+
+/// Nodes on one PostgreSQL table with a shared key-file seal; the first one initialised.
+pub struct Cluster {
+    pub dir: TempDir,
+    pub nodes: Vec<Proc>,
+    pub root: String,
+    pub table: String,
+    pub url: String,
+}
+
+impl Cluster {
+    /// `None` (after a visible skip message) when PostgreSQL is not there outside CI.
+    pub fn start(tag: &str, n: usize) -> Option<Cluster> {
+        Self::start_on(tag, n, PG_URL, "127.0.0.1:5432")
+    }
+
+    pub fn start_on(tag: &str, n: usize, url: &str, hostport: &str) -> Option<Cluster> {
+        let reachable = std::net::TcpStream::connect(hostport).is_ok();
+        if !require(&format!("PostgreSQL on {hostport}"), reachable) {
+            return None;
+        }
+        let dir = tempdir(tag);
+        let table = format!(
+            "airlock_{}_{}_{}",
+            tag.replace('-', "_"),
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let mut c = Cluster {
+            dir,
+            nodes: Vec::new(),
+            root: String::new(),
+            table,
+            url: url.to_string(),
+        };
+        std::fs::write(c.dir.join("unseal.key"), "5a".repeat(32)).unwrap();
+        let first = c.spawn();
+        let init = req(&first, "PUT", "/v1/sys/init", Some(json!({})));
+        assert_eq!(init.status, 200, "{:?}", init.body);
+        c.root = init.body["root_token"].as_str().unwrap().to_string();
+        c.nodes.push(first);
+        for _ in 1..n {
+            let p = c.spawn();
+            c.nodes.push(p);
+        }
+        for p in &mut c.nodes {
+            p.token = Some(c.root.clone());
+        }
+        // Every node subscribed and unsealed before the test starts.
+        for p in &c.nodes {
+            wait_until(Duration::from_secs(10), || {
+                req(p, "GET", "/v1/sys/health", None).status == 200
+            });
+        }
+        Some(c)
+    }
+
+    pub fn config_text(&self) -> String {
+        format!(
+            "[listener]\naddress = \"127.0.0.1:0\"\n[storage]\nbackend = \"postgresql\"\nconnection_url = \"{}\"\ntable = \"{}\"\n[seal]\nkey_file = \"{}\"\n",
+            self.url,
+            self.table,
+            self.dir.join("unseal.key").display()
+        )
+    }
+
+    /// Starts one more node on the cluster's table.
+    pub fn spawn(&self) -> Proc {
+        let cfg = self.dir.join(format!("node-{}.toml", random_suffix()));
+        std::fs::write(&cfg, self.config_text()).unwrap();
+        let mut p = start_config(&cfg);
+        if !self.root.is_empty() {
+            p.token = Some(self.root.clone());
+        }
+        p
+    }
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        self.nodes.clear();
+        if self.url == PG_URL {
+            psql(&format!(
+                "DROP TABLE IF EXISTS {t}; DROP TABLE IF EXISTS {t}_nodes",
+                t = self.table
+            ));
+        }
+    }
+}
+
+fn random_suffix() -> String {
+    format!(
+        "{}",
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    )
+}
+
+pub fn psql(sql: &str) -> String {
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-U",
+            "postgres",
+            "-d",
+            "postgres",
+            "-tAc",
+        ])
+        .arg(sql)
+        .output()
+        .expect("psql");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// Polls `f` until it holds; panics after `limit`. Returns how long it took.
+pub fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> Duration {
+    let t0 = Instant::now();
+    loop {
+        if f() {
+            return t0.elapsed();
+        }
+        assert!(t0.elapsed() < limit, "condition not met within {limit:?}");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+}
+
+/// How long until `f` holds on every node, at most one second (the promised bound).
+fn everywhere_within_1s(c: &Cluster, what: &str, f: impl Fn(&Proc) -> bool) {
+    for (i, p) in c.nodes.iter().enumerate() {
+        let t0 = Instant::now();
+        while !f(p) {
+            assert!(
+                t0.elapsed() < Duration::from_secs(1),
+                "{what}: node {i} still disagreed after 1 s"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+fn token(c: &Cluster, on: usize, body: Value) -> String {
+    let r = req(&c.nodes[on], "POST", "/v1/auth/token/create", Some(body));
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    r.body["auth"]["client_token"].as_str().unwrap().to_string()
+}
+
+/// Every inconsistency an operator saw with two nodes on one table, each now a check.
+#[test]
+fn three_nodes_on_one_database_agree() {
+    let Some(c) = Cluster::start("agree", 3) else {
+        return;
+    };
+    let (a, b) = (&c.nodes[0], &c.nodes[1]);
+    // One identity, the same on every node.
+    let ids: Vec<Value> = c
+        .nodes
+        .iter()
+        .map(|p| req(p, "GET", "/v1/sys/health", None).body["cluster_id"].clone())
+        .collect();
+    assert!(
+        ids[0].is_string() && ids.iter().all(|i| *i == ids[0]),
+        "{ids:?}"
+    );
+    assert_eq!(
+        req(
+            a,
+            "POST",
+            "/v1/sys/mounts/kv",
+            Some(json!({"type": "kv-v2"}))
+        )
+        .status,
+        204
+    );
+    everywhere_within_1s(&c, "new mount", |p| {
+        req(p, "GET", "/v1/kv/config", None).status == 200
+    });
+
+    // Revocation of a root-policy token on A: refused everywhere, including for writing a
+    // catch-all policy through B.
+    let t = token(&c, 0, json!({"policies": ["root"]}));
+    assert_eq!(
+        with_token(b, &t, "GET", "/v1/auth/token/lookup-self", None).status,
+        200
+    );
+    assert_eq!(
+        req(
+            a,
+            "POST",
+            "/v1/auth/token/revoke",
+            Some(json!({"token": t}))
+        )
+        .status,
+        204
+    );
+    everywhere_within_1s(&c, "revoked token", |p| {
+        with_token(p, &t, "GET", "/v1/auth/token/lookup-self", None).status == 403
+    });
+    let w = with_token(
+        b,
+        &t,
+        "PUT",
+        "/v1/sys/policies/acl/all",
+        Some(
+            json!({"policy": "path \"*\" { capabilities = [\"sudo\", \"create\", \"update\", \"read\"] }"}),
+        ),
+    );
+    assert_eq!(w.status, 403);
+
+    // A child made through B dies with its parent revoked on A.
+    let maker = "path \"auth/token/create\" { capabilities = [\"update\"] }";
+    assert_eq!(
+        req(
+            a,
+            "PUT",
+            "/v1/sys/policies/acl/maker",
+            Some(json!({"policy": maker}))
+        )
+        .status,
+        204
+    );
+    let parent = token(&c, 0, json!({"policies": ["default", "maker"]}));
+    let r = with_token(
+        b,
+        &parent,
+        "POST",
+        "/v1/auth/token/create",
+        Some(json!({"policies": ["default"]})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    let child = r.body["auth"]["client_token"].as_str().unwrap().to_string();
+    assert_eq!(
+        req(
+            a,
+            "POST",
+            "/v1/auth/token/revoke",
+            Some(json!({"token": parent}))
+        )
+        .status,
+        204
+    );
+    everywhere_within_1s(&c, "child of a revoked parent", |p| {
+        with_token(p, &child, "GET", "/v1/auth/token/lookup-self", None).status == 403
+    });
+
+    // A policy narrowed to deny, then deleted, on A.
+    let read_kv = "path \"kv/data/*\" { capabilities = [\"read\", \"create\", \"update\"] }";
+    assert_eq!(
+        req(
+            a,
+            "PUT",
+            "/v1/sys/policies/acl/app",
+            Some(json!({"policy": read_kv}))
+        )
+        .status,
+        204
+    );
+    let app = token(&c, 0, json!({"policies": ["app"]}));
+    assert_eq!(
+        req(a, "POST", "/v1/kv/data/x", Some(json!({"data": {"v": 1}}))).status,
+        200
+    );
+    everywhere_within_1s(&c, "policy allows", |p| {
+        with_token(p, &app, "GET", "/v1/kv/data/x", None).status == 200
+    });
+    let deny = "path \"kv/data/*\" { capabilities = [\"deny\"] }";
+    assert_eq!(
+        req(
+            a,
+            "PUT",
+            "/v1/sys/policies/acl/app",
+            Some(json!({"policy": deny}))
+        )
+        .status,
+        204
+    );
+    everywhere_within_1s(&c, "policy narrowed to deny", |p| {
+        with_token(p, &app, "GET", "/v1/kv/data/x", None).status == 403
+    });
+    assert_eq!(
+        req(
+            a,
+            "PUT",
+            "/v1/sys/policies/acl/app",
+            Some(json!({"policy": read_kv}))
+        )
+        .status,
+        204
+    );
+    everywhere_within_1s(&c, "policy widened again", |p| {
+        with_token(p, &app, "GET", "/v1/kv/data/x", None).status == 200
+    });
+    assert_eq!(
+        req(a, "DELETE", "/v1/sys/policies/acl/app", None).status,
+        204
+    );
+    everywhere_within_1s(&c, "policy deleted", |p| {
+        with_token(p, &app, "GET", "/v1/kv/data/x", None).status == 403
+    });
+
+    // num_uses = 2: used at the same moment on three nodes, it works exactly twice.
+    for round in 0..5 {
+        let limited = token(&c, 0, json!({"policies": ["default"], "num_uses": 2}));
+        let ok = std::thread::scope(|s| {
+            let hs: Vec<_> = c
+                .nodes
+                .iter()
+                .map(|p| {
+                    let limited = &limited;
+                    s.spawn(move || {
+                        with_token(p, limited, "GET", "/v1/auth/token/lookup-self", None).status
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|s| *s == 200)
+                .count()
+        });
+        assert_eq!(ok, 2, "round {round}: a num_uses=2 token worked {ok} times");
+    }
+
+    // 100 + 100 concurrent writes to one key on A and B: every acknowledged write has its
+    // own version, none lost.
+    let acked = std::sync::atomic::AtomicUsize::new(0);
+    let versions = std::sync::Mutex::new(Vec::new());
+    std::thread::scope(|s| {
+        for node in [a, b] {
+            for _ in 0..4 {
+                let (acked, versions) = (&acked, &versions);
+                s.spawn(move || {
+                    for i in 0..25 {
+                        let r = req(
+                            node,
+                            "POST",
+                            "/v1/kv/data/hot",
+                            Some(json!({"data": {"i": i}})),
+                        );
+                        if r.status == 200 {
+                            acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                            let v = r.body["data"]["version"].as_u64();
+                            versions
+                                .lock()
+                                .unwrap()
+                                .push(v.unwrap_or_else(|| panic!("{:?}", r.body)));
+                        }
+                    }
+                });
+            }
+        }
+    });
+    let mut v = versions.into_inner().unwrap();
+    let n = acked.into_inner();
+    assert_eq!(
+        n, 200,
+        "every write is acknowledged (conflicts are retried)"
+    );
+    v.sort();
+    v.dedup();
+    assert_eq!(
+        v.len(),
+        n,
+        "duplicate version numbers: acknowledged writes were lost"
+    );
+    let meta = req(c.nodes.last().unwrap(), "GET", "/v1/kv/metadata/hot", None);
+    assert_eq!(meta.body["data"]["current_version"], json!(200));
+
+    // Check-and-set with the same version on two nodes: exactly one wins.
+    for round in 0..5 {
+        let cur = req(a, "GET", "/v1/kv/metadata/hot", None).body["data"]["current_version"]
+            .as_u64()
+            .unwrap();
+        let wins = std::thread::scope(|s| {
+            let hs: Vec<_> = [a, b]
+                .into_iter()
+                .map(|p| {
+                    s.spawn(move || {
+                        req(
+                            p,
+                            "POST",
+                            "/v1/kv/data/hot",
+                            Some(json!({"options": {"cas": cur}, "data": {"r": round}})),
+                        )
+                        .status
+                    })
+                })
+                .collect();
+            hs.into_iter()
+                .map(|h| h.join().unwrap())
+                .filter(|s| *s == 200)
+                .count()
+        });
+        assert_eq!(wins, 1, "round {round}: cas={cur} succeeded {wins} times");
+    }
+
+    // Key rotation on A: what A writes next reads on B.
+    assert_eq!(req(a, "POST", "/v1/sys/rotate", None).status, 204);
+    assert_eq!(
+        req(
+            a,
+            "POST",
+            "/v1/kv/data/after-rotate",
+            Some(json!({"data": {"v": "new"}}))
+        )
+        .status,
+        200
+    );
+    for p in &c.nodes {
+        let r = req(p, "GET", "/v1/kv/data/after-rotate", None);
+        assert_eq!(r.status, 200, "{:?}", r.body);
+        assert_eq!(r.body["data"]["data"]["v"], "new");
+    }
+    everywhere_within_1s(&c, "key term", |p| {
+        req(p, "GET", "/v1/sys/key-status", None).body["data"]["term"] == json!(2)
+    });
+
+    // Renewal on A is what B sees.
+    let renewable = token(
+        &c,
+        0,
+        json!({"policies": ["default"], "ttl": "60s", "explicit_max_ttl": "1h"}),
+    );
+    std::thread::sleep(Duration::from_millis(1100));
+    let r = with_token(
+        a,
+        &renewable,
+        "POST",
+        "/v1/auth/token/renew-self",
+        Some(json!({"increment": "30m"})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+    everywhere_within_1s(&c, "renewed token", |p| {
+        with_token(p, &renewable, "GET", "/v1/auth/token/lookup-self", None).body["data"]["ttl"]
+            .as_i64()
+            .unwrap_or(0)
+            > 600
+    });
+
+    // Updates and deletes on A read on the others.
+    assert_eq!(
+        req(
+            a,
+            "POST",
+            "/v1/kv/data/shared",
+            Some(json!({"data": {"v": 1}}))
+        )
+        .status,
+        200
+    );
+    for p in &c.nodes {
+        assert_eq!(
+            req(p, "GET", "/v1/kv/data/shared", None).body["data"]["data"]["v"],
+            1
+        );
+    }
+    assert_eq!(
+        req(
+            a,
+            "POST",
+            "/v1/kv/data/shared",
+            Some(json!({"data": {"v": 2}}))
+        )
+        .status,
+        200
+    );
+    everywhere_within_1s(&c, "update", |p| {
+        req(p, "GET", "/v1/kv/data/shared", None).body["data"]["data"]["v"] == json!(2)
+    });
+    assert_eq!(req(a, "DELETE", "/v1/kv/metadata/shared", None).status, 204);
+    everywhere_within_1s(&c, "delete", |p| {
+        req(p, "GET", "/v1/kv/data/shared", None).status == 404
+    });
+    // A mount removed on A is gone everywhere.
+    assert_eq!(
+        req(a, "POST", "/v1/sys/mounts/tmp", Some(json!({"type": "kv"}))).status,
+        204
+    );
+    everywhere_within_1s(&c, "mount", |p| {
+        req(p, "PUT", "/v1/tmp/x", Some(json!({"a": 1}))).status == 204
+    });
+    assert_eq!(req(b, "DELETE", "/v1/sys/mounts/tmp", None).status, 204);
+    everywhere_within_1s(&c, "unmount", |p| {
+        req(p, "GET", "/v1/tmp/x", None).status == 404
+    });
+
+    // One leader; every node listed.
+    let leaders: Vec<bool> = c
+        .nodes
+        .iter()
+        .map(|p| {
+            let l = req(p, "GET", "/v1/sys/leader", None);
+            assert_eq!(l.body["ha_enabled"], true);
+            l.body["is_self"].as_bool().unwrap()
+        })
+        .collect();
+    assert_eq!(leaders.iter().filter(|x| **x).count(), 1, "{leaders:?}");
+    let ha = req(b, "GET", "/v1/sys/ha-status", None);
+    assert_eq!(
+        ha.body["nodes"].as_array().map(Vec::len),
+        Some(3),
+        "{:?}",
+        ha.body
+    );
+    // The identity survives a restart.
+    let again = c.spawn();
+    wait_until(Duration::from_secs(10), || {
+        req(&again, "GET", "/v1/sys/health", None).status == 200
+    });
+    assert_eq!(
+        req(&again, "GET", "/v1/sys/health", None).body["cluster_id"],
+        ids[0]
+    );
+}
