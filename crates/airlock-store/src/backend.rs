@@ -97,6 +97,8 @@ struct SqliteInner {
     readers: Mutex<Vec<Connection>>,
     path: Option<std::path::PathBuf>,
     commits: tokio::sync::mpsc::UnboundedSender<CommitJob>,
+    /// The exclusive lock on `<path>.lock`, held while open: a SQLite store serves one node.
+    _lock: Option<std::fs::File>,
 }
 
 struct CommitJob {
@@ -127,6 +129,7 @@ impl SqliteBackend {
                 std::fs::create_dir_all(dir).map_err(be)?;
             }
         }
+        let lock = lock_exclusively(path)?;
         let writer = Connection::open(path).map_err(be)?;
         writer
             .pragma_update(None, "journal_mode", "WAL")
@@ -162,7 +165,7 @@ impl SqliteBackend {
                 .map_err(be)?;
             readers.push(r);
         }
-        let me = Self::start(writer, readers, Some(path.to_path_buf()))?;
+        let me = Self::start(writer, readers, Some(path.to_path_buf()), Some(lock))?;
         let weak = Arc::downgrade(&me.inner);
         std::thread::Builder::new()
             .name("sqlite-checkpoint".into())
@@ -182,6 +185,7 @@ impl SqliteBackend {
         writer: Connection,
         readers: Vec<Connection>,
         path: Option<std::path::PathBuf>,
+        lock: Option<std::fs::File>,
     ) -> Result<Self> {
         let writer = Arc::new(Mutex::new(writer));
         let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
@@ -196,6 +200,7 @@ impl SqliteBackend {
                 readers: Mutex::new(readers),
                 path,
                 commits: tx,
+                _lock: lock,
             }),
         })
     }
@@ -204,7 +209,7 @@ impl SqliteBackend {
     pub fn memory() -> Result<Self> {
         let writer = Connection::open_in_memory().map_err(be)?;
         writer.execute_batch(SCHEMA).map_err(be)?;
-        Self::start(writer, Vec::new(), None)
+        Self::start(writer, Vec::new(), None, None)
     }
 
     /// Path of the database file, if any.
@@ -241,6 +246,28 @@ impl SqliteBackend {
         tokio::task::spawn_blocking(move || f(&inner))
             .await
             .map_err(be)?
+    }
+}
+
+/// Takes the exclusive lock of a SQLite store (`<path>.lock`, released when the process
+/// ends however it ends). A second node on the same file is refused: SQLite serves one.
+fn lock_exclusively(path: &Path) -> Result<std::fs::File> {
+    let mut name = path.as_os_str().to_owned();
+    name.push(".lock");
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&name)
+        .map_err(be)?;
+    match f.try_lock() {
+        Ok(()) => Ok(f),
+        Err(std::fs::TryLockError::WouldBlock) => Err(StoreError::Backend(format!(
+            "the SQLite store {} is in use by another Airlock process; a SQLite store serves \
+             one node (run several nodes on PostgreSQL)",
+            path.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(be(e)),
     }
 }
 

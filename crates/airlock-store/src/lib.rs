@@ -405,4 +405,21 @@ mod contract {
         }
         cleanup(pg).await;
     }
+
+    #[test]
+    fn a_sqlite_file_serves_one_node() {
+        let dir = std::env::temp_dir().join(format!(
+            "airlock-store-contract-{}-lock",
+            std::process::id()
+        ));
+        let path = dir.join("one.db");
+        let first = SqliteBackend::open(&path, SyncMode::Normal).unwrap();
+        let second = SqliteBackend::open(&path, SyncMode::Normal);
+        let msg = second.err().map(|e| e.to_string()).unwrap_or_default();
+        assert!(msg.contains("in use by another Airlock process"), "{msg}");
+        drop(first);
+        // Released with the store: the next start opens it.
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        SqliteBackend::open(&path, SyncMode::Normal).unwrap();
+    }
 }

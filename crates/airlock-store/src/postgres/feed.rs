@@ -92,7 +92,11 @@ impl Session {
     async fn run(self: Arc<Self>, me: NodeInfo, tx: UnboundedSender<Change>) {
         let mut backoff = Duration::from_millis(100);
         loop {
+            let began = std::time::Instant::now();
             let res = self.session(&me, &tx).await;
+            if began.elapsed() > Duration::from_secs(5) {
+                backoff = Duration::from_millis(100);
+            }
             self.leader.store(false, Ordering::SeqCst);
             if tx.send(Change::Lost).is_err() {
                 return;

@@ -9,6 +9,7 @@ mod broker;
 mod cli;
 mod clients;
 mod cluster;
+mod cluster_faults;
 mod database;
 mod durability;
 mod idp;
