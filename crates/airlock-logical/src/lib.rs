@@ -26,6 +26,8 @@ pub mod system;
 pub mod testing;
 pub mod util;
 
+/// Connections to PostgreSQL with libpq's TLS options (the database engine's plugin).
+pub use airlock_store::postgres::tls as pg_tls;
 pub use airlock_store::BarrierOp;
 pub use backend::{Backend, Engine, PathInfo};
 pub use error::{ApiError, ApiResult};

@@ -68,16 +68,13 @@ fn connection_string(c: &DbConfig) -> Zeroizing<String> {
 
 async fn connect(c: &DbConfig) -> Result<tokio_postgres::Client, String> {
     let cs = connection_string(c);
-    let cfg: tokio_postgres::Config = cs
-        .parse()
-        .map_err(|_| "invalid connection_url".to_string())?;
-    let (client, conn) = tokio::time::timeout(
-        std::time::Duration::from_secs(10),
-        cfg.connect(tokio_postgres::NoTls),
-    )
-    .await
-    .map_err(|_| "error verifying connection: timed out".to_string())?
-    .map_err(|e| format!("error verifying connection: {}", pg_error(&e)))?;
+    // TLS as libpq's options in the URL say (`sslmode`, `sslrootcert`, `sslcert`, `sslkey`).
+    let target =
+        airlock_logical::pg_tls::parse(&cs).map_err(|e| format!("invalid connection_url: {e}"))?;
+    let (client, conn) = target
+        .connect()
+        .await
+        .map_err(|e| format!("error verifying connection: {e}"))?;
     tokio::spawn(async move {
         let _ = conn.await;
     });

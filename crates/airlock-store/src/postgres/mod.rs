@@ -11,15 +11,15 @@
 use std::sync::Arc;
 
 use tokio::sync::Mutex;
-use tokio_postgres::tls::NoTlsStream;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Connection, NoTls, Row, Socket};
+use tokio_postgres::{Client, Row};
 
 use crate::backend::{children, Backend, BoxFut, Op};
 use crate::cluster::ClusterRef;
 use crate::{Result, StoreError};
 
 pub mod feed;
+pub mod tls;
 
 pub struct PostgresBackend {
     connector: PgConnector,
@@ -50,21 +50,19 @@ fn valid_table(t: &str) -> bool {
         && !t.as_bytes().first().is_some_and(u8::is_ascii_digit)
 }
 
-/// How this backend opens connections.
+/// How this backend opens connections (TLS as the connection string says).
 #[derive(Clone)]
 pub(crate) struct PgConnector {
     url: String,
+    target: tls::PgTarget,
 }
 
 impl PgConnector {
-    pub(crate) async fn connect_raw(&self) -> Result<(Client, Connection<Socket, NoTlsStream>)> {
-        tokio::time::timeout(
-            std::time::Duration::from_secs(10),
-            tokio_postgres::connect(&self.url, NoTls),
-        )
-        .await
-        .map_err(|_| StoreError::Backend("postgresql: connect timed out".into()))?
-        .map_err(pe)
+    pub(crate) async fn connect_raw(&self) -> Result<(Client, tls::PgConnection)> {
+        self.target
+            .connect()
+            .await
+            .map_err(|e| StoreError::Backend(format!("postgresql: {e}")))
     }
 
     /// A client whose connection runs on its own task.
@@ -130,6 +128,7 @@ impl PostgresBackend {
         }
         let connector = PgConnector {
             url: url.to_string(),
+            target: tls::parse(url).map_err(|e| StoreError::Backend(format!("postgresql: {e}")))?,
         };
         let c = connector.connect().await?;
         let node_id = crate::random_id();

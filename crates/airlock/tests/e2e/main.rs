@@ -15,6 +15,8 @@ mod durability;
 mod idp;
 mod limits;
 mod mounts;
+mod pg_private;
+mod pg_tls;
 mod upgrade;
 mod upstream;
 mod util;
