@@ -36,6 +36,9 @@ pub struct Request {
     /// paths with an existence check OpenBao reads the fields there first and its errors
     /// come without that prefix; the framework clears this flag for them.
     pub validation_prefix: bool,
+    /// The raw body, for the few endpoints whose body is not JSON (a backup to restore);
+    /// never audited.
+    pub body: Option<Vec<u8>>,
 }
 
 impl std::fmt::Debug for Request {
@@ -66,6 +69,7 @@ impl Request {
             fields: None,
             captures: Vec::new(),
             validation_prefix: true,
+            body: None,
         }
     }
 
@@ -84,6 +88,7 @@ impl Request {
             fields: None,
             captures: Vec::new(),
             validation_prefix: true,
+            body: None,
         }
     }
 
@@ -384,6 +389,8 @@ pub struct Response {
     pub login: Option<Box<crate::login::LoginOutcome>>,
     /// A plain-text body (`sys/metrics?format=prometheus`).
     pub text: Option<String>,
+    /// A binary body (`application/octet-stream`): a backup.
+    pub bytes: Option<Vec<u8>>,
     /// Set when the response has been wrapped: the envelope's `wrap_info`.
     pub wrap_info: Option<Value>,
     /// The accessor a wrapping names (`wrapped_accessor`), e.g. an AppRole secret id's.

@@ -132,8 +132,24 @@ impl Core {
         if self.is_sealed() {
             return;
         }
-        if let Err(e) = self.reload_keyring().await {
-            tracing::warn!(error = ?e.errors, "reloading the keyring failed");
+        match self.barrier.reload_keyring().await {
+            Ok(()) => {}
+            // A backup of a cluster with other keys was restored: this node's root key
+            // opens nothing any more. It seals (and unseals again with a key-file seal).
+            Err(
+                airlock_store::StoreError::Corrupt(_) | airlock_store::StoreError::InvalidKey(_),
+            ) => {
+                tracing::warn!("the stored keyring no longer opens with this node's root key (a restore?): sealing");
+                {
+                    let _g = self.seal_lock.lock().await;
+                    self.seal_now();
+                }
+                if let Err(e) = self.try_auto_unseal().await {
+                    tracing::warn!(error = ?e.errors, "unsealing again failed");
+                }
+                return;
+            }
+            Err(e) => tracing::warn!(error = %e, "reloading the keyring failed"),
         }
         self.reload_or_warn(Which::Secrets).await;
         self.reload_or_warn(Which::Auth).await;

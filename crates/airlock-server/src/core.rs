@@ -60,7 +60,7 @@ pub struct Core {
     unseal: Mutex<UnsealProgress>,
     root_key: Mutex<Option<Zeroizing<[u8; 32]>>>,
     /// Serialises init/unseal/seal/rotate.
-    seal_lock: tokio::sync::Mutex<()>,
+    pub(crate) seal_lock: tokio::sync::Mutex<()>,
     auto_unseal_key: Option<Zeroizing<[u8; 32]>>,
 }
 
@@ -329,7 +329,7 @@ impl Core {
         Ok(true)
     }
 
-    fn seal_now(&self) {
+    pub(crate) fn seal_now(&self) {
         self.barrier.seal();
         self.audit.clear_key();
         self.hmac.clear();

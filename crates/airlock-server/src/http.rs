@@ -89,6 +89,13 @@ fn render(resp: Response, request_id: &str) -> HttpResponse {
     } else {
         request_id
     };
+    if let Some(b) = resp.bytes {
+        return base_response(
+            resp.status.unwrap_or(200),
+            Bytes::from(b),
+            "application/octet-stream",
+        );
+    }
     if let Some(t) = resp.text {
         return base_response(
             resp.status.unwrap_or(200),
@@ -349,6 +356,14 @@ async fn handle(
             h
         });
     }
+    if path == body::RESTORE_PATH
+        && matches!(parts.method, Method::PUT | Method::POST)
+        && core.seal_config().await?.is_none()
+    {
+        // Into a new server: like `sys/init`, before any token exists.
+        core.restore(&raw_body, false).await?;
+        return Ok(render(Response::empty(), request_id));
+    }
     if path == "sys/init" || path == "sys/unseal" {
         let (data, _) = parse_body(&raw_body)?;
         return sys_init_unseal(core, &parts.method, &path, data)
@@ -392,8 +407,12 @@ async fn handle(
         }
         _ => None,
     };
+    // A backup to restore is binary: handed over as it came.
+    let restore_body = (path == body::RESTORE_PATH && op == Op::Update).then(|| raw_body.to_vec());
     // Like OpenBao, only methods that carry data parse the body.
-    let (data, _) = if matches!(op, Op::Update | Op::Patch) {
+    let (data, _) = if restore_body.is_some() {
+        (Map::new(), false)
+    } else if matches!(op, Op::Update | Op::Patch) {
         parse_body(&raw_body)?
     } else {
         (Map::new(), false)
@@ -413,6 +432,7 @@ async fn handle(
             fields: None,
             captures: Vec::new(),
             validation_prefix: true,
+            body: None,
         };
         return Ok(render(
             crate::metrics::response(&core.metrics, core.is_sealed(), &lreq),
@@ -438,6 +458,7 @@ async fn handle(
         fields: None,
         captures: Vec::new(),
         validation_prefix: true,
+        body: restore_body,
     };
     let resp = core.handle(lreq).await?;
     let mut h = render(resp, request_id);

@@ -23,6 +23,8 @@ fn needs_sudo(path: &str, op: Op) -> bool {
         "sys/audit",
         "sys/broker/keys",
         "sys/remount",
+        "sys/storage/backup",
+        "sys/storage/restore",
         "auth/token/revoke-orphan",
         "auth/token/accessors",
         "auth/token/accessors/",

@@ -68,6 +68,9 @@ pub trait Backend: Send + Sync + 'static {
     fn list<'a>(&'a self, prefix: &'a str) -> BoxFut<'a, Vec<String>>;
     fn scan<'a>(&'a self, prefix: &'a str) -> BoxFut<'a, Vec<String>>;
     fn commit(&self, ops: Vec<Op>) -> BoxFut<'_, ()>;
+    /// Every row, sorted by key, as of one moment (one statement, one snapshot): backups
+    /// and migration.
+    fn snapshot(&self) -> BoxFut<'_, Vec<(String, Vec<u8>)>>;
     /// Short name for health and metrics (`sqlite`, `postgresql`).
     fn kind(&self) -> &'static str;
     /// Whether other processes write to the same store (then caches need the change feed and
@@ -459,6 +462,27 @@ impl Backend for SqliteBackend {
             rx.await
                 .map_err(|_| StoreError::Backend("storage writer stopped".into()))?
         })
+    }
+
+    fn snapshot(&self) -> BoxFut<'_, Vec<(String, Vec<u8>)>> {
+        Box::pin(self.blocking(|inner| {
+            Self::with_reader(inner, |c| {
+                let mut stmt = c
+                    .prepare("SELECT k, v FROM entries ORDER BY k")
+                    .map_err(be)?;
+                let rows = stmt
+                    .query_map([], |r| {
+                        Ok((r.get::<_, Vec<u8>>(0)?, r.get::<_, Vec<u8>>(1)?))
+                    })
+                    .map_err(be)?;
+                let mut out = Vec::new();
+                for row in rows {
+                    let (k, v) = row.map_err(be)?;
+                    out.push((String::from_utf8(k).map_err(be)?, v));
+                }
+                Ok(out)
+            })
+        }))
     }
 
     fn kind(&self) -> &'static str {

@@ -169,11 +169,31 @@ impl Client {
         body: Option<&Value>,
         content_type: Option<&str>,
     ) -> Result<(u16, Value)> {
-        let uri = format!("/v1/{}", path.trim_start_matches('/'));
         let bytes = match body {
             Some(b) => Zeroizing::new(serde_json::to_vec(b)?),
             None => Zeroizing::new(Vec::new()),
         };
+        let (status, body) = self
+            .raw_bytes(method, path, bytes.to_vec(), content_type)
+            .await?;
+        let v = if body.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_slice(&body)
+                .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
+        };
+        Ok((status, v))
+    }
+
+    /// Sends one request with a body as given; returns (status, body bytes).
+    pub async fn raw_bytes(
+        &self,
+        method: &str,
+        path: &str,
+        bytes: Vec<u8>,
+        content_type: Option<&str>,
+    ) -> Result<(u16, Bytes)> {
+        let uri = format!("/v1/{}", path.trim_start_matches('/'));
         let mut req = Request::builder()
             .method(method)
             .uri(&uri)
@@ -187,7 +207,7 @@ impl Client {
             req = req.header("x-vault-wrap-ttl", w.as_str());
         }
 
-        let req = req.body(Full::new(Bytes::from(bytes.to_vec())))?;
+        let req = req.body(Full::new(Bytes::from(bytes)))?;
         // Through HTTPS_PROXY (a CONNECT tunnel) for an https address NO_PROXY does not
         // exempt; loopback addresses are always direct.
         let stream = tokio::time::timeout(
@@ -304,7 +324,7 @@ impl Client {
     }
 }
 
-async fn send<T>(io: TokioIo<T>, req: Request<Full<Bytes>>) -> Result<(u16, Value)>
+async fn send<T>(io: TokioIo<T>, req: Request<Full<Bytes>>) -> Result<(u16, Bytes)>
 where
     T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
 {
@@ -318,11 +338,5 @@ where
     let status = resp.status().as_u16();
     let body = resp.into_body().collect().await?.to_bytes();
     driver.abort();
-    let v = if body.is_empty() {
-        Value::Null
-    } else {
-        serde_json::from_slice(&body)
-            .unwrap_or_else(|_| Value::String(String::from_utf8_lossy(&body).into_owned()))
-    };
-    Ok((status, v))
+    Ok((status, body))
 }

@@ -68,11 +68,56 @@ pub enum OperatorCmd {
     /// Show the active data-key term.
     #[command(after_help = "Example:\n  airlock operator key-status")]
     KeyStatus(FormatArg),
+    /// Write a consistent backup of the whole store to FILE (online; needs sudo on
+    /// sys/storage/backup). Values stay encrypted: restoring needs the same unseal keys.
+    #[command(after_help = "Example:\n  airlock operator backup airlock-$(date +%F).backup")]
+    Backup { file: String },
+    /// Restore a backup: into a new (uninitialised) server, or over an existing store with
+    /// -force. The server seals itself afterwards.
+    #[command(
+        after_help = "Example:\n  airlock operator restore -force airlock-2026-12-01.backup"
+    )]
+    Restore {
+        #[arg(long, short = 'f', alias = "f")]
+        force: bool,
+        file: String,
+    },
+    /// Copy a whole store into another, empty one, with no server running on either
+    /// (offline), verified by count and checksum.
+    #[command(
+        after_help = "Example:\n  airlock operator migrate --from sqlite:airlock-data/airlock.db --to 'postgresql:host=db user=airlock dbname=airlock sslmode=verify-full sslrootcert=/etc/ca.pem'"
+    )]
+    Migrate {
+        /// sqlite:PATH or postgresql:URL
+        #[arg(long)]
+        from: String,
+        /// sqlite:PATH or postgresql:URL
+        #[arg(long)]
+        to: String,
+        #[arg(long, default_value = "airlock_store")]
+        from_table: String,
+        #[arg(long, default_value = "airlock_store")]
+        to_table: String,
+    },
 }
 
 pub async fn operator(c: OperatorCmd) -> Result<ExitCode> {
+    match &c {
+        OperatorCmd::Backup { file } => return crate::storage_cmd::backup(file).await,
+        OperatorCmd::Restore { force, file } => {
+            return crate::storage_cmd::restore(file, *force).await
+        }
+        OperatorCmd::Migrate {
+            from,
+            to,
+            from_table,
+            to_table,
+        } => return crate::storage_cmd::migrate(from, to, from_table, to_table).await,
+        _ => {}
+    }
     let cl = Client::from_env()?;
     match c {
+        OperatorCmd::Backup { .. } | OperatorCmd::Restore { .. } | OperatorCmd::Migrate { .. } => {}
         OperatorCmd::Init {
             key_shares,
             key_threshold,

@@ -11,6 +11,7 @@ mod kv;
 mod output;
 mod run;
 mod server;
+mod storage_cmd;
 
 use std::process::ExitCode;
 

@@ -18,6 +18,7 @@ pub mod broker;
 mod leases;
 pub mod mounts;
 mod policy;
+pub mod storage;
 pub mod token;
 pub mod wrapping;
 
@@ -61,6 +62,8 @@ enum S {
     Rotate,
     KeyStatus,
     HaStatus,
+    Backup,
+    Restore,
     AuthList,
     AuthListRefused,
     AuthRead,
@@ -104,6 +107,8 @@ static PATHS: &[PathSpec<S>] = &[
     PathSpec::new("rotate/keyring", &[(Op::Update, S::Rotate), (Op::Read, S::KeyStatus)]),
     PathSpec::new("key-status", &[(Op::Read, S::KeyStatus)]),
     PathSpec::new("ha-status", &[(Op::Read, S::HaStatus)]),
+    PathSpec::new("storage/backup", &[(Op::Read, S::Backup)]),
+    PathSpec::new("storage/restore", &[(Op::Update, S::Restore)]),
     PathSpec::new("auth/?", &[(Op::Read, S::AuthList), (Op::List, S::AuthListRefused)]),
     PathSpec::new("auth/{path+}/tune/?", &[(Op::Read, S::AuthTuneRead), (Op::Update, S::AuthTuneWrite)]),
     PathSpec::new("auth/{path+}", &[(Op::Read, S::AuthRead), (Op::Update, S::AuthEnable), (Op::Delete, S::AuthDisable)]),
@@ -179,6 +184,8 @@ pub async fn handle(
             core.rotate().await?;
             Ok(Response::empty())
         }
+        S::Backup => storage::backup_response(core).await,
+        S::Restore => storage::restore(core, req).await,
         S::HaStatus => Ok(top(Response::data(core.ha_status().await?))),
         S::KeyStatus => {
             let kr = core.barrier.keyring()?;

@@ -329,6 +329,20 @@ impl Backend for PostgresBackend {
         })
     }
 
+    fn snapshot(&self) -> BoxFut<'_, Vec<(String, Vec<u8>)>> {
+        Box::pin(async move {
+            let sql = format!("SELECT k, v FROM {} ORDER BY k", self.table);
+            let rows = self.reader.query(sql.as_str(), &[]).await?;
+            rows.iter()
+                .map(|r| {
+                    String::from_utf8(r.get::<_, Vec<u8>>(0))
+                        .map(|k| (k, r.get::<_, Vec<u8>>(1)))
+                        .map_err(|e| StoreError::Backend(e.to_string()))
+                })
+                .collect()
+        })
+    }
+
     fn kind(&self) -> &'static str {
         "postgresql"
     }

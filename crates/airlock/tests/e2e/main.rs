@@ -5,6 +5,7 @@
 
 mod api;
 mod auth;
+mod backup;
 mod broker;
 mod cli;
 mod clients;
