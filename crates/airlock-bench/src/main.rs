@@ -6,13 +6,15 @@
 //! `airlock-bench broker …` runs the credential-broker benchmark instead (see `broker.rs`),
 //! `airlock-bench db …` the database-credentials one (`db.rs`), `airlock-bench auth …` logins
 //! per second (`auth.rs`), `airlock-bench soak` a 30-minute soak at half the maximum KV
-//! throughput with RSS sampled every 10 s (`soak.rs`).
+//! throughput with RSS sampled every 10 s (`soak.rs`), `airlock-bench cluster` three nodes
+//! of each on one PostgreSQL (`cluster.rs`).
 //!
 //! Usage: `cargo run --release -p airlock-bench -- [--seconds 10] [--conns 1,16,64]
 //!         [--ops read,write,lookup-self] [--airlock target/release/airlock] [--bao PATH]`
 
 mod auth;
 mod broker;
+mod cluster;
 mod db;
 mod soak;
 
@@ -289,11 +291,22 @@ async fn drive(
     secs: u64,
     make: std::sync::Arc<MakeRequest>,
 ) -> Result<Stats> {
+    drive_many(&[addr.to_string()], conns, secs, make).await
+}
+
+/// [`drive`] over several servers: connection `c` goes to `addrs[c % addrs.len()]`.
+async fn drive_many(
+    addrs: &[String],
+    conns: usize,
+    secs: u64,
+    make: std::sync::Arc<MakeRequest>,
+) -> Result<Stats> {
     let deadline = Instant::now() + Duration::from_secs(secs);
-    let host = addr.trim_start_matches("http://").to_string();
     let mut tasks = Vec::new();
     for c in 0..conns {
-        let host = host.clone();
+        let host = addrs[c % addrs.len()]
+            .trim_start_matches("http://")
+            .to_string();
         let make = std::sync::Arc::clone(&make);
         tasks.push(tokio::spawn(async move {
             let mut lat: Vec<u32> = Vec::with_capacity(100_000);
@@ -394,6 +407,9 @@ async fn main() -> Result<()> {
     if args.get(1).map(String::as_str) == Some("soak") {
         return soak::run(&args).await;
     }
+    if args.get(1).map(String::as_str) == Some("cluster") {
+        return cluster::run(&args).await;
+    }
     let secs: u64 = arg(&args, "--seconds")
         .map(|s| s.parse())
         .transpose()?
@@ -407,15 +423,7 @@ async fn main() -> Result<()> {
     let airlock = arg(&args, "--airlock")
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target/release/airlock"));
-    let bao = match arg(&args, "--bao").or_else(|| std::env::var("BAO").ok()) {
-        Some(b) => PathBuf::from(b),
-        None => {
-            let out = Command::new("bash")
-                .arg(root.join("../shared/tools/openbao"))
-                .output()?;
-            PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string())
-        }
-    };
+    let bao = bao_path(&args, &root)?;
     let ops: Vec<Op> = arg(&args, "--ops")
         .unwrap_or_else(|| "read,write,lookup-self".into())
         .split(',')
@@ -489,6 +497,21 @@ async fn main() -> Result<()> {
     drop(b);
     let _ = std::fs::remove_dir_all(&dir);
     Ok(())
+}
+
+/// OpenBao: `--bao`, `$BAO`, or the shared installer's answer.
+fn bao_path(args: &[String], root: &Path) -> Result<PathBuf> {
+    Ok(
+        match arg(args, "--bao").or_else(|| std::env::var("BAO").ok()) {
+            Some(b) => PathBuf::from(b),
+            None => {
+                let out = Command::new("bash")
+                    .arg(root.join("../shared/tools/openbao"))
+                    .output()?;
+                PathBuf::from(String::from_utf8_lossy(&out.stdout).trim().to_string())
+            }
+        },
+    )
 }
 
 trait TapMkdir {

@@ -49,6 +49,14 @@ impl Ha {
         self.handle.as_ref().is_none_or(|h| h.is_leader())
     }
 
+    /// Waits (at most `limit`) until the caches can be trusted.
+    pub async fn wait_coherent(&self, limit: std::time::Duration) {
+        let t0 = std::time::Instant::now();
+        while !self.is_coherent() && t0.elapsed() < limit {
+            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
+        }
+    }
+
     pub fn node_id(&self) -> Option<&str> {
         self.handle.as_ref().map(|h| h.node_id())
     }

@@ -105,11 +105,16 @@ impl Server {
             (Some(c), Some(k)) => Some(tls::acceptor(c, k)?),
             _ => None,
         };
-        Ok(Self {
+        let me = Self {
             core,
             listener,
             tls,
-        })
+        };
+        // On a shared store, subscribe before serving: a node starts with its change feed
+        // up (or answers 503 until it is, if the database is slow to answer).
+        me.core.start_cluster(me.node_info());
+        me.core.ha.wait_coherent(Duration::from_secs(10)).await;
+        Ok(me)
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -166,7 +171,6 @@ impl Server {
 
     /// Serves until `shutdown` resolves, then drains connections for up to 10 s.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        self.core.start_cluster(self.node_info());
         let housekeeping = self.core.spawn_housekeeping();
         let lease_expiry = self.core.spawn_lease_expiry();
         let graceful = GracefulShutdown::new();
