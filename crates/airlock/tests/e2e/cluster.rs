@@ -527,3 +527,145 @@ fn three_nodes_on_one_database_agree() {
         ids[0]
     );
 }
+
+/// What may be used once is used once, whichever nodes race for it: a wrapped response
+/// unwrapped on three nodes at the same moment, an AppRole secret id with one use. And a
+/// backup restored through one node is what every node serves.
+#[test]
+fn single_use_things_are_used_once_across_nodes() {
+    let Some(c) = Cluster::start("once", 3) else {
+        return;
+    };
+    let a = &c.nodes[0];
+    assert_eq!(
+        req(a, "POST", "/v1/sys/mounts/kv", Some(json!({"type": "kv"}))).status,
+        204
+    );
+    assert_eq!(
+        req(
+            a,
+            "POST",
+            "/v1/sys/auth/approle",
+            Some(json!({"type": "approle"}))
+        )
+        .status,
+        204
+    );
+    assert_eq!(
+        req(
+            a,
+            "POST",
+            "/v1/auth/approle/role/r",
+            Some(json!({"secret_id_num_uses": 1, "token_policies": ["default"]}))
+        )
+        .status,
+        204
+    );
+    let role_id = req(a, "GET", "/v1/auth/approle/role/r/role-id", None).body["data"]["role_id"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    everywhere_within_1s(&c, "auth mount", |p| {
+        req(p, "GET", "/v1/auth/approle/role/r/role-id", None).status == 200
+    });
+    for round in 0..5 {
+        // Wrapped response.
+        let w = http(
+            &a.addr,
+            "POST",
+            "/v1/sys/wrapping/wrap",
+            Some(&c.root),
+            Some(br#"{"secret":"value"}"#),
+            &[("X-Vault-Wrap-TTL", "60s")],
+        );
+        let wt = w.body["wrap_info"]["token"].as_str().unwrap().to_string();
+        let secret_id = req(a, "POST", "/v1/auth/approle/role/r/secret-id", None).body["data"]
+            ["secret_id"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let (unwrapped, logins) = std::thread::scope(|s| {
+            let hs: Vec<_> = c
+                .nodes
+                .iter()
+                .map(|p| {
+                    let (wt, role_id, secret_id) = (&wt, &role_id, &secret_id);
+                    s.spawn(move || {
+                        let u = with_token(p, wt, "POST", "/v1/sys/wrapping/unwrap", None).status;
+                        let body = json!({"role_id": role_id, "secret_id": secret_id});
+                        let l = http(
+                            &p.addr,
+                            "POST",
+                            "/v1/auth/approle/login",
+                            None,
+                            Some(body.to_string().as_bytes()),
+                            &[],
+                        )
+                        .status;
+                        (u, l)
+                    })
+                })
+                .collect();
+            let r: Vec<(u16, u16)> = hs.into_iter().map(|h| h.join().unwrap()).collect();
+            (
+                r.iter().filter(|(u, _)| *u == 200).count(),
+                r.iter().filter(|(_, l)| *l == 200).count(),
+            )
+        });
+        assert_eq!(
+            unwrapped, 1,
+            "round {round}: a wrapped response was unwrapped {unwrapped} times"
+        );
+        assert_eq!(
+            logins, 1,
+            "round {round}: a one-use secret id logged in {logins} times"
+        );
+    }
+
+    // Backup through one node, change things, restore it through another: every node
+    // serves the restored state (same keys: they stay unsealed).
+    assert_eq!(
+        req(a, "PUT", "/v1/kv/x", Some(json!({"v": "before"}))).status,
+        204
+    );
+    let backup = http(
+        &a.addr,
+        "GET",
+        "/v1/sys/storage/backup",
+        Some(&c.root),
+        None,
+        &[],
+    );
+    assert_eq!(backup.status, 200);
+    assert_eq!(
+        req(a, "PUT", "/v1/kv/x", Some(json!({"v": "after"}))).status,
+        204
+    );
+    everywhere_within_1s(&c, "write", |p| {
+        req(p, "GET", "/v1/kv/x", None).body["data"]["v"] == "after"
+    });
+    let b = &c.nodes[1];
+    let r = http(
+        &b.addr,
+        "POST",
+        "/v1/sys/storage/restore",
+        Some(&c.root),
+        Some(&backup.raw),
+        &[],
+    );
+    assert_eq!(r.status, 400, "over data without force: {:?}", r.body);
+    let r = http(
+        &b.addr,
+        "POST",
+        "/v1/sys/storage/restore?force=true",
+        Some(&c.root),
+        Some(&backup.raw),
+        &[],
+    );
+    assert_eq!(r.status, 204, "{:?}", r.body);
+    for p in &c.nodes {
+        wait_until(Duration::from_secs(5), || {
+            req(p, "GET", "/v1/kv/x", None).body["data"]["v"] == "before"
+        });
+    }
+}
