@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 
-use crate::{arg, drive_many, free_port, request, wait_healthy, MakeRequest, Stats};
+use crate::{arg, drive_many, free_port, request, seed, wait_healthy, MakeRequest, Stats};
 
 struct Node {
     child: Child,
@@ -73,51 +73,6 @@ fn psql(url: &str, sql: &str) -> Result<()> {
         bail!("psql: {}", String::from_utf8_lossy(&out.stderr));
     }
     Ok(())
-}
-
-async fn seed(addr: &str, root: &str) -> Result<String> {
-    let r = Some(root);
-    request(
-        addr,
-        "POST",
-        "/v1/sys/mounts/secret",
-        r,
-        Some(json!({"type": "kv", "options": {"version": "2"}})),
-    )
-    .await?;
-    let policy = "path \"secret/data/bench*\" { capabilities = [\"create\", \"read\", \"update\"] }\npath \"auth/token/lookup-self\" { capabilities = [\"read\"] }\n";
-    request(
-        addr,
-        "PUT",
-        "/v1/sys/policies/acl/bench",
-        r,
-        Some(json!({"policy": policy})),
-    )
-    .await?;
-    let (_, tok) = request(
-        addr,
-        "POST",
-        "/v1/auth/token/create",
-        r,
-        Some(json!({"policies": ["bench"], "ttl": "4h"})),
-    )
-    .await?;
-    let token = tok["auth"]["client_token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("token create failed: {tok}"))?
-        .to_string();
-    let (s, b) = request(
-        addr,
-        "POST",
-        "/v1/secret/data/bench",
-        Some(&token),
-        Some(json!({"data": {"username": "svc", "password": "p4ssw0rd-0123456789"}})),
-    )
-    .await?;
-    if s != 200 {
-        bail!("seed write failed with {s}: {b}");
-    }
-    Ok(token)
 }
 
 async fn airlock_cluster(

@@ -143,7 +143,13 @@ async fn setup(addr: &str) -> Result<(String, Duration, String)> {
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let r = Some(root.as_str());
+    let token = seed(addr, &root).await?;
+    Ok((token, t.elapsed(), root))
+}
+
+/// A KV v2 mount `secret/`, a `bench` policy, a token with it, and one secret to read.
+async fn seed(addr: &str, root: &str) -> Result<String> {
+    let r = Some(root);
     request(
         addr,
         "POST",
@@ -185,7 +191,7 @@ async fn setup(addr: &str) -> Result<(String, Duration, String)> {
     if s != 200 {
         bail!("seed write failed with {s}");
     }
-    Ok((token, t.elapsed(), root))
+    Ok(token)
 }
 
 async fn start_airlock(bin: &Path, dir: &Path) -> Result<Target> {

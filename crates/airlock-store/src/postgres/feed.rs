@@ -229,7 +229,7 @@ fn lock_key(table: &str) -> i64 {
 /// The [`Cluster`] of a PostgreSQL backend.
 pub struct PgCluster {
     pub(crate) session: Arc<Session>,
-    pub(crate) reader: Arc<super::Conn>,
+    pub(crate) reader: Arc<super::pool::Pool>,
     pub(crate) lock: Mutex<()>,
 }
 

@@ -1,33 +1,38 @@
 //! PostgreSQL backend: the same ordered byte map as SQLite, in one table, shared by any
 //! number of nodes.
 //!
-//! Reads go through one connection; commits run in a transaction on a dedicated writer
-//! connection, and each commit notifies the other nodes of the keys it wrote (`pg_notify` on
-//! the table's channel, delivered at commit, in commit order). A connection that breaks
+//! Reads and commits each use a small pool of connections with prepared statements; a
+//! commit is one transaction whose statements are pipelined (sorted by key, so concurrent
+//! batches lock rows in one order), and it notifies the other nodes of the keys it wrote
+//! (`pg_notify` on the table's channel, delivered at commit, in commit order). A connection that breaks
 //! (server restart, network) is re-established on the next call; until then calls fail with
 //! a backend error and the server keeps serving. Values arrive already encrypted by the
 //! barrier. `feed.rs` is the node's session: change feed, heartbeat, leader lock.
 
 use std::sync::Arc;
 
-use tokio::sync::Mutex;
 use tokio_postgres::types::ToSql;
-use tokio_postgres::{Client, Row};
+use tokio_postgres::Client;
 
 use crate::backend::{children, Backend, BoxFut, Op};
 use crate::cluster::ClusterRef;
 use crate::{Result, StoreError};
 
 pub mod feed;
+mod pool;
 pub mod tls;
 
 pub struct PostgresBackend {
     connector: PgConnector,
     table: String,
-    reader: Arc<Conn>,
-    writer: Mutex<Option<Client>>,
+    reader: Arc<pool::Pool>,
+    writer: pool::Pool,
     cluster: Arc<feed::PgCluster>,
 }
+
+/// Connections per node for reads, and for commits (opened as load needs them).
+const READERS: usize = 6;
+const WRITERS: usize = 6;
 
 pub(crate) fn pe(e: tokio_postgres::Error) -> StoreError {
     // The driver's messages name SQL state and server text, never bound parameters.
@@ -77,46 +82,6 @@ impl PgConnector {
     }
 }
 
-/// One connection, re-opened on the next call after it broke.
-pub(crate) struct Conn {
-    connector: PgConnector,
-    slot: Mutex<Option<Client>>,
-}
-
-impl Conn {
-    async fn client(&self) -> Result<tokio::sync::MutexGuard<'_, Option<Client>>> {
-        let mut g = self.slot.lock().await;
-        if g.as_ref().map(Client::is_closed).unwrap_or(true) {
-            *g = Some(self.connector.connect().await?);
-        }
-        Ok(g)
-    }
-
-    pub(crate) async fn query(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Vec<Row>> {
-        let g = self.client().await?;
-        let c = g.as_ref().ok_or_else(no_connection)?;
-        c.query(sql, params).await.map_err(pe)
-    }
-
-    pub(crate) async fn query_opt(
-        &self,
-        sql: &str,
-        params: &[&(dyn ToSql + Sync)],
-    ) -> Result<Option<Row>> {
-        let g = self.client().await?;
-        let c = g.as_ref().ok_or_else(no_connection)?;
-        c.query_opt(sql, params).await.map_err(pe)
-    }
-}
-
-fn no_connection() -> StoreError {
-    StoreError::Backend("postgresql: no connection".into())
-}
-
 impl PostgresBackend {
     /// Connects and creates the tables if needed. `table` is a plain lower-case identifier
     /// (its nodes table is `<table>_nodes`).
@@ -142,10 +107,9 @@ impl PostgresBackend {
         ))
         .await
         .map_err(pe)?;
-        let reader = Arc::new(Conn {
-            connector: connector.clone(),
-            slot: Mutex::new(None),
-        });
+        let reader = Arc::new(pool::Pool::new(connector.clone(), READERS));
+        let writer = pool::Pool::new(connector.clone(), WRITERS);
+        drop(c);
         Ok(Self {
             cluster: Arc::new(feed::PgCluster {
                 session,
@@ -155,7 +119,7 @@ impl PostgresBackend {
             connector,
             table: table.to_string(),
             reader,
-            writer: Mutex::new(Some(c)),
+            writer,
         })
     }
 
@@ -167,8 +131,8 @@ impl PostgresBackend {
 
     /// Drops the tables (tests).
     pub async fn drop_table(&self) -> Result<()> {
-        let mut g = self.writer.lock().await;
-        let c = self.ensure(&mut g).await?;
+        let mut t = self.writer.take().await?;
+        let c = &t.conn()?.client;
         c.batch_execute(&format!(
             "DROP TABLE IF EXISTS {}; DROP TABLE IF EXISTS {}",
             self.table,
@@ -176,14 +140,6 @@ impl PostgresBackend {
         ))
         .await
         .map_err(pe)
-    }
-
-    async fn ensure<'a>(&self, slot: &'a mut Option<Client>) -> Result<&'a mut Client> {
-        if slot.as_ref().map(Client::is_closed).unwrap_or(true) {
-            *slot = Some(self.connector.connect().await?);
-        }
-        slot.as_mut()
-            .ok_or_else(|| StoreError::Backend("postgresql: no connection".into()))
     }
 
     async fn keys_under(&self, prefix: &str) -> Result<Vec<String>> {
@@ -232,92 +188,83 @@ impl Backend for PostgresBackend {
                 return Ok(());
             }
             let t = &self.table;
-            let put = format!(
-                "INSERT INTO {t} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"
-            );
-            let del = format!("DELETE FROM {t} WHERE k = $1");
-            let mut g = self.writer.lock().await;
-            let c = self.ensure(&mut g).await?;
-            let tx = c.transaction().await.map_err(pe)?;
-            for op in &ops {
-                let ok = match op {
-                    Op::Put(k, v) => tx
-                        .execute(put.as_str(), &[&k.as_bytes(), v])
-                        .await
-                        .map(|_| true),
-                    Op::Delete(k) => tx
-                        .execute(del.as_str(), &[&k.as_bytes()])
-                        .await
-                        .map(|_| true),
-                    // The row-level conditions below are atomic under READ COMMITTED: an
-                    // UPDATE or DELETE waits for a concurrent writer of the row and re-checks
-                    // its condition on the new version; an INSERT waits on the unique index.
-                    Op::PutIf(k, v, Some(old)) => tx
-                        .execute(
-                            format!("UPDATE {t} SET v = $3 WHERE k = $1 AND v = $2").as_str(),
-                            &[&k.as_bytes(), old, v],
-                        )
-                        .await
-                        .map(|n| n == 1),
-                    Op::PutIf(k, v, None) => tx
-                        .execute(
-                            format!(
-                                "INSERT INTO {t} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING"
-                            )
-                            .as_str(),
-                            &[&k.as_bytes(), v],
-                        )
-                        .await
-                        .map(|n| n == 1),
-                    Op::DeleteIf(k, Some(old)) => tx
-                        .execute(
-                            format!("DELETE FROM {t} WHERE k = $1 AND v = $2").as_str(),
-                            &[&k.as_bytes(), old],
-                        )
-                        .await
-                        .map(|n| n == 1),
-                    // Expected absent: deleting finds nothing; any row found fails the batch
-                    // (and the rollback restores it).
-                    Op::DeleteIf(k, None) => tx
-                        .execute(del.as_str(), &[&k.as_bytes()])
-                        .await
-                        .map(|n| n == 0),
-                    Op::Check(k, Some(old)) => tx
-                        .query_opt(
-                            format!("SELECT 1 FROM {t} WHERE k = $1 AND v = $2 FOR SHARE").as_str(),
-                            &[&k.as_bytes(), old],
-                        )
-                        .await
-                        .map(|r| r.is_some()),
-                    Op::Check(k, None) => tx
-                        .query_opt(
-                            format!("SELECT 1 FROM {t} WHERE k = $1").as_str(),
-                            &[&k.as_bytes()],
-                        )
-                        .await
-                        .map(|r| r.is_none()),
-                };
-                match ok {
-                    Ok(true) => {}
-                    // Dropping the transaction rolls it back.
-                    Ok(false) => return Err(StoreError::Conflict(op.key().to_string())),
-                    Err(e) if is_conflict(&e) => {
-                        return Err(StoreError::Conflict(op.key().to_string()))
-                    }
-                    Err(e) => return Err(pe(e)),
-                }
-            }
-            // Delivered to the other nodes when (and only if) the transaction commits.
+            let sql = [
+                format!("INSERT INTO {t} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO UPDATE SET v = EXCLUDED.v"),
+                format!("DELETE FROM {t} WHERE k = $1"),
+                // The row-level conditions below are atomic under READ COMMITTED: an UPDATE
+                // or DELETE waits for a concurrent writer of the row and re-checks its
+                // condition on the new version; an INSERT waits on the unique index.
+                format!("UPDATE {t} SET v = $3 WHERE k = $1 AND v = $2"),
+                format!("INSERT INTO {t} (k, v) VALUES ($1, $2) ON CONFLICT (k) DO NOTHING"),
+                format!("DELETE FROM {t} WHERE k = $1 AND v = $2"),
+                format!("SELECT 1 FROM {t} WHERE k = $1 AND v = $2 FOR SHARE"),
+                format!("SELECT 1 FROM {t} WHERE k = $1"),
+                "SELECT pg_notify($1, $2)".to_string(),
+            ];
+            // One order for every batch (stable: ops on one key keep theirs), so two
+            // batches never wait on each other's rows in a cycle.
+            let mut ops = ops;
+            ops.sort_by(|a, b| a.key().cmp(b.key()));
             let keys: Vec<&str> = ops
                 .iter()
                 .filter(|o| !matches!(o, Op::Check(..)))
                 .map(Op::key)
                 .collect();
-            if !keys.is_empty() {
-                let note = feed::payload(&self.cluster.session.node_id, &keys);
-                tx.execute("SELECT pg_notify($1, $2)", &[&self.table, &note])
-                    .await
-                    .map_err(pe)?;
+            let note =
+                (!keys.is_empty()).then(|| feed::payload(&self.cluster.session.node_id, &keys));
+            let mut taken = self.writer.take().await?;
+            let conn = taken.conn()?;
+            let mut st = Vec::with_capacity(sql.len());
+            for q in &sql {
+                st.push(conn.prepared(q).await?);
+            }
+            let tx = conn.client.transaction().await.map_err(pe)?;
+            // (statement, params, rows that must have been affected: None = any).
+            let mut calls: Vec<(
+                &tokio_postgres::Statement,
+                Vec<&(dyn ToSql + Sync)>,
+                Option<u64>,
+            )> = Vec::new();
+            let kb: Vec<&[u8]> = ops.iter().map(|o| o.key().as_bytes()).collect();
+            for (op, k) in ops.iter().zip(kb.iter()) {
+                calls.push(match op {
+                    Op::Put(_, v) => (&st[0], vec![k, v], None),
+                    Op::Delete(_) => (&st[1], vec![k], None),
+                    Op::PutIf(_, v, Some(old)) => (&st[2], vec![k, old, v], Some(1)),
+                    Op::PutIf(_, v, None) => (&st[3], vec![k, v], Some(1)),
+                    Op::DeleteIf(_, Some(old)) => (&st[4], vec![k, old], Some(1)),
+                    // Expected absent: deleting finds nothing; a row found fails the batch
+                    // (and the rollback restores it).
+                    Op::DeleteIf(_, None) => (&st[1], vec![k], Some(0)),
+                    Op::Check(_, Some(old)) => (&st[5], vec![k, old], Some(1)),
+                    Op::Check(_, None) => (&st[6], vec![k], Some(0)),
+                });
+            }
+            // Delivered to the other nodes when (and only if) the transaction commits.
+            if let Some(n) = &note {
+                calls.push((&st[7], vec![&self.table, n], None));
+            }
+            // Pipelined, a few hundred statements at a time (a restore can be a huge batch).
+            let mut results = Vec::with_capacity(calls.len());
+            for chunk in calls.chunks(256) {
+                results.extend(
+                    pool::join_all(
+                        chunk
+                            .iter()
+                            .map(|(s, p, _)| tx.execute(*s, p.as_slice()))
+                            .collect(),
+                    )
+                    .await,
+                );
+            }
+            for (i, r) in results.into_iter().enumerate() {
+                let key = || ops.get(i).map(|o| o.key().to_string()).unwrap_or_default();
+                match (r, calls[i].2) {
+                    (Ok(n), Some(want)) if n != want => return Err(StoreError::Conflict(key())),
+                    (Ok(_), _) => {}
+                    (Err(e), _) if is_conflict(&e) => return Err(StoreError::Conflict(key())),
+                    (Err(e), _) => return Err(pe(e)),
+                }
             }
             tx.commit().await.map_err(|e| {
                 if is_conflict(&e) {

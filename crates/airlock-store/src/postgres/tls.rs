@@ -532,10 +532,17 @@ impl ServerCertVerifier for ChainVerifier {
     }
 }
 
-/// `prefer`/`require` without `sslrootcert`: encrypted, the certificate not checked (as
-/// libpq). The handshake signature still is.
+/// Accepts any server certificate; the handshake signature is still checked, so the peer
+/// holds the key of the certificate it sent. `prefer`/`require` without `sslrootcert` (as
+/// libpq), and the database plugins' named no-verify options.
 #[derive(Debug)]
-struct NoVerify(Arc<CryptoProvider>);
+pub struct NoVerify(Arc<CryptoProvider>);
+
+impl NoVerify {
+    pub fn new(provider: Arc<CryptoProvider>) -> Self {
+        NoVerify(provider)
+    }
+}
 
 impl ServerCertVerifier for NoVerify {
     fn verify_server_cert(
