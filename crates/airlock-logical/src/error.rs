@@ -93,6 +93,17 @@ impl ApiError {
     }
 }
 
+/// How often a request that lost a read-modify-write race is run again.
+pub const CONFLICT_RETRIES: u32 = 12;
+
+/// A short random pause before running a conflicting request again, growing with each try
+/// so that nodes racing for one key spread out.
+pub async fn conflict_backoff(tries: u32) {
+    let cap_us = 200u64 << tries.min(8);
+    let r = u64::from_le_bytes(crate::util::random_bytes::<8>());
+    tokio::time::sleep(std::time::Duration::from_micros(r % cap_us)).await;
+}
+
 const CONFLICT_MSG: &str =
     "the entry was changed concurrently by another request or node; retry the request";
 

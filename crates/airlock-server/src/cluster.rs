@@ -11,64 +11,15 @@
 //! read-modify-write sequences are conditional on the version they read (see
 //! `airlock_logical::Locked`).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
-use airlock_store::{Change, ClusterRef, NodeInfo};
+use airlock_store::{Change, NodeInfo};
 use serde_json::{json, Value};
 
 use crate::core::Core;
 use crate::error::{ApiError, ApiResult};
 use crate::router::Which;
-
-/// The cluster side of the core.
-pub struct Ha {
-    handle: Option<ClusterRef>,
-    /// Whether this node's caches can be trusted (always, without a shared store).
-    coherent: AtomicBool,
-}
-
-impl Ha {
-    pub fn new(handle: Option<ClusterRef>) -> Self {
-        Self {
-            coherent: AtomicBool::new(handle.is_none()),
-            handle,
-        }
-    }
-
-    pub fn enabled(&self) -> bool {
-        self.handle.is_some()
-    }
-
-    pub fn is_coherent(&self) -> bool {
-        self.coherent.load(Ordering::SeqCst)
-    }
-
-    /// Whether this node runs the cluster's background duties (a lone node always does).
-    pub fn is_leader(&self) -> bool {
-        self.handle.as_ref().is_none_or(|h| h.is_leader())
-    }
-
-    /// Waits (at most `limit`) until the caches can be trusted.
-    pub async fn wait_coherent(&self, limit: std::time::Duration) {
-        let t0 = std::time::Instant::now();
-        while !self.is_coherent() && t0.elapsed() < limit {
-            tokio::time::sleep(std::time::Duration::from_millis(5)).await;
-        }
-    }
-
-    pub fn node_id(&self) -> Option<&str> {
-        self.handle.as_ref().map(|h| h.node_id())
-    }
-}
-
-/// 503 while the feed is down.
-pub fn incoherent() -> ApiError {
-    ApiError::new(
-        503,
-        "this node lost its storage change feed and is resubscribing; retry on another node",
-    )
-}
 
 impl Core {
     /// Starts the node's session on a shared store and applies its feed until the process

@@ -50,7 +50,7 @@ pub struct Core {
     pub limiter: LoginLimiter,
     pub locks: Arc<KeyLocks>,
     /// This node among others on a shared store (change feed, leader); inert on SQLite.
-    pub ha: crate::cluster::Ha,
+    pub ha: crate::ha::Ha,
     /// The whole barrier as a storage view: read-modify-write sequences lock through it
     /// (`root.lock(key)`), so their writes are conditional across nodes.
     pub root: View,
@@ -126,7 +126,7 @@ impl Core {
         } else {
             None
         };
-        let ha = crate::cluster::Ha::new(backend.cluster());
+        let ha = crate::ha::Ha::new(backend.cluster());
         let barrier = Arc::new(Barrier::new(backend));
         let barrier_for_root = Arc::clone(&barrier);
         let locks = Arc::new(KeyLocks::new(256));

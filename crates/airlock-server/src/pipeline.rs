@@ -69,17 +69,6 @@ pub fn caller_info(caller: &Caller) -> Option<CallerInfo> {
     })
 }
 
-/// How often a request that lost a read-modify-write race is run again.
-pub(crate) const CONFLICT_RETRIES: u32 = 12;
-
-/// A short random pause before running a conflicting request again, growing with each try
-/// so that nodes racing for one key spread out.
-pub(crate) async fn conflict_backoff(tries: u32) {
-    let cap_us = 200u64 << tries.min(8);
-    let r = u64::from_le_bytes(crate::core::random_bytes::<8>());
-    tokio::time::sleep(std::time::Duration::from_micros(r % cap_us)).await;
-}
-
 impl Core {
     /// The existence check: POST/PUT on a path whose target does not exist is `create`.
     pub(crate) async fn resolve_op(
@@ -135,7 +124,7 @@ impl Core {
             return Err(ApiError::sealed());
         }
         if !self.ha.is_coherent() {
-            return Err(crate::cluster::incoherent());
+            return Err(crate::ha::incoherent());
         }
         // Logins and the wrapping token's own endpoints carry their credential in the request.
         let logins = req.path.starts_with("auth/") && !req.path.starts_with("auth/token/");
@@ -250,9 +239,9 @@ impl Core {
         let mut tries = 0;
         loop {
             match self.dispatch_once(req, caller, route).await {
-                Err(e) if e.is_conflict() && tries < CONFLICT_RETRIES => {
+                Err(e) if e.is_conflict() && tries < airlock_logical::error::CONFLICT_RETRIES => {
                     tries += 1;
-                    conflict_backoff(tries).await;
+                    airlock_logical::error::conflict_backoff(tries).await;
                 }
                 other => return other,
             }

@@ -387,35 +387,6 @@ impl TokenStore {
         Ok(Some(e))
     }
 
-    /// The key batch tokens are sealed with (derived from the token HMAC key).
-    fn batch_key(&self) -> ApiResult<Zeroizing<[u8; 32]>> {
-        let hex_key = Zeroizing::new(self.hmac(batch::KEY_LABEL)?);
-        let mut k = Zeroizing::new([0u8; 32]);
-        hex::decode_to_slice(hex_key.as_bytes(), k.as_mut_slice())
-            .map_err(|e| ApiError::internal(&e))?;
-        Ok(k)
-    }
-
-    /// A batch token's entry, if it opens, has not expired, and its parent (if any) is
-    /// still a valid token.
-    async fn lookup_batch(&self, token: &str) -> ApiResult<Option<TokenEntry>> {
-        let Some(e) = batch::open(&*self.batch_key()?, token, self.hmac(token)?) else {
-            return Ok(None);
-        };
-        if e.expire_time.is_none_or(|x| x <= now_unix()) {
-            return Ok(None);
-        }
-        if let Some(p) = &e.parent {
-            let alive = self.get_entry(p).await?.is_some_and(|pe| {
-                pe.num_uses >= 0 && pe.expire_time.is_none_or(|x| x > now_unix())
-            });
-            if !alive {
-                return Ok(None);
-            }
-        }
-        Ok(Some(e))
-    }
-
     /// Mints a batch token: nothing is stored. `p` was checked by the caller (no uses, no
     /// period, no explicit max TTL, not root).
     pub fn create_batch(

@@ -6,9 +6,9 @@
 //! notifications every commit sends, holds the leader's advisory lock, and records a
 //! heartbeat in the nodes table.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-
-use crate::backend::BoxFut;
 
 /// One event of the change feed, in commit order.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,7 +57,7 @@ pub trait Cluster: Send + Sync {
     /// Whether this node holds the lead now (background duties run only there).
     fn is_leader(&self) -> bool;
     /// The nodes that sent a heartbeat recently, the leader first.
-    fn nodes(&self) -> BoxFut<'_, Vec<NodeStatus>>;
+    fn nodes(&self) -> Pin<Box<dyn Future<Output = crate::Result<Vec<NodeStatus>>> + Send + '_>>;
 }
 
 /// A cluster handle, shared.

@@ -220,7 +220,7 @@ pub async fn login_method(
     }
     if !no_store {
         let p = crate::client::token_file().ok_or_else(|| anyhow!("HOME is not set"))?;
-        crate::cmd::write_private(&p, token.as_bytes(), 0o600)?;
+        crate::output::write_private(&p, token.as_bytes(), 0o600)?;
         if !token_only && format == Format::Table {
             println!("The token is stored in {}.", p.display());
         }

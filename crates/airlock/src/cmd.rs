@@ -1,4 +1,4 @@
-//! Client commands other than `kv` and `run`: status, operator, login, token, policy,
+//! Client commands other than `kv`, `run` and `operator`: status, login, token, policy,
 //! secrets, audit.
 
 use std::io::Read;
@@ -12,13 +12,13 @@ use crate::client::{token_file, Client};
 use crate::output::{print, Format};
 use crate::FormatArg;
 
-fn read_stdin() -> Result<String> {
+pub(crate) fn read_stdin() -> Result<String> {
     let mut s = String::new();
     std::io::stdin().read_to_string(&mut s)?;
     Ok(s)
 }
 
-fn data_of(v: &Value) -> Value {
+pub(crate) fn data_of(v: &Value) -> Value {
     v.get("data").cloned().unwrap_or(Value::Null)
 }
 
@@ -34,170 +34,6 @@ pub async fn status(f: Format) -> Result<ExitCode> {
             ExitCode::SUCCESS
         },
     )
-}
-
-#[derive(Subcommand)]
-pub enum OperatorCmd {
-    /// Initialise a new server; prints unseal keys and the root token once.
-    #[command(after_help = "Example:\n  airlock operator init --key-shares 5 --key-threshold 3")]
-    Init {
-        #[arg(long, default_value_t = 5)]
-        key_shares: u8,
-        #[arg(long, default_value_t = 3)]
-        key_threshold: u8,
-        #[command(flatten)]
-        f: FormatArg,
-    },
-    /// Submit one unseal key (read from stdin when absent).
-    #[command(
-        after_help = "Example:\n  airlock operator unseal <key>\n  airlock operator unseal --reset"
-    )]
-    Unseal {
-        key: Option<String>,
-        #[arg(long)]
-        reset: bool,
-        #[command(flatten)]
-        f: FormatArg,
-    },
-    /// Seal the server (needs sudo on sys/seal).
-    #[command(after_help = "Example:\n  airlock operator seal")]
-    Seal,
-    /// Add a new data-key term; old data stays readable.
-    #[command(after_help = "Example:\n  airlock operator rotate")]
-    Rotate,
-    /// Show the active data-key term.
-    #[command(after_help = "Example:\n  airlock operator key-status")]
-    KeyStatus(FormatArg),
-    /// Write a consistent backup of the whole store to FILE (online; needs sudo on
-    /// sys/storage/backup). Values stay encrypted: restoring needs the same unseal keys.
-    #[command(after_help = "Example:\n  airlock operator backup airlock-$(date +%F).backup")]
-    Backup { file: String },
-    /// Restore a backup: into a new (uninitialised) server, or over an existing store with
-    /// -force. The server seals itself afterwards.
-    #[command(
-        after_help = "Example:\n  airlock operator restore -force airlock-2026-12-01.backup"
-    )]
-    Restore {
-        #[arg(long, short = 'f', alias = "f")]
-        force: bool,
-        file: String,
-    },
-    /// Copy a whole store into another, empty one, with no server running on either
-    /// (offline), verified by count and checksum.
-    #[command(
-        after_help = "Example:\n  airlock operator migrate --from sqlite:airlock-data/airlock.db --to 'postgresql:host=db user=airlock dbname=airlock sslmode=verify-full sslrootcert=/etc/ca.pem'"
-    )]
-    Migrate {
-        /// sqlite:PATH or postgresql:URL
-        #[arg(long)]
-        from: String,
-        /// sqlite:PATH or postgresql:URL
-        #[arg(long)]
-        to: String,
-        #[arg(long, default_value = "airlock_store")]
-        from_table: String,
-        #[arg(long, default_value = "airlock_store")]
-        to_table: String,
-    },
-}
-
-pub async fn operator(c: OperatorCmd) -> Result<ExitCode> {
-    match &c {
-        OperatorCmd::Backup { file } => return crate::storage_cmd::backup(file).await,
-        OperatorCmd::Restore { force, file } => {
-            return crate::storage_cmd::restore(file, *force).await
-        }
-        OperatorCmd::Migrate {
-            from,
-            to,
-            from_table,
-            to_table,
-        } => return crate::storage_cmd::migrate(from, to, from_table, to_table).await,
-        _ => {}
-    }
-    let cl = Client::from_env()?;
-    match c {
-        OperatorCmd::Backup { .. } | OperatorCmd::Restore { .. } | OperatorCmd::Migrate { .. } => {}
-        OperatorCmd::Init {
-            key_shares,
-            key_threshold,
-            f,
-        } => {
-            let v = cl
-                .call(
-                    "PUT",
-                    "sys/init",
-                    Some(&json!({"secret_shares": key_shares, "secret_threshold": key_threshold})),
-                )
-                .await?
-                .unwrap_or(Value::Null);
-            if f.format == Format::Table {
-                if let Some(keys) = v.get("keys_base64").and_then(Value::as_array) {
-                    for (i, k) in keys.iter().enumerate() {
-                        println!("Unseal Key {}: {}", i + 1, k.as_str().unwrap_or(""));
-                    }
-                }
-                println!(
-                    "\nInitial Root Token: {}",
-                    v.get("root_token").and_then(Value::as_str).unwrap_or("")
-                );
-                println!("\nStore the unseal keys apart; {key_threshold} of them are needed to unseal after every restart.");
-            } else {
-                print(&v, f.format)?;
-            }
-        }
-        OperatorCmd::Unseal { key, reset, f } => {
-            let body = if reset {
-                json!({"reset": true})
-            } else {
-                let k = match key {
-                    Some(k) if k != "-" => k,
-                    _ => {
-                        use std::io::IsTerminal;
-                        if std::io::stdin().is_terminal() {
-                            // Typed here, the share stays out of the shell history.
-                            eprint!("Unseal Key (will be read from this line): ");
-                            read_stdin_line()?.trim().to_string()
-                        } else {
-                            read_stdin()?.trim().to_string()
-                        }
-                    }
-                };
-                if k.is_empty() {
-                    bail!("no unseal key given: pass it as an argument, or on standard input");
-                }
-                json!({"key": k})
-            };
-            let v = cl
-                .call("PUT", "sys/unseal", Some(&body))
-                .await?
-                .unwrap_or(Value::Null);
-            print(&v, f.format)?;
-        }
-        OperatorCmd::Seal => {
-            cl.call("PUT", "sys/seal", None).await?;
-            println!("Success! Airlock is sealed.");
-        }
-        OperatorCmd::Rotate => {
-            cl.call("PUT", "sys/rotate", None).await?;
-            let v = cl
-                .call("GET", "sys/key-status", None)
-                .await?
-                .unwrap_or(Value::Null);
-            println!(
-                "Success! Rotated key; new term is {}.",
-                data_of(&v).get("term").cloned().unwrap_or(Value::Null)
-            );
-        }
-        OperatorCmd::KeyStatus(f) => {
-            let v = cl
-                .call("GET", "sys/key-status", None)
-                .await?
-                .unwrap_or(Value::Null);
-            print(&data_of(&v), f.format)?;
-        }
-    }
-    Ok(ExitCode::SUCCESS)
 }
 
 pub async fn login(token: Option<String>) -> Result<ExitCode> {
@@ -225,7 +61,7 @@ pub async fn login(token: Option<String>) -> Result<ExitCode> {
         .await?
         .unwrap_or(Value::Null);
     let path = token_file().ok_or_else(|| anyhow!("HOME is not set"))?;
-    write_private(&path, t.as_bytes(), 0o600)?;
+    crate::output::write_private(&path, t.as_bytes(), 0o600)?;
     let d = data_of(&v);
     println!(
         "Success! Token stored in {} (policies: {}).",
@@ -248,7 +84,7 @@ pub(crate) fn warn_env_token() {
     }
 }
 
-fn read_stdin_line() -> Result<String> {
+pub(crate) fn read_stdin_line() -> Result<String> {
     let mut s = String::new();
     std::io::stdin().read_line(&mut s)?;
     Ok(s)
@@ -257,28 +93,6 @@ fn read_stdin_line() -> Result<String> {
 /// Writes a new file with `mode`, whatever the umask: an existing file (or a symlink
 /// planted in its place) is removed first, never followed. Used for tokens, backups holding
 /// secrets, and files that keep another file's mode.
-pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
-    let ctx = || format!("writing {}", path.display());
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-            return Err(e).with_context(ctx);
-        }
-        _ => {}
-    }
-    let mut f = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .custom_flags(libc::O_NOFOLLOW)
-        .mode(mode)
-        .open(path)
-        .with_context(ctx)?;
-    f.set_permissions(std::fs::Permissions::from_mode(mode))
-        .with_context(ctx)?;
-    f.write_all(bytes).with_context(ctx)?;
-    f.sync_all().with_context(ctx)
-}
 
 #[derive(Subcommand)]
 pub enum TokenCmd {

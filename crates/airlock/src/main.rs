@@ -8,10 +8,10 @@ mod client;
 mod cmd;
 mod generic;
 mod kv;
+mod operator;
 mod output;
 mod run;
 mod server;
-mod storage_cmd;
 
 use std::process::ExitCode;
 
@@ -50,7 +50,7 @@ enum Command {
     Status(FormatArg),
     /// Initialise, unseal, seal and rotate.
     #[command(subcommand)]
-    Operator(cmd::OperatorCmd),
+    Operator(operator::OperatorCmd),
     /// Log in: store a token in ~/.airlock-token after checking it, or log in with an auth
     /// method (-method=approle|jwt|oidc|kubernetes|userpass key=value…).
     #[command(
@@ -199,7 +199,7 @@ fn main() -> ExitCode {
         match cli.cmd {
             Command::Server(a) => server::run(a).await,
             Command::Status(f) => cmd::status(f.format).await,
-            Command::Operator(c) => cmd::operator(c).await,
+            Command::Operator(c) => operator::operator(c).await,
             Command::Login {
                 args,
                 method,

@@ -1,6 +1,6 @@
 //! Output formats: `table` (aligned key/value), `json`, `yaml`.
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use serde_json::Value;
 
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -241,6 +241,30 @@ pub fn to_dotenv(m: &serde_json::Map<String, Value>) -> String {
         out.push_str(&format!("{k}={quoted}\n"));
     }
     out
+}
+
+/// Writes a file only the owner can read (mode `mode`), never through a symlink, synced.
+pub(crate) fn write_private(path: &std::path::Path, bytes: &[u8], mode: u32) -> Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+    let ctx = || format!("writing {}", path.display());
+    match std::fs::remove_file(path) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+            return Err(e).with_context(ctx);
+        }
+        _ => {}
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .custom_flags(libc::O_NOFOLLOW)
+        .mode(mode)
+        .open(path)
+        .with_context(ctx)?;
+    f.set_permissions(std::fs::Permissions::from_mode(mode))
+        .with_context(ctx)?;
+    f.write_all(bytes).with_context(ctx)?;
+    f.sync_all().with_context(ctx)
 }
 
 #[cfg(test)]

@@ -127,9 +127,9 @@ pub async fn login(core: &Arc<Core>, route: &Route, req: &mut Request) -> ApiRes
     let mut tries = 0;
     let handled = loop {
         match route.backend.handle(&ctx, req, &route.rel).await {
-            Err(e) if e.is_conflict() && tries < crate::pipeline::CONFLICT_RETRIES => {
+            Err(e) if e.is_conflict() && tries < airlock_logical::error::CONFLICT_RETRIES => {
                 tries += 1;
-                crate::pipeline::conflict_backoff(tries).await;
+                airlock_logical::error::conflict_backoff(tries).await;
             }
             other => break other,
         }

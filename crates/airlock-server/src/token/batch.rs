@@ -153,6 +153,42 @@ pub(super) fn open(raw_key: &[u8; 32], token: &str, id_hash: String) -> Option<T
     })
 }
 
+impl super::TokenStore {
+    /// The key batch tokens are sealed with (derived from the token HMAC key).
+    pub(super) fn batch_key(&self) -> ApiResult<Zeroizing<[u8; 32]>> {
+        let hex_key = Zeroizing::new(self.hmac(KEY_LABEL)?);
+        let mut k = Zeroizing::new([0u8; 32]);
+        hex::decode_to_slice(hex_key.as_bytes(), k.as_mut_slice())
+            .map_err(|e| ApiError::internal(&e))?;
+        Ok(k)
+    }
+
+    /// A batch token's entry, if it opens, has not expired, and its parent (if any) is
+    /// still a valid token.
+    pub(super) async fn lookup_batch(&self, token: &str) -> ApiResult<Option<TokenEntry>> {
+        let Some(e) = open(&*self.batch_key()?, token, self.hmac(token)?) else {
+            return Ok(None);
+        };
+        if e.expire_time
+            .is_none_or(|x| x <= airlock_logical::util::now_unix())
+        {
+            return Ok(None);
+        }
+        if let Some(p) = &e.parent {
+            let alive = self.get_entry(p).await?.is_some_and(|pe| {
+                pe.num_uses >= 0
+                    && pe
+                        .expire_time
+                        .is_none_or(|x| x > airlock_logical::util::now_unix())
+            });
+            if !alive {
+                return Ok(None);
+            }
+        }
+        Ok(Some(e))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -16,9 +16,10 @@ use tokio::sync::mpsc::UnboundedSender;
 use tokio_postgres::{AsyncMessage, Client};
 
 use super::{pe, PgConnector};
-use crate::backend::BoxFut;
 use crate::cluster::{Change, Cluster, NodeInfo, NodeStatus};
 use crate::{Result, StoreError};
+use std::future::Future;
+use std::pin::Pin;
 
 /// A notification payload is at most 8000 bytes; a batch whose keys do not fit is announced
 /// as "everything changed".
@@ -252,7 +253,7 @@ impl Cluster for PgCluster {
         self.session.leader.load(Ordering::SeqCst)
     }
 
-    fn nodes(&self) -> BoxFut<'_, Vec<NodeStatus>> {
+    fn nodes(&self) -> Pin<Box<dyn Future<Output = Result<Vec<NodeStatus>>> + Send + '_>> {
         Box::pin(async move {
             let sql = format!(
                 "SELECT node_id, hostname, api_addr, cluster_addr, version, active, \

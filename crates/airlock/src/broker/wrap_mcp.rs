@@ -93,7 +93,7 @@ pub(super) async fn wrap_mcp(a: WrapArgs) -> Result<ExitCode> {
         new_profile.push_str(&snippet);
         config::parse_profile(&new_profile, &p.display().to_string())
             .map_err(|e| anyhow!("the profile would not parse after the addition: {e}"))?;
-        crate::cmd::write_private(p, new_profile.as_bytes(), 0o600)?;
+        crate::output::write_private(p, new_profile.as_bytes(), 0o600)?;
         println!(
             "profile {} now defines the wrapped servers' agents",
             p.display()
@@ -101,14 +101,14 @@ pub(super) async fn wrap_mcp(a: WrapArgs) -> Result<ExitCode> {
     }
     // The backup still holds the original secrets: readable by the owner only.
     let backup = PathBuf::from(format!("{}.bak", a.file.display()));
-    crate::cmd::write_private(&backup, text.as_bytes(), 0o600)?;
+    crate::output::write_private(&backup, text.as_bytes(), 0o600)?;
     let new_text = serde_json::to_string_pretty(&out.doc)? + "\n";
     let tmp = PathBuf::from(format!("{}.tmp", a.file.display()));
     let mode = {
         use std::os::unix::fs::PermissionsExt;
         std::fs::metadata(&a.file)?.permissions().mode() & 0o777
     };
-    crate::cmd::write_private(&tmp, new_text.as_bytes(), mode)?;
+    crate::output::write_private(&tmp, new_text.as_bytes(), mode)?;
     std::fs::rename(&tmp, &a.file)?;
     println!(
         "wrapped {} server(s); backup at {} (it still holds the secrets: delete it once the servers work)",
