@@ -19,6 +19,9 @@ pub struct TestCa {
     pub ca_pem: String,
     pub cert_pem: String,
     pub key_pem: String,
+    /// A client certificate for the PostgreSQL user `certuser`, and its key.
+    pub client_pem: String,
+    pub client_key_pem: String,
 }
 
 impl TestCa {
@@ -27,18 +30,30 @@ impl TestCa {
         let ca_key = KeyPair::generate().unwrap();
         let mut p = CertificateParams::new(Vec::<String>::new()).unwrap();
         p.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        // A name of its own: another test CA is an unknown issuer, not a bad signature.
+        let n = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos();
         p.distinguished_name
-            .push(rcgen::DnType::CommonName, "airlock test CA");
+            .push(rcgen::DnType::CommonName, format!("airlock test CA {n}"));
         let ca = p.self_signed(&ca_key).unwrap();
         let key = KeyPair::generate().unwrap();
         let leaf = CertificateParams::new(names.iter().map(|s| s.to_string()).collect::<Vec<_>>())
             .unwrap()
             .signed_by(&key, &ca, &ca_key)
             .unwrap();
+        let ckey = KeyPair::generate().unwrap();
+        let mut cp = CertificateParams::new(Vec::<String>::new()).unwrap();
+        cp.distinguished_name
+            .push(rcgen::DnType::CommonName, "certuser");
+        let client = cp.signed_by(&ckey, &ca, &ca_key).unwrap();
         TestCa {
             ca_pem: ca.pem(),
             cert_pem: leaf.pem(),
             key_pem: key.serialize_pem(),
+            client_pem: client.pem(),
+            client_key_pem: ckey.serialize_pem(),
         }
     }
 }
@@ -124,6 +139,11 @@ impl PrivatePg {
         if let Some(ca) = tls {
             std::fs::write(data.join("server.crt"), &ca.cert_pem).unwrap();
             std::fs::write(data.join("server.key"), &ca.key_pem).unwrap();
+            std::fs::write(data.join("ca.crt"), &ca.ca_pem).unwrap();
+            // `certuser` logs in with a client certificate only (first matching line wins).
+            let hba = data.join("pg_hba.conf");
+            let rest = std::fs::read_to_string(&hba).unwrap();
+            std::fs::write(&hba, format!("hostssl all certuser 127.0.0.1/32 cert\nhost all certuser 127.0.0.1/32 reject\n{rest}")).unwrap();
             chown(&data);
             use std::os::unix::fs::PermissionsExt;
             std::fs::set_permissions(
@@ -131,7 +151,7 @@ impl PrivatePg {
                 std::fs::Permissions::from_mode(0o600),
             )
             .unwrap();
-            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n");
+            conf.push_str("ssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\nssl_ca_file = 'ca.crt'\n");
         }
         let mut f = std::fs::OpenOptions::new()
             .append(true)

@@ -77,6 +77,10 @@ fn every_sslmode_against_a_tls_postgresql() {
     let wrong_ca = dir.join("wrong-ca.pem");
     std::fs::write(&ca_file, &ca.ca_pem).unwrap();
     std::fs::write(&wrong_ca, &other.ca_pem).unwrap();
+    let (cert, key) = (dir.join("client.pem"), dir.join("client.key"));
+    std::fs::write(&cert, &ca.client_pem).unwrap();
+    std::fs::write(&key, &ca.client_key_pem).unwrap();
+    pg.psql("CREATE ROLE certuser LOGIN SUPERUSER");
     let port = pg.port;
     let url = |host: &str, q: &str| format!("postgresql://postgres@{host}:{port}/postgres?{q}");
     // (name, url, Ok(encrypted) | Err(part of the message))
@@ -91,6 +95,19 @@ fn every_sslmode_against_a_tls_postgresql() {
             "kv_verify_full",
             format!("host=localhost port={port} user=postgres dbname=postgres sslmode=verify-full sslrootcert='{}'", ca_file.display()),
             Ok(true),
+        ),
+        (
+            "client_cert",
+            format!(
+                "postgresql://certuser@localhost:{port}/postgres?sslmode=verify-full&sslrootcert={}&sslcert={}&sslkey={}",
+                ca_file.display(), cert.display(), key.display()
+            ),
+            Ok(true),
+        ),
+        (
+            "client_cert_missing",
+            format!("postgresql://certuser@localhost:{port}/postgres?sslmode=verify-full&sslrootcert={}", ca_file.display()),
+            Err("certificate"),
         ),
         ("wrong_host", url("127.0.0.1", &format!("sslmode=verify-full&sslrootcert={}", ca_file.display())), Err("certificate")),
         ("wrong_ca", url("localhost", &format!("sslmode=verify-ca&sslrootcert={}", wrong_ca.display())), Err("certificate")),
