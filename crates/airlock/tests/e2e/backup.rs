@@ -226,20 +226,23 @@ fn migrate_sqlite_to_postgresql_and_back_is_byte_identical() {
     // A running server holds its SQLite file: migration is offline.
     let table = format!("airlock_migrate_{}", std::process::id());
     let pg = "postgresql:host=127.0.0.1 user=postgres dbname=postgres";
-    let (code, _, err) = cli(
-        &a,
-        &[
-            "operator",
-            "migrate",
-            "--from",
-            &format!("sqlite:{}", src.display()),
-            "--to",
-            pg,
-            "--to-table",
-            &table,
-        ],
-        None,
-    );
+    let to_pg = |p: &Proc| {
+        cli(
+            p,
+            &[
+                "operator",
+                "migrate",
+                "--from",
+                &format!("sqlite:{}", src.display()),
+                "--to",
+                pg,
+                "--to-table",
+                &table,
+            ],
+            None,
+        )
+    };
+    let (code, _, err) = to_pg(&a);
     assert_ne!(code, 0);
     assert!(err.contains("in use by another Airlock process"), "{err}");
     drop(a);
@@ -254,20 +257,7 @@ fn migrate_sqlite_to_postgresql_and_back_is_byte_identical() {
         addr: String::new(),
         token: None,
     };
-    let (code, out1, err) = cli(
-        &p,
-        &[
-            "operator",
-            "migrate",
-            "--from",
-            &format!("sqlite:{}", src.display()),
-            "--to",
-            pg,
-            "--to-table",
-            &table,
-        ],
-        None,
-    );
+    let (code, out1, err) = to_pg(&p);
     assert_eq!(code, 0, "{out1}{err}");
     let back = dir.join("back.db");
     let (code, out2, err) = cli(
@@ -290,20 +280,7 @@ fn migrate_sqlite_to_postgresql_and_back_is_byte_identical() {
         "{out1} / {out2}"
     );
     // Into a store that is not empty: refused.
-    let (code, _, err) = cli(
-        &p,
-        &[
-            "operator",
-            "migrate",
-            "--from",
-            &format!("sqlite:{}", src.display()),
-            "--to",
-            pg,
-            "--to-table",
-            &table,
-        ],
-        None,
-    );
+    let (code, _, err) = to_pg(&p);
     assert_ne!(code, 0);
     assert!(err.contains("not empty"), "{err}");
     // The copy serves: same data, same root token.

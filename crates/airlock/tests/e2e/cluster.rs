@@ -155,6 +155,16 @@ fn everywhere_within_1s(c: &Cluster, what: &str, f: impl Fn(&Proc) -> bool) {
     }
 }
 
+fn set_policy(p: &Proc, name: &str, text: &str) {
+    let r = req(
+        p,
+        "PUT",
+        &format!("/v1/sys/policies/acl/{name}"),
+        Some(json!({"policy": text})),
+    );
+    assert_eq!(r.status, 204, "{:?}", r.body);
+}
+
 fn token(c: &Cluster, on: usize, body: Value) -> String {
     let r = req(&c.nodes[on], "POST", "/v1/auth/token/create", Some(body));
     assert_eq!(r.status, 200, "{:?}", r.body);
@@ -225,16 +235,7 @@ fn three_nodes_on_one_database_agree() {
 
     // A child made through B dies with its parent revoked on A.
     let maker = "path \"auth/token/create\" { capabilities = [\"update\"] }";
-    assert_eq!(
-        req(
-            a,
-            "PUT",
-            "/v1/sys/policies/acl/maker",
-            Some(json!({"policy": maker}))
-        )
-        .status,
-        204
-    );
+    set_policy(a, "maker", maker);
     let parent = token(&c, 0, json!({"policies": ["default", "maker"]}));
     let r = with_token(
         b,
@@ -261,16 +262,7 @@ fn three_nodes_on_one_database_agree() {
 
     // A policy narrowed to deny, then deleted, on A.
     let read_kv = "path \"kv/data/*\" { capabilities = [\"read\", \"create\", \"update\"] }";
-    assert_eq!(
-        req(
-            a,
-            "PUT",
-            "/v1/sys/policies/acl/app",
-            Some(json!({"policy": read_kv}))
-        )
-        .status,
-        204
-    );
+    set_policy(a, "app", read_kv);
     let app = token(&c, 0, json!({"policies": ["app"]}));
     assert_eq!(
         req(a, "POST", "/v1/kv/data/x", Some(json!({"data": {"v": 1}}))).status,
@@ -280,29 +272,11 @@ fn three_nodes_on_one_database_agree() {
         with_token(p, &app, "GET", "/v1/kv/data/x", None).status == 200
     });
     let deny = "path \"kv/data/*\" { capabilities = [\"deny\"] }";
-    assert_eq!(
-        req(
-            a,
-            "PUT",
-            "/v1/sys/policies/acl/app",
-            Some(json!({"policy": deny}))
-        )
-        .status,
-        204
-    );
+    set_policy(a, "app", deny);
     everywhere_within_1s(&c, "policy narrowed to deny", |p| {
         with_token(p, &app, "GET", "/v1/kv/data/x", None).status == 403
     });
-    assert_eq!(
-        req(
-            a,
-            "PUT",
-            "/v1/sys/policies/acl/app",
-            Some(json!({"policy": read_kv}))
-        )
-        .status,
-        204
-    );
+    set_policy(a, "app", read_kv);
     everywhere_within_1s(&c, "policy widened again", |p| {
         with_token(p, &app, "GET", "/v1/kv/data/x", None).status == 200
     });
