@@ -18,6 +18,7 @@ mod limits;
 mod mounts;
 mod pg_private;
 mod pg_tls;
+mod run_watch;
 mod upgrade;
 mod upstream;
 mod util;

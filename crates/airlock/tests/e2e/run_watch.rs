@@ -1,0 +1,290 @@
+//! `airlock run --watch` and `--fallback`, with real children: a burst of writes gives one
+//! restart with the final value; `signal:HUP` reaches a child's trap after its file was
+//! rewritten; a change made while the server was down is applied once; the encrypted
+//! fallback copy serves when the server is gone, and only to the token that wrote it.
+
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::json;
+
+use crate::cluster::wait_until;
+use crate::util::*;
+
+fn watch(p: &Proc, args: &[&str]) -> Child {
+    Command::new(bin())
+        .arg("run")
+        .args(args)
+        .env("AIRLOCK_ADDR", &p.addr)
+        .env("AIRLOCK_TOKEN", p.token.as_deref().unwrap_or(""))
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn lines(f: &std::path::Path) -> Vec<String> {
+    std::fs::read_to_string(f)
+        .unwrap_or_default()
+        .lines()
+        .map(str::to_string)
+        .collect()
+}
+
+fn put(p: &Proc, v: &str) {
+    let r = req(
+        p,
+        "POST",
+        "/v1/secret/data/app",
+        Some(json!({"data": {"V": v}})),
+    );
+    assert_eq!(r.status, 200, "{:?}", r.body);
+}
+
+struct Kill(Child);
+
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn a_burst_of_writes_restarts_the_command_once_with_the_last_value() {
+    let p = start_dev();
+    let dir = tempdir("watch-burst");
+    let log = dir.join("starts");
+    put(&p, "v0");
+    let script = format!("echo \"$V\" >> {}; exec sleep 1000", log.display());
+    let _w = Kill(watch(
+        &p,
+        &[
+            "--watch",
+            "--poll-interval",
+            "100ms",
+            "--debounce",
+            "1s",
+            "--grace",
+            "2s",
+            "--path",
+            "secret/app",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    ));
+    wait_until(Duration::from_secs(10), || lines(&log).len() == 1);
+    // Ten writes within one second.
+    let t0 = Instant::now();
+    for i in 1..=10 {
+        put(&p, &format!("v{i}"));
+        std::thread::sleep(Duration::from_millis(80));
+    }
+    assert!(t0.elapsed() < Duration::from_millis(1500));
+    wait_until(Duration::from_secs(10), || lines(&log).len() >= 2);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(
+        lines(&log),
+        vec!["v0", "v10"],
+        "one restart, with the last value"
+    );
+}
+
+#[test]
+fn signal_hup_reaches_the_command_after_its_file_is_rewritten() {
+    let p = start_dev();
+    let dir = tempdir("watch-hup");
+    let (got, mount) = (dir.join("got"), dir.join("secrets.json"));
+    put(&p, "first");
+    // The trap copies the mounted file as the command would re-read it.
+    let script = format!(
+        "trap 'cat \"$AIRLOCK_SECRETS_FILE\" >> {got}; echo >> {got}' HUP; echo started >> {got}; while true; do sleep 0.05; done",
+        got = got.display()
+    );
+    let _w = Kill(watch(
+        &p,
+        &[
+            "--watch",
+            "--on-change",
+            "signal:HUP",
+            "--poll-interval",
+            "100ms",
+            "--debounce",
+            "200ms",
+            "--mount",
+            mount.to_str().unwrap(),
+            "--mount-format",
+            "json",
+            "--path",
+            "secret/app",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    ));
+    wait_until(Duration::from_secs(10), || {
+        lines(&got).first().map(String::as_str) == Some("started")
+    });
+    let first: serde_json::Value = serde_json::from_slice(&std::fs::read(&mount).unwrap()).unwrap();
+    assert_eq!(first["V"], "first");
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&mount).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    put(&p, "second");
+    wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&got)
+            .unwrap_or_default()
+            .contains("\"second\"")
+    });
+    assert_eq!(
+        lines(&got)
+            .iter()
+            .filter(|l| l.as_str() == "started")
+            .count(),
+        1,
+        "not restarted"
+    );
+}
+
+#[test]
+fn a_change_made_while_the_server_was_down_is_applied_once() {
+    let dir = tempdir("watch-restart");
+    std::fs::write(dir.join("unseal.key"), "7e".repeat(32)).unwrap();
+    let cfg = dir.join("airlock.toml");
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    std::fs::write(
+        &cfg,
+        format!(
+            "[listener]\naddress = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n[seal]\nkey_file = \"{}\"\n",
+            dir.join("data.db").display(),
+            dir.join("unseal.key").display()
+        ),
+    )
+    .unwrap();
+    let mut p = start_config(&cfg);
+    let init = req(&p, "PUT", "/v1/sys/init", Some(json!({})));
+    let root = init.body["root_token"].as_str().unwrap().to_string();
+    p.token = Some(root.clone());
+    assert_eq!(
+        req(
+            &p,
+            "POST",
+            "/v1/sys/mounts/secret",
+            Some(json!({"type": "kv-v2"}))
+        )
+        .status,
+        204
+    );
+    put(&p, "before");
+    let log = dir.join("starts");
+    let script = format!("echo \"$V\" >> {}; exec sleep 1000", log.display());
+    let w = Kill(watch(
+        &p,
+        &[
+            "--watch",
+            "--poll-interval",
+            "200ms",
+            "--debounce",
+            "300ms",
+            "--path",
+            "secret/app",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    ));
+    wait_until(Duration::from_secs(10), || lines(&log).len() == 1);
+    drop(p);
+    // Down for a while: checks fail, the command keeps running.
+    std::thread::sleep(Duration::from_secs(1));
+    assert_eq!(lines(&log), vec!["before"]);
+    let mut p = start_config(&cfg);
+    p.token = Some(root);
+    put(&p, "after");
+    wait_until(Duration::from_secs(10), || lines(&log).len() >= 2);
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(lines(&log), vec!["before", "after"]);
+    drop(w);
+}
+
+#[test]
+fn the_fallback_copy_serves_when_the_server_is_gone() {
+    let mut p = start_dev();
+    let dir = tempdir("fallback");
+    let fb = dir.join("app.fallback");
+    put(&p, "saved-value-1234");
+    let run = |p: &Proc, token: &str, extra: &[&str]| {
+        let out = Command::new(bin())
+            .arg("run")
+            .args(extra)
+            .args([
+                "--fallback",
+                fb.to_str().unwrap(),
+                "--path",
+                "secret/app",
+                "--",
+                "sh",
+                "-c",
+                "printf %s \"$V\"",
+            ])
+            .env("AIRLOCK_ADDR", &p.addr)
+            .env("AIRLOCK_TOKEN", token)
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN")
+            .output()
+            .unwrap();
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).to_string(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (code, out, err) = run(&p, "root", &[]);
+    assert_eq!((code, out.as_str()), (0, "saved-value-1234"), "{err}");
+    let raw = std::fs::read(&fb).unwrap();
+    assert!(
+        !raw.windows(16).any(|w| w == b"saved-value-1234"),
+        "value in the clear"
+    );
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(
+        std::fs::metadata(&fb).unwrap().permissions().mode() & 0o777,
+        0o600
+    );
+    // --offline reads the file even with the server up (and a newer value there).
+    put(&p, "newer-value");
+    let (code, out, _) = run(&p, "root", &["--offline"]);
+    assert_eq!((code, out.as_str()), (0, "saved-value-1234"));
+    // A token that is refused does not fall back.
+    let (code, _, err) = run(&p, "not-a-token", &[]);
+    assert_ne!(code, 0);
+    assert!(!err.contains("using the values saved"), "{err}");
+    let addr = p.addr.clone();
+    let _ = p.child.kill();
+    let _ = p.child.wait();
+    p.addr = addr;
+    // The server is gone: the copy serves, with a message.
+    let (code, out, err) = run(&p, "root", &["--fallback-max-age", "1h"]);
+    assert_eq!((code, out.as_str()), (0, "saved-value-1234"), "{err}");
+    assert!(err.contains("using the values saved"), "{err}");
+    // Not with another token, nor when too old.
+    let (code, _, err) = run(&p, "other-token", &[]);
+    assert_ne!(code, 0);
+    assert!(err.contains("does not open with this token"), "{err}");
+    std::thread::sleep(Duration::from_millis(2100));
+    let (code, _, err) = run(&p, "root", &["--fallback-max-age", "1s"]);
+    assert_ne!(code, 0);
+    assert!(err.contains("older than --fallback-max-age"), "{err}");
+}
