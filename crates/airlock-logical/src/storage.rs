@@ -137,7 +137,7 @@ impl Storage for MemStorage {
                 BarrierOp::PutIf(k, _, want)
                 | BarrierOp::DeleteIf(k, want)
                 | BarrierOp::Check(k, want) => version(&m, k) == *want,
-                BarrierOp::Put(..) | BarrierOp::Delete(_) => true,
+                BarrierOp::Put(..) | BarrierOp::Delete(_) | BarrierOp::Event(_) => true,
             };
             if !holds {
                 return Err(StoreError::Conflict(op.key().to_string()));
@@ -155,6 +155,13 @@ impl Storage for MemStorage {
                     out.push((k, Version::default()));
                 }
                 BarrierOp::Check(..) => {}
+                BarrierOp::Event(v) => {
+                    let n = m
+                        .range(airlock_store::EVENTS_PENDING.to_string()..)
+                        .take_while(|(k, _)| k.starts_with(airlock_store::EVENTS_PENDING))
+                        .count();
+                    m.insert(format!("{}{n:030}", airlock_store::EVENTS_PENDING), v);
+                }
             }
         }
         Ok(out)
@@ -283,6 +290,10 @@ impl View {
     fn full_ops(&self, ops: Vec<BarrierOp>) -> ApiResult<Vec<BarrierOp>> {
         let mut full = Vec::with_capacity(ops.len());
         for op in ops {
+            if matches!(op, BarrierOp::Event(_)) {
+                full.push(op);
+                continue;
+            }
             let k = self.full(op.key())?;
             full.push(op.with_key(k));
         }
@@ -348,7 +359,7 @@ impl Locked<'_> {
         let held = self.version.lock().map(|v| v.clone()).unwrap_or_default();
         let mut touched = false;
         for op in &mut full {
-            if op.key() != self.key {
+            if matches!(op, BarrierOp::Event(_)) || op.key() != self.key {
                 continue;
             }
             touched = true;

@@ -155,6 +155,39 @@ impl Ctx {
         self.sys.revoke_lease(lease_id, force).await
     }
 
+    /// An event about `rel` (below the mount) to commit with the change it describes: Vault's
+    /// event type (`kv-v2/data-write`), and metadata that names paths and versions, never a
+    /// value. `data_rel` is the path a subscriber must be able to read to receive it.
+    pub fn event(
+        &self,
+        event_type: &str,
+        rel: &str,
+        data_rel: &str,
+        metadata: &[(&str, String)],
+    ) -> crate::BarrierOp {
+        let path = format!("{}{rel}", self.mount.path);
+        let data_path = format!("{}{data_rel}", self.mount.path);
+        let mut meta = serde_json::Map::new();
+        for (k, v) in metadata {
+            meta.insert((*k).to_string(), serde_json::Value::String(v.clone()));
+        }
+        let operation = event_type.rsplit('/').next().unwrap_or(event_type);
+        meta.insert("operation".into(), operation.into());
+        meta.insert("path".into(), path.clone().into());
+        meta.insert("data_path".into(), data_path.clone().into());
+        let e = serde_json::json!({
+            "event_type": event_type,
+            "path": path,
+            "data_path": data_path,
+            "mount_path": self.mount.path,
+            "mount_type": self.mount.kind,
+            "mount_accessor": self.mount.accessor,
+            "metadata": meta,
+            "time": crate::util::rfc3339_nanos(self.now_nanos()),
+        });
+        crate::BarrierOp::Event(serde_json::to_vec(&e).unwrap_or_default())
+    }
+
     /// The caller's display name (`token` when there is none).
     pub fn display_name(&self) -> &str {
         self.caller

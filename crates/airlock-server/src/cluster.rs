@@ -44,6 +44,11 @@ impl Core {
             Change::Keys(keys) => {
                 for k in &keys {
                     self.barrier.invalidate(k);
+                    if k.starts_with(airlock_store::EVENTS_PENDING) {
+                        // Another node committed an event: the sequencer (if here) runs.
+                        self.barrier.events_written().notify_one();
+                    }
+                    self.events.saw_key(k);
                 }
                 for k in &keys {
                     self.invalidate_key(k).await;

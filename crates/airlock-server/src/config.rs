@@ -42,6 +42,9 @@ pub struct Config {
     /// Login rate limits (per auth mount, role or user, and client address).
     #[serde(default)]
     pub auth: AuthLimits,
+    /// The event log's retention.
+    #[serde(default)]
+    pub events: EventsConfig,
     /// Set by `--dev`: in-memory store, initialised and unsealed at start.
     #[serde(skip)]
     pub dev: Option<DevConfig>,
@@ -253,6 +256,33 @@ impl Default for StorageConfig {
     }
 }
 
+/// `[events]`: how long the event log keeps events: the smaller of a count and an age.
+#[derive(Clone, Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EventsConfig {
+    #[serde(default = "default_max_events")]
+    pub max_events: u64,
+    /// Seconds (default 24 h).
+    #[serde(default = "default_events_max_age")]
+    pub max_age: i64,
+}
+
+fn default_max_events() -> u64 {
+    100_000
+}
+fn default_events_max_age() -> i64 {
+    24 * 3600
+}
+
+impl Default for EventsConfig {
+    fn default() -> Self {
+        Self {
+            max_events: default_max_events(),
+            max_age: default_events_max_age(),
+        }
+    }
+}
+
 /// Auto-unseal source. With neither set, the Shamir seal is used.
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -297,6 +327,7 @@ impl Config {
             cluster_addr: None,
             unauthenticated_metrics_access: false,
             auth: AuthLimits::default(),
+            events: EventsConfig::default(),
             dev: Some(DevConfig { root_token }),
         }
     }

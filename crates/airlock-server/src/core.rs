@@ -51,6 +51,8 @@ pub struct Core {
     pub locks: Arc<KeyLocks>,
     /// This node among others on a shared store (change feed, leader); inert on SQLite.
     pub ha: crate::ha::Ha,
+    /// Wakes event readers when the log grows.
+    pub events: crate::events::EventsHub,
     /// The whole barrier as a storage view: read-modify-write sequences lock through it
     /// (`root.lock(key)`), so their writes are conditional across nodes.
     pub root: View,
@@ -159,6 +161,7 @@ impl Core {
             leases,
             limiter: LoginLimiter::default(),
             ha,
+            events: crate::events::EventsHub::default(),
             root: View::new(barrier_for_root, "", Arc::clone(&locks)),
             locks,
             cluster: Mutex::new(None),

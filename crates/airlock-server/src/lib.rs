@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod core;
+pub mod events;
 pub mod ha;
 pub mod hmac;
 pub mod http;
@@ -174,6 +175,7 @@ impl Server {
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
         let housekeeping = self.core.spawn_housekeeping();
         let lease_expiry = self.core.spawn_lease_expiry();
+        let sequencer = self.core.spawn_event_sequencer();
         let graceful = GracefulShutdown::new();
         let l = &self.core.config.listener;
         let admission = conn::Admission::new(
@@ -276,6 +278,7 @@ impl Server {
         drop(self.listener);
         housekeeping.abort();
         lease_expiry.abort();
+        sequencer.abort();
         tokio::select! {
             _ = graceful.shutdown() => {}
             _ = tokio::time::sleep(Duration::from_secs(10)) => {

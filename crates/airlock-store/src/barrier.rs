@@ -24,13 +24,21 @@ pub enum BarrierOp {
     DeleteIf(String, Version),
     /// Writes nothing; the batch applies only if the key still holds this version.
     Check(String, Version),
+    /// Appends an event (JSON, no secret value) to the event log's inbox, in the same
+    /// batch as the change it describes: `events/pending/<time>-<random>`. The sequencer
+    /// gives it its cursor.
+    Event(Vec<u8>),
 }
+
+/// Where events wait for their cursor.
+pub const EVENTS_PENDING: &str = "events/pending/";
 
 impl BarrierOp {
     pub fn key(&self) -> &str {
         match self {
             BarrierOp::Put(k, _) | BarrierOp::Delete(k) | BarrierOp::PutIf(k, _, _) => k,
             BarrierOp::DeleteIf(k, _) | BarrierOp::Check(k, _) => k,
+            BarrierOp::Event(_) => "",
         }
     }
 
@@ -42,6 +50,7 @@ impl BarrierOp {
             BarrierOp::PutIf(_, v, ver) => BarrierOp::PutIf(key, v, ver),
             BarrierOp::DeleteIf(_, ver) => BarrierOp::DeleteIf(key, ver),
             BarrierOp::Check(_, ver) => BarrierOp::Check(key, ver),
+            e @ BarrierOp::Event(_) => e,
         }
     }
 }
@@ -54,6 +63,7 @@ impl std::fmt::Debug for BarrierOp {
             BarrierOp::PutIf(k, _, _) => write!(f, "PutIf({k:?}, ***)"),
             BarrierOp::DeleteIf(k, _) => write!(f, "DeleteIf({k:?})"),
             BarrierOp::Check(k, _) => write!(f, "Check({k:?})"),
+            BarrierOp::Event(_) => write!(f, "Event(..)"),
         }
     }
 }
@@ -211,6 +221,7 @@ pub struct Barrier {
     root: RwLock<Option<Zeroizing<[u8; 32]>>>,
     encryptions: AtomicU64,
     cache: Cache,
+    events_written: tokio::sync::Notify,
 }
 
 impl Barrier {
@@ -221,6 +232,7 @@ impl Barrier {
             root: RwLock::new(None),
             encryptions: AtomicU64::new(0),
             cache: Cache::new(),
+            events_written: tokio::sync::Notify::new(),
         }
     }
 
@@ -413,6 +425,7 @@ impl Barrier {
         let mut phys = Vec::with_capacity(ops.len());
         let mut updates = Vec::with_capacity(ops.len());
         let mut checked = Vec::new();
+        let mut events = false;
         for op in ops {
             let seal = |k: &str, v: Vec<u8>| -> Result<Arc<Vec<u8>>> {
                 let v = Zeroizing::new(v);
@@ -443,6 +456,19 @@ impl Barrier {
                     checked.push(k.clone());
                     phys.push(Op::Check(k, ver.expected()));
                 }
+                BarrierOp::Event(v) => {
+                    let mut r = [0u8; 6];
+                    rand::fill(&mut r);
+                    let nanos = std::time::SystemTime::now()
+                        .duration_since(std::time::UNIX_EPOCH)
+                        .map(|d| d.as_nanos())
+                        .unwrap_or(0);
+                    let k = format!("{EVENTS_PENDING}{nanos:030}-{}", hex::encode(r));
+                    let blob = seal(&k, v)?;
+                    events = true;
+                    updates.push((k.clone(), Some(Arc::clone(&blob))));
+                    phys.push(Op::Put(k, blob.to_vec()));
+                }
             }
         }
         // Invalidate first so no reader caches the old value while the write is in flight.
@@ -466,7 +492,15 @@ impl Barrier {
                 Err(_) => self.cache.invalidate(&k),
             }
         }
+        if events && res.is_ok() {
+            self.events_written.notify_one();
+        }
         res.map(|()| versions)
+    }
+
+    /// Woken when this node committed an event (the sequencer waits on it).
+    pub fn events_written(&self) -> &tokio::sync::Notify {
+        &self.events_written
     }
 }
 

@@ -19,7 +19,7 @@ pub mod postgres;
 pub mod seal;
 
 pub use backend::{Backend, Op, SqliteBackend, SyncMode};
-pub use barrier::{Barrier, BarrierOp, Version};
+pub use barrier::{Barrier, BarrierOp, Version, EVENTS_PENDING};
 pub use cluster::{Change, Cluster, ClusterRef, NodeInfo, NodeStatus};
 pub use keyring::Keyring;
 pub use postgres::PostgresBackend;

@@ -7,6 +7,7 @@ mod v2;
 
 pub use v2::merge_patch;
 
+use airlock_logical::BarrierOp;
 use airlock_logical::{ApiError, ApiResult, Ctx, Engine, Field, Op, PathSpec, Request, Response};
 use async_trait::async_trait;
 use serde_json::{Map, Value};
@@ -85,11 +86,21 @@ impl Engine for KvV1 {
                 }
                 // An unparsable `ttl` is stored as data; reads then use the default lease.
                 let b = serde_json::to_vec(&req.data).map_err(|e| ApiError::internal(&e))?;
-                ctx.storage.put(rel, &b).await?;
+                ctx.storage
+                    .commit(vec![
+                        BarrierOp::Put(rel.to_string(), b),
+                        ctx.event("kv-v1/write", rel, rel, &[("modified", "true".into())]),
+                    ])
+                    .await?;
                 Ok(Response::empty())
             }
             V1::Delete => {
-                ctx.storage.delete(rel).await?;
+                ctx.storage
+                    .commit(vec![
+                        BarrierOp::Delete(rel.to_string()),
+                        ctx.event("kv-v1/delete", rel, rel, &[("modified", "true".into())]),
+                    ])
+                    .await?;
                 Ok(Response::empty())
             }
         }

@@ -74,11 +74,14 @@ fn key_hash(key: &str) -> String {
 struct Paths {
     meta: String,
     versions: String,
+    /// The key as the client names it (events name `data/<key>`).
+    key: String,
 }
 
 fn paths(key: &str) -> Paths {
     Paths {
         meta: format!("metadata/{key}"),
+        key: key.to_string(),
         versions: format!("versions/{}/", key_hash(key)),
     }
 }
@@ -271,6 +274,7 @@ fn check_cas(req: &Request, meta: Option<&KeyMeta>, mc: &MountConfig) -> ApiResu
 async fn put_version(
     ctx: &Ctx,
     g: &Locked<'_>,
+    event_type: &str,
     p: &Paths,
     meta: Option<KeyMeta>,
     data: &Map<String, Value>,
@@ -316,6 +320,7 @@ async fn put_version(
         p.meta.clone(),
         serde_json::to_vec(&meta).map_err(|e| ApiError::internal(&e))?,
     ));
+    ops.push(event(ctx, event_type, p, &meta));
     g.commit(ops).await?;
     Ok(Response::data(vm.json(v, &meta.custom_metadata)))
 }
@@ -392,7 +397,7 @@ pub(super) async fn data_write(ctx: &Ctx, req: &Request, key: &str) -> ApiResult
     let meta = load_meta(ctx, &p).await?;
     let mc = mount_config(ctx).await?;
     check_cas(req, meta.as_ref(), &mc)?;
-    put_version(ctx, &g, &p, meta, &d).await
+    put_version(ctx, &g, "kv-v2/data-write", &p, meta, &d).await
 }
 
 /// PATCH `data/<key>`: a JSON merge patch of the current version.
@@ -418,7 +423,7 @@ pub(super) async fn data_patch(ctx: &Ctx, req: &Request, key: &str) -> ApiResult
     let Value::Object(merged) = merged else {
         return Err(ApiError::bad_request("patch must produce an object"));
     };
-    put_version(ctx, &g, &p, Some(meta), &merged).await
+    put_version(ctx, &g, "kv-v2/data-patch", &p, Some(meta), &merged).await
 }
 
 /// DELETE `data/<key>`: soft-deletes the current version.
@@ -435,7 +440,12 @@ pub(super) async fn data_delete(ctx: &Ctx, key: &str) -> ApiResult<Response> {
         if !vm.destroyed && !vm.is_deleted(now) {
             vm.deleted = Some(now);
             meta.updated = now;
-            g.put_json(&p.meta, &meta).await?;
+            let b = serde_json::to_vec(&meta).map_err(|e| ApiError::internal(&e))?;
+            g.commit(vec![
+                BarrierOp::Put(p.meta.clone(), b),
+                event(ctx, "kv-v2/data-delete", &p, &meta),
+            ])
+            .await?;
         }
     }
     Ok(Response::empty())
@@ -555,7 +565,17 @@ pub(super) async fn metadata_write(ctx: &Ctx, req: &Request, key: &str) -> ApiRe
     meta.current_metadata_version += 1;
     meta.updated = now;
     // Lowering max_versions prunes on the next write, as OpenBao does.
-    g.put_json(&p.meta, &meta).await?;
+    let kind = if req.op == Op::Patch {
+        "kv-v2/metadata-patch"
+    } else {
+        "kv-v2/metadata-write"
+    };
+    let b = serde_json::to_vec(&meta).map_err(|e| ApiError::internal(&e))?;
+    g.commit(vec![
+        BarrierOp::Put(p.meta.clone(), b),
+        event(ctx, kind, &p, &meta),
+    ])
+    .await?;
     Ok(Response::empty())
 }
 
@@ -568,6 +588,7 @@ pub(super) async fn metadata_delete(ctx: &Ctx, key: &str) -> ApiResult<Response>
     for v in ctx.storage.list(&p.versions).await? {
         ops.push(BarrierOp::Delete(format!("{}{v}", p.versions)));
     }
+    ops.push(event(ctx, "kv-v2/metadata-delete", &p, &KeyMeta::default()));
     g.commit(ops).await?;
     Ok(Response::empty())
 }
@@ -644,8 +665,29 @@ pub(super) async fn versions_op(
         p.meta.clone(),
         serde_json::to_vec(&meta).map_err(|e| ApiError::internal(&e))?,
     ));
+    ops.push(event(ctx, &format!("kv-v2/{op}"), &p, &meta));
     g.commit(ops).await?;
     Ok(Response::empty())
+}
+
+/// The event for a change of `p` (Vault's kv-v2 metadata: paths and versions, no value).
+fn event(ctx: &Ctx, event_type: &str, p: &Paths, meta: &KeyMeta) -> BarrierOp {
+    let data = format!("data/{}", p.key);
+    let rel = if event_type.contains("metadata") {
+        format!("metadata/{}", p.key)
+    } else {
+        data.clone()
+    };
+    ctx.event(
+        event_type,
+        &rel,
+        &data,
+        &[
+            ("current_version", meta.current_version.to_string()),
+            ("oldest_version", meta.oldest_version.to_string()),
+            ("modified", "true".to_string()),
+        ],
+    )
 }
 
 fn to_subkeys(v: &Value, depth: u64, level: u64) -> Value {

@@ -64,6 +64,7 @@ enum S {
     HaStatus,
     Backup,
     Restore,
+    Events,
     AuthList,
     AuthListRefused,
     AuthRead,
@@ -108,6 +109,7 @@ static PATHS: &[PathSpec<S>] = &[
     PathSpec::new("key-status", &[(Op::Read, S::KeyStatus)]),
     PathSpec::new("ha-status", &[(Op::Read, S::HaStatus)]),
     PathSpec::new("storage/backup", &[(Op::Read, S::Backup)]),
+    PathSpec::new("airlock/events", &[(Op::Read, S::Events)]),
     PathSpec::new("storage/restore", &[(Op::Update, S::Restore)]),
     PathSpec::new("auth/?", &[(Op::Read, S::AuthList), (Op::List, S::AuthListRefused)]),
     PathSpec::new("auth/{path+}/tune/?", &[(Op::Read, S::AuthTuneRead), (Op::Update, S::AuthTuneWrite)]),
@@ -185,6 +187,7 @@ pub async fn handle(
             Ok(Response::empty())
         }
         S::Backup => storage::backup_response(core).await,
+        S::Events => crate::events::handle(core, req, caller).await,
         S::Restore => storage::restore(core, req).await,
         S::HaStatus => Ok(top(Response::data(core.ha_status().await?))),
         S::KeyStatus => {

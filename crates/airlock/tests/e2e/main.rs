@@ -13,6 +13,7 @@ mod cluster;
 mod cluster_faults;
 mod database;
 mod durability;
+mod events;
 mod idp;
 mod limits;
 mod mounts;

@@ -1,0 +1,276 @@
+//! The event log: every change to a secret (and, through the same call, anything else that
+//! emits one) is recorded durably with a cursor that only grows, and read back by
+//! subscribers that resume from a cursor.
+//!
+//! An engine commits an event in the same batch as the change (`Ctx::event`,
+//! `events/pending/<time>-<random>`), so a change and its event exist together or not at
+//! all. The sequencer — one node, the leader — moves pending events into the log in the
+//! order it finds them, giving each the next cursor (`events/log/<cursor>`, `events/meta`,
+//! a conditional write), and drops what is past the retention (`[events]`: 100,000 events,
+//! 24 h). Since one sequencer appends and the log only grows at its end, a reader that
+//! resumes after cursor N misses nothing; one that fell behind the retention gets a
+//! `reset`. Readers learn of new cursors through the change feed (other nodes) or the
+//! sequencer (this node) and wake their long polls.
+//!
+//! `GET sys/airlock/events?since=N&wait=S` answers with the events after N the caller may
+//! read (`read` on the event's data path), at most `limit`, waiting up to `wait` seconds
+//! for one. Events carry paths, versions and operations, never a value.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use airlock_core::policy::Operation;
+use airlock_store::{BarrierOp, EVENTS_PENDING};
+use serde::{Deserialize, Serialize};
+use serde_json::{json, Value};
+
+use crate::core::{Caller, Core};
+use crate::error::{ApiError, ApiResult};
+use crate::logical::{Request, Response};
+
+pub const LOG: &str = "events/log/";
+pub const META: &str = "events/meta";
+
+#[derive(Clone, Copy, Serialize, Deserialize)]
+struct Meta {
+    /// The cursor the next event gets.
+    next: u64,
+    /// The oldest cursor kept.
+    first: u64,
+}
+
+impl Default for Meta {
+    fn default() -> Self {
+        Meta { next: 1, first: 1 }
+    }
+}
+
+fn log_key(c: u64) -> String {
+    format!("{LOG}{c:020}")
+}
+
+/// Where this node's readers wait for new cursors.
+pub struct EventsHub {
+    latest: tokio::sync::watch::Sender<u64>,
+}
+
+impl Default for EventsHub {
+    fn default() -> Self {
+        Self {
+            latest: tokio::sync::watch::channel(0).0,
+        }
+    }
+}
+
+impl EventsHub {
+    /// A cursor became readable (written here, or seen in the change feed).
+    pub fn advance(&self, c: u64) {
+        self.latest.send_if_modified(|v| {
+            if c > *v {
+                *v = c;
+                true
+            } else {
+                false
+            }
+        });
+    }
+
+    /// A key another node wrote: wakes readers for a new log entry.
+    pub fn saw_key(&self, key: &str) {
+        if let Some(c) = key.strip_prefix(LOG).and_then(|n| n.parse::<u64>().ok()) {
+            self.advance(c);
+        }
+    }
+}
+
+impl Core {
+    /// Sequences pending events while this node leads (woken by its own commits, by other
+    /// nodes' through the feed, and every second).
+    pub fn spawn_event_sequencer(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let core = Arc::clone(self);
+        tokio::spawn(async move {
+            loop {
+                tokio::select! {
+                    _ = core.barrier.events_written().notified() => {}
+                    _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                }
+                if core.is_sealed() || !core.ha.is_leader() || !core.ha.is_coherent() {
+                    continue;
+                }
+                loop {
+                    match core.sequence_events().await {
+                        Ok(n) if n >= SEQUENCE_BATCH => continue,
+                        Ok(_) => break,
+                        Err(e) => {
+                            if !e.is_conflict() {
+                                tracing::warn!(error = ?e.errors, "sequencing events failed; will retry");
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        })
+    }
+
+    /// Moves up to `SEQUENCE_BATCH` pending events into the log and applies the
+    /// retention, in one conditional batch. Returns how many were moved.
+    async fn sequence_events(&self) -> ApiResult<usize> {
+        let g = self.root.lock(META).await?;
+        let mut meta: Meta = self.barrier.get_json(META).await?.unwrap_or_default();
+        let pending = self.barrier.list(EVENTS_PENDING).await?;
+        let mut ops = Vec::new();
+        let mut moved = 0;
+        // Entries before this pass's first cursor are in storage; later ones are in `ops`.
+        let stored_before = meta.next;
+        let now = crate::core::now_unix();
+        for name in pending
+            .iter()
+            .filter(|n| !n.ends_with('/'))
+            .take(SEQUENCE_BATCH)
+        {
+            let key = format!("{EVENTS_PENDING}{name}");
+            let Some(raw) = self.barrier.get(&key).await? else {
+                continue;
+            };
+            ops.push(BarrierOp::Delete(key));
+            let Ok(Value::Object(mut e)) = serde_json::from_slice::<Value>(&raw) else {
+                tracing::warn!("a malformed pending event was dropped");
+                continue;
+            };
+            e.insert("cursor".into(), json!(meta.next));
+            e.insert("id".into(), json!(meta.next.to_string()));
+            let b = serde_json::to_vec(&e).map_err(|x| ApiError::internal(&x))?;
+            ops.push(BarrierOp::Put(log_key(meta.next), b));
+            meta.next += 1;
+            moved += 1;
+        }
+        // Retention: at most `max_events`, none older than `max_age` (bounded per pass).
+        let cfg = &self.config.events;
+        let mut dropped = 0;
+        while meta.first < meta.next && dropped < 1000 {
+            let too_many = meta.next - meta.first > cfg.max_events.max(1);
+            let too_old = !too_many
+                && meta.first < stored_before
+                && match self.barrier.get_json::<Value>(&log_key(meta.first)).await? {
+                    Some(e) => e["time"]
+                        .as_str()
+                        .and_then(crate::core::parse_rfc3339_nanos)
+                        .is_some_and(|ns| (ns / 1_000_000_000) as i64 + cfg.max_age < now),
+                    None => true,
+                };
+            if !too_many && !too_old {
+                break;
+            }
+            ops.push(BarrierOp::Delete(log_key(meta.first)));
+            meta.first += 1;
+            dropped += 1;
+        }
+        if ops.is_empty() {
+            return Ok(0);
+        }
+        let b = serde_json::to_vec(&meta).map_err(|x| ApiError::internal(&x))?;
+        ops.push(BarrierOp::Put(META.into(), b));
+        g.commit(ops).await?;
+        self.events.advance(meta.next - 1);
+        Ok(moved)
+    }
+
+    /// The events after `since` the caller may read, waiting up to `wait` for one.
+    pub async fn events_after(
+        &self,
+        caller: &Caller,
+        since: Option<u64>,
+        wait: Duration,
+        limit: usize,
+    ) -> ApiResult<Value> {
+        let mut rx = self.events.latest.subscribe();
+        let deadline = tokio::time::Instant::now() + wait;
+        let meta: Meta = self.barrier.get_json(META).await?.unwrap_or_default();
+        self.events.advance(meta.next - 1);
+        // Without a cursor: from now on.
+        let mut since = since.unwrap_or(meta.next - 1);
+        let mut out = Vec::new();
+        loop {
+            let meta: Meta = self.barrier.get_json(META).await?.unwrap_or_default();
+            if since + 1 < meta.first {
+                // Fell behind the retention: say so, never skip silently.
+                out.push(json!({
+                    "event_type": "reset",
+                    "cursor": meta.first - 1,
+                    "id": (meta.first - 1).to_string(),
+                    "metadata": {"missed_from": since + 1, "missed_to": meta.first - 1},
+                }));
+                since = meta.first - 1;
+            }
+            let last = (meta.next - 1).min(since + limit as u64);
+            for c in since + 1..=last {
+                let Some(e) = self.barrier.get_json::<Value>(&log_key(c)).await? else {
+                    continue;
+                };
+                let path = e["data_path"].as_str().unwrap_or("");
+                if caller.is_root || caller.acl.allowed(path, Operation::Read, None).is_ok() {
+                    out.push(e);
+                }
+                if out.len() >= limit {
+                    since = c;
+                    break;
+                }
+                since = c;
+            }
+            if !out.is_empty() || tokio::time::Instant::now() >= deadline {
+                break;
+            }
+            // Nothing readable yet: wait for a newer cursor, or the deadline.
+            let woke = tokio::time::timeout_at(deadline, async {
+                while *rx.borrow_and_update() <= since {
+                    if rx.changed().await.is_err() {
+                        break;
+                    }
+                }
+            })
+            .await;
+            if woke.is_err() {
+                break;
+            }
+        }
+        Ok(json!({ "events": out, "next": since }))
+    }
+}
+
+/// Pending events moved per batch.
+const SEQUENCE_BATCH: usize = 500;
+
+/// `GET sys/airlock/events?since=N&wait=30s&limit=100`.
+pub async fn handle(core: &Core, req: &Request, caller: &Caller) -> ApiResult<Response> {
+    let q = |k: &str| {
+        req.query
+            .iter()
+            .find(|(n, _)| n == k)
+            .map(|(_, v)| v.as_str())
+    };
+    let since = q("since")
+        .map(|v| {
+            v.parse::<u64>().map_err(|_| {
+                ApiError::bad_request("since must be a cursor (a non-negative integer)")
+            })
+        })
+        .transpose()?;
+    let wait = match q("wait") {
+        None | Some("") => 0,
+        Some(v) => airlock_core::duration::parse_duration(v)
+            .map_err(|_| ApiError::bad_request("wait must be a duration (e.g. 30s)"))?,
+    };
+    let limit = q("limit")
+        .map(|v| {
+            v.parse::<usize>()
+                .map_err(|_| ApiError::bad_request("limit must be a number"))
+        })
+        .transpose()?
+        .unwrap_or(100)
+        .clamp(1, 1000);
+    let v = core
+        .events_after(caller, since, Duration::from_secs(wait.min(60)), limit)
+        .await?;
+    Ok(Response::data(v))
+}
