@@ -14,6 +14,7 @@ use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 use tokio_rustls::TlsConnector;
 use zeroize::Zeroizing;
 
+#[derive(Clone)]
 pub struct Client {
     pub addr: String,
     host: String,

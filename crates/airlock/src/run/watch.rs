@@ -1,5 +1,8 @@
-//! `airlock run --watch`: keeps the command's secrets current. The values are checked every
-//! `--poll-interval`; a change is acted on once it has held for `--debounce` (a burst of
+//! `airlock run --watch`: keeps the command's secrets current. The server pushes: a long poll
+//! on its event log (`sys/airlock/events`) wakes the moment one of the paths changes, and the
+//! values are fetched then. Without it (a token that may not read the log, an older server)
+//! the values are checked every `--poll-interval`; with it, that check remains as a slow
+//! safety net. A change is acted on once it has held for `--debounce` (a burst of
 //! writes gives one action), by the `--on-change` strategy: restart the command (SIGTERM,
 //! `--grace`, SIGKILL, start again with the new values), send it a signal, run a command,
 //! or only log. A `--mount` file is rewritten (atomically) before any of them. Failed checks
@@ -95,6 +98,71 @@ async fn stop(child: &mut tokio::process::Child, grace: Duration) {
     }
 }
 
+/// The event data paths a KV path may appear as: itself (KV v1) and, for KV v2, with
+/// `data/` after the mount, wherever the mount ends.
+fn data_paths(paths: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in paths {
+        let p = p.trim_matches('/');
+        out.push(p.to_string());
+        let parts: Vec<&str> = p.split('/').collect();
+        for i in 1..parts.len() {
+            out.push(format!(
+                "{}/data/{}",
+                parts[..i].join("/"),
+                parts[i..].join("/")
+            ));
+        }
+    }
+    out
+}
+
+/// Long-polls the event log and sends a wake-up for every event about one of `paths`.
+/// Ends (and `--watch` falls back to polling) when the server has no log or refuses it.
+async fn push(cl: Client, paths: Vec<String>, tx: tokio::sync::mpsc::Sender<()>) {
+    let wanted = data_paths(&paths);
+    let mut since: Option<u64> = None;
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        let q = match since {
+            Some(c) => format!("sys/airlock/events?since={c}&wait=25s&limit=1000"),
+            None => "sys/airlock/events".to_string(),
+        };
+        match cl.raw("GET", &q, None, None).await {
+            Ok((200, v)) => {
+                backoff = Duration::from_millis(200);
+                let d = &v["data"];
+                let hit = d["events"].as_array().is_some_and(|ev| {
+                    ev.iter().any(|e| {
+                        e["event_type"] == "reset"
+                            || e["data_path"]
+                                .as_str()
+                                .is_some_and(|p| wanted.iter().any(|w| w == p))
+                    })
+                });
+                let reconnected = since.is_none();
+                since = d["next"].as_u64().or(since);
+                // After (re)connecting, one check: a change made meanwhile is seen once.
+                if hit || reconnected {
+                    if tx.send(()).await.is_err() {
+                        return;
+                    }
+                }
+            }
+            Ok((status, _)) if status == 403 || status == 404 || status == 405 => {
+                eprintln!("airlock run: the server does not push changes to this token ({status}); checking every --poll-interval");
+                return;
+            }
+            _ => {
+                // The log is durable: the next poll from the same cursor returns what was
+                // written meanwhile (or a reset, if that was more than the retention).
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
 pub async fn supervise(a: &RunArgs, cl: &Client, mut env: Env) -> Result<ExitCode> {
     let strategy = parse_on_change(&a.on_change)?;
     let grace = millis("--grace", &a.grace)?;
@@ -106,13 +174,24 @@ pub async fn supervise(a: &RunArgs, cl: &Client, mut env: Env) -> Result<ExitCod
     let mut child = spawn(a, &env)?;
     // A change seen, and since when it has held.
     let mut pending: Option<([u8; 32], Instant)> = None;
+    let (push_tx, mut pushed) = tokio::sync::mpsc::channel::<()>(1);
+    let pusher = tokio::spawn(push(cl.clone(), a.paths.clone(), push_tx));
     let mut tick = tokio::time::interval(poll);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut push_alive = true;
     loop {
         let settle = pending.map(|(_, since)| tokio::time::Instant::from_std(since + debounce));
         tokio::select! {
-            st = child.wait() => return Ok(exit_code(st?)),
+            st = child.wait() => {
+                pusher.abort();
+                return Ok(exit_code(st?));
+            }
             Some(sig) = relay.next() => send_signal(child.id(), sig),
+            p = pushed.recv(), if push_alive => {
+                if p.is_none() {
+                    push_alive = false;
+                }
+            }
             _ = tick.tick() => {}
             _ = async { match settle { Some(t) => tokio::time::sleep_until(t).await, None => std::future::pending().await } } => {}
         }

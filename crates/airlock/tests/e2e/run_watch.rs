@@ -12,6 +12,10 @@ use crate::cluster::wait_until;
 use crate::util::*;
 
 fn watch(p: &Proc, args: &[&str]) -> Child {
+    watch_to(p, args, Stdio::piped())
+}
+
+fn watch_to(p: &Proc, args: &[&str], stderr: Stdio) -> Child {
     Command::new(bin())
         .arg("run")
         .args(args)
@@ -20,7 +24,7 @@ fn watch(p: &Proc, args: &[&str]) -> Child {
         .env_remove("VAULT_ADDR")
         .env_remove("VAULT_TOKEN")
         .stdout(Stdio::null())
-        .stderr(Stdio::piped())
+        .stderr(stderr)
         .spawn()
         .unwrap()
 }
@@ -45,8 +49,20 @@ fn put(p: &Proc, v: &str) {
 
 struct Kill(Child);
 
+/// Ends `airlock run` as a user would (SIGTERM, which it passes to the command), then for
+/// sure; the commands sleep at most a minute in any case.
 impl Drop for Kill {
     fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .arg("-TERM")
+            .arg(self.0.id().to_string())
+            .status();
+        for _ in 0..50 {
+            if let Ok(Some(_)) = self.0.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
@@ -58,7 +74,7 @@ fn a_burst_of_writes_restarts_the_command_once_with_the_last_value() {
     let dir = tempdir("watch-burst");
     let log = dir.join("starts");
     put(&p, "v0");
-    let script = format!("echo \"$V\" >> {}; exec sleep 1000", log.display());
+    let script = format!("echo \"$V\" >> {}; exec sleep 60", log.display());
     let _w = Kill(watch(
         &p,
         &[
@@ -188,7 +204,7 @@ fn a_change_made_while_the_server_was_down_is_applied_once() {
     );
     put(&p, "before");
     let log = dir.join("starts");
-    let script = format!("echo \"$V\" >> {}; exec sleep 1000", log.display());
+    let script = format!("echo \"$V\" >> {}; exec sleep 60", log.display());
     let w = Kill(watch(
         &p,
         &[
@@ -287,4 +303,96 @@ fn the_fallback_copy_serves_when_the_server_is_gone() {
     let (code, _, err) = run(&p, "root", &["--fallback-max-age", "1s"]);
     assert_ne!(code, 0);
     assert!(err.contains("older than --fallback-max-age"), "{err}");
+}
+
+/// With the event log, a change arrives by push: checks every minute cannot explain a
+/// restart within a second. A token that may not read the log falls back to checking.
+#[test]
+fn changes_are_pushed_and_a_token_without_the_log_falls_back_to_checking() {
+    let mut p = start_dev();
+    let dir = tempdir("watch-push");
+    let log = dir.join("starts");
+    put(&p, "p0");
+    let script = format!("echo \"$V\" >> {}; exec sleep 60", log.display());
+    let _w = Kill(watch(
+        &p,
+        &[
+            "--watch",
+            "--poll-interval",
+            "60s",
+            "--debounce",
+            "0s",
+            "--grace",
+            "1s",
+            "--path",
+            "secret/app",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+    ));
+    wait_until(Duration::from_secs(10), || lines(&log).len() == 1);
+    std::thread::sleep(Duration::from_millis(500));
+    let mut delays = Vec::new();
+    for i in 1..=5 {
+        let t0 = Instant::now();
+        put(&p, &format!("p{i}"));
+        wait_until(Duration::from_secs(5), || lines(&log).len() == i + 1);
+        delays.push(t0.elapsed());
+        assert_eq!(lines(&log).last().unwrap(), &format!("p{i}"));
+    }
+    println!("write to restarted child: {delays:?}");
+    assert!(
+        delays.iter().all(|d| *d < Duration::from_secs(2)),
+        "{delays:?}"
+    );
+
+    // A token that may read the secret but not the event log: checks instead.
+    let policy = "path \"secret/data/app\" { capabilities = [\"read\"] }\npath \"sys/internal/ui/mounts/*\" { capabilities = [\"read\"] }";
+    assert_eq!(
+        req(
+            &p,
+            "PUT",
+            "/v1/sys/policies/acl/only-app",
+            Some(json!({"policy": policy}))
+        )
+        .status,
+        204
+    );
+    let t = req(
+        &p,
+        "POST",
+        "/v1/auth/token/create",
+        Some(json!({"policies": ["only-app"]})),
+    );
+    p.token = Some(t.body["auth"]["client_token"].as_str().unwrap().to_string());
+    let log2 = dir.join("starts2");
+    let script = format!("echo \"$V\" >> {}; exec sleep 60", log2.display());
+    // Its messages go to a file: the command (a grandchild) keeps a pipe open.
+    let errfile = dir.join("stderr");
+    let w = Kill(watch_to(
+        &p,
+        &[
+            "--watch",
+            "--poll-interval",
+            "200ms",
+            "--debounce",
+            "0s",
+            "--path",
+            "secret/app",
+            "--",
+            "sh",
+            "-c",
+            &script,
+        ],
+        Stdio::from(std::fs::File::create(&errfile).unwrap()),
+    ));
+    wait_until(Duration::from_secs(10), || lines(&log2).len() == 1);
+    p.token = Some("root".into());
+    put(&p, "checked");
+    wait_until(Duration::from_secs(5), || lines(&log2).len() == 2);
+    drop(w);
+    let err = std::fs::read_to_string(&errfile).unwrap();
+    assert!(err.contains("does not push changes to this token"), "{err}");
 }
