@@ -143,10 +143,8 @@ async fn push(cl: Client, paths: Vec<String>, tx: tokio::sync::mpsc::Sender<()>)
                 let reconnected = since.is_none();
                 since = d["next"].as_u64().or(since);
                 // After (re)connecting, one check: a change made meanwhile is seen once.
-                if hit || reconnected {
-                    if tx.send(()).await.is_err() {
-                        return;
-                    }
+                if (hit || reconnected) && tx.send(()).await.is_err() {
+                    return;
                 }
             }
             Ok((status, _)) if status == 403 || status == 404 || status == 405 => {
