@@ -165,27 +165,14 @@ impl Ctx {
         data_rel: &str,
         metadata: &[(&str, String)],
     ) -> crate::BarrierOp {
-        let path = format!("{}{rel}", self.mount.path);
-        let data_path = format!("{}{data_rel}", self.mount.path);
-        let mut meta = serde_json::Map::new();
-        for (k, v) in metadata {
-            meta.insert((*k).to_string(), serde_json::Value::String(v.clone()));
-        }
-        let operation = event_type.rsplit('/').next().unwrap_or(event_type);
-        meta.insert("operation".into(), operation.into());
-        meta.insert("path".into(), path.clone().into());
-        meta.insert("data_path".into(), data_path.clone().into());
-        let e = serde_json::json!({
-            "event_type": event_type,
-            "path": path,
-            "data_path": data_path,
-            "mount_path": self.mount.path,
-            "mount_type": self.mount.kind,
-            "mount_accessor": self.mount.accessor,
-            "metadata": meta,
-            "time": crate::util::rfc3339_nanos(self.now_nanos()),
-        });
-        crate::BarrierOp::Event(serde_json::to_vec(&e).unwrap_or_default())
+        event_op(
+            event_type,
+            &format!("{}{rel}", self.mount.path),
+            &format!("{}{data_rel}", self.mount.path),
+            &self.mount,
+            metadata,
+            self.now_nanos(),
+        )
     }
 
     /// The caller's display name (`token` when there is none).
@@ -195,4 +182,35 @@ impl Ctx {
             .map(|c| c.display_name.as_str())
             .unwrap_or("token")
     }
+}
+
+/// An event op (see [`Ctx::event`]) for `path` in `mount`; the server uses it for its own
+/// changes (policies, mount tables) with a `sys/` mount entry.
+pub fn event_op(
+    event_type: &str,
+    path: &str,
+    data_path: &str,
+    mount: &crate::MountEntry,
+    metadata: &[(&str, String)],
+    now_nanos: i128,
+) -> crate::BarrierOp {
+    let mut meta = serde_json::Map::new();
+    for (k, v) in metadata {
+        meta.insert((*k).to_string(), serde_json::Value::String(v.clone()));
+    }
+    let operation = event_type.rsplit('/').next().unwrap_or(event_type);
+    meta.insert("operation".into(), operation.into());
+    meta.insert("path".into(), path.into());
+    meta.insert("data_path".into(), data_path.into());
+    let e = serde_json::json!({
+        "event_type": event_type,
+        "path": path,
+        "data_path": data_path,
+        "mount_path": mount.path,
+        "mount_type": mount.kind,
+        "mount_accessor": mount.accessor,
+        "metadata": meta,
+        "time": crate::util::rfc3339_nanos(now_nanos),
+    });
+    crate::BarrierOp::Event(serde_json::to_vec(&e).unwrap_or_default())
 }

@@ -534,7 +534,23 @@ impl Core {
     ) -> ApiResult<()> {
         let old = self.router.snapshot(which);
         self.router.install(which, table.clone())?;
-        if let Err(e) = lock.put_json(table_key(which), &table).await {
+        let b = serde_json::to_vec(&table).map_err(|e| ApiError::internal(&e))?;
+        let path = match which {
+            Which::Secrets => "sys/mounts",
+            Which::Auth => "sys/auth",
+        };
+        let event = airlock_logical::system::event_op(
+            "mounts/table-write",
+            path,
+            path,
+            &crate::mounts::system_entry(),
+            &[],
+            now_nanos(),
+        );
+        if let Err(e) = lock
+            .commit(vec![BarrierOp::Put(table_key(which).to_string(), b), event])
+            .await
+        {
             let _ = self.router.install(which, old);
             return Err(e);
         }

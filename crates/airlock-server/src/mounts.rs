@@ -98,6 +98,22 @@ pub fn is_builtin(path: &str) -> bool {
     path == "sys/" || BUILTIN.contains(&path)
 }
 
+/// The `sys/` mount as events name it (the server's own changes: policies, mount tables).
+pub fn system_entry() -> MountEntry {
+    MountEntry {
+        path: "sys/".into(),
+        kind: "system".into(),
+        description: "system endpoints".into(),
+        accessor: "system".into(),
+        uuid: String::new(),
+        options: BTreeMap::new(),
+        default_lease_ttl: 0,
+        max_lease_ttl: 0,
+        local: false,
+        seal_wrap: false,
+    }
+}
+
 /// The built-in mount at `path`, as a new server gets it.
 pub fn builtin_entry(path: &str) -> Option<MountEntry> {
     let (kind, description, local) = match path {

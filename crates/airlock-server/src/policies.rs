@@ -196,7 +196,12 @@ impl PolicyStore {
             version,
             modified_nanos: now_nanos(),
         };
-        g.put_json(&key, &sp).await?;
+        let b = serde_json::to_vec(&sp).map_err(|e| ApiError::internal(&e))?;
+        g.commit(vec![
+            airlock_store::BarrierOp::Put(key.clone(), b),
+            sys_event("policy/write", &name),
+        ])
+        .await?;
         if let Ok(mut m) = self.parsed.write() {
             m.insert(name, Arc::new(parsed));
         }
@@ -211,13 +216,32 @@ impl PolicyStore {
             "default" => return Err(ApiError::bad_request("cannot delete default policy")),
             _ => {}
         }
-        self.barrier.delete(&format!("{PREFIX}{name}")).await?;
+        self.barrier
+            .commit(vec![
+                airlock_store::BarrierOp::Delete(format!("{PREFIX}{name}")),
+                sys_event("policy/delete", &name),
+            ])
+            .await?;
         if let Ok(mut m) = self.parsed.write() {
             m.remove(&name);
         }
         self.invalidate();
         Ok(())
     }
+}
+
+/// The event of a policy change: path `sys/policies/acl/<name>` (readable by who may read
+/// the policy).
+fn sys_event(event_type: &str, name: &str) -> airlock_store::BarrierOp {
+    let path = format!("sys/policies/acl/{name}");
+    airlock_logical::system::event_op(
+        event_type,
+        &path,
+        &path,
+        &crate::mounts::system_entry(),
+        &[],
+        now_nanos(),
+    )
 }
 
 /// Loads a password policy by name (`sys/policies/password/<name>`).

@@ -76,10 +76,10 @@ fn events_name_changes_only_to_who_may_read_them() {
     let mut all = Vec::new();
     wait_until(Duration::from_secs(5), || {
         all = events(&p, "root", "since=0").1;
-        all.len() == 4
+        all.len() == 5
     });
     let cursors: Vec<u64> = all.iter().map(|e| e["cursor"].as_u64().unwrap()).collect();
-    assert_eq!(cursors, vec![1, 2, 3, 4]);
+    assert_eq!(cursors, vec![1, 2, 3, 4, 5]);
     let types: Vec<&str> = all
         .iter()
         .map(|e| e["event_type"].as_str().unwrap())
@@ -87,14 +87,16 @@ fn events_name_changes_only_to_who_may_read_them() {
     assert_eq!(
         types,
         vec![
+            "policy/write",
             "kv-v2/data-write",
             "kv-v2/data-write",
             "kv-v2/data-write",
             "kv-v2/metadata-delete"
         ]
     );
-    assert_eq!(all[2]["metadata"]["current_version"], "2");
-    assert_eq!(all[0]["data_path"], "secret/data/app/one");
+    assert_eq!(all[3]["metadata"]["current_version"], "2");
+    assert_eq!(all[0]["data_path"], "sys/policies/acl/sub");
+    assert_eq!(all[1]["data_path"], "secret/data/app/one");
     assert!(
         !serde_json::to_string(&all).unwrap().contains("s3cret"),
         "a value in an event"
@@ -114,7 +116,7 @@ fn events_name_changes_only_to_who_may_read_them() {
             "secret/data/app/one"
         ]
     );
-    assert_eq!(next, 4);
+    assert_eq!(next, 5);
     // Without read on sys/airlock/events: refused.
     assert_eq!(events(&p, &none, "since=0").0, 403);
     // A long poll wakes at once on a write (and a revoked token is refused on its next one).
@@ -126,7 +128,7 @@ fn events_name_changes_only_to_who_may_read_them() {
             http(
                 &addr,
                 "GET",
-                "/v1/sys/airlock/events?since=4&wait=20s",
+                "/v1/sys/airlock/events?since=5&wait=20s",
                 Some(&sub),
                 None,
                 &[],
@@ -203,7 +205,7 @@ fn a_subscriber_behind_the_retention_gets_a_reset() {
     let mut got = Vec::new();
     wait_until(Duration::from_secs(5), || {
         got = events(&p, &root, "since=0").1;
-        got.last().and_then(|e| e["cursor"].as_u64()) == Some(12)
+        got.last().and_then(|e| e["cursor"].as_u64()) == Some(13)
     });
     assert_eq!(got[0]["event_type"], "reset", "{got:?}");
     assert_eq!(got[0]["metadata"]["missed_from"], 1);
@@ -211,7 +213,7 @@ fn a_subscriber_behind_the_retention_gets_a_reset() {
         .iter()
         .map(|e| e["cursor"].as_u64().unwrap())
         .collect();
-    assert_eq!(kept, vec![8, 9, 10, 11, 12]);
+    assert_eq!(kept, vec![9, 10, 11, 12, 13]);
     assert_eq!(got[1]["event_type"], "kv-v1/write");
 }
 
@@ -264,15 +266,15 @@ fn three_nodes_sequence_every_event_once() {
             all.extend(ev);
             since = next;
         }
-        all.len() >= 120
+        all.len() >= 121
     });
     let cursors: Vec<u64> = all.iter().map(|e| e["cursor"].as_u64().unwrap()).collect();
-    assert_eq!(cursors, (1..=120).collect::<Vec<u64>>(), "gaps or repeats");
+    assert_eq!(cursors, (1..=121).collect::<Vec<u64>>(), "gaps or repeats");
     let mut paths: Vec<String> = all
         .iter()
         .map(|e| e["data_path"].as_str().unwrap().to_string())
         .collect();
     paths.sort();
     paths.dedup();
-    assert_eq!(paths.len(), 120, "an event lost or doubled");
+    assert_eq!(paths.len(), 121, "an event lost or doubled");
 }
