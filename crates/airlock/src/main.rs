@@ -6,6 +6,7 @@ mod auth;
 mod broker;
 mod client;
 mod cmd;
+mod events_cmd;
 mod generic;
 mod kv;
 mod operator;
@@ -125,6 +126,9 @@ enum Command {
     /// Look up, renew and revoke leases.
     #[command(subcommand)]
     Lease(generic::LeaseCmd),
+    /// Follow the event log: every change the token may see, as it happens.
+    #[command(subcommand)]
+    Events(events_cmd::EventsCmd),
     /// The credential broker: run agents with placeholders instead of credentials.
     #[command(subcommand)]
     Broker(broker::BrokerCmd),
@@ -237,6 +241,7 @@ fn main() -> ExitCode {
             Command::List(a) => generic::list(a).await,
             Command::Delete(a) => generic::delete(a).await,
             Command::Lease(c) => generic::lease(c).await,
+            Command::Events(c) => events_cmd::run(c).await,
         }
     });
     match result {

@@ -278,3 +278,55 @@ fn three_nodes_sequence_every_event_once() {
     paths.dedup();
     assert_eq!(paths.len(), 121, "an event lost or doubled");
 }
+
+/// `airlock events subscribe` prints the events as they happen, one JSON per line, only for
+/// the paths asked.
+#[test]
+fn the_cli_follows_the_event_log() {
+    let p = start_dev();
+    let dir = tempdir("events-cli");
+    let out = dir.join("out");
+    let mut child = std::process::Command::new(bin())
+        .args([
+            "events",
+            "subscribe",
+            "--since",
+            "0",
+            "--format",
+            "json",
+            "secret/data/app",
+        ])
+        .env("AIRLOCK_ADDR", &p.addr)
+        .env("AIRLOCK_TOKEN", "root")
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .stdout(std::fs::File::create(&out).unwrap())
+        .spawn()
+        .unwrap();
+    for (path, v) in [("other", 1), ("app", 2), ("app", 3)] {
+        let r = req(
+            &p,
+            "POST",
+            &format!("/v1/secret/data/{path}"),
+            Some(json!({"data": {"v": v}})),
+        );
+        assert_eq!(r.status, 200);
+    }
+    let mut lines: Vec<Value> = Vec::new();
+    wait_until(Duration::from_secs(5), || {
+        lines = std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .lines()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect();
+        lines.len() >= 2
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    let versions: Vec<&str> = lines
+        .iter()
+        .map(|e| e["metadata"]["current_version"].as_str().unwrap())
+        .collect();
+    assert_eq!(versions, vec!["1", "2"], "{lines:?}");
+    assert!(lines.iter().all(|e| e["data_path"] == "secret/data/app"));
+}
