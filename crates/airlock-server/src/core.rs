@@ -52,7 +52,7 @@ pub struct Core {
     /// This node among others on a shared store (change feed, leader); inert on SQLite.
     pub ha: crate::ha::Ha,
     /// Wakes event readers when the log grows.
-    pub events: crate::events::EventsHub,
+    pub events: crate::event_hub::EventsHub,
     /// The whole barrier as a storage view: read-modify-write sequences lock through it
     /// (`root.lock(key)`), so their writes are conditional across nodes.
     pub root: View,
@@ -161,7 +161,7 @@ impl Core {
             leases,
             limiter: LoginLimiter::default(),
             ha,
-            events: crate::events::EventsHub::default(),
+            events: crate::event_hub::EventsHub::default(),
             root: View::new(barrier_for_root, "", Arc::clone(&locks)),
             locks,
             cluster: Mutex::new(None),

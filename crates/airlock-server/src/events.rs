@@ -28,7 +28,8 @@ use crate::core::{Caller, Core};
 use crate::error::{ApiError, ApiResult};
 use crate::logical::{Request, Response};
 
-pub const LOG: &str = "events/log/";
+pub use crate::event_hub::{EventsHub, LOG};
+
 pub const META: &str = "events/meta";
 
 #[derive(Clone, Copy, Serialize, Deserialize)]
@@ -47,40 +48,6 @@ impl Default for Meta {
 
 fn log_key(c: u64) -> String {
     format!("{LOG}{c:020}")
-}
-
-/// Where this node's readers wait for new cursors.
-pub struct EventsHub {
-    latest: tokio::sync::watch::Sender<u64>,
-}
-
-impl Default for EventsHub {
-    fn default() -> Self {
-        Self {
-            latest: tokio::sync::watch::channel(0).0,
-        }
-    }
-}
-
-impl EventsHub {
-    /// A cursor became readable (written here, or seen in the change feed).
-    pub fn advance(&self, c: u64) {
-        self.latest.send_if_modified(|v| {
-            if c > *v {
-                *v = c;
-                true
-            } else {
-                false
-            }
-        });
-    }
-
-    /// A key another node wrote: wakes readers for a new log entry.
-    pub fn saw_key(&self, key: &str) {
-        if let Some(c) = key.strip_prefix(LOG).and_then(|n| n.parse::<u64>().ok()) {
-            self.advance(c);
-        }
-    }
 }
 
 impl Core {
@@ -184,7 +151,7 @@ impl Core {
         wait: Duration,
         limit: usize,
     ) -> ApiResult<Value> {
-        let mut rx = self.events.latest.subscribe();
+        let mut rx = self.events.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         let meta: Meta = self.barrier.get_json(META).await?.unwrap_or_default();
         self.events.advance(meta.next - 1);

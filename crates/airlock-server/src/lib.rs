@@ -13,6 +13,7 @@ pub mod cluster;
 pub mod config;
 pub mod conn;
 pub mod core;
+pub mod event_hub;
 pub mod events;
 pub mod ha;
 pub mod hmac;
