@@ -153,25 +153,26 @@ impl Core {
     ) -> ApiResult<Value> {
         let mut rx = self.events.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
-        let meta: Meta = self.barrier.get_json(META).await?.unwrap_or_default();
-        self.events.advance(meta.next - 1);
-        // Without a cursor: from now on.
-        let mut since = since.unwrap_or(meta.next - 1);
+        let mut since = since;
         let mut out = Vec::new();
-        loop {
+        let next = loop {
             let meta: Meta = self.barrier.get_json(META).await?.unwrap_or_default();
-            if since + 1 < meta.first {
+            self.events.advance(meta.next - 1);
+            // Without a cursor: from now on.
+            let mut cur = since.unwrap_or(meta.next - 1);
+            if cur + 1 < meta.first {
                 // Fell behind the retention: say so, never skip silently.
                 out.push(json!({
                     "event_type": "reset",
                     "cursor": meta.first - 1,
                     "id": (meta.first - 1).to_string(),
-                    "metadata": {"missed_from": since + 1, "missed_to": meta.first - 1},
+                    "metadata": {"missed_from": cur + 1, "missed_to": meta.first - 1},
                 }));
-                since = meta.first - 1;
+                cur = meta.first - 1;
             }
-            let last = (meta.next - 1).min(since + limit as u64);
-            for c in since + 1..=last {
+            let last = (meta.next - 1).min(cur + limit as u64);
+            for c in cur + 1..=last {
+                cur = c;
                 let Some(e) = self.barrier.get_json::<Value>(&log_key(c)).await? else {
                     continue;
                 };
@@ -180,17 +181,16 @@ impl Core {
                     out.push(e);
                 }
                 if out.len() >= limit {
-                    since = c;
                     break;
                 }
-                since = c;
             }
+            since = Some(cur);
             if !out.is_empty() || tokio::time::Instant::now() >= deadline {
-                break;
+                break cur;
             }
             // Nothing readable yet: wait for a newer cursor, or the deadline.
             let woke = tokio::time::timeout_at(deadline, async {
-                while *rx.borrow_and_update() <= since {
+                while *rx.borrow_and_update() <= cur {
                     if rx.changed().await.is_err() {
                         break;
                     }
@@ -198,10 +198,10 @@ impl Core {
             })
             .await;
             if woke.is_err() {
-                break;
+                break cur;
             }
-        }
-        Ok(json!({ "events": out, "next": since }))
+        };
+        Ok(json!({ "events": out, "next": next }))
     }
 }
 

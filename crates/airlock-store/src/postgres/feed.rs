@@ -9,7 +9,7 @@
 //! socket) and another node takes it at its next heartbeat, within about a second.
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::mpsc::UnboundedSender;
@@ -231,7 +231,6 @@ fn lock_key(table: &str) -> i64 {
 pub struct PgCluster {
     pub(crate) session: Arc<Session>,
     pub(crate) reader: Arc<super::pool::Pool>,
-    pub(crate) lock: Mutex<()>,
 }
 
 impl Cluster for PgCluster {
@@ -240,7 +239,6 @@ impl Cluster for PgCluster {
     }
 
     fn start(&self, me: NodeInfo) -> Option<tokio::sync::mpsc::UnboundedReceiver<Change>> {
-        let _g = self.lock.lock().ok()?;
         if self.session.started.swap(true, Ordering::SeqCst) {
             return None;
         }

@@ -114,7 +114,6 @@ impl PostgresBackend {
             cluster: Arc::new(feed::PgCluster {
                 session,
                 reader: Arc::clone(&reader),
-                lock: std::sync::Mutex::new(()),
             }),
             connector,
             table: table.to_string(),

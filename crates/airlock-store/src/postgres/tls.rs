@@ -209,9 +209,12 @@ fn keyvalues(s: &str) -> Result<Vec<(String, String)>, String> {
             it.next();
         }
         if it.next() != Some('=') {
-            return Err(format!(
-                "invalid connection string: missing \"=\" after {key:?}"
-            ));
+            // The word is not quoted back: it may be part of a password.
+            return Err(
+                "invalid connection string: a word without \"=\" (quote values \
+                 that hold spaces with single quotes)"
+                    .into(),
+            );
         }
         while it.peek().is_some_and(|c| c.is_whitespace()) {
             it.next();
