@@ -6,6 +6,7 @@ pub mod binding;
 pub mod cidr;
 pub mod cron;
 pub mod duration;
+pub mod event_filter;
 pub mod hcl;
 pub mod jwt;
 pub mod lease;

@@ -150,11 +150,13 @@ impl Capabilities {
     pub const DENY: Capabilities = Capabilities(1 << 7);
     /// `scan` (OpenBao addition: recursive list)
     pub const SCAN: Capabilities = Capabilities(1 << 8);
+    /// `subscribe` (Vault's: receive events about the path, with `read` on it)
+    pub const SUBSCRIBE: Capabilities = Capabilities(1 << 9);
     /// Every capability except `deny` (what a root token has).
-    pub const ALL: Capabilities = Capabilities(0x1ff & !(1 << 7));
+    pub const ALL: Capabilities = Capabilities(0x3ff & !(1 << 7));
 
     /// Capability names in alphabetical order, the order `sys/capabilities` returns.
-    const NAMES: [(&'static str, Capabilities); 9] = [
+    const NAMES: [(&'static str, Capabilities); 10] = [
         ("create", Capabilities::CREATE),
         ("delete", Capabilities::DELETE),
         ("deny", Capabilities::DENY),
@@ -162,12 +164,13 @@ impl Capabilities {
         ("patch", Capabilities::PATCH),
         ("read", Capabilities::READ),
         ("scan", Capabilities::SCAN),
+        ("subscribe", Capabilities::SUBSCRIBE),
         ("sudo", Capabilities::SUDO),
         ("update", Capabilities::UPDATE),
     ];
 
     /// Parses one capability name (`create`, `read`, `update`, `patch`, `delete`, `list`,
-    /// `sudo`, `deny`, `scan`); case-sensitive as in OpenBao.
+    /// `sudo`, `deny`, `scan`, `subscribe`); case-sensitive as in OpenBao.
     pub fn from_name(name: &str) -> Option<Capabilities> {
         Self::NAMES
             .iter()
@@ -475,6 +478,9 @@ pub struct PathRule {
     pub min_wrapping_ttl: u64,
     /// Maximum response-wrapping TTL in seconds (0 = none).
     pub max_wrapping_ttl: u64,
+    /// Event types (globs, `*` for any) the `subscribe` capability covers (Vault's
+    /// `subscribe_event_types`); none listed means every type.
+    pub subscribe_event_types: Vec<String>,
     /// Free-form comment.
     pub comment: Option<String>,
     /// Expiration as Unix seconds (OpenBao's `expiration`); see [`Acl::new_at`].
@@ -495,7 +501,8 @@ pub struct Policy {
 }
 
 const TOP_LEVEL_KEYS: [&str; 2] = ["name", "path"];
-const PATH_KEYS: [&str; 13] = [
+const PATH_KEYS: [&str; 14] = [
+    "subscribe_event_types",
     "comment",
     "policy",
     "capabilities",
@@ -568,7 +575,7 @@ use parse::*;
 
 mod acl;
 
-pub use acl::{Acl, Decision, Denied};
+pub use acl::{event_glob, Acl, Decision, Denied};
 
 #[cfg(test)]
 mod tests;

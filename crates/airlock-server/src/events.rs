@@ -19,7 +19,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_core::policy::Operation;
 use airlock_store::{BarrierOp, EVENTS_PENDING};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -143,14 +142,16 @@ impl Core {
         Ok(moved)
     }
 
-    /// The events after `since` the caller may read, waiting up to `wait` for one.
+    /// The events after `since` that `admit` lets through, waiting up to `wait` for one;
+    /// and the cursor to resume after. A `reset` event (always admitted) says that events
+    /// were dropped by the retention before they could be read.
     pub async fn events_after(
         &self,
-        caller: &Caller,
         since: Option<u64>,
         wait: Duration,
         limit: usize,
-    ) -> ApiResult<Value> {
+        admit: &(dyn Fn(&Value) -> bool + Send + Sync),
+    ) -> ApiResult<(Vec<Value>, u64)> {
         let mut rx = self.events.subscribe();
         let deadline = tokio::time::Instant::now() + wait;
         let mut since = since;
@@ -176,8 +177,7 @@ impl Core {
                 let Some(e) = self.barrier.get_json::<Value>(&log_key(c)).await? else {
                     continue;
                 };
-                let path = e["data_path"].as_str().unwrap_or("");
-                if caller.is_root || caller.acl.allowed(path, Operation::Read, None).is_ok() {
+                if admit(&e) {
                     out.push(e);
                 }
                 if out.len() >= limit {
@@ -188,7 +188,7 @@ impl Core {
             if !out.is_empty() || tokio::time::Instant::now() >= deadline {
                 break cur;
             }
-            // Nothing readable yet: wait for a newer cursor, or the deadline.
+            // Nothing admitted yet: wait for a newer cursor, or the deadline.
             let woke = tokio::time::timeout_at(deadline, async {
                 while *rx.borrow_and_update() <= cur {
                     if rx.changed().await.is_err() {
@@ -201,14 +201,14 @@ impl Core {
                 break cur;
             }
         };
-        Ok(json!({ "events": out, "next": next }))
+        Ok((out, next))
     }
 }
 
 /// Pending events moved per batch.
 const SEQUENCE_BATCH: usize = 500;
 
-/// `GET sys/airlock/events?since=N&wait=30s&limit=100`.
+/// `GET sys/airlock/events?since=N&wait=30s&limit=100&filter=EXPR`.
 pub async fn handle(core: &Core, req: &Request, caller: &Caller) -> ApiResult<Response> {
     let q = |k: &str| {
         req.query
@@ -216,13 +216,8 @@ pub async fn handle(core: &Core, req: &Request, caller: &Caller) -> ApiResult<Re
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.as_str())
     };
-    let since = q("since")
-        .map(|v| {
-            v.parse::<u64>().map_err(|_| {
-                ApiError::bad_request("since must be a cursor (a non-negative integer)")
-            })
-        })
-        .transpose()?;
+    let since = parse_since(q("since"))?;
+    let filter = crate::event_stream::parse_filter(q("filter"))?;
     let wait = match q("wait") {
         None | Some("") => 0,
         Some(v) => airlock_core::duration::parse_duration(v)
@@ -236,8 +231,32 @@ pub async fn handle(core: &Core, req: &Request, caller: &Caller) -> ApiResult<Re
         .transpose()?
         .unwrap_or(100)
         .clamp(1, 1000);
-    let v = core
-        .events_after(caller, since, Duration::from_secs(wait.min(60)), limit)
+    if crate::event_stream::wants_stream(req) {
+        // Server-Sent Events: checked here, opened by the HTTP edge.
+        crate::event_stream::parse_heartbeat(q("heartbeat"))?;
+        return Ok(Response::empty());
+    }
+    let spec = crate::event_stream::Spec {
+        since,
+        filter,
+        vault_pattern: None,
+        heartbeat: Duration::from_secs(15),
+    };
+    let (events, next) = core
+        .events_after(since, Duration::from_secs(wait.min(60)), limit, &|e| {
+            spec.admits(caller, e)
+        })
         .await?;
-    Ok(Response::data(v))
+    Ok(Response::data(json!({ "events": events, "next": next })))
+}
+
+/// A cursor from `since` (or `Last-Event-ID`).
+pub fn parse_since(v: Option<&str>) -> ApiResult<Option<u64>> {
+    v.filter(|v| !v.is_empty())
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| {
+                ApiError::bad_request("since must be a cursor (a non-negative integer)")
+            })
+        })
+        .transpose()
 }

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use bytes::Bytes;
-use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{HeaderMap, HeaderValue, CACHE_CONTROL, CONTENT_TYPE};
 use hyper::{Method, StatusCode};
@@ -17,13 +16,17 @@ use zeroize::Zeroizing;
 use airlock_core::percent::{self, Plus};
 
 mod body;
+mod stream_body;
+mod streams;
+mod ws;
 use body::{collect_body, may_read_large, BodyRules};
+pub use stream_body::Body;
 
 use crate::core::{new_uuid, now_unix, Core};
 use crate::error::{ApiError, ApiResult};
 use crate::logical::{AuthBlock, Op, Request, Response};
 
-pub type HttpResponse = hyper::Response<Full<Bytes>>;
+pub type HttpResponse = hyper::Response<Body>;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Longest accepted request path (bytes, before decoding).
@@ -42,7 +45,7 @@ struct Envelope<'a> {
 }
 
 fn base_response(status: u16, body: Bytes, content_type: &'static str) -> HttpResponse {
-    let mut r = hyper::Response::new(Full::new(body));
+    let mut r = hyper::Response::new(Body::full(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
     h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
@@ -294,12 +297,17 @@ async fn handle(
     request_id: &str,
     body_done: &mut bool,
 ) -> ApiResult<HttpResponse> {
+    let mut req = req;
+    let upgrade = header_str(req.headers(), "upgrade")
+        .is_some_and(|u| u.eq_ignore_ascii_case("websocket"))
+        .then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     *body_done = hyper::body::Body::is_end_stream(&body);
     let raw_path = parts.uri.path();
     let path = logical_path(raw_path)?;
-    let query = parse_query(parts.uri.query())
+    let mut query = parse_query(parts.uri.query())
         .map_err(|_| ApiError::bad_request("invalid query string"))?;
+    let stream = streams::kind_of(&path, &parts.headers, &mut query);
     let l = &core.config.listener;
     let rules = BodyRules {
         small: l.max_unauthenticated_request_size,
@@ -351,7 +359,7 @@ async fn handle(
         return r.map(|resp| {
             let mut h = render(resp, request_id);
             if parts.method == Method::HEAD {
-                *h.body_mut() = Full::new(Bytes::new());
+                *h.body_mut() = Body::empty();
             }
             h
         });
@@ -444,6 +452,8 @@ async fn handle(
             "cannot write to a path ending in '/'",
         ));
     }
+    let stream_query = stream.map(|_| query.clone());
+    let stream_token = stream.and(token.clone());
     let lreq = Request {
         id: request_id.to_string(),
         op,
@@ -460,10 +470,21 @@ async fn handle(
         validation_prefix: true,
         body: restore_body,
     };
+    let stream_path = lreq.path.clone();
     let resp = core.handle(lreq).await?;
+    if let (Some(kind), Some(token), Some(query), Op::Read) =
+        (stream, stream_token, stream_query, op)
+    {
+        return match kind {
+            streams::Kind::Sse => streams::open_sse(core, token, &query),
+            streams::Kind::Vault => {
+                streams::open_ws(core, token, &stream_path, &query, &parts.headers, upgrade)
+            }
+        };
+    }
     let mut h = render(resp, request_id);
     if parts.method == Method::HEAD {
-        *h.body_mut() = Full::new(Bytes::new());
+        *h.body_mut() = Body::empty();
     }
     Ok(h)
 }

@@ -14,6 +14,7 @@ pub mod config;
 pub mod conn;
 pub mod core;
 pub mod event_hub;
+pub mod event_stream;
 pub mod events;
 pub mod ha;
 pub mod hmac;

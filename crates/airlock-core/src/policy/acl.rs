@@ -12,6 +12,8 @@ struct Perms {
     allowed: BTreeMap<String, Vec<Json>>,
     denied: BTreeMap<String, Vec<Json>>,
     required: Vec<String>,
+    /// Event types `subscribe` covers; `None`: every type.
+    event_types: Option<Vec<String>>,
     /// Which policy contributed which capabilities, in policy order.
     granting: Vec<(String, Capabilities)>,
 }
@@ -25,6 +27,7 @@ impl Perms {
             allowed: rule.allowed_parameters.clone(),
             denied: rule.denied_parameters.clone(),
             required: rule.required_parameters.clone(),
+            event_types: event_types_of(rule),
             granting: vec![(policy.to_string(), rule.capabilities)],
         }
     }
@@ -39,6 +42,19 @@ impl Perms {
             self.allowed.clear();
             self.denied.clear();
             return;
+        }
+        if rule.capabilities.contains(Capabilities::SUBSCRIBE) {
+            self.event_types = if self.caps.contains(Capabilities::SUBSCRIBE) {
+                match (self.event_types.take(), event_types_of(rule)) {
+                    (Some(mut a), Some(b)) => {
+                        a.extend(b);
+                        Some(a)
+                    }
+                    _ => None,
+                }
+            } else {
+                event_types_of(rule)
+            };
         }
         self.caps |= rule.capabilities;
         self.granting.push((policy.to_string(), rule.capabilities));
@@ -72,6 +88,36 @@ impl Perms {
         }
         out
     }
+}
+
+/// The event types a rule's `subscribe` covers (`None`: all).
+fn event_types_of(rule: &PathRule) -> Option<Vec<String>> {
+    if rule.subscribe_event_types.is_empty() || rule.subscribe_event_types.iter().any(|t| t == "*")
+    {
+        None
+    } else {
+        Some(rule.subscribe_event_types.clone())
+    }
+}
+
+/// Glob match with `*` for any run of characters (event types: `kv-v2/*`, `kv*`).
+pub fn event_glob(pattern: &str, s: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    if parts.len() == 1 {
+        return pattern == s;
+    }
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !s.starts_with(first) || s.len() < first.len() + last.len() || !s.ends_with(last) {
+        return false;
+    }
+    let mut rest = &s[first.len()..s.len() - last.len()];
+    for mid in &parts[1..parts.len() - 1] {
+        match rest.find(mid) {
+            Some(i) => rest = &rest[i + mid.len()..],
+            None => return false,
+        }
+    }
+    true
 }
 
 /// An empty value list means "any value" and absorbs; otherwise lists are concatenated.
@@ -395,6 +441,24 @@ impl Acl {
         // exist otherwise, so it is safe for every operation and right for LIST.
         self.lookup(path, true)
             .is_some_and(|p| !p.caps.is_denied() && p.caps.contains(Capabilities::SUDO))
+    }
+
+    /// Whether events of `event_type` about `path` may be delivered to this token through
+    /// Vault's event API: the governing rule grants `subscribe` for that type (and is no
+    /// `deny`). The caller also checks `read` on the path.
+    pub fn may_subscribe(&self, path: &str, event_type: &str) -> bool {
+        if self.root {
+            return true;
+        }
+        match self.lookup(path, false) {
+            Some(p) if !p.caps.is_denied() && p.caps.contains(Capabilities::SUBSCRIBE) => {
+                match &p.event_types {
+                    None => true,
+                    Some(types) => types.iter().any(|t| event_glob(t, event_type)),
+                }
+            }
+            _ => false,
+        }
     }
 
     /// Checks one request (no response wrapping requested). See [`Acl::allowed_wrapped`].

@@ -181,6 +181,7 @@ pub(super) fn parse_rule(key: &str, body: &[Item]) -> Result<PathRule, PolicyErr
     let mut allowed = BTreeMap::new();
     let mut denied = BTreeMap::new();
     let mut required: Vec<String> = Vec::new();
+    let mut event_types: Vec<String> = Vec::new();
     let mut min_ttl: Option<&Value> = None;
     let mut max_ttl: Option<&Value> = None;
     let mut comment: Option<String> = None;
@@ -198,6 +199,7 @@ pub(super) fn parse_rule(key: &str, body: &[Item]) -> Result<PathRule, PolicyErr
             "allowed_parameters" => param_map(key, k, v, &mut allowed)?,
             "denied_parameters" => param_map(key, k, v, &mut denied)?,
             "required_parameters" => required.extend(string_list(key, k, v)?),
+            "subscribe_event_types" => event_types.extend(string_list(key, k, v)?),
             "min_wrapping_ttl" => min_ttl = Some(v),
             "max_wrapping_ttl" => max_ttl = Some(v),
             "comment" => match v {
@@ -274,6 +276,7 @@ pub(super) fn parse_rule(key: &str, body: &[Item]) -> Result<PathRule, PolicyErr
         required_parameters: Vec::new(),
         min_wrapping_ttl: 0,
         max_wrapping_ttl: 0,
+        subscribe_event_types: event_types,
         comment,
         expiration,
     };

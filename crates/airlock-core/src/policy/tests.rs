@@ -485,3 +485,30 @@ fn one_rule_matches_as_the_reference_model_says() {
     }
     assert!(checked > 10_000, "{checked}");
 }
+
+#[test]
+fn subscribe_covers_listed_event_types_only() {
+    let acl = acl_one(
+        r#"
+path "secret/data/app/*" {
+  capabilities = ["read", "subscribe"]
+  subscribe_event_types = ["kv-v2/data-*", "kv-v1/write"]
+}
+path "secret/data/all/*" { capabilities = ["read", "subscribe"] }
+path "secret/data/read-only/*" { capabilities = ["read"] }
+path "secret/data/app/denied" { capabilities = ["deny"] }
+"#,
+    );
+    assert!(acl.may_subscribe("secret/data/app/x", "kv-v2/data-write"));
+    assert!(acl.may_subscribe("secret/data/app/x", "kv-v1/write"));
+    assert!(!acl.may_subscribe("secret/data/app/x", "kv-v2/destroy"));
+    assert!(acl.may_subscribe("secret/data/all/x", "kv-v2/destroy"));
+    assert!(!acl.may_subscribe("secret/data/read-only/x", "kv-v2/data-write"));
+    assert!(!acl.may_subscribe("secret/data/app/denied", "kv-v2/data-write"));
+    assert!(!acl.may_subscribe("other/x", "kv-v2/data-write"));
+    assert!(event_glob("kv*", "kv-v2/data-write"));
+    assert!(event_glob("*", ""));
+    assert!(event_glob("a*b*c", "aXbYc"));
+    assert!(!event_glob("a*b*c", "aXcYb"));
+    assert!(!event_glob("ab*ba", "aba"));
+}

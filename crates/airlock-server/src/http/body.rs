@@ -2,6 +2,7 @@
 //! token on an authenticated path, and the minimum rate.
 
 use super::*;
+use http_body_util::BodyExt;
 
 /// Where a backup is restored (its body is the backup file, not JSON).
 pub(crate) const RESTORE_PATH: &str = "sys/storage/restore";

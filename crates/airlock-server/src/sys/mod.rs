@@ -65,6 +65,7 @@ enum S {
     Backup,
     Restore,
     Events,
+    EventsSubscribe,
     AuthList,
     AuthListRefused,
     AuthRead,
@@ -110,6 +111,7 @@ static PATHS: &[PathSpec<S>] = &[
     PathSpec::new("ha-status", &[(Op::Read, S::HaStatus)]),
     PathSpec::new("storage/backup", &[(Op::Read, S::Backup)]),
     PathSpec::new("airlock/events", &[(Op::Read, S::Events)]),
+    PathSpec::new("events/subscribe/{rest+}", &[(Op::Read, S::EventsSubscribe)]),
     PathSpec::new("storage/restore", &[(Op::Update, S::Restore)]),
     PathSpec::new("auth/?", &[(Op::Read, S::AuthList), (Op::List, S::AuthListRefused)]),
     PathSpec::new("auth/{path+}/tune/?", &[(Op::Read, S::AuthTuneRead), (Op::Update, S::AuthTuneWrite)]),
@@ -188,6 +190,11 @@ pub async fn handle(
         }
         S::Backup => storage::backup_response(core).await,
         S::Events => crate::events::handle(core, req, caller).await,
+        // Checked here; the HTTP edge then upgrades the connection to a WebSocket.
+        S::EventsSubscribe => {
+            crate::event_stream::check_vault_params(req)?;
+            Ok(Response::empty())
+        }
         S::Restore => storage::restore(core, req).await,
         S::HaStatus => Ok(top(Response::data(core.ha_status().await?))),
         S::KeyStatus => {

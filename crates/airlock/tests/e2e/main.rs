@@ -13,6 +13,7 @@ mod cluster;
 mod cluster_faults;
 mod database;
 mod durability;
+mod event_streams;
 mod events;
 mod idp;
 mod limits;

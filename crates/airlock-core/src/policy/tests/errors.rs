@@ -91,11 +91,21 @@ fn error_messages_match_openbao() {
 fn scan_and_all_capability_names() {
     let p = pol(
         "p",
-        r#"path "x" { capabilities = ["update", "scan", "sudo", "read", "list", "delete", "create", "patch"] }"#,
+        r#"path "x" { capabilities = ["update", "scan", "sudo", "read", "list", "delete", "create", "patch", "subscribe"] }"#,
     );
     assert_eq!(
         p.rules[0].capabilities.names(),
-        vec!["create", "delete", "list", "patch", "read", "scan", "sudo", "update"]
+        vec![
+            "create",
+            "delete",
+            "list",
+            "patch",
+            "read",
+            "scan",
+            "subscribe",
+            "sudo",
+            "update"
+        ]
     );
     assert_eq!(p.rules[0].capabilities, Capabilities::ALL);
     assert_eq!(Capabilities::NONE.names(), vec!["deny"]);
