@@ -106,6 +106,29 @@ pub(crate) fn index_ops(e: &LeaseEntry) -> ApiResult<Vec<BarrierOp>> {
     Ok(ops)
 }
 
+/// The event for a lease's creation, renewal or revocation (`lease/create`, `lease/renew`,
+/// `lease/revoke`), about the path that issued it: who may read that path sees it. It names
+/// the lease and its expiry, never the secret.
+pub(crate) fn lease_event(router: &Router, kind: &str, e: &LeaseEntry) -> Option<BarrierOp> {
+    let m = router.by_uuid(&e.mount_uuid)?;
+    let path = e.lease_id.rsplit_once('/').map_or("", |(p, _)| p);
+    Some(airlock_logical::system::event_op(
+        kind,
+        path,
+        path,
+        &m.entry,
+        &[
+            ("lease_id", e.lease_id.clone()),
+            (
+                "expire_time",
+                airlock_logical::util::rfc3339_nanos(e.expire_time as i128 * 1_000_000_000),
+            ),
+            ("renewable", e.renewable.to_string()),
+        ],
+        now_nanos(),
+    ))
+}
+
 fn delete_ops(e: &LeaseEntry) -> Vec<BarrierOp> {
     let h = hash(&e.lease_id);
     let mut ops = vec![
@@ -226,7 +249,9 @@ impl LeaseManager {
             due: grant.expires_at,
             revoking_since: None,
         };
-        self.barrier.commit(index_ops(&e)?).await?;
+        let mut ops = index_ops(&e)?;
+        ops.extend(lease_event(&self.router, "lease/create", &e));
+        self.barrier.commit(ops).await?;
         self.metrics
             .leases_created
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -300,7 +325,9 @@ impl LeaseManager {
             }
             tracing::warn!(lease = %e.lease_id, "revoke-force: the engine failed; records removed anyway");
         }
-        g.commit(delete_ops(&e)).await?;
+        let mut ops = delete_ops(&e);
+        ops.extend(lease_event(&self.router, "lease/revoke", &e));
+        g.commit(ops).await?;
         self.metrics
             .leases_revoked
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);

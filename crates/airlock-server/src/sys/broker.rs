@@ -15,6 +15,7 @@ use std::sync::Arc;
 
 use airlock_broker::config;
 use airlock_core::policy::Operation;
+use airlock_store::BarrierOp;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
 use zeroize::Zeroizing;
@@ -160,8 +161,13 @@ pub async fn handle(
         }
         B::BindingRead => read(core, &format!("{BINDINGS}{}", name_ok(raw)?)).await,
         B::BindingDelete => {
+            let name = name_ok(raw)?;
+            let key = format!("{BINDINGS}{name}");
             core.barrier
-                .delete(&format!("{BINDINGS}{}", name_ok(raw)?))
+                .commit(vec![
+                    BarrierOp::Delete(key),
+                    event("broker/binding-delete", "bindings", name),
+                ])
                 .await?;
             Ok(Response::empty())
         }
@@ -172,14 +178,26 @@ pub async fn handle(
             v["name"] = json!(name);
             let b = config::parse_binding(&v).map_err(ApiError::bad_request)?;
             may_send_secret(core, caller, &b.secret_path)?;
-            core.barrier.put_json(&key, &v).await?;
+            core.barrier
+                .commit(vec![
+                    BarrierOp::Put(
+                        key,
+                        serde_json::to_vec(&v).map_err(|e| ApiError::internal(&e))?,
+                    ),
+                    event("broker/binding-write", "bindings", name),
+                ])
+                .await?;
             Ok(Response::empty())
         }
         B::Credential => credential(core, req, name_ok(raw)?).await,
         B::AgentRead => read(core, &format!("{AGENTS}{}", name_ok(raw)?)).await,
         B::AgentDelete => {
+            let name = name_ok(raw)?;
             core.barrier
-                .delete(&format!("{AGENTS}{}", name_ok(raw)?))
+                .commit(vec![
+                    BarrierOp::Delete(format!("{AGENTS}{name}")),
+                    event("broker/agent-delete", "agents", name),
+                ])
                 .await?;
             Ok(Response::empty())
         }
@@ -204,10 +222,31 @@ pub async fn handle(
                 may_send_secret(core, caller, &binding.secret_path)?;
             }
 
-            core.barrier.put_json(&key, &v).await?;
+            core.barrier
+                .commit(vec![
+                    BarrierOp::Put(
+                        key,
+                        serde_json::to_vec(&v).map_err(|e| ApiError::internal(&e))?,
+                    ),
+                    event("broker/agent-write", "agents", name),
+                ])
+                .await?;
             Ok(Response::empty())
         }
     }
+}
+
+/// The event for a change of a binding or an agent (`sys/broker/<what>/<name>`).
+fn event(kind: &str, what: &str, name: &str) -> BarrierOp {
+    let path = format!("sys/broker/{what}/{name}");
+    airlock_logical::system::event_op(
+        kind,
+        &path,
+        &path,
+        &crate::mounts::system_entry(),
+        &[],
+        airlock_logical::util::now_nanos(),
+    )
 }
 
 async fn list(core: &Core, prefix: &str) -> ApiResult<Response> {

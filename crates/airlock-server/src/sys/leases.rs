@@ -115,6 +115,7 @@ pub async fn handle(
         let mut ops = vec![BarrierOp::Delete(due_key(e.due, &e.lease_id))];
         n.due = g.expires_at;
         ops.extend(index_ops(&n)?);
+        ops.extend(crate::leases::lease_event(&core.router, "lease/renew", &n));
         guard.commit(ops).await?;
         if let Some(m) = core.router.by_uuid(&n.mount_uuid) {
             let ctx = core.leases.ctx(&m, None);

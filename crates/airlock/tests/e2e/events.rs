@@ -330,3 +330,95 @@ fn the_cli_follows_the_event_log() {
     assert_eq!(versions, vec!["1", "2"], "{lines:?}");
     assert!(lines.iter().all(|e| e["data_path"] == "secret/data/app"));
 }
+
+/// Leases (created, renewed, revoked) and broker bindings and agents emit events too, about
+/// the path that issued them; none carries a credential.
+#[test]
+fn leases_and_broker_bindings_emit_events() {
+    if !require(
+        "PostgreSQL on 127.0.0.1:5432 with psql",
+        crate::database::psql_ok(),
+    ) {
+        return;
+    }
+    let p = start_dev();
+    let ok = |r: Resp| assert!(r.status == 200 || r.status == 204, "{:?}", r.body);
+    ok(req(
+        &p,
+        "POST",
+        "/v1/sys/mounts/database",
+        Some(json!({"type": "database"})),
+    ));
+    ok(req(
+        &p,
+        "POST",
+        "/v1/database/config/pg",
+        Some(json!({
+            "plugin_name": "postgresql-database-plugin",
+            "connection_url": "postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
+            "username": "postgres", "password": "unused-with-trust-auth",
+            "allowed_roles": ["ev"],
+        })),
+    ));
+    ok(req(
+        &p,
+        "POST",
+        "/v1/database/roles/ev",
+        Some(
+            json!({"db_name": "pg", "default_ttl": "1h", "max_ttl": "2h",
+            "creation_statements": ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]}),
+        ),
+    ));
+    let (_, _, start) = events(&p, "root", "");
+    let creds = req(&p, "GET", "/v1/database/creds/ev", None);
+    assert_eq!(creds.status, 200);
+    let lease = creds.body["lease_id"].as_str().unwrap().to_string();
+    let password = creds.body["data"]["password"].as_str().unwrap().to_string();
+    ok(req(
+        &p,
+        "PUT",
+        "/v1/sys/leases/renew",
+        Some(json!({"lease_id": lease, "increment": 600})),
+    ));
+    ok(req(
+        &p,
+        "PUT",
+        "/v1/sys/leases/revoke",
+        Some(json!({"lease_id": lease})),
+    ));
+    ok(req(
+        &p,
+        "POST",
+        "/v1/sys/broker/bindings/openai",
+        Some(json!({"provider": "openai", "secret": "secret/agents/test#OPENAI"})),
+    ));
+    ok(req(&p, "DELETE", "/v1/sys/broker/bindings/openai", None));
+    let mut got = Vec::new();
+    wait_until(Duration::from_secs(5), || {
+        got = events(&p, "root", &format!("since={start}")).1;
+        got.len() >= 5
+    });
+    let kinds: Vec<(&str, &str)> = got
+        .iter()
+        .filter(|e| !e["event_type"].as_str().unwrap().starts_with("mounts/"))
+        .map(|e| {
+            (
+                e["event_type"].as_str().unwrap(),
+                e["data_path"].as_str().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        kinds,
+        vec![
+            ("lease/create", "database/creds/ev"),
+            ("lease/renew", "database/creds/ev"),
+            ("lease/revoke", "database/creds/ev"),
+            ("broker/binding-write", "sys/broker/bindings/openai"),
+            ("broker/binding-delete", "sys/broker/bindings/openai"),
+        ],
+        "{got:?}"
+    );
+    assert_eq!(got[0]["metadata"]["lease_id"], lease.as_str());
+    assert!(!serde_json::to_string(&got).unwrap().contains(&password));
+}
