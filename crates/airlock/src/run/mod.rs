@@ -14,6 +14,7 @@ use zeroize::Zeroizing;
 use crate::client::{ApiFailure, Client};
 
 mod fallback;
+mod mount;
 mod watch;
 
 /// Variable name and value, in the order they are injected.
@@ -59,6 +60,10 @@ pub struct RunArgs {
     /// Format of the --mount file: dotenv, json or yaml.
     #[arg(long, default_value = "dotenv")]
     pub mount_format: String,
+    /// Make the --mount path a named pipe (FIFO, mode 0600) that serves the values to this
+    /// many readers (0: any number) and is removed after: the values never rest on disk.
+    #[arg(long)]
+    pub mount_max_reads: Option<u64>,
     /// Keep an encrypted copy of the last values here (mode 0600, sealed with a key derived
     /// from the token and the paths), used when the server cannot be reached.
     #[arg(long)]
@@ -170,26 +175,6 @@ pub(crate) fn apply_env(a: &RunArgs, cmd: &mut tokio::process::Command, env: &En
     }
 }
 
-/// Writes the --mount file (atomically, mode 0600), if any.
-pub(crate) fn write_mount(a: &RunArgs, env: &Env) -> Result<()> {
-    let Some(path) = &a.mount else {
-        return Ok(());
-    };
-    let map: serde_json::Map<String, Value> = env
-        .iter()
-        .map(|(k, v)| (k.clone(), Value::String(v.to_string())))
-        .collect();
-    let text = Zeroizing::new(match a.mount_format.as_str() {
-        "dotenv" => crate::output::to_dotenv(&map),
-        "json" => serde_json::to_string_pretty(&map)? + "\n",
-        "yaml" => crate::output::yaml(&Value::Object(map), 0),
-        other => bail!("--mount-format {other:?}: use dotenv, json or yaml"),
-    });
-    let tmp = path.with_extension("partial");
-    crate::output::write_private(&tmp, text.as_bytes(), 0o600)?;
-    std::fs::rename(&tmp, path).with_context(|| format!("writing {}", path.display()))
-}
-
 pub(crate) fn spawn(a: &RunArgs, env: &Env) -> Result<tokio::process::Child> {
     let (prog, args) = a
         .command
@@ -209,7 +194,7 @@ pub async fn run(a: RunArgs) -> Result<ExitCode> {
     if a.watch {
         return watch::supervise(&a, &cl, env).await;
     }
-    write_mount(&a, &env)?;
+    let _mount = mount::Mount::new(&a, &env)?;
     let relay = SignalRelay::install()?;
     let mut child = spawn(&a, &env)?;
     drop(env);

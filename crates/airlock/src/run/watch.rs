@@ -168,7 +168,7 @@ pub async fn supervise(a: &RunArgs, cl: &Client, mut env: Env) -> Result<ExitCod
     let poll = millis("--poll-interval", &a.poll_interval)?.max(Duration::from_millis(50));
     let mut relay = SignalRelay::install()?;
     let mut applied = digest(&env);
-    super::write_mount(a, &env)?;
+    let mount = super::mount::Mount::new(a, &env)?;
     let mut child = spawn(a, &env)?;
     // A change seen, and since when it has held.
     let mut pending: Option<([u8; 32], Instant)> = None;
@@ -224,7 +224,9 @@ pub async fn supervise(a: &RunArgs, cl: &Client, mut env: Env) -> Result<ExitCod
                 }
             }
         }
-        super::write_mount(a, &env)?;
+        if let Some(m) = &mount {
+            m.update(&env)?;
+        }
         match &strategy {
             OnChange::Restart => {
                 eprintln!("airlock run: values changed; restarting the command");

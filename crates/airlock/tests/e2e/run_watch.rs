@@ -396,3 +396,70 @@ fn changes_are_pushed_and_a_token_without_the_log_falls_back_to_checking() {
     let err = std::fs::read_to_string(&errfile).unwrap();
     assert!(err.contains("does not push changes to this token"), "{err}");
 }
+
+/// `--mount-max-reads N`: the values come through a named pipe (mode 0600) that serves N
+/// readers and is gone after; the values never rest on disk.
+#[test]
+fn a_fifo_mount_serves_n_readers_then_goes() {
+    let p = start_dev();
+    put(&p, "fifo-value");
+    let dir = tempdir("run-fifo");
+    let fifo = dir.join("secrets.env");
+    let script = "stat -c %a:%F \"$AIRLOCK_SECRETS_FILE\" > st; cat \"$AIRLOCK_SECRETS_FILE\" > got1; cat \"$AIRLOCK_SECRETS_FILE\" > got2; sleep 0.5; if [ -e \"$AIRLOCK_SECRETS_FILE\" ]; then echo present; else echo gone; fi > got3";
+    let c = Command::new(bin())
+        .current_dir(&*dir)
+        .args([
+            "run",
+            "--mount",
+            fifo.to_str().unwrap(),
+            "--mount-max-reads",
+            "2",
+            "--path",
+            "secret/app",
+            "--",
+            "sh",
+            "-c",
+            script,
+        ])
+        .env("AIRLOCK_ADDR", &p.addr)
+        .env("AIRLOCK_TOKEN", "root")
+        .env_remove("VAULT_ADDR")
+        .env_remove("VAULT_TOKEN")
+        .stdout(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut c = Kill(c);
+    let t0 = Instant::now();
+    let status = loop {
+        if let Some(s) = c.0.try_wait().unwrap() {
+            break s;
+        }
+        assert!(t0.elapsed() < Duration::from_secs(20), "airlock run hung");
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(status.success());
+    let read = |n: &str| std::fs::read_to_string(dir.join(n)).unwrap();
+    assert_eq!(read("st").trim(), "600:fifo");
+    assert_eq!(read("got1"), "V=fifo-value\n");
+    assert_eq!(read("got2"), "V=fifo-value\n");
+    assert_eq!(read("got3").trim(), "gone");
+    assert!(!fifo.exists());
+    // An existing path is not replaced by a FIFO.
+    std::fs::write(&fifo, "keep").unwrap();
+    let out = Command::new(bin())
+        .args([
+            "run",
+            "--mount",
+            fifo.to_str().unwrap(),
+            "--mount-max-reads",
+            "1",
+        ])
+        .args(["--path", "secret/app", "--", "true"])
+        .env("AIRLOCK_ADDR", &p.addr)
+        .env("AIRLOCK_TOKEN", "root")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
+    assert_eq!(std::fs::read_to_string(&fifo).unwrap(), "keep");
+}
