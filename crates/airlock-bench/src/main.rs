@@ -7,7 +7,8 @@
 //! `airlock-bench db …` the database-credentials one (`db.rs`), `airlock-bench auth …` logins
 //! per second (`auth.rs`), `airlock-bench soak` a 30-minute soak at half the maximum KV
 //! throughput with RSS sampled every 10 s (`soak.rs`), `airlock-bench cluster` three nodes
-//! of each on one PostgreSQL (`cluster.rs`).
+//! of each on one PostgreSQL (`cluster.rs`), `airlock-bench delivery` change delivery:
+//! write → child, and Server-Sent-Events fan-out (`delivery.rs`).
 //!
 //! Usage: `cargo run --release -p airlock-bench -- [--seconds 10] [--conns 1,16,64]
 //!         [--ops read,write,lookup-self] [--airlock target/release/airlock] [--bao PATH]`
@@ -16,6 +17,7 @@ mod auth;
 mod broker;
 mod cluster;
 mod db;
+mod delivery;
 mod soak;
 
 use std::path::{Path, PathBuf};
@@ -415,6 +417,9 @@ async fn main() -> Result<()> {
     }
     if args.get(1).map(String::as_str) == Some("cluster") {
         return cluster::run(&args).await;
+    }
+    if args.get(1).map(String::as_str) == Some("delivery") {
+        return delivery::run(&args).await;
     }
     let secs: u64 = arg(&args, "--seconds")
         .map(|s| s.parse())

@@ -188,6 +188,7 @@ impl Core {
     ) {
         let mut since = spec.since;
         let mut quiet_since = Instant::now();
+        let mut caller: Option<(Caller, Instant)> = None;
         loop {
             if tx.is_closed() {
                 return;
@@ -196,21 +197,32 @@ impl Core {
                 let _ = tx.send(Item::End("sealed")).await;
                 return;
             }
-            let caller = match self.caller_now(&token).await {
-                Ok(Some(c)) => c,
-                Ok(None) => {
-                    let _ = tx.send(Item::End("token revoked or expired")).await;
-                    return;
+            // The token, looked up again every REVALIDATE (not on every event).
+            let fresh = caller
+                .as_ref()
+                .is_some_and(|(_, at)| at.elapsed() < REVALIDATE);
+            if !fresh {
+                match self.caller_now(&token).await {
+                    Ok(Some(c)) => caller = Some((c, Instant::now())),
+                    Ok(None) => {
+                        let _ = tx.send(Item::End("token revoked or expired")).await;
+                        return;
+                    }
+                    Err(_) => {
+                        tokio::time::sleep(Duration::from_millis(500)).await;
+                        continue;
+                    }
                 }
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(500)).await;
-                    continue;
-                }
+            }
+            let Some((c, checked)) = caller.as_ref() else {
+                continue;
             };
-            let left = spec.heartbeat.saturating_sub(quiet_since.elapsed());
-            let wait = REVALIDATE.min(left).max(Duration::from_millis(50));
+            let wait = REVALIDATE
+                .saturating_sub(checked.elapsed())
+                .min(spec.heartbeat.saturating_sub(quiet_since.elapsed()))
+                .max(Duration::from_millis(50));
             match self
-                .events_after(since, wait, 100, &|e| spec.admits(&caller, e))
+                .events_after(since, wait, 100, &|e| spec.admits(c, e))
                 .await
             {
                 Ok((events, next)) => {

@@ -86,6 +86,7 @@ impl Core {
         let mut meta: Meta = self.barrier.get_json(META).await?.unwrap_or_default();
         let pending = self.barrier.list(EVENTS_PENDING).await?;
         let mut ops = Vec::new();
+        let mut written = Vec::new();
         let mut moved = 0;
         // Entries before this pass's first cursor are in storage; later ones are in `ops`.
         let stored_before = meta.next;
@@ -108,6 +109,7 @@ impl Core {
             e.insert("id".into(), json!(meta.next.to_string()));
             let b = serde_json::to_vec(&e).map_err(|x| ApiError::internal(&x))?;
             ops.push(BarrierOp::Put(log_key(meta.next), b));
+            written.push((meta.next, Value::Object(e)));
             meta.next += 1;
             moved += 1;
         }
@@ -138,6 +140,10 @@ impl Core {
         let b = serde_json::to_vec(&meta).map_err(|x| ApiError::internal(&x))?;
         ops.push(BarrierOp::Put(META.into(), b));
         g.commit(ops).await?;
+        self.events.retained_from(meta.first);
+        for (c, e) in written {
+            self.events.keep(c, Arc::new(e));
+        }
         self.events.advance(meta.next - 1);
         Ok(moved)
     }
@@ -157,28 +163,47 @@ impl Core {
         let mut since = since;
         let mut out = Vec::new();
         let next = loop {
-            let meta: Meta = self.barrier.get_json(META).await?.unwrap_or_default();
-            self.events.advance(meta.next - 1);
+            let latest = self.events.latest();
+            // From the recent events kept in memory when they cover what is asked (no
+            // storage read at all); otherwise from the log's meta and entries.
+            let from_cache =
+                since.is_some_and(|c| c >= latest || self.events.cached(c + 1).is_some());
+            let (first, last_known) = if from_cache {
+                (0, latest)
+            } else {
+                let meta: Meta = self.barrier.get_json(META).await?.unwrap_or_default();
+                self.events.advance(meta.next - 1);
+                self.events.retained_from(meta.first);
+                (meta.first, meta.next - 1)
+            };
             // Without a cursor: from now on.
-            let mut cur = since.unwrap_or(meta.next - 1);
-            if cur + 1 < meta.first {
+            let mut cur = since.unwrap_or(last_known);
+            if cur + 1 < first {
                 // Fell behind the retention: say so, never skip silently.
                 out.push(json!({
                     "event_type": "reset",
-                    "cursor": meta.first - 1,
-                    "id": (meta.first - 1).to_string(),
-                    "metadata": {"missed_from": cur + 1, "missed_to": meta.first - 1},
+                    "cursor": first - 1,
+                    "id": (first - 1).to_string(),
+                    "metadata": {"missed_from": cur + 1, "missed_to": first - 1},
                 }));
-                cur = meta.first - 1;
+                cur = first - 1;
             }
-            let last = (meta.next - 1).min(cur + limit as u64);
+            let last = last_known.min(cur + limit as u64);
             for c in cur + 1..=last {
                 cur = c;
-                let Some(e) = self.barrier.get_json::<Value>(&log_key(c)).await? else {
-                    continue;
+                let e = match self.events.cached(c) {
+                    Some(e) => e,
+                    None => match self.barrier.get_json::<Value>(&log_key(c)).await? {
+                        Some(e) => {
+                            let e = Arc::new(e);
+                            self.events.keep(c, Arc::clone(&e));
+                            e
+                        }
+                        None => continue,
+                    },
                 };
                 if admit(&e) {
-                    out.push(e);
+                    out.push(Value::clone(&e));
                 }
                 if out.len() >= limit {
                     break;
