@@ -28,6 +28,9 @@ use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
 use crate::{arg, free_port, request, rss_kib, setup, wait_healthy, Op, Target};
 
+/// When each write (its `current_version`) reached one subscriber.
+type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
+
 struct Killed(Child);
 
 impl Drop for Killed {
@@ -181,7 +184,7 @@ async fn wait_for(f: &Path, v: &str) -> Result<()> {
 async fn subscriber(
     host: String,
     token: String,
-    arrivals: Arc<Mutex<Vec<(u64, Instant)>>>,
+    arrivals: Arrivals,
     ready: tokio::sync::mpsc::Sender<()>,
 ) -> Result<()> {
     let mut s = tokio::net::TcpStream::connect(&host).await?;
@@ -362,7 +365,7 @@ pub async fn run(args: &[String]) -> Result<()> {
         .as_str()
         .ok_or_else(|| anyhow!("token create failed: {created}"))?
         .to_string();
-    let arrivals: Vec<Arc<Mutex<Vec<(u64, Instant)>>>> = (0..subs)
+    let arrivals: Vec<Arrivals> = (0..subs)
         .map(|_| Arc::new(Mutex::new(Vec::new())))
         .collect();
     let (rtx, mut rrx) = tokio::sync::mpsc::channel(subs.max(1));
