@@ -7,6 +7,7 @@ pub mod cidr;
 pub mod cron;
 pub mod duration;
 pub mod event_filter;
+pub mod gotemplate;
 pub mod hcl;
 pub mod jwt;
 pub mod lease;
