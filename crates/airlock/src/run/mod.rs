@@ -60,6 +60,10 @@ pub struct RunArgs {
     /// Format of the --mount file: dotenv, json or yaml.
     #[arg(long, default_value = "dotenv")]
     pub mount_format: String,
+    /// Render the --mount file from this Go template instead (`{{ .API_KEY }}`, `range`,
+    /// `toJSON`, ...: the values by name are `.`).
+    #[arg(long, conflicts_with = "mount_format")]
+    pub mount_template: Option<PathBuf>,
     /// Make the --mount path a named pipe (FIFO, mode 0600) that serves the values to this
     /// many readers (0: any number) and is removed after: the values never rest on disk.
     #[arg(long)]

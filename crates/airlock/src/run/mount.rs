@@ -1,4 +1,5 @@
-//! `--mount`: the secrets as a file instead of the environment — dotenv, JSON or YAML —
+//! `--mount`: the secrets as a file instead of the environment — dotenv, JSON, YAML or a Go
+//! template (`--mount-template`, the values by name as `.`) —
 //! rewritten atomically (mode 0600) on every change; or, with `--mount-max-reads N`, a
 //! named pipe (FIFO, mode 0600) that hands the current values to N readers and then goes,
 //! so the values never rest on disk. The FIFO is removed when `airlock run` ends.
@@ -16,6 +17,7 @@ use super::{Env, RunArgs};
 pub(crate) struct Mount {
     path: PathBuf,
     format: String,
+    template: Option<airlock_core::gotemplate::Template>,
     /// FIFO mode: what the next reader gets.
     fifo: Option<Arc<Mutex<Zeroizing<String>>>>,
 }
@@ -29,9 +31,22 @@ impl Mount {
             }
             return Ok(None);
         };
+        let template = match &a.mount_template {
+            None => None,
+            Some(t) => {
+                let text = std::fs::read_to_string(t)
+                    .with_context(|| format!("reading --mount-template {}", t.display()))?;
+                let name = t.display().to_string();
+                Some(
+                    airlock_core::gotemplate::Template::parse(&name, &text, "", "")
+                        .map_err(|e| anyhow::anyhow!("--mount-template {e}"))?,
+                )
+            }
+        };
         let mut m = Mount {
             path: path.clone(),
             format: a.mount_format.clone(),
+            template,
             fifo: None,
         };
         let text = m.render(env)?;
@@ -58,6 +73,15 @@ impl Mount {
             .iter()
             .map(|(k, v)| (k.clone(), Value::String(v.to_string())))
             .collect();
+        if let Some(t) = &self.template {
+            let opts = airlock_core::gotemplate::RenderOptions {
+                error_on_missing_key: true,
+            };
+            let r = t
+                .render_data(&Value::Object(map), &mut EnvOnly, &opts)
+                .map_err(|e| anyhow::anyhow!("--mount-template {e}"))?;
+            return Ok(Zeroizing::new(r.text));
+        }
         Ok(Zeroizing::new(match self.format.as_str() {
             "dotenv" => crate::output::to_dotenv(&map),
             "json" => serde_json::to_string_pretty(&map)? + "\n",
@@ -85,6 +109,21 @@ impl Mount {
                 Ok(())
             }
         }
+    }
+}
+
+/// A mount template reads the values as `.`, the environment with `env`, nothing else.
+struct EnvOnly;
+
+impl airlock_core::gotemplate::Host for EnvOnly {
+    fn secret(&mut self, _: &str, _: &[(String, String)]) -> Option<Value> {
+        None
+    }
+    fn env(&self, name: &str) -> String {
+        std::env::var(name).unwrap_or_default()
+    }
+    fn file(&mut self, path: &str) -> Result<String, String> {
+        Err(format!("file {path:?}: not available in a mount template"))
     }
 }
 

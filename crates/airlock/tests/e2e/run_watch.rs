@@ -463,3 +463,59 @@ fn a_fifo_mount_serves_n_readers_then_goes() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("exists"));
     assert_eq!(std::fs::read_to_string(&fifo).unwrap(), "keep");
 }
+
+/// `--mount-template`: the values rendered through a Go template; a broken template fails
+/// before the command starts, naming the file and line.
+#[test]
+fn a_mount_template_renders_the_values() {
+    let p = start_dev();
+    put(&p, "tpl-value");
+    let dir = tempdir("run-tpl");
+    let tpl = dir.join("app.tpl");
+    std::fs::write(&tpl, "v: {{ .V }}\njson: {{ toJSON . }}\n{{- range $k, $v := . }}\n{{ $k }}<{{ $v | len }}>{{ end }}\n").unwrap();
+    let mount = dir.join("app.conf");
+    let got = dir.join("got");
+    let run = |tpl: &std::path::Path| {
+        Command::new(bin())
+            .args([
+                "run",
+                "--mount",
+                mount.to_str().unwrap(),
+                "--mount-template",
+            ])
+            .arg(tpl)
+            .args(["--path", "secret/app", "--", "sh", "-c"])
+            .arg(format!(
+                "cat \"$AIRLOCK_SECRETS_FILE\" > '{}'",
+                got.display()
+            ))
+            .env("AIRLOCK_ADDR", &p.addr)
+            .env("AIRLOCK_TOKEN", "root")
+            .env_remove("VAULT_ADDR")
+            .env_remove("VAULT_TOKEN")
+            .output()
+            .unwrap()
+    };
+    let out = run(&tpl);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&got).unwrap(),
+        "v: tpl-value\njson: {\"V\":\"tpl-value\"}\nV<9>\n"
+    );
+    let bad = dir.join("bad.tpl");
+    std::fs::write(&bad, "ok\n{{ if .V }}\nno end\n").unwrap();
+    std::fs::remove_file(&got).unwrap();
+    let out = run(&bad);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("bad.tpl:") && err.contains("unexpected EOF"),
+        "{err}"
+    );
+    assert!(!got.exists(), "the command ran with a broken template");
+    assert!(!err.contains("tpl-value"));
+}
