@@ -241,12 +241,37 @@ pub async fn run(args: &[String]) -> Result<()> {
     let t = start(&bin, &dir).await?;
     println!("Airlock {} (SQLite), {}", bin.display(), t.addr);
 
+    if !args.iter().any(|a| a == "--fanout-only") {
+        latency(
+            args,
+            &root,
+            &bin,
+            &t,
+            &dir,
+            (n, n_poll, n_bao),
+            &bao_interval,
+        )
+        .await?;
+    }
+    fanout(&t, subs).await
+}
+
+async fn latency(
+    args: &[String],
+    root: &Path,
+    bin: &Path,
+    t: &Target,
+    dir: &Path,
+    (n, n_poll, n_bao): (usize, usize, usize),
+    bao_interval: &str,
+) -> Result<()> {
+    let (bin, t) = (bin.to_path_buf(), t);
     // 1. Write → child.
     let push_out = dir.join("push.out");
-    put(&t, "push", "start").await?;
-    let _push = watch_child(&bin, &t, &t.root, "push", &push_out, &[])?;
+    put(t, "push", "start").await?;
+    let _push = watch_child(&bin, t, &t.root, "push", &push_out, &[])?;
     wait_for(&push_out, "start").await?;
-    let push = rotations(&t, "push", n, &push_out, Duration::from_secs(10)).await?;
+    let push = rotations(t, "push", n, &push_out, Duration::from_secs(10)).await?;
     println!(
         "run --watch (push)     {n:>3} rotations  p50 {:>9.1} ms  p99 {:>9.1} ms  max {:>9.1} ms",
         pct(&push, 0.5),
@@ -275,27 +300,27 @@ pub async fn run(args: &[String]) -> Result<()> {
         .as_str()
         .ok_or_else(|| anyhow!("token create failed: {created}"))?
         .to_string();
-    put(&t, "poll", "start").await?;
+    put(t, "poll", "start").await?;
     let _poll = watch_child(
         &bin,
-        &t,
+        t,
         &poll_token,
         "poll",
         &poll_out,
         &["--poll-interval", "10s"],
     )?;
     wait_for(&poll_out, "start").await?;
-    let poll = rotations(&t, "poll", n_poll, &poll_out, Duration::from_secs(25)).await?;
+    let poll = rotations(t, "poll", n_poll, &poll_out, Duration::from_secs(25)).await?;
     println!(
         "10 s poll loop         {n_poll:>3} rotations  p50 {:>9.1} ms  p99 {:>9.1} ms  max {:>9.1} ms",
         pct(&poll, 0.5),
         pct(&poll, 0.99),
         pct(&poll, 1.0)
     );
-    let bao_line = match crate::bao_path(args, &root) {
+    let bao_line = match crate::bao_path(args, root) {
         Ok(bao) => {
             let out = dir.join("bao.out");
-            put(&t, "bao", "start").await?;
+            put(t, "bao", "start").await?;
             let tokfile = dir.join("bao-token");
             std::fs::write(&tokfile, &t.root)?;
             let tpl = dir.join("bao.tpl");
@@ -323,8 +348,8 @@ pub async fn run(args: &[String]) -> Result<()> {
                     .spawn()?,
             );
             wait_for(&out, "start").await?;
-            let limit = parse_secs(&bao_interval)? + Duration::from_secs(30);
-            let r = rotations(&t, "bao", n_bao, &out, limit).await?;
+            let limit = parse_secs(bao_interval)? + Duration::from_secs(30);
+            let r = rotations(t, "bao", n_bao, &out, limit).await?;
             format!(
                 "bao agent ({bao_interval} render) {n_bao:>3} rotations  p50 {:>9.1} ms  p99 {:>9.1} ms  max {:>9.1} ms",
                 pct(&r, 0.5),
@@ -339,10 +364,13 @@ pub async fn run(args: &[String]) -> Result<()> {
         "ratio p50: 10 s poll / push {:.0}x",
         pct(&poll, 0.5) / pct(&push, 0.5).max(0.001)
     );
+    Ok(())
+}
 
+async fn fanout(t: &Target, subs: usize) -> Result<()> {
     // 2. Fan-out.
     let host = t.addr.trim_start_matches("http://").to_string();
-    let none = crate::load(&t, Op::Write, 16, 10).await?;
+    let none = crate::load(t, Op::Write, 16, 10).await?;
     let pid = t.child.id();
     let rss0 = rss_kib(pid);
     let (_, _) = request(
@@ -389,7 +417,7 @@ pub async fn run(args: &[String]) -> Result<()> {
     let mut worst_round: f64 = 0.0;
     for round in 1..=10u64 {
         let t0 = Instant::now();
-        put(&t, "fan", &format!("fan-{round}")).await?;
+        put(t, "fan", &format!("fan-{round}")).await?;
         let deadline = Instant::now() + Duration::from_secs(10);
         loop {
             let done = arrivals.iter().all(|a| {
@@ -424,7 +452,7 @@ pub async fn run(args: &[String]) -> Result<()> {
         worst_round = worst_round.max(this_round);
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
-    let with = crate::load(&t, Op::Write, 16, 10).await?;
+    let with = crate::load(t, Op::Write, 16, 10).await?;
     println!(
         "fan-out: {subs} SSE subscribers, 10 writes: notified p50 {:.1} ms  p99 {:.1} ms  all-notified max {:.1} ms",
         pct(&lat, 0.5),

@@ -8,6 +8,8 @@
 //! (`"..."` with `\"` escapes, or `` `...` ``). A selector names an event field; a field the
 //! event lacks is the empty string.
 
+use std::borrow::Cow;
+
 /// A parsed filter.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Filter {
@@ -238,13 +240,13 @@ impl Filter {
     }
 
     /// Evaluates against an event's fields (`get` returns a field's value).
-    pub fn matches(&self, get: &dyn Fn(&str) -> Option<String>) -> bool {
+    pub fn matches<'a>(&self, get: &dyn Fn(&str) -> Option<Cow<'a, str>>) -> bool {
         let val = |sel: &str| get(sel).unwrap_or_default();
         match self {
             Filter::And(a, b) => a.matches(get) && b.matches(get),
             Filter::Or(a, b) => a.matches(get) || b.matches(get),
             Filter::Not(a) => !a.matches(get),
-            Filter::Equal(sel, v) => val(sel) == *v,
+            Filter::Equal(sel, v) => val(sel) == v.as_str(),
             Filter::Contains(sel, v) => val(sel).contains(v.as_str()),
             Filter::Empty(sel) => val(sel).is_empty(),
         }
@@ -256,7 +258,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn ev(k: &str) -> Option<String> {
+    fn ev(k: &str) -> Option<Cow<'static, str>> {
         match k {
             "data_path" => Some("secret/data/foo".into()),
             "operation" => Some("data-write".into()),

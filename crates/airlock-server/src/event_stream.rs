@@ -9,6 +9,7 @@
 //! [`REVALIDATE`] (without counting a use): revoked or expired, the stream ends with a
 //! final `end` (SSE) or a close frame (WebSocket). A quiet stream gets a heartbeat.
 
+use std::borrow::Cow;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -42,12 +43,12 @@ pub enum Item {
     End(&'static str),
 }
 
-/// A field of an event, as filters and templates see it.
-pub fn field(e: &Value, name: &str) -> Option<String> {
-    let s = |v: &Value| match v {
-        Value::String(s) => Some(s.clone()),
+/// A field of an event, as filters see it.
+pub fn field<'a>(e: &'a Value, name: &str) -> Option<Cow<'a, str>> {
+    let s = |v: &'a Value| match v {
+        Value::String(s) => Some(Cow::Borrowed(s.as_str())),
         Value::Null => None,
-        other => Some(other.to_string()),
+        other => Some(Cow::Owned(other.to_string())),
     };
     match name {
         "event_type" | "path" | "data_path" | "mount_path" | "mount_type" | "mount_accessor" => {
@@ -179,13 +180,16 @@ impl Core {
         }))
     }
 
-    /// Follows the event log for a stream until the receiver goes away or the token does.
-    pub async fn follow(
+    /// Follows the event log for a stream until the receiver goes away or the token does;
+    /// `out` turns each item into what the receiver takes (SSE text, or the item itself).
+    pub async fn follow<T: Send + 'static>(
         self: Arc<Self>,
         token: Zeroizing<String>,
         spec: Spec,
-        tx: tokio::sync::mpsc::Sender<Item>,
+        tx: tokio::sync::mpsc::Sender<T>,
+        out: fn(Item) -> T,
     ) {
+        let send = |i: Item| tx.send(out(i));
         let mut since = spec.since;
         let mut quiet_since = Instant::now();
         let mut caller: Option<(Caller, Instant)> = None;
@@ -194,7 +198,7 @@ impl Core {
                 return;
             }
             if self.is_sealed() {
-                let _ = tx.send(Item::End("sealed")).await;
+                let _ = send(Item::End("sealed")).await;
                 return;
             }
             // The token, looked up again every REVALIDATE (not on every event).
@@ -205,7 +209,7 @@ impl Core {
                 match self.caller_now(&token).await {
                     Ok(Some(c)) => caller = Some((c, Instant::now())),
                     Ok(None) => {
-                        let _ = tx.send(Item::End("token revoked or expired")).await;
+                        let _ = send(Item::End("token revoked or expired")).await;
                         return;
                     }
                     Err(_) => {
@@ -228,7 +232,7 @@ impl Core {
                 Ok((events, next)) => {
                     since = Some(next);
                     for e in events {
-                        if tx.send(Item::Event(e)).await.is_err() {
+                        if send(Item::Event(e)).await.is_err() {
                             return;
                         }
                         quiet_since = Instant::now();
@@ -237,7 +241,7 @@ impl Core {
                 Err(_) => tokio::time::sleep(Duration::from_millis(500)).await,
             }
             if quiet_since.elapsed() >= spec.heartbeat {
-                if tx.send(Item::Heartbeat).await.is_err() {
+                if send(Item::Heartbeat).await.is_err() {
                     return;
                 }
                 quiet_since = Instant::now();
@@ -247,8 +251,8 @@ impl Core {
 }
 
 /// An item as Server-Sent Events text.
-pub fn sse(item: &Item) -> Bytes {
-    match item {
+pub fn sse(item: Item) -> Bytes {
+    match &item {
         Item::Event(e) => {
             let data = serde_json::to_string(e).unwrap_or_default();
             let kind = e["event_type"].as_str().unwrap_or("message");

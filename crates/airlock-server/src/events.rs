@@ -163,6 +163,7 @@ impl Core {
         let mut since = since;
         let mut out = Vec::new();
         let next = loop {
+            let pass = std::time::Instant::now();
             let latest = self.events.latest();
             // From the recent events kept in memory when they cover what is asked (no
             // storage read at all); otherwise from the log's meta and entries.
@@ -213,7 +214,11 @@ impl Core {
             if !out.is_empty() || tokio::time::Instant::now() >= deadline {
                 break cur;
             }
-            // Nothing admitted yet: wait for a newer cursor, or the deadline.
+            // Nothing admitted yet: wait for a newer cursor, or the deadline — but look
+            // at most every MIN_PASS, so a reader takes a burst of others' writes in one
+            // pass instead of waking for each.
+            let pause = tokio::time::Instant::from_std(pass + MIN_PASS).min(deadline);
+            tokio::time::sleep_until(pause).await;
             let woke = tokio::time::timeout_at(deadline, async {
                 while *rx.borrow_and_update() <= cur {
                     if rx.changed().await.is_err() {
@@ -229,6 +234,9 @@ impl Core {
         Ok((out, next))
     }
 }
+
+/// A reader looks at the log at most this often (see `events_after`).
+const MIN_PASS: Duration = Duration::from_millis(50);
 
 /// Pending events moved per batch.
 const SEQUENCE_BATCH: usize = 500;

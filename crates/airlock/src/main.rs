@@ -2,6 +2,7 @@
 //! (`airlock-server`, `airlock-store`, `airlock-audit`, `airlock-core`); client commands talk
 //! to a server over its Vault-compatible HTTP API.
 
+mod agent;
 mod auth;
 mod broker;
 mod client;
@@ -104,6 +105,8 @@ enum Command {
     Kv(kv::KvCmd),
     /// Run a command with secrets from KV paths in its environment.
     Run(run::RunArgs),
+    /// Run the agent: auto-auth, token sinks, templates and exec from a Vault agent config.
+    Agent(agent::AgentArgs),
     /// Audit log tools.
     #[command(subcommand)]
     Audit(cmd::AuditCmd),
@@ -230,6 +233,7 @@ fn main() -> ExitCode {
             Command::Secrets(c) => cmd::secrets(c).await,
             Command::Kv(c) => kv::run(c).await,
             Command::Run(a) => run::run(a).await,
+            Command::Agent(a) => agent::run(a).await,
             Command::Audit(c) => cmd::audit(c),
             Command::Broker(c) => broker::run(c).await,
             Command::Version => {

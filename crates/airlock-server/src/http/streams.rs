@@ -73,24 +73,9 @@ pub fn open_sse(
     // The heartbeat keeps the connection under the idle timeout.
     let idle = Duration::from_secs(core.config.listener.http_idle_timeout);
     spec.heartbeat = spec.heartbeat.min(idle / 2).max(Duration::from_secs(1));
-    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(64);
-    let (itx, mut irx) = tokio::sync::mpsc::channel::<Item>(64);
-    tokio::spawn(Arc::clone(core).follow(token, spec, itx));
-    tokio::spawn(async move {
-        if tx
-            .send(Bytes::from_static(b"retry: 2000\n\n"))
-            .await
-            .is_err()
-        {
-            return;
-        }
-        while let Some(item) = irx.recv().await {
-            let end = matches!(item, Item::End(_));
-            if tx.send(sse(&item)).await.is_err() || end {
-                return;
-            }
-        }
-    });
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
+    let _ = tx.try_send(Bytes::from_static(b"retry: 2000\n\n"));
+    tokio::spawn(Arc::clone(core).follow(token, spec, tx, sse));
     let mut r = base_response(200, Bytes::new(), "text/event-stream");
     *r.body_mut() = Body::stream(rx);
     r.headers_mut()
@@ -143,10 +128,10 @@ where
     S: tokio::io::AsyncRead + tokio::io::AsyncWrite + Send + Unpin + 'static,
 {
     let (mut rd, mut wr) = tokio::io::split(io);
-    let (itx, mut irx) = tokio::sync::mpsc::channel::<Item>(64);
+    let (itx, mut irx) = tokio::sync::mpsc::channel::<Item>(16);
     // Control frames the reader needs sent (pong, close echo).
     let (ctx, mut crx) = tokio::sync::mpsc::channel::<(u8, Vec<u8>)>(8);
-    let follower = tokio::spawn(Arc::clone(&core).follow(token, spec, itx));
+    let follower = tokio::spawn(Arc::clone(&core).follow(token, spec, itx, |i| i));
     let reader = tokio::spawn(async move {
         loop {
             match ws::read_frame(&mut rd).await {
