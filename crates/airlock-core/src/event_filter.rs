@@ -239,6 +239,25 @@ impl Filter {
         Ok(f)
     }
 
+    /// The values `field` must have for the filter to match, when it pins the field to a
+    /// few values (`data_path == a or data_path == b`, possibly `and` something else);
+    /// `None` when any value could match.
+    pub fn pinned(&self, field: &str) -> Option<Vec<String>> {
+        match self {
+            Filter::Equal(sel, v) if sel == field => Some(vec![v.clone()]),
+            Filter::Or(a, b) => {
+                let mut x = a.pinned(field)?;
+                x.extend(b.pinned(field)?);
+                Some(x)
+            }
+            Filter::And(a, b) => match (a.pinned(field), b.pinned(field)) {
+                (Some(x), Some(y)) => Some(if x.len() <= y.len() { x } else { y }),
+                (x, y) => x.or(y),
+            },
+            _ => None,
+        }
+    }
+
     /// Evaluates against an event's fields (`get` returns a field's value).
     pub fn matches<'a>(&self, get: &dyn Fn(&str) -> Option<Cow<'a, str>>) -> bool {
         let val = |sel: &str| get(sel).unwrap_or_default();
@@ -283,6 +302,24 @@ mod tests {
         assert!(t("event_type is not empty and event_type != kv-v1/write"));
         assert!(!t("data_path not contains foo"));
         assert!(t("operation==data-write"));
+    }
+
+    #[test]
+    fn pinned_values_are_found_only_when_implied() {
+        let p = |s: &str| Filter::parse(s).unwrap().pinned("data_path");
+        assert_eq!(p("data_path == a"), Some(vec!["a".to_string()]));
+        assert_eq!(
+            p("data_path == a or data_path == b"),
+            Some(vec!["a".to_string(), "b".to_string()])
+        );
+        assert_eq!(
+            p("data_path == a and operation != x"),
+            Some(vec!["a".to_string()])
+        );
+        assert_eq!(p("data_path == a or operation == x"), None);
+        assert_eq!(p("not data_path == a"), None);
+        assert_eq!(p("data_path != a"), None);
+        assert_eq!(p("data_path contains a"), None);
     }
 
     #[test]

@@ -180,6 +180,29 @@ impl Core {
         }))
     }
 
+    /// The admitted events among `cursors` (those after `since`), and the last cursor.
+    async fn events_at(
+        &self,
+        since: Option<u64>,
+        cursors: Vec<u64>,
+        admit: &(dyn Fn(&Value) -> bool + Send + Sync),
+    ) -> ApiResult<(Vec<Value>, u64)> {
+        let mut next = since.unwrap_or(0);
+        let mut out = Vec::new();
+        for c in cursors {
+            if c <= next {
+                continue;
+            }
+            if let Some(e) = self.event_at(c).await? {
+                if admit(&e) {
+                    out.push(Value::clone(&e));
+                }
+            }
+            next = c;
+        }
+        Ok((out, next))
+    }
+
     /// Follows the event log for a stream until the receiver goes away or the token does;
     /// `out` turns each item into what the receiver takes (SSE text, or the item itself).
     pub async fn follow<T: Send + 'static>(
@@ -193,6 +216,23 @@ impl Core {
         let mut since = spec.since;
         let mut quiet_since = Instant::now();
         let mut caller: Option<(Caller, Instant)> = None;
+        // A stream on given data paths gets their cursors from the dispatcher (see
+        // `event_hub`) once it has scanned up to where the dispatcher was.
+        let mut catch_up_to = 0;
+        let inbox = match spec.filter.as_ref().and_then(|f| f.pinned("data_path")) {
+            Some(paths) => match self.events.register(&paths) {
+                Some((inbox, d)) => {
+                    match since {
+                        None => since = Some(d),
+                        Some(s) if s < d => catch_up_to = d,
+                        Some(_) => {}
+                    }
+                    Some(inbox)
+                }
+                None => None,
+            },
+            None => None,
+        };
         loop {
             if tx.is_closed() {
                 return;
@@ -225,10 +265,28 @@ impl Core {
                 .saturating_sub(checked.elapsed())
                 .min(spec.heartbeat.saturating_sub(quiet_since.elapsed()))
                 .max(Duration::from_millis(50));
-            match self
-                .events_after(since, wait, 100, &|e| spec.admits(c, e))
-                .await
-            {
+            let admit = |e: &Value| spec.admits(c, e);
+            let got = match &inbox {
+                None => self.events_after(since, wait, 100, &admit).await,
+                Some(_) if since.is_some_and(|s| s < catch_up_to) => {
+                    self.events_after(since, Duration::ZERO, 100, &admit).await
+                }
+                Some(inbox) => {
+                    tokio::select! {
+                        _ = inbox.notify.notified() => {}
+                        _ = tokio::time::sleep(wait) => {}
+                    }
+                    match inbox.take() {
+                        Some(cursors) => self.events_at(since, cursors, &admit).await,
+                        None => {
+                            // Too many to hold: scan the log instead.
+                            catch_up_to = self.events.dispatched();
+                            self.events_after(since, Duration::ZERO, 100, &admit).await
+                        }
+                    }
+                }
+            };
+            match got {
                 Ok((events, next)) => {
                     since = Some(next);
                     for e in events {

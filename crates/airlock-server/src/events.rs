@@ -79,6 +79,74 @@ impl Core {
         })
     }
 
+    /// Hands every new event, once, to the readers following its path (see
+    /// `event_hub`), on every node; starts at the log's end.
+    pub fn spawn_event_dispatcher(self: &Arc<Self>) -> tokio::task::JoinHandle<()> {
+        let core = Arc::clone(self);
+        tokio::spawn(async move {
+            let mut rx = core.events.subscribe();
+            let mut swept = std::time::Instant::now();
+            loop {
+                if core.is_sealed() || !core.ha.is_coherent() {
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    continue;
+                }
+                if core.events.dispatched() == 0 {
+                    match core.barrier.get_json::<Meta>(META).await {
+                        Ok(m) => {
+                            let m = m.unwrap_or_default();
+                            core.events.advance(m.next - 1);
+                            core.events.start_dispatch(m.next - 1);
+                        }
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(500)).await;
+                            continue;
+                        }
+                    }
+                }
+                let from = core.events.dispatched();
+                let to = *rx.borrow_and_update();
+                for c in from + 1..=to {
+                    match core.event_at(c).await {
+                        Ok(e) => {
+                            let path = e.as_ref().and_then(|e| e["data_path"].as_str());
+                            core.events.dispatch(c, path.unwrap_or(""));
+                        }
+                        Err(_) => {
+                            tokio::time::sleep(Duration::from_millis(200)).await;
+                            break;
+                        }
+                    }
+                }
+                if swept.elapsed() > Duration::from_secs(60) {
+                    core.events.sweep();
+                    swept = std::time::Instant::now();
+                }
+                if core.events.dispatched() >= *rx.borrow() {
+                    tokio::select! {
+                        _ = rx.changed() => {}
+                        _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+                    }
+                }
+            }
+        })
+    }
+
+    /// One log entry: from the recent ones kept in memory, or from storage (then kept).
+    pub async fn event_at(&self, c: u64) -> ApiResult<Option<Arc<Value>>> {
+        if let Some(e) = self.events.cached(c) {
+            return Ok(Some(e));
+        }
+        Ok(match self.barrier.get_json::<Value>(&log_key(c)).await? {
+            Some(e) => {
+                let e = Arc::new(e);
+                self.events.keep(c, Arc::clone(&e));
+                Some(e)
+            }
+            None => None,
+        })
+    }
+
     /// Moves up to `SEQUENCE_BATCH` pending events into the log and applies the
     /// retention, in one conditional batch. Returns how many were moved.
     async fn sequence_events(&self) -> ApiResult<usize> {
@@ -189,19 +257,11 @@ impl Core {
                 }));
                 cur = first - 1;
             }
-            let last = last_known.min(cur + limit as u64);
+            let last = last_known.min(cur + SCAN_MAX);
             for c in cur + 1..=last {
                 cur = c;
-                let e = match self.events.cached(c) {
-                    Some(e) => e,
-                    None => match self.barrier.get_json::<Value>(&log_key(c)).await? {
-                        Some(e) => {
-                            let e = Arc::new(e);
-                            self.events.keep(c, Arc::clone(&e));
-                            e
-                        }
-                        None => continue,
-                    },
+                let Some(e) = self.event_at(c).await? else {
+                    continue;
                 };
                 if admit(&e) {
                     out.push(Value::clone(&e));
@@ -234,6 +294,9 @@ impl Core {
         Ok((out, next))
     }
 }
+
+/// Entries one pass of `events_after` looks at, at most.
+const SCAN_MAX: u64 = 10_000;
 
 /// A reader looks at the log at most this often (see `events_after`).
 const MIN_PASS: Duration = Duration::from_millis(50);

@@ -178,6 +178,7 @@ impl Server {
         let housekeeping = self.core.spawn_housekeeping();
         let lease_expiry = self.core.spawn_lease_expiry();
         let sequencer = self.core.spawn_event_sequencer();
+        let dispatcher = self.core.spawn_event_dispatcher();
         let graceful = GracefulShutdown::new();
         let l = &self.core.config.listener;
         let admission = conn::Admission::new(
@@ -281,6 +282,7 @@ impl Server {
         housekeeping.abort();
         lease_expiry.abort();
         sequencer.abort();
+        dispatcher.abort();
         tokio::select! {
             _ = graceful.shutdown() => {}
             _ = tokio::time::sleep(Duration::from_secs(10)) => {

@@ -184,6 +184,28 @@ fn sse_streams_resume_beat_and_end_when_the_token_is_revoked() {
     write(&p, "app/b", "y");
     let only = f.next_event(Duration::from_secs(5)).unwrap();
     assert!(only.2.contains("secret/data/app/b"), "{}", only.2);
+    // A filtered stream from an old cursor replays what it missed, then follows.
+    let replay = Sse::open(
+        &p,
+        "root",
+        "since=0&filter=data_path%20%3D%3D%20secret%2Fdata%2Fapp%2Fb",
+        None,
+    );
+    let versions: Vec<String> = (0..2)
+        .map(|_| {
+            let e = replay.next_event(Duration::from_secs(5)).unwrap();
+            let v: Value = serde_json::from_str(&e.2).unwrap();
+            v["metadata"]["current_version"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        })
+        .collect();
+    assert_eq!(versions, ["1", "2"]);
+    write(&p, "app/a", "z");
+    write(&p, "app/b", "w");
+    let live = replay.next_event(Duration::from_secs(5)).unwrap();
+    assert!(live.2.contains("\"current_version\":\"3\""), "{}", live.2);
 }
 
 const WS_CLIENT: &str = r#"
