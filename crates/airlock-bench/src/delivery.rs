@@ -253,7 +253,36 @@ pub async fn run(args: &[String]) -> Result<()> {
         )
         .await?;
     }
-    fanout(&t, subs).await
+    fanout(&t, subs).await?;
+    drop(t);
+    let dir2 = dir.join("idle");
+    std::fs::create_dir_all(&dir2)?;
+    let t2 = start(&bin, &dir2).await?;
+    println!(
+        "for scale, a fresh server with {subs} idle keep-alive HTTP connections: +{:.1} MiB",
+        idle_cost(&t2, subs).await? as f64 / 1024.0
+    );
+    Ok(())
+}
+
+/// RSS growth (KiB) for `n` idle keep-alive HTTP connections, each after one request.
+async fn idle_cost(t: &Target, n: usize) -> Result<u64> {
+    let host = t.addr.trim_start_matches("http://").to_string();
+    let pid = t.child.id();
+    let before = rss_kib(pid);
+    let mut idle = Vec::new();
+    for _ in 0..n {
+        let mut s = tokio::net::TcpStream::connect(&host).await?;
+        s.write_all(format!("GET /v1/sys/health HTTP/1.1\r\nHost: {host}\r\n\r\n").as_bytes())
+            .await?;
+        idle.push(s);
+    }
+    for s in &mut idle {
+        let mut buf = [0u8; 4096];
+        let _ = tokio::io::AsyncReadExt::read(s, &mut buf).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    Ok(rss_kib(pid).saturating_sub(before))
 }
 
 async fn latency(
@@ -465,17 +494,25 @@ async fn fanout(t: &Target, subs: usize) -> Result<()> {
         rss1,
         (rss1.saturating_sub(rss0)) as f64 / 1024.0
     );
-    println!(
-        "KV v2 write, 16 conns: {:.0} req/s with none, {:.0} req/s with {subs} subscribers ({:+.1}%); errors {} / {}",
-        none.rps,
-        with.rps,
-        (with.rps / none.rps.max(1.0) - 1.0) * 100.0,
-        none.errors,
-        with.errors
-    );
     for t in tasks {
         t.abort();
     }
+    // Without them again: the store has grown meanwhile, so "none" is the mean of before
+    // and after.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let after = crate::load(t, Op::Write, 16, 10).await?;
+    let base = (none.rps + after.rps) / 2.0;
+    println!(
+        "KV v2 write, 16 conns: {:.0} req/s with none (before {:.0}, after {:.0}), {:.0} req/s with {subs} subscribers ({:+.1}%); errors {} / {} / {}",
+        base,
+        none.rps,
+        after.rps,
+        with.rps,
+        (with.rps / base.max(1.0) - 1.0) * 100.0,
+        none.errors,
+        with.errors,
+        after.errors
+    );
     Ok(())
 }
 

@@ -246,7 +246,7 @@ impl Core {
                 .as_ref()
                 .is_some_and(|(_, at)| at.elapsed() < REVALIDATE);
             if !fresh {
-                match self.caller_now(&token).await {
+                match Box::pin(self.caller_now(&token)).await {
                     Ok(Some(c)) => caller = Some((c, Instant::now())),
                     Ok(None) => {
                         let _ = send(Item::End("token revoked or expired")).await;
@@ -267,9 +267,9 @@ impl Core {
                 .max(Duration::from_millis(50));
             let admit = |e: &Value| spec.admits(c, e);
             let got = match &inbox {
-                None => self.events_after(since, wait, 100, &admit).await,
+                None => Box::pin(self.events_after(since, wait, 100, &admit)).await,
                 Some(_) if since.is_some_and(|s| s < catch_up_to) => {
-                    self.events_after(since, Duration::ZERO, 100, &admit).await
+                    Box::pin(self.events_after(since, Duration::ZERO, 100, &admit)).await
                 }
                 Some(inbox) => {
                     tokio::select! {
@@ -277,11 +277,11 @@ impl Core {
                         _ = tokio::time::sleep(wait) => {}
                     }
                     match inbox.take() {
-                        Some(cursors) => self.events_at(since, cursors, &admit).await,
+                        Some(cursors) => Box::pin(self.events_at(since, cursors, &admit)).await,
                         None => {
                             // Too many to hold: scan the log instead.
                             catch_up_to = self.events.dispatched();
-                            self.events_after(since, Duration::ZERO, 100, &admit).await
+                            Box::pin(self.events_after(since, Duration::ZERO, 100, &admit)).await
                         }
                     }
                 }

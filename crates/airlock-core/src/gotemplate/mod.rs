@@ -75,11 +75,8 @@ pub trait Host {
     fn env(&self, name: &str) -> String;
     /// `file PATH`: the file's contents.
     fn file(&mut self, path: &str) -> Result<String, String>;
-    /// The current time, for `timestamp`. Defaults to the system clock; override it to
-    /// render deterministically.
-    fn now(&self) -> std::time::SystemTime {
-        std::time::SystemTime::now()
-    }
+    /// The current time, for `timestamp` (the core reads no clock itself).
+    fn now(&self) -> std::time::SystemTime;
 }
 
 /// A render's result.

@@ -159,6 +159,10 @@ impl Host for PassHost<'_> {
         std::env::var(name).unwrap_or_default()
     }
 
+    fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
+
     fn file(&mut self, path: &str) -> Result<String, String> {
         let p = match self.sandbox {
             Some(sb) => {

@@ -125,6 +125,9 @@ impl airlock_core::gotemplate::Host for EnvOnly {
     fn file(&mut self, path: &str) -> Result<String, String> {
         Err(format!("file {path:?}: not available in a mount template"))
     }
+    fn now(&self) -> std::time::SystemTime {
+        std::time::SystemTime::now()
+    }
 }
 
 impl Drop for Mount {
