@@ -11,7 +11,6 @@ use sha2::Digest;
 
 use super::funcs::{arg, arg_str, quote_value, F};
 use super::json::marshal;
-use super::strconv::go_quote;
 use super::value::{from_json, Elem, NumMode, Value};
 use super::MAX_STRING;
 
@@ -327,7 +326,13 @@ fn strconv_err(func: &str, s: &str, range: bool) -> String {
     } else {
         "invalid syntax"
     };
-    format!("strconv.{func}: parsing {}: {why}", go_quote(s))
+    // Go quotes the input here; it may be a secret, and errors are logged: its length only.
+    format!("strconv.{func}: parsing {}: {why}", redacted(s))
+}
+
+/// What an error says instead of a value it could not use.
+pub(crate) fn redacted(s: &str) -> String {
+    format!("(a value of {} bytes)", s.len())
 }
 
 fn parse_bool(s: &str) -> Result<Value, String> {

@@ -523,14 +523,14 @@ impl<'t> Exec<'t, '_> {
                         Ok(i) => Ok(Value::Int(i)),
                         Err(_) => self.fail(format!(
                             "error calling Int64: strconv.ParseInt: parsing {}: invalid syntax",
-                            go_quote(&s)
+                            super::consul::redacted(&s)
                         )),
                     },
                     _ => match s.parse::<f64>() {
                         Ok(f) => Ok(Value::Float(f)),
                         Err(_) => self.fail(format!(
                             "error calling Float64: strconv.ParseFloat: parsing {}: invalid syntax",
-                            go_quote(&s)
+                            super::consul::redacted(&s)
                         )),
                     },
                 }
