@@ -91,6 +91,17 @@ impl Spec {
     }
 }
 
+/// A cursor from `since` (or `Last-Event-ID`).
+pub fn parse_since(v: Option<&str>) -> ApiResult<Option<u64>> {
+    v.filter(|v| !v.is_empty())
+        .map(|v| {
+            v.trim().parse::<u64>().map_err(|_| {
+                ApiError::bad_request("since must be a cursor (a non-negative integer)")
+            })
+        })
+        .transpose()
+}
+
 pub fn parse_filter(v: Option<&str>) -> ApiResult<Option<Filter>> {
     match v.map(str::trim) {
         None | Some("") => Ok(None),
@@ -142,7 +153,7 @@ pub fn check_vault_params(req: &Request) -> ApiResult<()> {
                 parse_filter(Some(v))?;
             }
             "since" => {
-                crate::events::parse_since(Some(v))?;
+                parse_since(Some(v))?;
             }
             _ => {}
         }

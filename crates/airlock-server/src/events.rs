@@ -312,7 +312,7 @@ pub async fn handle(core: &Core, req: &Request, caller: &Caller) -> ApiResult<Re
             .find(|(n, _)| n == k)
             .map(|(_, v)| v.as_str())
     };
-    let since = parse_since(q("since"))?;
+    let since = crate::event_stream::parse_since(q("since"))?;
     let filter = crate::event_stream::parse_filter(q("filter"))?;
     let wait = match q("wait") {
         None | Some("") => 0,
@@ -344,15 +344,4 @@ pub async fn handle(core: &Core, req: &Request, caller: &Caller) -> ApiResult<Re
         })
         .await?;
     Ok(Response::data(json!({ "events": events, "next": next })))
-}
-
-/// A cursor from `since` (or `Last-Event-ID`).
-pub fn parse_since(v: Option<&str>) -> ApiResult<Option<u64>> {
-    v.filter(|v| !v.is_empty())
-        .map(|v| {
-            v.trim().parse::<u64>().map_err(|_| {
-                ApiError::bad_request("since must be a cursor (a non-negative integer)")
-            })
-        })
-        .transpose()
 }

@@ -56,7 +56,7 @@ fn q<'a>(query: &'a [(String, String)], k: &str) -> Option<&'a str> {
 
 fn spec(query: &[(String, String)], vault_pattern: Option<String>) -> ApiResult<Spec> {
     Ok(Spec {
-        since: crate::events::parse_since(q(query, "since"))?,
+        since: crate::event_stream::parse_since(q(query, "since"))?,
         filter: parse_filter(q(query, "filter"))?,
         vault_pattern,
         heartbeat: parse_heartbeat(q(query, "heartbeat"))?,
