@@ -100,19 +100,22 @@ fn last_line(f: &Path) -> String {
         .to_string()
 }
 
-/// Rotates `secret/<key>` `n` times; each time waits until `seen` shows the value.
+/// Rotates `secret/<key>` `n` times; each time waits until `seen` shows the value. Before
+/// each write it waits a spread-out share of `spread` (a poller's interval), so writes land
+/// at every phase of a poll, not just after one.
 async fn rotations(
     t: &Target,
     key: &str,
     n: usize,
     seen: &Path,
     limit: Duration,
+    spread: Duration,
 ) -> Result<Vec<f64>> {
     let mut out = Vec::new();
     for i in 0..n {
-        // Writes land at no fixed phase of any poll.
-        let jitter = 200 + (i as u64 * 7919) % 600;
-        tokio::time::sleep(Duration::from_millis(jitter)).await;
+        let share = ((i as u64 * 7919) % 1000) as f64 / 1000.0;
+        let jitter = Duration::from_millis(200) + spread.mul_f64(share);
+        tokio::time::sleep(jitter).await;
         let v = format!("rotation-{key}-{i}");
         let t0 = Instant::now();
         put(t, key, &v).await?;
@@ -241,6 +244,17 @@ pub async fn run(args: &[String]) -> Result<()> {
     let t = start(&bin, &dir).await?;
     println!("Airlock {} (SQLite), {}", bin.display(), t.addr);
 
+    // Fan-out first (it needs the machine to itself), then the latencies (the longest part
+    // waits for bao agent's render interval).
+    fanout(&t, subs).await?;
+    let dir2 = dir.join("idle");
+    std::fs::create_dir_all(&dir2)?;
+    let t2 = start(&bin, &dir2).await?;
+    println!(
+        "for scale, a fresh server with {subs} idle keep-alive HTTP connections: +{:.1} MiB",
+        idle_cost(&t2, subs).await? as f64 / 1024.0
+    );
+    drop(t2);
     if !args.iter().any(|a| a == "--fanout-only") {
         latency(
             args,
@@ -253,15 +267,6 @@ pub async fn run(args: &[String]) -> Result<()> {
         )
         .await?;
     }
-    fanout(&t, subs).await?;
-    drop(t);
-    let dir2 = dir.join("idle");
-    std::fs::create_dir_all(&dir2)?;
-    let t2 = start(&bin, &dir2).await?;
-    println!(
-        "for scale, a fresh server with {subs} idle keep-alive HTTP connections: +{:.1} MiB",
-        idle_cost(&t2, subs).await? as f64 / 1024.0
-    );
     Ok(())
 }
 
@@ -300,7 +305,15 @@ async fn latency(
     put(t, "push", "start").await?;
     let _push = watch_child(&bin, t, &t.root, "push", &push_out, &[])?;
     wait_for(&push_out, "start").await?;
-    let push = rotations(t, "push", n, &push_out, Duration::from_secs(10)).await?;
+    let push = rotations(
+        t,
+        "push",
+        n,
+        &push_out,
+        Duration::from_secs(10),
+        Duration::from_millis(600),
+    )
+    .await?;
     println!(
         "run --watch (push)     {n:>3} rotations  p50 {:>9.1} ms  p99 {:>9.1} ms  max {:>9.1} ms",
         pct(&push, 0.5),
@@ -339,7 +352,15 @@ async fn latency(
         &["--poll-interval", "10s"],
     )?;
     wait_for(&poll_out, "start").await?;
-    let poll = rotations(t, "poll", n_poll, &poll_out, Duration::from_secs(25)).await?;
+    let poll = rotations(
+        t,
+        "poll",
+        n_poll,
+        &poll_out,
+        Duration::from_secs(25),
+        Duration::from_secs(10),
+    )
+    .await?;
     println!(
         "10 s poll loop         {n_poll:>3} rotations  p50 {:>9.1} ms  p99 {:>9.1} ms  max {:>9.1} ms",
         pct(&poll, 0.5),
@@ -378,7 +399,7 @@ async fn latency(
             );
             wait_for(&out, "start").await?;
             let limit = parse_secs(bao_interval)? + Duration::from_secs(30);
-            let r = rotations(t, "bao", n_bao, &out, limit).await?;
+            let r = rotations(t, "bao", n_bao, &out, limit, parse_secs(bao_interval)?).await?;
             format!(
                 "bao agent ({bao_interval} render) {n_bao:>3} rotations  p50 {:>9.1} ms  p99 {:>9.1} ms  max {:>9.1} ms",
                 pct(&r, 0.5),
