@@ -239,7 +239,11 @@ impl Server {
                             let in_flight = activity.request();
                             let core = Arc::clone(&core);
                             async move {
-                                let r = http::serve(core, req, Some(remote)).await;
+                                // Boxed: hyper keeps the slot for a connection's request
+                                // future as long as the connection lives, so an idle
+                                // keep-alive connection or an open event stream would
+                                // hold the whole (large) request future's size.
+                                let r = Box::pin(http::serve(core, req, Some(remote))).await;
                                 drop(in_flight);
                                 r
                             }
