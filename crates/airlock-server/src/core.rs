@@ -516,12 +516,17 @@ impl Core {
     /// Installs a mount table as stored (another node changed it, or it is about to be
     /// changed here).
     pub async fn reload_table(&self, which: Which) -> ApiResult<()> {
-        let table: MountTable = self
-            .barrier
-            .get_json(table_key(which))
-            .await?
-            .unwrap_or_default();
-        self.router.install(which, table)
+        let table: Option<MountTable> = self.barrier.get_json(table_key(which)).await?;
+        match table {
+            Some(t) => self.router.install(which, t),
+            // A table once stored is never deleted: reading none while one is installed
+            // is a read gone wrong (storage coming back), not a cluster without mounts.
+            None if !self.router.snapshot(which).entries.is_empty() => {
+                tracing::warn!("a mount table read as absent; keeping the installed one");
+                Ok(())
+            }
+            None => self.router.install(which, MountTable::default()),
+        }
     }
 
     /// Persists and installs a mount table under [`Core::lock_table`]'s lock (engines for new

@@ -108,7 +108,8 @@ pub async fn issue(
         (token, entry)
     };
     let mut r = Response::empty();
-    r.auth = Some(entry.auth_block(&token, now_unix()));
+    // The TTL just granted (not a second less when a second boundary passed meanwhile).
+    r.auth = Some(entry.auth_block(&token, entry.creation_time.min(now_unix())));
     Ok(r)
 }
 

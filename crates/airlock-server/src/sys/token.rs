@@ -39,9 +39,12 @@ fn not_batch(e: &TokenEntry, what: &str) -> ApiResult<()> {
     Ok(())
 }
 
+/// The TTL is the one just granted (as of the creation or renewal), not what is left a
+/// moment later: a second boundary crossed meanwhile does not make 900 s read 899.
 fn auth_response(e: &TokenEntry, token: &str, warnings: Vec<String>) -> Response {
     let mut r = Response::empty();
-    r.auth = Some(e.auth_block(token, now_unix()));
+    let granted_at = e.last_renewal.unwrap_or(e.creation_time).min(now_unix());
+    r.auth = Some(e.auth_block(token, granted_at));
     r.warnings = warnings;
     r
 }
