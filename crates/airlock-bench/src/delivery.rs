@@ -26,7 +26,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::{arg, free_port, request, rss_kib, setup, wait_healthy, Op, Target};
+use crate::{arg, request, rss_kib, Op, Target};
 
 /// When each write (its `current_version`) reached one subscriber.
 type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
@@ -46,33 +46,32 @@ impl Drop for Killed {
 }
 
 async fn start(bin: &Path, dir: &Path) -> Result<Target> {
-    let port = free_port()?;
-    let cfg = dir.join("airlock.toml");
-    std::fs::write(
-        &cfg,
-        format!(
-            "[listener]\naddress = \"127.0.0.1:{port}\"\nmax_connections_per_address = 4096\n[storage]\npath = \"{}\"\n",
-            dir.join("airlock.db").display()
-        ),
-    )?;
-    let started = Instant::now();
-    let child = Command::new(bin)
-        .args(["server", "--config"])
-        .arg(&cfg)
-        .args(["--log-level", "warn"])
-        .stdout(Stdio::null())
-        .spawn()
-        .with_context(|| format!("starting {}", bin.display()))?;
-    let addr = format!("http://127.0.0.1:{port}");
-    let start_to_healthy = wait_healthy(&addr, started, &[501, 503, 200]).await?;
-    let (token, _, root) = setup(&addr).await?;
-    Ok(Target {
-        child,
-        addr,
-        token,
-        root,
-        start_to_healthy,
-    })
+    // A thousand subscribers come from one address.
+    crate::start_airlock_listener(bin, dir, "max_connections_per_address = 4096\n", "").await
+}
+
+/// A token with one policy of its own, made with the root token.
+async fn token_with_policy(t: &Target, name: &str, policy: &str) -> Result<String> {
+    request(
+        &t.addr,
+        "PUT",
+        &format!("/v1/sys/policies/acl/{name}"),
+        Some(&t.root),
+        Some(json!({ "policy": policy })),
+    )
+    .await?;
+    let (_, created) = request(
+        &t.addr,
+        "POST",
+        "/v1/auth/token/create",
+        Some(&t.root),
+        Some(json!({"policies": [name], "ttl": "4h"})),
+    )
+    .await?;
+    Ok(created["auth"]["client_token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("token create failed: {created}"))?
+        .to_string())
 }
 
 async fn put(t: &Target, path: &str, v: &str) -> Result<()> {
@@ -322,26 +321,12 @@ async fn latency(
     );
     let poll_out = dir.join("poll.out");
     // A token that may read the key but not the event log: `run --watch` polls.
-    request(
-        &t.addr,
-        "PUT",
-        "/v1/sys/policies/acl/pollonly",
-        Some(&t.root),
-        Some(json!({"policy": "path \"secret/data/poll\" { capabilities = [\"read\"] }\npath \"sys/internal/ui/mounts/*\" { capabilities = [\"read\"] }"})),
+    let poll_token = token_with_policy(
+        t,
+        "pollonly",
+        "path \"secret/data/poll\" { capabilities = [\"read\"] }\npath \"sys/internal/ui/mounts/*\" { capabilities = [\"read\"] }",
     )
     .await?;
-    let (_, created) = request(
-        &t.addr,
-        "POST",
-        "/v1/auth/token/create",
-        Some(&t.root),
-        Some(json!({"policies": ["pollonly"], "ttl": "4h"})),
-    )
-    .await?;
-    let poll_token = created["auth"]["client_token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("token create failed: {created}"))?
-        .to_string();
     put(t, "poll", "start").await?;
     let _poll = watch_child(
         &bin,
@@ -423,26 +408,12 @@ async fn fanout(t: &Target, subs: usize) -> Result<()> {
     let none = crate::load(t, Op::Write, 16, 10).await?;
     let pid = t.child.id();
     let rss0 = rss_kib(pid);
-    let (_, _) = request(
-        &t.addr,
-        "PUT",
-        "/v1/sys/policies/acl/fan",
-        Some(&t.root),
-        Some(json!({"policy": "path \"secret/data/fan\" { capabilities = [\"read\"] }\npath \"sys/airlock/events\" { capabilities = [\"read\"] }"})),
+    let fan_token = token_with_policy(
+        t,
+        "fan",
+        "path \"secret/data/fan\" { capabilities = [\"read\"] }\npath \"sys/airlock/events\" { capabilities = [\"read\"] }",
     )
     .await?;
-    let (_, created) = request(
-        &t.addr,
-        "POST",
-        "/v1/auth/token/create",
-        Some(&t.root),
-        Some(json!({"policies": ["fan"], "ttl": "4h"})),
-    )
-    .await?;
-    let fan_token = created["auth"]["client_token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("token create failed: {created}"))?
-        .to_string();
     let arrivals: Vec<Arrivals> = (0..subs)
         .map(|_| Arc::new(Mutex::new(Vec::new())))
         .collect();

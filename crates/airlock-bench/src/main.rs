@@ -202,12 +202,22 @@ async fn start_airlock(bin: &Path, dir: &Path) -> Result<Target> {
 
 /// Starts Airlock with extra TOML appended to the generated config.
 async fn start_airlock_with(bin: &Path, dir: &Path, extra: &str) -> Result<Target> {
+    start_airlock_listener(bin, dir, "", extra).await
+}
+
+/// Starts Airlock with extra `[listener]` lines and extra TOML after the generated config.
+async fn start_airlock_listener(
+    bin: &Path,
+    dir: &Path,
+    listener: &str,
+    extra: &str,
+) -> Result<Target> {
     let port = free_port()?;
     let cfg = dir.join("airlock.toml");
     std::fs::write(
         &cfg,
         format!(
-            "[listener]\naddress = \"127.0.0.1:{port}\"\n[storage]\npath = \"{}\"\n{extra}",
+            "[listener]\naddress = \"127.0.0.1:{port}\"\n{listener}[storage]\npath = \"{}\"\n{extra}",
             dir.join("airlock.db").display()
         ),
     )?;
