@@ -19,7 +19,7 @@ use serde_json::{json, Value};
 
 use crate::core::Core;
 use crate::error::{ApiError, ApiResult};
-use crate::router::Which;
+use crate::router::{Route, Which};
 
 impl Core {
     /// Starts the node's session on a shared store and applies its feed until the process
@@ -121,6 +121,38 @@ impl Core {
             let ctx = self.leases.ctx(&m, None);
             m.backend.invalidate(&ctx, "").await;
         }
+    }
+
+    /// The mount serving `path`. On a shared store a miss re-reads the stored table first
+    /// (bypassing the cache): a mount enabled on another node a moment ago, before this
+    /// node's feed said so, is found rather than answered 404. Concurrent misses share one
+    /// read: a miss waits for a read that started after it, so a flood of unknown paths
+    /// costs one storage read at a time.
+    pub async fn route(&self, path: &str) -> Option<Route> {
+        if let Some(r) = self.router.route(path) {
+            return Some(r);
+        }
+        if self.ha.handle.is_none() || self.is_sealed() {
+            return None;
+        }
+        let missed = std::time::Instant::now();
+        {
+            let mut last = self.ha.miss_reload.lock().await;
+            if last.is_none_or(|started| started < missed) {
+                let started = std::time::Instant::now();
+                let which = if path.starts_with("auth/") {
+                    Which::Auth
+                } else {
+                    Which::Secrets
+                };
+                self.barrier.invalidate(crate::core::table_key(which));
+                if let Err(e) = self.reload_table(which).await {
+                    tracing::warn!(error = ?e.errors, "re-reading a mount table after a miss failed");
+                }
+                *last = Some(started);
+            }
+        }
+        self.router.route(path)
     }
 
     /// Installs the stored keyring (another node rotated it).

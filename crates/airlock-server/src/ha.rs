@@ -13,12 +13,16 @@ pub struct Ha {
     pub(crate) handle: Option<ClusterRef>,
     /// Whether this node's caches can be trusted (always, without a shared store).
     pub(crate) coherent: AtomicBool,
+    /// When the last re-read of a mount table after a route miss started (see
+    /// `Core::route`): concurrent misses share one read.
+    pub(crate) miss_reload: tokio::sync::Mutex<Option<std::time::Instant>>,
 }
 
 impl Ha {
     pub fn new(handle: Option<ClusterRef>) -> Self {
         Self {
             coherent: AtomicBool::new(handle.is_none()),
+            miss_reload: tokio::sync::Mutex::new(None),
             handle,
         }
     }

@@ -128,7 +128,11 @@ impl Core {
         }
         // Logins and the wrapping token's own endpoints carry their credential in the request.
         let logins = req.path.starts_with("auth/") && !req.path.starts_with("auth/token/");
-        if let Some(route) = logins.then(|| self.router.route(&req.path)).flatten() {
+        let login_route = match logins {
+            true => self.route(&req.path).await,
+            false => None,
+        };
+        if let Some(route) = login_route {
             if let Some(info) = route.backend.describe(&route.rel).filter(|i| i.login) {
                 // The presented credential (the path's sensitive fields) is not audited, not
                 // even as an HMAC.
@@ -167,7 +171,7 @@ impl Core {
         let route = if req.path.starts_with("sys/") || req.path.starts_with("auth/token/") {
             None
         } else {
-            self.router.route(&req.path)
+            self.route(&req.path).await
         };
         req.op = self.resolve_op(&mut req, route.as_ref(), &caller).await?;
         if let Err(e) = self.authorize(&caller, &req, route.as_ref()) {
