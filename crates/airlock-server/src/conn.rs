@@ -229,26 +229,48 @@ pub enum Ended<T> {
     Idle,
 }
 
-/// Runs `conn` until it ends or goes idle: no request in flight and no byte moved for
-/// `idle` (`first` before the first request, counted from accept). An idle connection is
-/// dropped, which closes it.
+/// When a connection is idle: no request in flight and no byte moved for `idle`, or for
+/// `first` before the first request (counted from accept).
+pub struct Limits {
+    pub idle: Duration,
+    pub first: Duration,
+}
+
+/// Runs `conn` until it ends or goes idle (then the caller drops it, which closes it). When
+/// `stop` turns true, `graceful` asks the connection to finish what is in flight and end.
+/// The connection is borrowed pinned: it stays in its caller's state, not copied into this
+/// future's too (it is most of an open connection's memory).
 pub async fn watch<F: Future>(
-    conn: F,
+    mut conn: Pin<&mut F>,
     activity: &Activity,
-    idle: Duration,
-    first: Duration,
+    limits: &Limits,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+    graceful: impl FnOnce(Pin<&mut F>),
 ) -> Ended<F::Output> {
-    tokio::pin!(conn);
+    let (idle, first) = (limits.idle, limits.first);
+    let mut graceful = Some(graceful);
+    if *stop.borrow_and_update() {
+        if let Some(g) = graceful.take() {
+            g(conn.as_mut());
+        }
+    }
     loop {
         let deadline = activity
             .idle_deadline(idle, first)
             .unwrap_or_else(|| Instant::now() + idle.min(first).max(Duration::from_millis(100)));
         tokio::select! {
-            out = &mut conn => return Ended::Done(out),
+            out = conn.as_mut() => return Ended::Done(out),
             _ = tokio::time::sleep_until(deadline) => {
                 if let Some(d) = activity.idle_deadline(idle, first) {
                     if d <= Instant::now() {
                         return Ended::Idle;
+                    }
+                }
+            }
+            changed = stop.changed(), if graceful.is_some() => {
+                if changed.is_err() || *stop.borrow_and_update() {
+                    if let Some(g) = graceful.take() {
+                        g(conn.as_mut());
                     }
                 }
             }
@@ -327,10 +349,19 @@ mod tests {
     async fn idle_connections_end_and_busy_ones_do_not() {
         let idle = Duration::from_secs(30);
         let first = Duration::from_secs(10);
+        let limits = Limits { idle, first };
+        let (_stop_tx, stop) = tokio::sync::watch::channel(false);
         // Nothing ever sent: gone after `first`, counted from accept.
         let a = Activity::new();
         let t0 = Instant::now();
-        let r = watch(std::future::pending::<()>(), &a, idle, first).await;
+        let r = watch(
+            std::pin::pin!(std::future::pending::<()>()),
+            &a,
+            &limits,
+            stop.clone(),
+            |_| {},
+        )
+        .await;
         assert_eq!(r, Ended::Idle);
         assert_eq!(t0.elapsed(), first);
         // After a request, the idle timeout counts from the last byte.
@@ -338,7 +369,14 @@ mod tests {
         drop(a.request());
         let t0 = Instant::now();
         assert_eq!(
-            watch(std::future::pending::<()>(), &a, idle, first).await,
+            watch(
+                std::pin::pin!(std::future::pending::<()>()),
+                &a,
+                &limits,
+                stop.clone(),
+                |_| {}
+            )
+            .await,
             Ended::Idle
         );
         assert_eq!(t0.elapsed(), idle);
@@ -350,6 +388,33 @@ mod tests {
             drop(guard);
             7
         };
-        assert_eq!(watch(slow, &a, idle, first).await, Ended::Done(7));
+        assert_eq!(
+            watch(std::pin::pin!(slow), &a, &limits, stop.clone(), |_| {}).await,
+            Ended::Done(7)
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn stop_asks_the_connection_to_end_gracefully() {
+        let a = Activity::new();
+        let _guard = a.request();
+        let limits = Limits {
+            idle: Duration::from_secs(30),
+            first: Duration::from_secs(10),
+        };
+        let (tx, stop) = tokio::sync::watch::channel(false);
+        let (done_tx, done_rx) = tokio::sync::oneshot::channel::<u8>();
+        tokio::spawn(async move {
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            let _ = tx.send(true);
+        });
+        let t0 = Instant::now();
+        let conn = async move { done_rx.await.unwrap_or(0) };
+        let r = watch(std::pin::pin!(conn), &a, &limits, stop, move |_| {
+            let _ = done_tx.send(9);
+        })
+        .await;
+        assert_eq!(r, Ended::Done(9));
+        assert_eq!(t0.elapsed(), Duration::from_secs(1));
     }
 }

@@ -26,6 +26,7 @@ pub mod mounts;
 pub mod pipeline;
 pub mod policies;
 pub mod router;
+pub mod serve;
 pub mod sys;
 pub mod sysview;
 pub mod tls;
@@ -42,9 +43,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
-use hyper_util::server::conn::auto::Builder;
-use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
 
 pub use config::Config;
@@ -179,26 +177,17 @@ impl Server {
         let lease_expiry = self.core.spawn_lease_expiry();
         let sequencer = self.core.spawn_event_sequencer();
         let dispatcher = self.core.spawn_event_dispatcher();
-        let graceful = GracefulShutdown::new();
+        let (stop_tx, stop) = tokio::sync::watch::channel(false);
         let l = &self.core.config.listener;
         let admission = conn::Admission::new(
             conn::effective_max(l.max_connections, conn::open_file_limit()),
             l.max_connections_per_address,
         );
-        let idle = Duration::from_secs(l.http_idle_timeout);
-        let first = Duration::from_secs(l.http_read_header_timeout);
-        let mut builder = Builder::new(TokioExecutor::new());
-        // Slow or stalled clients cannot hold connections open: headers within the header
-        // timeout, bodies at a minimum rate (`http::collect_body`), idle connections closed
-        // (`conn::watch`; HTTP/2 pings of our own would count as activity, so none are sent).
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(first);
-        builder
-            .http2()
-            .timer(TokioTimer::new())
-            .max_concurrent_streams(256);
+        let limits = Arc::new(conn::Limits {
+            idle: Duration::from_secs(l.http_idle_timeout),
+            first: Duration::from_secs(l.http_read_header_timeout),
+        });
+        let protocols = Arc::new(serve::Protocols::new(limits.first));
         let mut backoff = Duration::ZERO;
         tokio::pin!(shutdown);
         loop {
@@ -250,28 +239,39 @@ impl Server {
                         })
                     };
                     let tls = self.tls.clone();
-                    let builder = builder.clone();
-                    let watcher = graceful.watcher();
+                    let protocols = Arc::clone(&protocols);
+                    let limits = Arc::clone(&limits);
+                    let stop = stop.clone();
                     tokio::spawn(async move {
                         let _permit = permit;
-                        let io = conn::ActivityIo::new(stream, Arc::clone(&activity));
                         let ended = match tls {
                             None => {
-                                let conn = builder.serve_connection_with_upgrades(TokioIo::new(io), svc);
-                                conn::watch(watcher.watch(conn.into_owned()), &activity, idle, first).await
+                                let proto = match tokio::time::timeout(limits.first, serve::sniff(&stream)).await {
+                                    Ok(Ok(p)) => p,
+                                    _ => return,
+                                };
+                                let io = conn::ActivityIo::new(stream, Arc::clone(&activity));
+                                Some(serve::serve(io, proto, &protocols, svc, &activity, &limits, stop).await)
                             }
-                            Some(acc) => {
-                                let tls = match tokio::time::timeout(first, acc.accept(io)).await {
+                            // Boxed: a TLS session is large, and a plain connection's task
+                            // should not carry room for one.
+                            Some(acc) => Box::pin(async move {
+                                let io = conn::ActivityIo::new(stream, Arc::clone(&activity));
+                                let tls = match tokio::time::timeout(limits.first, acc.accept(io)).await {
                                     Ok(Ok(s)) => s,
                                     Ok(Err(e)) => {
                                         tracing::debug!(error = %e, "TLS handshake failed");
-                                        return;
+                                        return None;
                                     }
-                                    Err(_) => return,
+                                    Err(_) => return None,
                                 };
-                                let conn = builder.serve_connection_with_upgrades(TokioIo::new(tls), svc);
-                                conn::watch(watcher.watch(conn.into_owned()), &activity, idle, first).await
-                            }
+                                let proto = serve::by_alpn(tls.get_ref().1.alpn_protocol());
+                                Some(serve::serve(tls, proto, &protocols, svc, &activity, &limits, stop).await)
+                            })
+                            .await,
+                        };
+                        let Some(ended) = ended else {
+                            return;
                         };
                         match ended {
                             conn::Ended::Done(Err(e)) => tracing::debug!(error = %e, "connection ended with error"),
@@ -287,11 +287,19 @@ impl Server {
         lease_expiry.abort();
         sequencer.abort();
         dispatcher.abort();
-        tokio::select! {
-            _ = graceful.shutdown() => {}
-            _ = tokio::time::sleep(Duration::from_secs(10)) => {
-                tracing::warn!("connections still open after 10s; closing");
+        // Every connection finishes what is in flight and ends; those still open after
+        // 10 s are dropped with the runtime.
+        let _ = stop_tx.send(true);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while admission.open() > 0 {
+            if tokio::time::Instant::now() >= deadline {
+                tracing::warn!(
+                    open = admission.open(),
+                    "connections still open after 10s; closing"
+                );
+                break;
             }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

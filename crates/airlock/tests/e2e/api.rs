@@ -613,6 +613,29 @@ fn tls_listener_and_graceful_shutdown() {
         let mut s = std::net::TcpStream::connect(&hostport).unwrap();
         let _ = s.write_all(b"GET / HTTP/1.1\r\n\r\n\x16\x03\x01garbage");
     }
+    // HTTP/2 when the client offers it (ALPN), HTTP/1.1 otherwise.
+    for (flag, want) in [("--http2", "2"), ("--http1.1", "1.1")] {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version}",
+                flag,
+                "--cacert",
+            ])
+            .arg(dir.join("ca.pem"))
+            .arg(format!("{}/v1/sys/health", p.addr))
+            .output()
+            .unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            want,
+            "{flag}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
     // SIGTERM: graceful exit with status 0.
     std::process::Command::new("kill")
         .arg("-TERM")

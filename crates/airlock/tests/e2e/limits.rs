@@ -100,6 +100,35 @@ fn idle_and_slow_connections_are_closed() {
         let (_, _, closed) = read_to_close(s);
         assert!(closed, "a silent connection stayed open");
     }
+    // Half an HTTP/2 preface, then nothing: closed within the header timeout too.
+    let mut s = connect(&p);
+    let t0 = Instant::now();
+    s.write_all(b"PRI * HTTP/2.0\r\n").unwrap();
+    let (_, _, closed) = read_to_close(&mut s);
+    assert!(
+        closed && t0.elapsed() < Duration::from_secs(4),
+        "{:?}",
+        t0.elapsed()
+    );
+    // HTTP/2 with prior knowledge (h2c) and HTTP/1.1 on the same port.
+    for (flag, want) in [
+        ("--http2-prior-knowledge", "2 200"),
+        ("--http1.1", "1.1 200"),
+    ] {
+        let out = std::process::Command::new("curl")
+            .args([
+                "-sS",
+                "-o",
+                "/dev/null",
+                "-w",
+                "%{http_version} %{http_code}",
+                flag,
+            ])
+            .arg(format!("{}/v1/sys/health", p.addr))
+            .output()
+            .unwrap();
+        assert_eq!(String::from_utf8_lossy(&out.stdout), want, "{flag}");
+    }
     // Keep-alive after a request: an HTTP/1.1 connection waits for its next request's
     // headers at most the header timeout (1 s here), then it is closed.
     let mut s = connect(&p);
