@@ -361,24 +361,7 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
                 if current.contains_key(k) {
                     continue;
                 }
-                let value = match &policy {
-                    Some(p) => cl
-                        .call("GET", &format!("sys/policies/password/{p}/generate"), None)
-                        .await?
-                        .and_then(|v| {
-                            v.pointer("/data/password")
-                                .and_then(Value::as_str)
-                                .map(str::to_string)
-                        })
-                        .ok_or_else(|| anyhow!("password policy {p:?} returned nothing"))?,
-                    None => {
-                        const A: &[u8] =
-                            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-                        (0..32)
-                            .map(|_| A[rand::random_range(0..A.len())] as char)
-                            .collect()
-                    }
-                };
+                let value = mint_value(&cl, policy.as_deref()).await?;
                 current.insert(k.clone(), Value::String(value));
                 minted.push(k.clone());
             }
@@ -595,6 +578,28 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
         }
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// A fresh random value: from the password policy `policy` (`sys/policies/password/<name>`),
+/// or 32 random letters and digits.
+pub(crate) async fn mint_value(cl: &Client, policy: Option<&str>) -> Result<String> {
+    match policy {
+        Some(p) => cl
+            .call("GET", &format!("sys/policies/password/{p}/generate"), None)
+            .await?
+            .and_then(|v| {
+                v.pointer("/data/password")
+                    .and_then(Value::as_str)
+                    .map(str::to_string)
+            })
+            .ok_or_else(|| anyhow!("password policy {p:?} returned nothing")),
+        None => {
+            const A: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+            Ok((0..32)
+                .map(|_| A[rand::random_range(0..A.len())] as char)
+                .collect())
+        }
+    }
 }
 
 async fn metadata(cl: &Client, m: MetaCmd) -> Result<ExitCode> {

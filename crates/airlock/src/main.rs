@@ -9,6 +9,7 @@ mod client;
 mod cmd;
 mod events_cmd;
 mod generic;
+mod k8s;
 mod kv;
 mod operator;
 mod output;
@@ -135,6 +136,9 @@ enum Command {
     /// The credential broker: run agents with placeholders instead of credentials.
     #[command(subcommand)]
     Broker(broker::BrokerCmd),
+    /// Kubernetes: Secret manifests from KV paths, and a declarative bootstrap of Secrets.
+    #[command(subcommand)]
+    K8s(k8s::K8sCmd),
     /// Print Airlock's version.
     Version,
 }
@@ -236,6 +240,7 @@ fn main() -> ExitCode {
             Command::Agent(a) => agent::run(a).await,
             Command::Audit(c) => cmd::audit(c),
             Command::Broker(c) => broker::run(c).await,
+            Command::K8s(c) => k8s::run(c).await,
             Command::Version => {
                 println!("Airlock v{}", env!("CARGO_PKG_VERSION"));
                 Ok(ExitCode::SUCCESS)
