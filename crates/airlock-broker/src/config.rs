@@ -50,7 +50,8 @@ pub struct Binding {
     pub name: String,
     /// Environment variable that receives the placeholder.
     pub env: String,
-    /// KV path (`secret/agents/voice`) and key inside it.
+    /// KV path (`secret/agents/voice`) and key inside it. Empty when the profile named only
+    /// `key`: the project's environment, filled in by the CLI before use.
     pub secret_path: String,
     pub secret_key: String,
     pub dest: Destination,
@@ -251,6 +252,9 @@ fn secret_ref(o: &Map<String, Value>) -> Result<(String, String), String> {
         (None, Some(p), Some(k)) if !p.is_empty() && !k.is_empty() => {
             (p.to_string(), k.to_string())
         }
+        // `key` alone: a key of the project's environment (the CLI fills the path in from
+        // airlock.project.toml; see `Binding::secret_path`).
+        (None, None, Some(k)) if !k.is_empty() => return Ok((String::new(), k.to_string())),
         (None, None, None) => {
             return Err(
                 "`secret = \"<kv path>#<key>\"` (or `path` and `key`) is required".into(),

@@ -27,7 +27,7 @@ pub enum BrokerCmd {
     /// Run a command whose bound credentials are replaced by placeholders and injected by a
     /// local proxy at the network boundary.
     #[command(
-        after_help = "Examples:\n  airlock broker run -- python agent.py\n  airlock broker run --profile airlock.toml --agent voice -- node agent.mjs\n  airlock broker run --resolve api.openai.com=127.0.0.1:8443 --extra-ca test-ca.pem -- curl https://api.openai.com/v1/models"
+        after_help = "Examples:\n  airlock broker run -- python agent.py\n  airlock broker run --profile airlock.broker.toml --agent voice -- node agent.mjs\n  airlock broker run --resolve api.openai.com=127.0.0.1:8443 --extra-ca test-ca.pem -- curl https://api.openai.com/v1/models"
     )]
     Run(RunArgs),
     /// List the built-in provider presets a binding can name.
@@ -51,15 +51,15 @@ pub enum BrokerCmd {
     )]
     Env(EnvArgs),
     /// Check a profile and print its bindings (no secrets are read).
-    #[command(after_help = "Example:\n  airlock broker check --profile airlock.toml")]
+    #[command(after_help = "Example:\n  airlock broker check --profile airlock.broker.toml")]
     Check {
-        #[arg(long, default_value = "airlock.toml")]
+        #[arg(long, default_value = PROFILE)]
         profile: PathBuf,
     },
     /// Rewrite an mcp.json so each MCP server runs under `airlock broker run` and its secret
     /// env entries move into Airlock.
     #[command(
-        after_help = "Example:\n  airlock broker wrap-mcp ~/.cursor/mcp.json --profile airlock.toml"
+        after_help = "Example:\n  airlock broker wrap-mcp ~/.cursor/mcp.json --profile airlock.broker.toml"
     )]
     WrapMcp(WrapArgs),
 }
@@ -69,7 +69,7 @@ pub struct RunArgs {
     /// Agent whose bindings to use (from the profile). Default: every binding in the profile.
     #[arg(long)]
     pub agent: Option<String>,
-    /// Profile with the bindings (default: ./airlock.toml).
+    /// Profile with the bindings (default: ./airlock.broker.toml).
     #[arg(long)]
     pub profile: Option<PathBuf>,
     #[command(flatten)]
@@ -296,10 +296,46 @@ fn providers(format: &str) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// The default profile's name: not the server config (`airlock.server.toml`) nor the
+/// project file (`airlock.project.toml`).
+pub const PROFILE: &str = "airlock.broker.toml";
+
+/// `./airlock.broker.toml`; an older `./airlock.toml` only if it is a broker profile (a
+/// server config of that name is left alone).
+fn default_profile() -> PathBuf {
+    let p = PathBuf::from(PROFILE);
+    if p.exists() {
+        return p;
+    }
+    let legacy = PathBuf::from("airlock.toml");
+    let is_profile = std::fs::read_to_string(&legacy)
+        .ok()
+        .is_some_and(|t| config::parse_profile(&t, "airlock.toml").is_ok());
+    if is_profile {
+        eprintln!("airlock broker: reading airlock.toml as the profile; rename it {PROFILE}");
+        return legacy;
+    }
+    p
+}
+
 fn load_profile(path: &Path) -> Result<Profile> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading profile {}", path.display()))?;
-    config::parse_profile(&text, &path.display().to_string()).map_err(|e| anyhow!(e))
+    let mut p =
+        config::parse_profile(&text, &path.display().to_string()).map_err(|e| anyhow!(e))?;
+    // Bindings that name only `key` read the project's environment (airlock.project.toml).
+    if p.bindings.iter().any(|b| b.secret_path.is_empty()) {
+        let ctx = crate::project::file::current(None)?.ok_or_else(|| {
+            anyhow!(
+                "{}: a binding names only `key`, which needs a project: add `path`, or run `airlock setup --project NAME --env ENV`",
+                path.display()
+            )
+        })?;
+        for b in p.bindings.iter_mut().filter(|b| b.secret_path.is_empty()) {
+            b.secret_path = ctx.env_path();
+        }
+    }
+    Ok(p)
 }
 
 /// Reads KV entries through the Vault API with the caller's token.
@@ -396,10 +432,7 @@ fn secs(s: f64, what: &str) -> Result<Duration> {
 }
 
 async fn broker_run(a: RunArgs) -> Result<ExitCode> {
-    let profile_path = a
-        .profile
-        .clone()
-        .unwrap_or_else(|| PathBuf::from("airlock.toml"));
+    let profile_path = a.profile.clone().unwrap_or_else(default_profile);
     let cl = Client::from_env()?;
     cl.require_token()?;
     // The profile if there is one; an agent it does not define is looked up in Airlock.
@@ -421,7 +454,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         profile.agents.extend(stored.agents);
     } else if !explicit && !profile_path.exists() {
         bail!(
-            "no profile: create airlock.toml (see README), pass --profile FILE, or name an agent stored in Airlock with --agent"
+            "no profile: create {PROFILE} (see README), pass --profile FILE, or name an agent stored in Airlock with --agent"
         );
     }
     let bindings: Vec<config::Binding> = config::select(&profile, a.agent.as_deref())

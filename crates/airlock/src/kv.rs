@@ -16,8 +16,13 @@ pub struct Target {
     /// Mount path; when absent the first path segment is the mount.
     #[arg(long)]
     pub mount: Option<String>,
-    /// Secret path (`secret/app/config`, or `app/config` with --mount).
+    /// Secret path (`secret/app/config`, or `app/config` with --mount). Without one, the
+    /// environment of the project in `airlock.project.toml`.
+    #[arg(default_value = "")]
     pub path: String,
+    /// The project's environment to use instead of its default (without a path).
+    #[arg(long = "env")]
+    pub env: Option<String>,
 }
 
 #[derive(Subcommand)]
@@ -31,7 +36,6 @@ pub enum KvCmd {
         #[command(flatten)]
         t: Target,
         /// Keys to fill.
-        #[arg(required = true)]
         keys: Vec<String>,
         /// Password policy (`sys/policies/password/<name>`) to generate with.
         #[arg(long)]
@@ -72,6 +76,9 @@ pub enum KvCmd {
         version: Option<u64>,
         #[arg(long)]
         field: Option<String>,
+        /// Show values as stored: `${…}` references not resolved.
+        #[arg(long)]
+        raw: bool,
         #[command(flatten)]
         f: FormatArg,
     },
@@ -293,15 +300,22 @@ fn secret_map(loc: &Loc, v: &Value) -> Map<String, Value> {
 }
 
 pub async fn read_map(cl: &Client, path: &str) -> Result<Map<String, Value>> {
+    read_map_opt(cl, path)
+        .await?
+        .ok_or_else(|| anyhow!("no secret at {path}"))
+}
+
+/// The keys at `path`, or `None` when nothing is stored there.
+pub async fn read_map_opt(cl: &Client, path: &str) -> Result<Option<Map<String, Value>>> {
     let t = Target {
         mount: None,
         path: path.to_string(),
+        env: None,
     };
     let loc = resolve(cl, &t).await?;
-    let v = read_secret(cl, &loc, None)
+    Ok(read_secret(cl, &loc, None)
         .await?
-        .ok_or_else(|| anyhow!("no secret at {path}"))?;
-    Ok(secret_map(&loc, &v))
+        .map(|v| secret_map(&loc, &v)))
 }
 
 /// Writes `data` into the entry at `path`, keeping keys already stored there.
@@ -309,6 +323,7 @@ pub async fn merge_write(cl: &Client, path: &str, data: Map<String, Value>) -> R
     let t = Target {
         mount: None,
         path: path.to_string(),
+        env: None,
     };
     let loc = resolve(cl, &t).await?;
     let mut m = match read_secret(cl, &loc, None).await? {
@@ -325,7 +340,63 @@ pub async fn merge_write(cl: &Client, path: &str, data: Map<String, Value>) -> R
     Ok(())
 }
 
-pub async fn run(c: KvCmd) -> Result<ExitCode> {
+/// A command without a path works on the project's environment (`airlock.project.toml`);
+/// `kv put KEY=VALUE` then has its first pair where the path would be.
+fn fill_from_project(c: &mut KvCmd) -> Result<()> {
+    let (t, pairs) = match c {
+        KvCmd::Put { t, pairs, .. } | KvCmd::Patch { t, pairs, .. } => (t, Some(pairs)),
+        KvCmd::Mint { t, .. }
+        | KvCmd::Get { t, .. }
+        | KvCmd::List { t, .. }
+        | KvCmd::Delete { t, .. }
+        | KvCmd::Undelete { t, .. }
+        | KvCmd::Destroy { t, .. }
+        | KvCmd::Rollback { t, .. }
+        | KvCmd::Import { t, .. }
+        | KvCmd::Export { t, .. } => (t, None),
+        KvCmd::Metadata(MetaCmd::Get { t, .. })
+        | KvCmd::Metadata(MetaCmd::Put { t, .. })
+        | KvCmd::Metadata(MetaCmd::Delete { t }) => (t, None),
+    };
+    if let Some(p) = pairs {
+        if t.path.contains('=') || t.path == "-" {
+            p.insert(0, std::mem::take(&mut t.path));
+        }
+    }
+    if t.path.is_empty() {
+        if t.mount.is_some() {
+            bail!("--mount needs a path");
+        }
+        let ctx = crate::project::file::required(t.env.as_deref())?;
+        t.path = ctx.env_path();
+    } else if t.env.is_some() {
+        bail!("--env picks the project's environment: give it without a path");
+    }
+    Ok(())
+}
+
+/// `data` with its `${…}` references resolved (see `project::refs`), read with `cl`'s token.
+pub async fn resolve_refs(
+    cl: &Client,
+    path: &str,
+    data: Map<String, Value>,
+) -> Result<Map<String, Value>> {
+    let has_refs = data
+        .values()
+        .any(|v| v.as_str().is_some_and(|s| s.contains("${")));
+    if !has_refs {
+        return Ok(data);
+    }
+    crate::project::refs::resolve(
+        path,
+        data,
+        |p: String| async move { read_map_opt(cl, &p).await },
+    )
+    .await
+}
+
+pub async fn run(mut c: KvCmd) -> Result<ExitCode> {
+    fill_from_project(&mut c)?;
     let cl = Client::from_env()?;
     cl.require_token()?;
     match c {
@@ -348,6 +419,9 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
             }
         }
         KvCmd::Mint { t, keys, policy } => {
+            if keys.is_empty() {
+                bail!("name the keys to mint: airlock kv mint PATH KEY…");
+            }
             let loc = resolve(&cl, &t).await?;
             let (mut current, version) = match read_secret(&cl, &loc, None).await? {
                 Some(v) => (
@@ -403,14 +477,26 @@ pub async fn run(c: KvCmd) -> Result<ExitCode> {
             t,
             version,
             field,
+            raw,
             f,
         } => {
             let loc = resolve(&cl, &t).await?;
-            let Some(v) = read_secret(&cl, &loc, version).await? else {
+            let Some(mut v) = read_secret(&cl, &loc, version).await? else {
                 eprintln!("No value found at {}", loc.api("data"));
                 return Ok(ExitCode::from(2));
             };
-            let data = secret_map(&loc, &v);
+            let mut data = secret_map(&loc, &v);
+            if !raw {
+                data = resolve_refs(&cl, &format!("{}/{}", loc.mount, loc.key), data).await?;
+                let slot = if loc.v2 {
+                    v.pointer_mut("/data/data")
+                } else {
+                    v.get_mut("data")
+                };
+                if let Some(slot) = slot {
+                    *slot = Value::Object(data.clone());
+                }
+            }
             if let Some(fld) = field {
                 let x = data
                     .get(&fld)

@@ -13,6 +13,7 @@ mod k8s;
 mod kv;
 mod operator;
 mod output;
+mod project;
 mod run;
 mod server;
 
@@ -27,7 +28,7 @@ use crate::output::Format;
     name = "airlock",
     version,
     about = "Airlock: a self-hosted secrets manager and credential broker that speaks the Vault API.",
-    after_help = "Examples:\n  airlock server --dev\n  export AIRLOCK_ADDR=http://127.0.0.1:8200 AIRLOCK_TOKEN=...\n  airlock kv put secret/voice/prod OPENAI_API_KEY=@key.txt\n  airlock run --path secret/voice/prod -- python agent.py\n\nVault-style single-dash flags work too: `airlock kv get -field=password secret/app`."
+    after_help = "Examples:\n  airlock server --dev\n  export AIRLOCK_ADDR=http://127.0.0.1:8200 AIRLOCK_TOKEN=...\n  airlock kv put secret/voice/prod OPENAI_API_KEY=@key.txt\n  airlock run --path secret/voice/prod -- python agent.py\n  airlock setup --project voice --env dev && airlock run -- python agent.py\n\nVault-style single-dash flags work too: `airlock kv get -field=password secret/app`."
 )]
 struct Cli {
     #[command(subcommand)]
@@ -45,7 +46,7 @@ pub struct FormatArg {
 enum Command {
     /// Run the server.
     #[command(
-        after_help = "Examples:\n  airlock server --dev\n  airlock server --config airlock.toml"
+        after_help = "Examples:\n  airlock server --dev\n  airlock server --config airlock.server.toml"
     )]
     Server(server::ServerArgs),
     /// Show seal status of the server at AIRLOCK_ADDR.
@@ -136,6 +137,14 @@ enum Command {
     /// The credential broker: run agents with placeholders instead of credentials.
     #[command(subcommand)]
     Broker(broker::BrokerCmd),
+    /// Projects: lay out secret/<project>/<env> with policies and roles per environment.
+    #[command(subcommand)]
+    Project(project::ProjectCmd),
+    /// Write airlock.project.toml: the project and environment of this repository (or folder).
+    Setup(project::SetupArgs),
+    /// Compare, check and promote a project's environments.
+    #[command(subcommand)]
+    Env(project::envs::EnvCmd),
     /// Kubernetes: Secret manifests from KV paths, and a declarative bootstrap of Secrets.
     #[command(subcommand)]
     K8s(k8s::K8sCmd),
@@ -241,6 +250,9 @@ fn main() -> ExitCode {
             Command::Audit(c) => cmd::audit(c),
             Command::Broker(c) => broker::run(c).await,
             Command::K8s(c) => k8s::run(c).await,
+            Command::Project(c) => project::project(c).await,
+            Command::Setup(a) => project::setup(a),
+            Command::Env(c) => project::envs::run(c).await,
             Command::Version => {
                 println!("Airlock v{}", env!("CARGO_PKG_VERSION"));
                 Ok(ExitCode::SUCCESS)
@@ -264,5 +276,14 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(2)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_well_formed() {
+        use clap::CommandFactory;
+        super::Cli::command().debug_assert();
     }
 }

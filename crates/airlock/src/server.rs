@@ -6,9 +6,13 @@ use std::process::ExitCode;
 use anyhow::{anyhow, Context, Result};
 use clap::Args;
 
+/// The configuration read when no --config is given: not a broker profile
+/// (`airlock.broker.toml`) nor a project file (`airlock.project.toml`).
+pub const CONFIG: &str = "airlock.server.toml";
+
 #[derive(Args)]
 pub struct ServerArgs {
-    /// TOML configuration file.
+    /// TOML configuration file (default: ./airlock.server.toml).
     #[arg(long, env = "AIRLOCK_CONFIG", conflicts_with = "dev")]
     pub config: Option<PathBuf>,
     /// Development mode: in-memory store, initialised and unsealed, `secret/` is KV v2.
@@ -101,10 +105,12 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
         }
         c
     } else {
+        let default = PathBuf::from(CONFIG);
         let path = a
             .config
             .clone()
-            .ok_or_else(|| anyhow!("either --config FILE or --dev is required"))?;
+            .or_else(|| default.is_file().then_some(default))
+            .ok_or_else(|| anyhow!("either --config FILE or --dev is required (or ./{CONFIG})"))?;
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
         toml::from_str::<airlock_server::Config>(&text)

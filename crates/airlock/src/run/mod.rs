@@ -25,9 +25,16 @@ pub type Env = Vec<(String, Zeroizing<String>)>;
     after_help = "Examples:\n  airlock run --path secret/voice/prod -- python agent.py\n  airlock run --path secret/base --path secret/voice/prod --only OPENAI_API_KEY,DB_URL -- ./serve\n  airlock run --path secret/app --prefix APP_ -- env\n  airlock run --watch --path secret/app -- ./serve            (restart on change)\n  airlock run --watch --on-change signal:HUP --mount /run/app/secrets.env --path secret/app -- ./serve\n  airlock run --fallback ~/.cache/app.fallback --fallback-max-age 24h --path secret/app -- ./serve"
 )]
 pub struct RunArgs {
-    /// KV path to load (repeatable; later paths override earlier ones).
-    #[arg(long = "path", required = true)]
+    /// KV path to load (repeatable; later paths override earlier ones). Without one, the
+    /// environment of the project in airlock.project.toml.
+    #[arg(long = "path")]
     pub paths: Vec<String>,
+    /// The project's environment to use instead of its default (without --path).
+    #[arg(long = "env", conflicts_with = "paths")]
+    pub env: Option<String>,
+    /// Inject values as stored: `${…}` references not resolved.
+    #[arg(long)]
+    pub raw: bool,
     /// Only inject these keys (comma-separated).
     #[arg(long, value_delimiter = ',')]
     pub only: Vec<String>,
@@ -96,6 +103,13 @@ pub(crate) async fn load(a: &RunArgs, cl: &Client) -> Result<Env> {
         let m = crate::kv::read_map(cl, p)
             .await
             .with_context(|| format!("loading {p}"))?;
+        let m = if a.raw {
+            m
+        } else {
+            crate::kv::resolve_refs(cl, p, m)
+                .await
+                .with_context(|| format!("resolving references in {p}"))?
+        };
         for (k, v) in m {
             if !a.only.is_empty() && !a.only.iter().any(|o| o == &k) {
                 continue;
@@ -190,7 +204,10 @@ pub(crate) fn spawn(a: &RunArgs, env: &Env) -> Result<tokio::process::Child> {
     cmd.spawn().with_context(|| format!("starting {prog}"))
 }
 
-pub async fn run(a: RunArgs) -> Result<ExitCode> {
+pub async fn run(mut a: RunArgs) -> Result<ExitCode> {
+    if a.paths.is_empty() {
+        a.paths = vec![crate::project::file::required(a.env.as_deref())?.env_path()];
+    }
     let cl = Client::from_env()?;
     cl.require_token()?;
     watch::parse_on_change(&a.on_change)?;

@@ -21,6 +21,7 @@ mod limits;
 mod mounts;
 mod pg_private;
 mod pg_tls;
+mod projects;
 mod run_watch;
 mod upgrade;
 mod upstream;
