@@ -349,6 +349,9 @@ impl SecretSource for ApiSource {
             let m = crate::kv::read_map(&self.client, path)
                 .await
                 .map_err(|e| format!("{e:#}"))?;
+            let m = crate::kv::resolve_refs(&self.client, path, m)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
             let mut out: SecretMap = HashMap::new();
             for (k, v) in m {
                 let s = match v {
