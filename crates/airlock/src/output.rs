@@ -59,15 +59,22 @@ pub fn table(v: &Value) -> String {
     out
 }
 
+/// A YAML scalar for `s`: plain only when no YAML 1.1 or 1.2 reader (kubectl's included)
+/// could take it for anything but that string — it starts with a letter, `_` or `/`, holds
+/// only letters, digits and `-_./`, and is not a boolean or null word in any case
+/// (`TRUE`, `Null`, `y`, `off`); anything else is double-quoted.
 fn yaml_str(s: &str) -> String {
-    let plain = !s.is_empty()
+    let lower = s.to_ascii_lowercase();
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_' || c == '/')
         && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./@".contains(c))
+            .all(|c| c.is_ascii_alphanumeric() || "-_./".contains(c))
         && !matches!(
-            s,
-            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "~"
-        )
-        && s.parse::<f64>().is_err();
+            lower.as_str(),
+            "true" | "false" | "null" | "yes" | "no" | "on" | "off" | "y" | "n"
+        );
     if plain {
         s.to_string()
     } else {
@@ -302,6 +309,19 @@ mod tests {
         let m = parse_flat_yaml("a: 1\nb: \"two\"\n# x\nc: 'it''s'\n").unwrap();
         assert_eq!(Value::Object(m), json!({"a":"1","b":"two","c":"it's"}));
         assert!(parse_flat_yaml("a:\n  b: 1\n").is_err());
+    }
+
+    #[test]
+    fn yaml_never_leaves_a_string_another_reader_would_retype() {
+        for s in [
+            "TRUE", "Null", "yes", "Y", "n", "Off", "0x1F", "1_000", "012", "1e3", ".inf", "-x",
+            "@x", "~", "", "a b", "a:b", "#c",
+        ] {
+            let out = yaml(&json!(s), 0);
+            assert!(out.starts_with('"'), "{s:?} → {out}");
+            assert_eq!(serde_json::from_str::<String>(out.trim()).unwrap(), s);
+        }
+        assert_eq!(yaml(&json!("plain-word_1.2/x"), 0), "plain-word_1.2/x\n");
     }
 
     #[test]

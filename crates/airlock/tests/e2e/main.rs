@@ -17,6 +17,7 @@ mod durability;
 mod event_streams;
 mod events;
 mod idp;
+mod k8s_cli;
 mod limits;
 mod mounts;
 mod pg_private;

@@ -302,6 +302,20 @@ fn projects_environments_and_references() {
         "{out}"
     );
 
+    // A Secret manifest of the environment, references resolved.
+    let m = ok(cli_in(
+        &p,
+        &repo,
+        "root",
+        &["k8s", "secret", "--name", "voice", "--format", "json"],
+    ));
+    let m: serde_json::Value = serde_json::from_str(&m).unwrap();
+    assert_eq!(m["data"]["OPENAI_API_KEY"], json!("c2stZGV2"));
+    assert_eq!(
+        m["data"]["DATABASE_URL"],
+        json!("cG9zdGdyZXM6Ly9hcHA6cHJkLXBhc3NAZGIveA==")
+    );
+
     // Outside any project, a path is needed and the error says how to get one.
     let (code, _, err) = cli_in(&p, &dir, "root", &["kv", "get"]);
     assert_eq!(code, 2);
