@@ -18,6 +18,7 @@ mod event_streams;
 mod events;
 mod idp;
 mod k8s_cli;
+mod kube;
 mod limits;
 mod mounts;
 mod pg_private;
