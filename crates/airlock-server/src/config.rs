@@ -204,7 +204,11 @@ pub struct StorageConfig {
     #[serde(default = "default_backend")]
     pub backend: String,
     /// PostgreSQL connection string (`host=... user=... dbname=...` or a `postgresql://` URL).
+    /// `AIRLOCK_PG_CONNECTION_URL` in the environment wins over it.
     pub connection_url: Option<String>,
+    /// A file holding the connection string (a mounted Kubernetes Secret), read at start
+    /// when `connection_url` is not given.
+    pub connection_url_file: Option<PathBuf>,
     /// PostgreSQL table (created if missing).
     #[serde(default = "default_table")]
     pub table: String,
@@ -237,6 +241,7 @@ impl std::fmt::Debug for StorageConfig {
                 "connection_url",
                 &self.connection_url.as_ref().map(|_| "***"),
             )
+            .field("connection_url_file", &self.connection_url_file)
             .field("table", &self.table)
             .field("path", &self.path)
             .field("sync", &self.sync)
@@ -249,6 +254,7 @@ impl Default for StorageConfig {
         Self {
             backend: default_backend(),
             connection_url: None,
+            connection_url_file: None,
             table: default_table(),
             path: default_path(),
             sync: default_sync(),
@@ -333,6 +339,42 @@ impl Config {
     }
 
     /// Checks what serde cannot. Errors name the setting.
+    /// What the environment gives, as Vault's `VAULT_API_ADDR`, `VAULT_CLUSTER_ADDR` and
+    /// `VAULT_PG_CONNECTION_URL` do: `AIRLOCK_API_ADDR`, `AIRLOCK_CLUSTER_ADDR` and
+    /// `AIRLOCK_PG_CONNECTION_URL` win over the file; then `connection_url_file` is read
+    /// when no connection string is set. `get` reads a variable (the process environment).
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), String> {
+        let set = |v: Option<String>| v.filter(|s| !s.trim().is_empty());
+        if let Some(a) = set(get("AIRLOCK_API_ADDR")) {
+            self.api_addr = Some(a);
+        }
+        if let Some(a) = set(get("AIRLOCK_CLUSTER_ADDR")) {
+            self.cluster_addr = Some(a);
+        }
+        if let Some(u) = set(get("AIRLOCK_PG_CONNECTION_URL")) {
+            self.storage.connection_url = Some(u);
+        }
+        if self.storage.connection_url.is_none() {
+            if let Some(f) = &self.storage.connection_url_file {
+                let text = std::fs::read(f)
+                    .map_err(|e| format!("storage.connection_url_file {}: {e}", f.display()))?;
+                // Never quote the content: it holds a password.
+                let text = String::from_utf8(text).map_err(|_| {
+                    format!("storage.connection_url_file {}: not UTF-8", f.display())
+                })?;
+                let url = text.trim_end_matches(['\n', '\r']);
+                if url.is_empty() || url.chars().any(char::is_control) {
+                    return Err(format!(
+                        "storage.connection_url_file {}: empty, or holds a line break or another control character",
+                        f.display()
+                    ));
+                }
+                self.storage.connection_url = Some(url.to_string());
+            }
+        }
+        Ok(())
+    }
+
     pub fn validate(&self) -> Result<(), String> {
         for (k, v) in [
             ("auth.login_rate", self.auth.login_rate),
@@ -412,5 +454,47 @@ impl Config {
         self.default_lease_ttl
             .unwrap_or(SYSTEM_MAX_TTL)
             .min(self.max_ttl())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_environment_and_a_url_file_fill_the_config() {
+        let dir = std::env::temp_dir().join(format!("airlock-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let f = dir.join("url");
+        std::fs::write(&f, "host=db user=app password=p@ss\n").unwrap();
+        let mut c = Config::dev(None);
+        c.dev = None;
+        c.api_addr = Some("http://file:8200".into());
+        c.storage.backend = "postgresql".into();
+        c.storage.connection_url_file = Some(f.clone());
+        let env = |k: &str| (k == "AIRLOCK_API_ADDR").then(|| "http://pod-1:8200".to_string());
+        c.apply_env(env).unwrap();
+        assert_eq!(c.api_addr.as_deref(), Some("http://pod-1:8200"));
+        assert_eq!(
+            c.storage.connection_url.as_deref(),
+            Some("host=db user=app password=p@ss")
+        );
+        c.validate().unwrap();
+        // The environment's connection string wins over the file.
+        let mut c2 = c.clone();
+        c2.storage.connection_url = None;
+        c2.apply_env(|k| (k == "AIRLOCK_PG_CONNECTION_URL").then(|| "host=other".into()))
+            .unwrap();
+        assert_eq!(c2.storage.connection_url.as_deref(), Some("host=other"));
+        // A broken file is refused without quoting it.
+        std::fs::write(&f, "host=db\npassword=secret-part\n").unwrap();
+        let mut c3 = c.clone();
+        c3.storage.connection_url = None;
+        let e = c3.apply_env(|_| None).unwrap_err();
+        assert!(
+            e.contains("line break") && !e.contains("secret-part"),
+            "{e}"
+        );
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

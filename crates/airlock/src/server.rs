@@ -51,6 +51,38 @@ fn init_logging(level: &str, format: &str) -> Result<()> {
     Ok(())
 }
 
+/// With a key-file seal, a node that could not unseal at start (the cluster was not
+/// initialised yet — another replica initialises it — or storage was unreachable) tries again
+/// every 2 s until it has unsealed once. A node sealed later by an operator stays sealed.
+fn spawn_auto_unseal_retry(
+    core: std::sync::Arc<airlock_server::Core>,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        if core.config.seal.key_file.is_none() {
+            return;
+        }
+        let mut warned = false;
+        while core.is_sealed() {
+            tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+            if !core.is_sealed() {
+                break;
+            }
+            match core.try_auto_unseal().await {
+                Ok(true) => {
+                    tracing::info!("auto-unsealed with the configured key");
+                    break;
+                }
+                Ok(false) => {}
+                Err(e) if !warned => {
+                    warned = true;
+                    tracing::warn!(error = ?e.errors, "auto-unseal failed; still trying");
+                }
+                Err(_) => {}
+            }
+        }
+    })
+}
+
 /// `SIGHUP` reopens the audit files (logrotate's `postrotate`: `kill -HUP <pid>`).
 fn spawn_audit_reopen(core: std::sync::Arc<airlock_server::Core>) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
@@ -113,8 +145,11 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
             .ok_or_else(|| anyhow!("either --config FILE or --dev is required (or ./{CONFIG})"))?;
         let text = std::fs::read_to_string(&path)
             .with_context(|| format!("reading {}", path.display()))?;
-        toml::from_str::<airlock_server::Config>(&text)
-            .map_err(|e| anyhow!("{}: {e}", path.display()))?
+        let mut c = toml::from_str::<airlock_server::Config>(&text)
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        c.apply_env(|k| std::env::var(k).ok())
+            .map_err(|e| anyhow!("{}: {e}", path.display()))?;
+        c
     };
     let core = airlock_server::build_core(config)
         .await
@@ -146,13 +181,16 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
             "export VAULT_ADDR={scheme}://{addr} VAULT_TOKEN={}",
             init.root_token.as_str()
         );
-    } else if core
-        .try_auto_unseal()
-        .await
-        .map_err(|e| anyhow!(e.errors.join("; ")))?
-    {
-        tracing::info!("auto-unsealed with the configured key");
+    } else {
+        match core.try_auto_unseal().await {
+            Ok(true) => tracing::info!("auto-unsealed with the configured key"),
+            Ok(false) => {}
+            Err(e) => {
+                tracing::warn!(error = ?e.errors, "auto-unseal failed; trying again every 2 s")
+            }
+        }
     }
+    let retry = spawn_auto_unseal_retry(core.clone());
     println!("Listening on {scheme}://{addr}");
     tracing::info!(address = %addr, tls = server.is_tls(), startup_ms = started.elapsed().as_millis() as u64, "listening");
     use std::io::Write;
@@ -160,6 +198,7 @@ pub async fn run(a: ServerArgs) -> Result<ExitCode> {
     let reopen = spawn_audit_reopen(core.clone());
     server.run(shutdown_signal()).await;
     reopen.abort();
+    retry.abort();
     tracing::info!("stopped");
     Ok(ExitCode::SUCCESS)
 }

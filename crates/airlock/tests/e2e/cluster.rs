@@ -26,28 +26,7 @@ impl Cluster {
     }
 
     pub fn start_on(tag: &str, n: usize, url: &str, hostport: &str) -> Option<Cluster> {
-        let reachable = std::net::TcpStream::connect(hostport).is_ok();
-        if !require(&format!("PostgreSQL on {hostport}"), reachable) {
-            return None;
-        }
-        let dir = tempdir(tag);
-        let table = format!(
-            "airlock_{}_{}_{}",
-            tag.replace('-', "_"),
-            std::process::id(),
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .unwrap()
-                .subsec_nanos()
-        );
-        let mut c = Cluster {
-            dir,
-            nodes: Vec::new(),
-            root: String::new(),
-            table,
-            url: url.to_string(),
-        };
-        std::fs::write(c.dir.join("unseal.key"), "5a".repeat(32)).unwrap();
+        let mut c = Self::prepare(tag, url, hostport)?;
         let first = c.spawn();
         let init = req(&first, "PUT", "/v1/sys/init", Some(json!({})));
         assert_eq!(init.status, 200, "{:?}", init.body);
@@ -66,6 +45,33 @@ impl Cluster {
                 req(p, "GET", "/v1/sys/health", None).status == 200
             });
         }
+        Some(c)
+    }
+
+    /// A table and a key file, no node yet.
+    pub fn prepare(tag: &str, url: &str, hostport: &str) -> Option<Cluster> {
+        let reachable = std::net::TcpStream::connect(hostport).is_ok();
+        if !require(&format!("PostgreSQL on {hostport}"), reachable) {
+            return None;
+        }
+        let dir = tempdir(tag);
+        let table = format!(
+            "airlock_{}_{}_{}",
+            tag.replace('-', "_"),
+            std::process::id(),
+            std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .unwrap()
+                .subsec_nanos()
+        );
+        let c = Cluster {
+            dir,
+            nodes: Vec::new(),
+            root: String::new(),
+            table,
+            url: url.to_string(),
+        };
+        std::fs::write(c.dir.join("unseal.key"), "5a".repeat(32)).unwrap();
         Some(c)
     }
 
@@ -661,4 +667,36 @@ fn single_use_things_are_used_once_across_nodes() {
             req(p, "GET", "/v1/kv/x", None).body["data"]["v"] == "before"
         });
     }
+}
+
+/// Replicas started before the cluster is initialised (a Deployment's first rollout) unseal
+/// themselves with the key file once one of them is initialised, without a restart; a node
+/// reads its connection string from a file.
+#[test]
+fn replicas_started_before_init_unseal_themselves() {
+    let Some(mut c) = Cluster::prepare("preinit", PG_URL, "127.0.0.1:5432") else {
+        return;
+    };
+    let a = c.spawn();
+    let url_file = c.dir.join("pg-url");
+    std::fs::write(&url_file, format!("{PG_URL}\n")).unwrap();
+    let cfg = c.dir.join("node-b.toml");
+    let text = c.config_text().replace(
+        &format!("connection_url = \"{PG_URL}\""),
+        &format!("connection_url_file = \"{}\"", url_file.display()),
+    );
+    assert!(text.contains("connection_url_file"), "{text}");
+    std::fs::write(&cfg, text).unwrap();
+    let mut b = start_config(&cfg);
+    assert_eq!(req(&b, "GET", "/v1/sys/health", None).status, 501);
+    let init = req(&a, "PUT", "/v1/sys/init", Some(json!({})));
+    assert_eq!(init.status, 200, "{:?}", init.body);
+    wait_until(Duration::from_secs(8), || {
+        req(&b, "GET", "/v1/sys/health", None).status == 200
+    });
+    c.root = init.body["root_token"].as_str().unwrap().to_string();
+    b.token = Some(c.root.clone());
+    assert_eq!(req(&b, "GET", "/v1/sys/mounts", None).status, 200);
+    c.nodes.push(a);
+    c.nodes.push(b);
 }
