@@ -381,17 +381,25 @@ pub async fn resolve_refs(
     path: &str,
     data: Map<String, Value>,
 ) -> Result<Map<String, Value>> {
+    resolve_refs_in(cl, path, data, None).await
+}
+
+/// [`resolve_refs`] for one key only (`kv get -field`): the others are left as stored.
+pub async fn resolve_refs_in(
+    cl: &Client,
+    path: &str,
+    data: Map<String, Value>,
+    only: Option<&str>,
+) -> Result<Map<String, Value>> {
     let has_refs = data
         .values()
         .any(|v| v.as_str().is_some_and(|s| s.contains("${")));
     if !has_refs {
         return Ok(data);
     }
-    crate::project::refs::resolve(
-        path,
-        data,
-        |p: String| async move { read_map_opt(cl, &p).await },
-    )
+    crate::project::refs::resolve(path, data, only, |p: String| async move {
+        read_map_opt(cl, &p).await
+    })
     .await
 }
 
@@ -487,7 +495,8 @@ pub async fn run(mut c: KvCmd) -> Result<ExitCode> {
             };
             let mut data = secret_map(&loc, &v);
             if !raw {
-                data = resolve_refs(&cl, &format!("{}/{}", loc.mount, loc.key), data).await?;
+                let full = format!("{}/{}", loc.mount, loc.key);
+                data = resolve_refs_in(&cl, &full, data, field.as_deref()).await?;
                 let slot = if loc.v2 {
                     v.pointer_mut("/data/data")
                 } else {

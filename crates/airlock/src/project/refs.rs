@@ -123,11 +123,13 @@ impl Loaded {
     }
 }
 
-/// Resolves every reference in `data` (the entry at `path`); `fetch(path)` reads another
-/// entry (`Ok(None)`: absent).
+/// Resolves the references in `data` (the entry at `path`): in every key, or only in `only`
+/// (the others are returned as stored). `fetch(path)` reads another entry (`Ok(None)`:
+/// absent).
 pub async fn resolve<F, Fut>(
     path: &str,
     data: Map<String, Value>,
+    only: Option<&str>,
     mut fetch: F,
 ) -> Result<Map<String, Value>>
 where
@@ -140,8 +142,10 @@ where
     };
     // Load what the references reach, transitively.
     let mut seen: HashSet<(String, String)> = HashSet::new();
+    let wanted = |k: &String| only.is_none_or(|o| o == k);
     let mut work: Vec<(String, String)> = loaded.entries[&path]
         .keys()
+        .filter(|k| wanted(k))
         .map(|k| (path.clone(), k.clone()))
         .collect();
     let mut absent: HashMap<String, String> = HashMap::new();
@@ -186,7 +190,7 @@ where
     for k in keys {
         let v = loaded.entries[&path][&k].clone();
         let resolved = match v {
-            Value::String(_) => {
+            Value::String(_) if wanted(&k) => {
                 let mut stack = Vec::new();
                 Value::String(expand(&loaded, &absent, &path, &k, &mut stack, &mut memo)?)
             }
@@ -259,7 +263,7 @@ mod tests {
 
     async fn run(path: &str, data: Value, store: Value) -> Result<Map<String, Value>> {
         let store = obj(store);
-        resolve(path, obj(data), |p: String| {
+        resolve(path, obj(data), None, |p: String| {
             let r = match p.as_str() {
                 "secret/voice/prd" => Err(anyhow!("permission denied")),
                 _ => Ok(store.get(&p).map(|v| obj(v.clone()))),
@@ -289,6 +293,23 @@ mod tests {
         assert_eq!(out["PASS"], json!("p-7"));
         assert_eq!(out["PRICE"], json!("${NOT_A_REF} costs $5"));
         assert_eq!(out["N"], json!(3));
+    }
+
+    #[tokio::test]
+    async fn only_the_asked_key_is_resolved() {
+        let data = obj(json!({"A": "${prd.X}", "B": "${C}", "C": "c"}));
+        let out = resolve(
+            "secret/voice/dev",
+            data,
+            Some("B"),
+            |_p: String| async move {
+                Err::<Option<Map<String, Value>>, _>(anyhow!("permission denied"))
+            },
+        )
+        .await
+        .unwrap();
+        assert_eq!(out["B"], json!("c"));
+        assert_eq!(out["A"], json!("${prd.X}"));
     }
 
     #[tokio::test]

@@ -230,13 +230,20 @@ fn projects_environments_and_references() {
         !err.contains("prd-pass") && !err.contains("sk-dev"),
         "{err}"
     );
+    // One field is resolved alone: another key's reference does not stand in its way.
     let plain = ok(cli_in(
         &p,
         &repo,
         &dev_token,
-        &["kv", "get", "--raw", "-field=OPENAI_API_KEY"],
+        &["kv", "get", "-field=OPENAI_API_KEY"],
     ));
     assert_eq!(plain.trim(), "sk-dev");
+    let (code, _, err) = cli_in(&p, &repo, &dev_token, &["kv", "get", "-field=DATABASE_URL"]);
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("DATABASE_URL refers to ${prd.DB_PASS}"),
+        "{err}"
+    );
     let (code, _, _) = cli_in(&p, &repo, &dev_token, &["kv", "put", "X=1"]);
     assert_ne!(code, 0, "the read policy does not write");
 
