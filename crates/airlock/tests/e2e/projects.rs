@@ -87,6 +87,47 @@ fn projects_environments_and_references() {
         role.body["data"]["token_policies"],
         json!(["voice-prd-read"])
     );
+    // Kubernetes and JWT roles per environment, `{env}` filled in.
+    for m in ["kubernetes", "jwt"] {
+        let r = req(
+            &p,
+            "POST",
+            &format!("/v1/sys/auth/{m}"),
+            Some(json!({"type": m})),
+        );
+        assert_eq!(r.status, 204, "{:?}", r.body);
+    }
+    ok(cli_in(
+        &p,
+        &repo,
+        "root",
+        &[
+            "project",
+            "create",
+            "voice",
+            "--envs",
+            "dev,prd",
+            "--kubernetes",
+            "voice-{env}/agent",
+            "--jwt",
+            "environment={env}",
+        ],
+    ));
+    let k = req(&p, "GET", "/v1/auth/kubernetes/role/voice-prd", None);
+    assert_eq!(
+        k.body["data"]["bound_service_account_namespaces"],
+        json!(["voice-prd"])
+    );
+    assert_eq!(
+        k.body["data"]["bound_service_account_names"],
+        json!(["agent"])
+    );
+    assert_eq!(k.body["data"]["token_policies"], json!(["voice-prd-read"]));
+    let j = req(&p, "GET", "/v1/auth/jwt/role/voice-dev", None);
+    assert_eq!(
+        j.body["data"]["bound_claims"],
+        json!({"environment": "dev"})
+    );
 
     // The repository and one folder of it.
     ok(cli_in(
