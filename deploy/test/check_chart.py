@@ -7,13 +7,15 @@
 - Validates every rendered object against the Kubernetes 1.30 schemas
   (kubernetes-validate, strict: unknown fields fail); the ServiceMonitor (a CRD) by shape.
 - Asserts the security properties on every container and the chart's own invariants
-  (probes, selectors, config, no Secret objects, the init container's config assembly).
+  (probes, selectors, config, no Secret objects, no init container in the server pod,
+  the connection string as a mounted file, each pod's address and audit directory from
+  the downward API, resolved as the kubelet does).
 - Runs checkov once over everything rendered; a failed check fails unless
   deploy/test/checkov-skips.txt names it with a reason.
 - Validates examples/kubernetes/*.yaml: ESO objects against deploy/schemas/eso, the rest
   against the Kubernetes schemas.
-- With --airlock BIN: starts the server on every profile's config (every key is checked
-  at start-up), runs examples/kubernetes/setup.sh twice against a dev server and checks
+- With --airlock BIN: starts the server on every profile's config with the container's
+  environment (every key and variable is checked at start-up), runs examples/kubernetes/setup.sh twice against a dev server and checks
   that each ESO policy reaches its prefix and nothing else.
 
 Exit status 0 when everything passed; otherwise every failure is printed.
@@ -39,6 +41,8 @@ import jsonschema
 import kubernetes_validate
 import yaml
 
+import kubelet
+
 ROOT = Path(__file__).resolve().parents[2]
 CHART = ROOT / "deploy/helm/airlock"
 EXAMPLES = ROOT / "examples/kubernetes"
@@ -60,14 +64,14 @@ PROFILES = {
         {"serviceMonitor": {"enabled": True, "labels": {"release": "prometheus"},
                             "tokenSecret": {"name": "airlock-metrics-token"}}},
     ],
-    # HA without TLS, Shamir seal, PostgreSQL with a client certificate, a shared
-    # audit claim, no Kubernetes auth, everything optional switched off.
+    # HA without TLS, Shamir seal, PostgreSQL with a CA and a client certificate, IPv6
+    # pods, a shared audit claim, no Kubernetes auth, everything optional switched off.
     "ha-minimal": [
         {"profile": "ha", "replicas": 2,
+         "config": {"podIPFamily": "IPv6"},
          "storage": {"backend": "postgresql", "postgresql": {
              "connectionUrlSecret": {"name": "pg"},
-             "tls": {"sslmode": "verify-ca", "caSecret": {"name": "pg-ca"},
-                     "clientCertSecret": {"name": "pg-client"}}}},
+             "tls": {"caSecret": {"name": "pg-ca"}, "clientCertSecret": {"name": "pg-client"}}}},
          "audit": {"existingClaim": "airlock-audit"},
          "kubernetesAuth": {"enabled": False},
          "podDisruptionBudget": {"enabled": False},
@@ -87,8 +91,7 @@ PROFILES = {
     ],
     "single-postgresql": [
         KEYFILE,
-        {"storage": {"backend": "postgresql", "postgresql": {
-            "connectionUrlSecret": {"name": "pg"}, "tls": {"sslmode": "verify-full", "systemRoots": True}}},
+        {"storage": {"backend": "postgresql", "postgresql": {"connectionUrlSecret": {"name": "pg"}}},
          "audit": {"persistence": {"enabled": False}}},
     ],
 }
@@ -99,8 +102,13 @@ REFUSED = [
     ({"seal": {"type": "keyFile"}}, "seal.type=keyFile needs seal.keyFile.secretName"),
     ({"tls": {"enabled": True}}, "tls.enabled=true needs tls.secretName"),
     ({"storage": {"backend": "postgresql"}}, "needs storage.postgresql.connectionUrlSecret.name"),
-    ({"storage": {"backend": "postgresql", "postgresql": {"connectionUrlSecret": {"name": "pg"}}}},
-     "checks the server's certificate"),
+    ({"storage": {"backend": "postgresql", "postgresql": {"connectionUrlSecret": {"name": "pg"},
+                                                          "tls": {"sslmode": "verify-full"}}}},
+     "storage.postgresql.tls.sslmode is gone: Airlock takes PostgreSQL's TLS options only from the connection string"),
+    ({"storage": {"backend": "postgresql", "postgresql": {"connectionUrlSecret": {"name": "pg"},
+                                                          "tls": {"systemRoots": True}}}},
+     "storage.postgresql.tls.systemRoots is gone"),
+    ({"config": {"podIPFamily": "ipv6"}}, 'config.podIPFamily must be "IPv4" or "IPv6"'),
     ({"serviceMonitor": {"enabled": True}}, "sys/metrics needs a token"),
     ({"profile": "cluster"}, 'profile must be "single" or "ha"'),
 ]
@@ -279,17 +287,22 @@ def check_server(profile, objs):
     c = next(x for x in tpl["spec"]["containers"] if x["name"] == "airlock")
     if c.get("command") != ["airlock"] or c.get("args", [])[:2] != ["server", "--config"]:
         fail(f"{profile}: the server runs {c.get('command')} {c.get('args')}")
-    live, ready = c["livenessProbe"]["httpGet"], c["readinessProbe"]["httpGet"]
-    for p in (live, ready, c["startupProbe"]["httpGet"]):
-        if not p["path"].startswith("/v1/sys/health"):
-            fail(f"{profile}: probe on {p['path']}")
-    if "sealedcode=200" not in live["path"] or "uninitcode=200" not in live["path"]:
-        fail(f"{profile}: liveness {live['path']} would restart a sealed or uninitialised node")
-    if "code=" in ready["path"]:
-        fail(f"{profile}: readiness {ready['path']} would send clients to a sealed node")
+    if tpl["spec"].get("initContainers"):
+        fail(f"{profile}: the server pod has init containers "
+             f"{[i['name'] for i in tpl['spec']['initContainers']]}: the image has no shell to run them")
+    # Liveness and startup only ask whether the listener accepts: no HTTP endpoint answers
+    # without storage (sys/seal-status reads it), and a database outage must not restart pods.
+    for name in ("livenessProbe", "startupProbe"):
+        if c[name].get("tcpSocket") != {"port": "api"}:
+            fail(f"{profile}: {name} is {c[name]}, not a TCP check of the API port")
+    ready = c["readinessProbe"].get("httpGet", {})
+    if not ready.get("path", "").startswith("/v1/sys/health") or ready.get("port") != "api":
+        fail(f"{profile}: readiness is {c['readinessProbe']}, not sys/health on the API port")
+    elif "code=" in ready["path"]:
+        fail(f"{profile}: readiness {ready['path']} would send clients to a sealed or uninitialised node")
     scheme = "HTTPS" if vals.get("tls", {}).get("enabled") else "HTTP"
-    if live["scheme"] != scheme or ready["scheme"] != scheme:
-        fail(f"{profile}: probes use {live['scheme']}, the listener {scheme}")
+    if ready.get("scheme") != scheme:
+        fail(f"{profile}: readiness uses {ready.get('scheme')}, the listener {scheme}")
     cms = [o for o in by_kind.get("ConfigMap", []) if o["metadata"]["name"].endswith("-config")]
     if len(cms) != 1:
         fail(f"{profile}: no config ConfigMap")
@@ -305,8 +318,11 @@ def check_server(profile, objs):
     pg = cfg["storage"]["backend"] == "postgresql"
     if ha and not pg:
         fail(f"{profile}: ha on {cfg['storage']['backend']}")
-    if pg != bool(tpl["spec"].get("initContainers")):
-        fail(f"{profile}: the config init container is {'missing' if pg else 'present without PostgreSQL'}")
+    if "connection_url" in cfg["storage"]:
+        fail(f"{profile}: connection_url in the ConfigMap")
+    if pg:
+        check_connection_url_file(profile, vals, tpl["spec"], c, cfg)
+    check_pod_identity(profile, vals, tpl["spec"], c, cfg, ha)
     if ("seal" in cfg) != (vals.get("seal", {}).get("type") == "keyFile"):
         fail(f"{profile}: [seal] is {'present' if 'seal' in cfg else 'missing'}")
     if cfg.get("audit") and not any(m["mountPath"] == "/var/log/airlock" for m in c["volumeMounts"]):
@@ -321,67 +337,92 @@ def check_server(profile, objs):
     return w
 
 
-def check_init_script(profile, w):
-    """Runs the config init container's script in a scratch directory with awkward
-    connection strings and checks what the server would read."""
-    tpl = w["spec"]["template"]["spec"]
-    init = tpl["initContainers"][0]
-    script = init["args"][0]
-    env = {e["name"]: e.get("value", "") for e in init["env"]}
-    opts = env["PG_TLS_OPTIONS"]
-    cases = [
-        ("postgresql://airlock:p\"a\\ss'w%40rd@db.internal:5432/airlock", "fd00::7"),
-        ("postgresql://airlock@db.internal/airlock?application_name=airlock", "10.1.2.3"),
-        ("host=db.internal user=airlock password='x y\\'z' dbname=airlock", "10.1.2.3"),
-    ]
-    for url, ip in cases:
-        with tempfile.TemporaryDirectory() as d:
-            d = Path(d)
-            s = script
-            for sub in ("etc/airlock/pg-url", "etc/airlock/config", "run/airlock"):
-                (d / sub).mkdir(parents=True)
-                s = s.replace("/" + sub, str(d / sub))
-            (d / "etc/airlock/config/airlock.toml").write_text(script_config(profile))
-            (d / "etc/airlock/pg-url/connection_url").write_text(url + "\n")
-            r = subprocess.run(["/bin/sh", "-c", s], env={"PATH": os.environ["PATH"], "POD_NAME": "airlock-7d9-x2",
-                               "POD_IP": ip, "PG_TLS_OPTIONS": opts}, capture_output=True, text=True, timeout=20)
-            if r.returncode != 0:
-                fail(f"{profile}: init script failed on {url!r}: {r.stderr}")
-                continue
-            cfg = tomllib.loads((d / "run/airlock/airlock.toml").read_text())
-            if opts:
-                sep = " " if not url.startswith("postgres") else ("&" if "?" in url else "?")
-                want = url + sep + opts.replace(" ", " " if sep == " " else "&")
-            else:
-                want = url
-            if cfg["storage"].get("connection_url") != want:
-                fail(f"{profile}: init script wrote connection_url {cfg['storage'].get('connection_url')!r}, want {want!r}")
-            text = (d / "run/airlock/airlock.toml").read_text()
-            if "@POD_" in text:
-                fail(f"{profile}: a placeholder survived the init script")
-            if "@POD_IP@" in script_config(profile) and f"[{ip}]" not in cfg.get("api_addr", "") and ":" in ip:
-                fail(f"{profile}: IPv6 pod address not bracketed in api_addr {cfg.get('api_addr')}")
-            if (d / "run/airlock/airlock.toml").stat().st_mode & 0o077:
-                fail(f"{profile}: the assembled config is readable by others")
-    with tempfile.TemporaryDirectory() as d:
-        d = Path(d)
-        s = script
-        for sub in ("etc/airlock/pg-url", "etc/airlock/config", "run/airlock"):
-            (d / sub).mkdir(parents=True)
-            s = s.replace("/" + sub, str(d / sub))
-        (d / "etc/airlock/config/airlock.toml").write_text("[storage]\n")
-        for bad in (b"postgresql://a:s3cr3tPW\nc@db/x\n", b"postgresql://a:s3cr3tPW\xffc@db/x"):
-            (d / "etc/airlock/pg-url/connection_url").write_bytes(bad)
-            r = subprocess.run(["/bin/sh", "-c", s], env={"PATH": os.environ["PATH"], "POD_NAME": "p",
-                               "POD_IP": "1.2.3.4", "PG_TLS_OPTIONS": opts}, capture_output=True, timeout=20)
-            if r.returncode == 0 or (d / "run/airlock/airlock.toml").exists() or b"s3cr3tPW" in r.stdout + r.stderr:
-                fail(f"{profile}: the connection string {bad!r} was not refused without being echoed")
+def volume_of(spec, c, path):
+    """(volume, mount) holding the in-pod file `path`, or (None, None)."""
+    mounts = sorted(c.get("volumeMounts", []), key=lambda m: len(m["mountPath"]), reverse=True)
+    m = next((m for m in mounts if path.startswith(m["mountPath"].rstrip("/") + "/")), None)
+    if m is None:
+        return None, None
+    return next((v for v in spec["volumes"] if v["name"] == m["name"]), None), m
+
+
+def check_connection_url_file(profile, vals, spec, c, cfg):
+    """The connection string: the Secret connectionUrlSecret mounted as the file the
+    config's connection_url_file names, never an environment variable."""
+    f = cfg["storage"].get("connection_url_file")
+    want = vals["storage"]["postgresql"]["connectionUrlSecret"]
+    if not f:
+        fail(f"{profile}: PostgreSQL without connection_url_file")
+        return
+    v, m = volume_of(spec, c, f)
+    sec = (v or {}).get("secret")
+    if not sec or sec["secretName"] != want["name"]:
+        fail(f"{profile}: connection_url_file {f} is not on the Secret {want['name']}")
+        return
+    rel = f[len(m["mountPath"].rstrip("/")) + 1:]
+    items = {i["path"]: i["key"] for i in sec.get("items", [])}
+    if items.get(rel) != want.get("key", "connection_url") or not m.get("readOnly"):
+        fail(f"{profile}: {f} is not the Secret's key {want.get('key')} mounted read-only ({items})")
+    if sec.get("defaultMode", 0o644) & 0o007:
+        fail(f"{profile}: the connection string file is readable by others")
+    if any(e["name"] == "AIRLOCK_PG_CONNECTION_URL" for e in c.get("env", [])):
+        fail(f"{profile}: AIRLOCK_PG_CONNECTION_URL set: it would win over the mounted file")
+    tls = vals["storage"]["postgresql"].get("tls", {})
+    for name, files in ((tls.get("caSecret", {}).get("name"), ["ca.crt"]),
+                        (tls.get("clientCertSecret", {}).get("name"), ["tls.crt", "tls.key"])):
+        for fn in files if name else []:
+            v, _ = volume_of(spec, c, f"/etc/airlock/pg-tls/{fn}")
+            srcs = (v or {}).get("projected", {}).get("sources", [])
+            if not any(s.get("secret", {}).get("name") == name and
+                       any(i["path"] == fn for i in s["secret"].get("items", [])) for s in srcs):
+                fail(f"{profile}: /etc/airlock/pg-tls/{fn} (the documented sslrootcert/sslcert/sslkey) "
+                     f"is not mounted from Secret {name}")
+
+
+POD_FIELDS = {"metadata.name": "airlock-7d9f8c6b5-x2kq4", "metadata.namespace": NAMESPACE,
+              "status.podIP": "10.244.3.17"}
+
+
+def check_pod_identity(profile, vals, spec, c, cfg, ha):
+    """What differs between pods, resolved as the kubelet resolves it: the address each
+    replica reports (AIRLOCK_API_ADDR/AIRLOCK_CLUSTER_ADDR from status.podIP, bracketed for
+    IPv6) and each one's audit directory (subPathExpr from metadata.name)."""
+    scheme = "https" if vals.get("tls", {}).get("enabled") else "http"
+    port = vals.get("config", {}).get("port", 8200)
+    ipv6 = vals.get("config", {}).get("podIPFamily") == "IPv6"
+    for ip in ("fd00:10:244::7", "10.244.3.17") if ipv6 else ("10.244.3.17",):
+        try:
+            env = kubelet.container_env(c, {**POD_FIELDS, "status.podIP": ip})
+        except kubelet.KubeletError as e:
+            fail(f"{profile}: {e}")
+            return
+        fixed = vals.get("config", {}).get("apiAddr")
+        if ha and not fixed:
+            want = f"{scheme}://[{ip}]:{port}" if ipv6 else f"{scheme}://{ip}:{port}"
+            for k in ("AIRLOCK_API_ADDR", "AIRLOCK_CLUSTER_ADDR"):
+                if env.get(k) != want:
+                    fail(f"{profile}: {k} resolves to {env.get(k)!r}, want {want!r}")
+            if "api_addr" in cfg:
+                fail(f"{profile}: api_addr in the config although each pod reports its own")
+        else:
+            if "AIRLOCK_API_ADDR" in env or "AIRLOCK_CLUSTER_ADDR" in env:
+                fail(f"{profile}: AIRLOCK_API_ADDR set although api_addr is {cfg.get('api_addr')!r}")
+            if not cfg.get("api_addr"):
+                fail(f"{profile}: no api_addr")
+    audit = next((m for m in c["volumeMounts"] if m["name"] == "audit"), None)
+    if audit and ha:
+        env = kubelet.container_env(c, POD_FIELDS)
+        got = kubelet.expand(audit.get("subPathExpr", ""), env)
+        if got != POD_FIELDS["metadata.name"]:
+            fail(f"{profile}: the audit mount's subPathExpr gives {got!r}, not the pod's name")
+    elif audit and (audit.get("subPathExpr") or audit.get("subPath")):
+        fail(f"{profile}: the single pod's audit volume has a sub-path")
 
 
 objs_of = {}
 
 
-def script_config(profile):
+def config_text(profile):
     return next(o for _, o in objs_of[profile] if o["kind"] == "ConfigMap"
                 and o["metadata"]["name"].endswith("-config"))["data"]["airlock.toml"]
 
@@ -412,9 +453,7 @@ def check_chart():
             elif kube_validate(f"{name}: {path}", o):
                 counts["kube_validated"] += 1
             check_security(f"{name}: {path}", o)
-        w = check_server(name, objs)
-        if w is not None and w["spec"]["template"]["spec"].get("initContainers"):
-            check_init_script(name, w)
+        check_server(name, objs)
         if name == "servicemonitor" and not any(o["kind"] == "ServiceMonitor" for _, o in objs):
             fail("servicemonitor: no ServiceMonitor rendered")
         print(f"profile {name}: {len(objs)} objects")
@@ -671,22 +710,25 @@ def check_setup_against(airlock):
 
 
 def check_configs_with(airlock):
-    """Every profile's config file, as the server would read it, started with the real
-    binary: every key is checked at start-up, so a key or value the chart writes wrong
-    stops it. Only what needs the cluster changes: paths move to a scratch directory, the
-    listener to 127.0.0.1:0 without TLS (no certificate here), and PostgreSQL storage
-    (no database here) to SQLite; @POD_*@ are filled in as the init container does."""
+    """Every profile's config file, as the server reads it, started with the real binary
+    and the container's environment (downward API values from the test): every key and
+    every AIRLOCK_* variable is checked at start-up, so a key or value the chart writes
+    wrong stops it. Only what needs the cluster changes: paths move to a scratch
+    directory, the listener to 127.0.0.1:0 without TLS (no certificate here), and
+    PostgreSQL storage (no database here; deploy/test/pod_view.py runs it) to SQLite."""
     for profile, objs in objs_of.items():
         if not any(o["kind"] == "ConfigMap" and o["metadata"]["name"].endswith("-config") for _, o in objs):
             continue
-        text = script_config(profile).replace("@POD_NAME@", "airlock-x").replace("@POD_IP@", "10.0.0.9")
+        w = next(o for _, o in objs if o["kind"] in ("StatefulSet", "Deployment"))
+        c = next(x for x in w["spec"]["template"]["spec"]["containers"] if x["name"] == "airlock")
+        text = config_text(profile)
         with tempfile.TemporaryDirectory() as d:
             key = Path(d) / "unseal-key"
             key.write_text("ab" * 32)
             lines = []
             for line in text.splitlines():
                 k = line.split("=", 1)[0].strip()
-                if k in ("tls_cert_file", "tls_key_file"):
+                if k in ("tls_cert_file", "tls_key_file", "connection_url_file"):
                     continue
                 if k == "address":
                     line = 'address = "127.0.0.1:0"'
@@ -701,9 +743,13 @@ def check_configs_with(airlock):
                 lines.append(line)
             cfg = Path(d) / "airlock.toml"
             cfg.write_text("\n".join(lines) + "\n")
+            ipv6 = profile_values(PROFILES[profile]).get("config", {}).get("podIPFamily") == "IPv6"
+            fields = {**POD_FIELDS, "status.podIP": "fd00:10:244::7"} if ipv6 else POD_FIELDS
+            env = {k: v for k, v in kubelet.container_env(c, fields).items()
+                   if k not in ("AIRLOCK_CACERT", "HOME")}
             proc = subprocess.Popen([airlock, "server", "--config", str(cfg)], stdout=subprocess.PIPE,
                                     stderr=subprocess.STDOUT, text=True, start_new_session=True,
-                                    env={"PATH": os.environ["PATH"], "HOME": d})
+                                    env={**env, "PATH": os.environ["PATH"], "HOME": d})
             try:
                 out, deadline = "", time.time() + 30
                 while time.time() < deadline:

@@ -1,8 +1,12 @@
 //! The Kubernetes deployment (`deploy/`): the Helm chart rendered by Helm's engine and
 //! validated (Kubernetes schemas, checkov, security properties, the ESO examples against
 //! ESO's schemas, `examples/kubernetes/setup.sh` against this binary), and the pod's view
-//! of the rendered chart run with this binary (probes, key-file init, auto-unseal on
-//! restart). Both are Python scripts in `deploy/test/`.
+//! of the rendered chart run with this binary, its environment and volumes resolved as the
+//! kubelet resolves them: probes, key-file init, auto-unseal on restart, and two HA pods on
+//! PostgreSQL (127.0.0.1:5432; required in CI, skipped elsewhere with a message) started
+//! before init, the second unsealing on its own, each reporting its own address, both
+//! alive but unready while the database is cut off. Both are Python scripts in
+//! `deploy/test/`.
 
 use std::process::Command;
 

@@ -1,6 +1,8 @@
 {{/*
 Credential broker sidecar for agent pods: `airlock broker serve` on loopback holds the real
 credentials; the agent container gets placeholders and a proxy (README "Credential broker").
+Both containers use brokerSidecar.image (the Dockerfile's `broker` target): the init
+container's script and the probes need a shell, which the server's image does not have.
 
 Each helper takes this chart's context: `.` inside this chart, or `.Subcharts.airlock`
 from a chart that depends on this one (with `airlock.server.enabled: false` when it only
@@ -74,7 +76,7 @@ the agent's environment and the CA bundle. Renders nothing when neither is neede
 {{- $kube := eq $b.auth.method "kubernetes" -}}
 {{- if or $kube $b.agent -}}
 - name: airlock-broker-login
-  image: {{ include "airlock.image" . }}
+  image: {{ include "airlock.brokerImage" . }}
   imagePullPolicy: {{ .Values.image.pullPolicy }}
   command: ["/bin/sh", "-c"]
   args:
@@ -112,7 +114,7 @@ the agent's environment and the CA bundle. Renders nothing when neither is neede
 {{- $b := .Values.brokerSidecar -}}
 {{- $probe := dict "exec" (dict "command" (list "bash" "-c" (printf "exec 3<>/dev/tcp/%s" (replace ":" "/" $b.listen)))) -}}
 - name: airlock-broker
-  image: {{ include "airlock.image" . }}
+  image: {{ include "airlock.brokerImage" . }}
   imagePullPolicy: {{ .Values.image.pullPolicy }}
   command: ["airlock"]
   args:

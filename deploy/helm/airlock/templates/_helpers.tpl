@@ -61,13 +61,22 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- end -}}
 {{- end -}}
 
+{{/* The broker sidecar's image (the Dockerfile's `broker` target). */}}
+{{- define "airlock.brokerImage" -}}
+{{- $i := .Values.brokerSidecar.image -}}
+{{- if $i.digest -}}
+{{- printf "%s@%s" $i.repository $i.digest -}}
+{{- else -}}
+{{- printf "%s:%s" $i.repository ($i.tag | default .Chart.AppVersion | toString) -}}
+{{- end -}}
+{{- end -}}
+
 {{- define "airlock.scheme" -}}
 {{- if .Values.tls.enabled }}https{{ else }}http{{ end -}}
 {{- end -}}
 
 {{/* In-pod paths. */}}
 {{- define "airlock.paths.configDir" -}}/etc/airlock/config{{- end -}}
-{{- define "airlock.paths.runtimeDir" -}}/run/airlock{{- end -}}
 {{- define "airlock.paths.dataDir" -}}/var/lib/airlock{{- end -}}
 {{- define "airlock.paths.tlsDir" -}}/etc/airlock/tls{{- end -}}
 {{- define "airlock.paths.pgTlsDir" -}}/etc/airlock/pg-tls{{- end -}}
@@ -75,13 +84,21 @@ helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | 
 {{- define "airlock.paths.unsealDir" -}}/run/secrets/airlock{{- end -}}
 {{- define "airlock.paths.home" -}}/home/airlock{{- end -}}
 
-{{/* The config file the server reads: the ConfigMap as mounted, or the copy the init
-container assembles with the PostgreSQL connection string. */}}
+{{/* The config file the server reads: the ConfigMap as mounted. */}}
 {{- define "airlock.configPath" -}}
-{{- if eq .Values.storage.backend "postgresql" -}}
-{{ include "airlock.paths.runtimeDir" . }}/airlock.toml
-{{- else -}}
 {{ include "airlock.paths.configDir" . }}/airlock.toml
+{{- end -}}
+
+{{/* What the "ha" profile's pods report as their address (sys/leader, sys/ha-status):
+their own IP, from the downward API ($(POD_IP) is expanded by the kubelet). Empty when
+config.apiAddr is set (it is in the config file then) or in "single" (the Service URL). */}}
+{{- define "airlock.podApiAddr" -}}
+{{- if and (eq .Values.profile "ha") (not .Values.config.apiAddr) -}}
+{{- if eq .Values.config.podIPFamily "IPv6" -}}
+{{ include "airlock.scheme" . }}://[$(POD_IP)]:{{ .Values.config.port }}
+{{- else -}}
+{{ include "airlock.scheme" . }}://$(POD_IP):{{ .Values.config.port }}
+{{- end -}}
 {{- end -}}
 {{- end -}}
 
@@ -106,18 +123,14 @@ container assembles with the PostgreSQL connection string. */}}
 {{- fail "storage.backend=postgresql needs storage.postgresql.connectionUrlSecret.name: the Secret holding the connection string" -}}
 {{- end -}}
 {{- $t := .Values.storage.postgresql.tls -}}
-{{- if and $t.sslmode (not (has $t.sslmode (list "disable" "prefer" "require" "verify-ca" "verify-full"))) -}}
-{{- fail (printf "storage.postgresql.tls.sslmode %q: use disable, prefer, require, verify-ca or verify-full" $t.sslmode) -}}
+{{- range $k := list "sslmode" "systemRoots" -}}
+{{- if hasKey $t $k -}}
+{{- fail (printf "storage.postgresql.tls.%s is gone: Airlock takes PostgreSQL's TLS options only from the connection string, which the chart no longer rewrites. Put them in the Secret %q itself (e.g. \"... sslmode=verify-full sslrootcert=%s/ca.crt\", or sslrootcert=system) and remove this value; see values.yaml, storage.postgresql" $k $.Values.storage.postgresql.connectionUrlSecret.name (include "airlock.paths.pgTlsDir" $)) -}}
 {{- end -}}
-{{- if and (has $t.sslmode (list "verify-ca" "verify-full")) (not $t.caSecret.name) (not $t.systemRoots) -}}
-{{- fail (printf "storage.postgresql.tls.sslmode=%s checks the server's certificate: set storage.postgresql.tls.caSecret.name (the CA) or storage.postgresql.tls.systemRoots=true" $t.sslmode) -}}
 {{- end -}}
-{{- if and $t.systemRoots (ne $t.sslmode "verify-full") -}}
-{{- fail "storage.postgresql.tls.systemRoots=true needs sslmode=verify-full (weaker modes are refused with the system roots)" -}}
 {{- end -}}
-{{- if and $t.systemRoots $t.caSecret.name -}}
-{{- fail "storage.postgresql.tls: set caSecret.name or systemRoots, not both" -}}
-{{- end -}}
+{{- if not (has .Values.config.podIPFamily (list "IPv4" "IPv6")) -}}
+{{- fail (printf "config.podIPFamily must be \"IPv4\" or \"IPv6\", not %q" .Values.config.podIPFamily) -}}
 {{- end -}}
 {{- if not (has .Values.seal.type (list "shamir" "keyFile")) -}}
 {{- fail (printf "seal.type must be \"shamir\" or \"keyFile\", not %q" .Values.seal.type) -}}
@@ -150,9 +163,10 @@ which TOML basic strings accept). */}}
 {{- end -}}
 {{- end -}}
 
-{{/* The server's TOML config. [storage] comes last: for PostgreSQL the init container
-appends `connection_url` to that table. "@POD_NAME@" and "@POD_IP@" are replaced by the
-init container too ("ha"). */}}
+{{/* The server's TOML config. Nothing in it is secret and nothing differs between pods:
+a pod's own address comes from AIRLOCK_API_ADDR/AIRLOCK_CLUSTER_ADDR ("ha"), the
+PostgreSQL connection string from a mounted Secret (`connection_url_file`), each pod's
+audit directory from a subPathExpr mount. */}}
 {{- define "airlock.config" -}}
 {{- $c := .Values.config -}}
 {{- $ha := eq .Values.profile "ha" -}}
@@ -167,8 +181,8 @@ cluster_name = {{ $c.clusterName | toJson }}
 {{- end }}
 {{- if $c.apiAddr }}
 api_addr = {{ $c.apiAddr | toJson }}
-{{- else if and $ha $pg }}
-api_addr = "{{ include "airlock.scheme" . }}://@POD_IP@:{{ $c.port }}"
+{{- else if $ha }}
+# api_addr and cluster_addr: AIRLOCK_API_ADDR and AIRLOCK_CLUSTER_ADDR, the pod's own IP.
 {{- else }}
 api_addr = "{{ include "airlock.scheme" . }}://{{ include "airlock.fullname" . }}.{{ .Release.Namespace }}.svc:{{ $c.port }}"
 {{- end }}
@@ -213,10 +227,9 @@ key_file = "{{ include "airlock.paths.unsealDir" . }}/{{ .Values.seal.keyFile.se
 [[audit]]
 name = "file"
 {{- if $ha }}
-path = "{{ .Values.audit.mountPath }}/@POD_NAME@/audit.log"
-{{- else }}
-path = "{{ .Values.audit.mountPath }}/audit.log"
+# On the volume: <pod name>/audit.log (the mount's subPathExpr), so pods never share a file.
 {{- end }}
+path = "{{ .Values.audit.mountPath }}/audit.log"
 fsync = {{ .Values.audit.fsync }}
 {{- end }}
 
@@ -224,27 +237,14 @@ fsync = {{ .Values.audit.fsync }}
 backend = {{ .Values.storage.backend | quote }}
 {{- if $pg }}
 table = {{ .Values.storage.postgresql.table | toJson }}
-# connection_url is appended here by the init container, from the Secret
-# {{ .Values.storage.postgresql.connectionUrlSecret.name | quote }}.
+# The connection string (TLS options included) from the Secret
+# {{ .Values.storage.postgresql.connectionUrlSecret.name | quote }}, mounted as a file.
+connection_url_file = "{{ include "airlock.paths.pgUrlDir" . }}/connection_url"
 {{- else }}
 path = "{{ include "airlock.paths.dataDir" . }}/airlock.db"
 sync = {{ .Values.storage.sqlite.sync | quote }}
 {{- end }}
 {{ end -}}
-
-{{/* libpq TLS options appended to the connection string. */}}
-{{- define "airlock.pgTlsOptions" -}}
-{{- $t := .Values.storage.postgresql.tls -}}
-{{- $o := list -}}
-{{- if $t.sslmode -}}{{- $o = append $o (printf "sslmode=%s" $t.sslmode) -}}{{- end -}}
-{{- if $t.systemRoots -}}{{- $o = append $o "sslrootcert=system" -}}{{- end -}}
-{{- if $t.caSecret.name -}}{{- $o = append $o (printf "sslrootcert=%s/ca.crt" (include "airlock.paths.pgTlsDir" .)) -}}{{- end -}}
-{{- if $t.clientCertSecret.name -}}
-{{- $o = append $o (printf "sslcert=%s/tls.crt" (include "airlock.paths.pgTlsDir" .)) -}}
-{{- $o = append $o (printf "sslkey=%s/tls.key" (include "airlock.paths.pgTlsDir" .)) -}}
-{{- end -}}
-{{- join " " $o -}}
-{{- end -}}
 
 {{/* The hardened container security context every container of the chart uses. */}}
 {{- define "airlock.containerSecurityContext" -}}

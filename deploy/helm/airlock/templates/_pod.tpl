@@ -2,52 +2,19 @@
 The server pod, shared by the StatefulSet ("single") and the Deployment ("ha").
 */}}
 
-{{/* Assembles the config for the postgresql backend: the ConfigMap with @POD_NAME@ and
-@POD_IP@ filled in, plus `connection_url` (from the Secret, with the chart's TLS options)
-appended to [storage], on an in-memory volume readable by this uid only. */}}
-{{- define "airlock.initScript" -}}
-set -eu
-umask 077
-url="$(cat {{ include "airlock.paths.pgUrlDir" . }}/connection_url)"
-if [ -z "$url" ]; then
-  echo "the connection string in Secret {{ .Values.storage.postgresql.connectionUrlSecret.name }} is empty" >&2
-  exit 1
-fi
-if [ "$(printf '%s' "$url" | tr -d '\000-\037\177')" != "$url" ]; then
-  echo "the connection string in Secret {{ .Values.storage.postgresql.connectionUrlSecret.name }} contains a control character (a line break?)" >&2
-  exit 1
-fi
-# The server would quote a line it cannot parse in its error: never let it be this one.
-if ! printf '%s' "$url" | iconv -f UTF-8 -t UTF-8 >/dev/null 2>&1; then
-  echo "the connection string in Secret {{ .Values.storage.postgresql.connectionUrlSecret.name }} is not UTF-8" >&2
-  exit 1
-fi
-opts="$PG_TLS_OPTIONS"
-if [ -n "$opts" ]; then
-  case "$url" in
-    postgres://*|postgresql://*)
-      for o in $opts; do
-        case "$url" in *\?*) url="$url&$o" ;; *) url="$url?$o" ;; esac
-      done ;;
-    *) url="$url $opts" ;;
-  esac
-fi
-ip="$POD_IP"
-case "$ip" in *:*) ip="[$ip]" ;; esac
-esc="$(printf '%s' "$url" | sed -e 's/\\/\\\\/g' -e 's/"/\\"/g')"
-out={{ include "airlock.paths.runtimeDir" . }}/airlock.toml
-sed -e "s|@POD_NAME@|$POD_NAME|g" -e "s|@POD_IP@|$ip|g" {{ include "airlock.paths.configDir" . }}/airlock.toml > "$out.tmp"
-printf 'connection_url = "%s"\n' "$esc" >> "$out.tmp"
-mv "$out.tmp" "$out"
-echo "config assembled in $out"
-{{- end -}}
-
-{{- define "airlock.httpProbe" -}}
+{{/* A probe: an HTTP GET of `path` on the API port, or, with an empty path, a TCP
+connection to it (the listener accepts: nothing else is asked of the process). */}}
+{{- define "airlock.probe" -}}
 {{- $p := index . 1 -}}
+{{- if $p.path -}}
 httpGet:
   path: {{ $p.path }}
   port: api
   scheme: {{ include "airlock.scheme" (index . 0) | upper }}
+{{- else -}}
+tcpSocket:
+  port: api
+{{- end }}
 {{- with $p.initialDelaySeconds }}
 initialDelaySeconds: {{ . }}
 {{- end }}
@@ -112,40 +79,6 @@ spec:
   topologySpreadConstraints:
     {{- toYaml . | nindent 4 }}
   {{- end }}
-  {{- if $pg }}
-  initContainers:
-    - name: config
-      image: {{ include "airlock.image" . }}
-      imagePullPolicy: {{ .Values.image.pullPolicy }}
-      command: ["/bin/sh", "-c"]
-      args:
-        - |
-          {{- include "airlock.initScript" . | nindent 10 }}
-      env:
-        - name: POD_NAME
-          valueFrom:
-            fieldRef:
-              fieldPath: metadata.name
-        - name: POD_IP
-          valueFrom:
-            fieldRef:
-              fieldPath: status.podIP
-        - name: PG_TLS_OPTIONS
-          value: {{ include "airlock.pgTlsOptions" . | quote }}
-      securityContext:
-        {{- include "airlock.containerSecurityContext" . | nindent 8 }}
-      resources:
-        {{- toYaml .Values.initResources | nindent 8 }}
-      volumeMounts:
-        - name: config
-          mountPath: {{ include "airlock.paths.configDir" . }}
-          readOnly: true
-        - name: pg-url
-          mountPath: {{ include "airlock.paths.pgUrlDir" . }}
-          readOnly: true
-        - name: runtime
-          mountPath: {{ include "airlock.paths.runtimeDir" . }}
-  {{- end }}
   containers:
     - name: airlock
       image: {{ include "airlock.image" . }}
@@ -157,6 +90,24 @@ spec:
           containerPort: {{ .Values.config.port }}
           protocol: TCP
       env:
+        {{- if $ha }}
+        # The downward API: the pod's name (its audit directory) and IP (its address).
+        - name: POD_NAME
+          valueFrom:
+            fieldRef:
+              fieldPath: metadata.name
+        - name: POD_IP
+          valueFrom:
+            fieldRef:
+              fieldPath: status.podIP
+        {{- end }}
+        {{- with include "airlock.podApiAddr" . }}
+        # What sys/leader and sys/ha-status report for this node: each replica its own.
+        - name: AIRLOCK_API_ADDR
+          value: {{ . | quote }}
+        - name: AIRLOCK_CLUSTER_ADDR
+          value: {{ . | quote }}
+        {{- end }}
         - name: AIRLOCK_LOG_LEVEL
           value: {{ .Values.logLevel | quote }}
         - name: AIRLOCK_LOG_FORMAT
@@ -174,19 +125,22 @@ spec:
         {{- toYaml . | nindent 8 }}
         {{- end }}
       startupProbe:
-        {{- include "airlock.httpProbe" (list . (merge (dict "path" .Values.probes.liveness.path) .Values.probes.startup)) | nindent 8 }}
+        {{- include "airlock.probe" (list . (merge (dict "path" .Values.probes.liveness.path) .Values.probes.startup)) | nindent 8 }}
       livenessProbe:
-        {{- include "airlock.httpProbe" (list . .Values.probes.liveness) | nindent 8 }}
+        {{- include "airlock.probe" (list . .Values.probes.liveness) | nindent 8 }}
       readinessProbe:
-        {{- include "airlock.httpProbe" (list . .Values.probes.readiness) | nindent 8 }}
+        {{- include "airlock.probe" (list . .Values.probes.readiness) | nindent 8 }}
       securityContext:
         {{- include "airlock.containerSecurityContext" . | nindent 8 }}
       resources:
         {{- toYaml .Values.resources | nindent 8 }}
       volumeMounts:
+        - name: config
+          mountPath: {{ include "airlock.paths.configDir" . }}
+          readOnly: true
         {{- if $pg }}
-        - name: runtime
-          mountPath: {{ include "airlock.paths.runtimeDir" . }}
+        - name: pg-url
+          mountPath: {{ include "airlock.paths.pgUrlDir" . }}
           readOnly: true
         {{- if or .Values.storage.postgresql.tls.caSecret.name .Values.storage.postgresql.tls.clientCertSecret.name }}
         - name: pg-tls
@@ -194,15 +148,16 @@ spec:
           readOnly: true
         {{- end }}
         {{- else }}
-        - name: config
-          mountPath: {{ include "airlock.paths.configDir" . }}
-          readOnly: true
         - name: data
           mountPath: {{ include "airlock.paths.dataDir" . }}
         {{- end }}
         {{- if .Values.audit.enabled }}
         - name: audit
           mountPath: {{ .Values.audit.mountPath }}
+          {{- if $ha }}
+          # <volume>/<pod name>: pods sharing a claim never share a file.
+          subPathExpr: $(POD_NAME)
+          {{- end }}
         {{- end }}
         {{- if eq .Values.seal.type "keyFile" }}
         - name: unseal-key
@@ -229,10 +184,6 @@ spec:
       emptyDir:
         sizeLimit: 16Mi
     {{- if $pg }}
-    - name: runtime
-      emptyDir:
-        medium: Memory
-        sizeLimit: 1Mi
     - name: pg-url
       secret:
         secretName: {{ .Values.storage.postgresql.connectionUrlSecret.name }}
