@@ -47,6 +47,10 @@ fn database(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
     Ok(Arc::new(crate::database::Database::new()))
 }
 
+fn transit(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
+    Ok(Arc::new(crate::transit::Transit::new()))
+}
+
 fn approle(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
     Ok(Arc::new(crate::auth::approle::AppRole))
 }
@@ -71,6 +75,7 @@ pub const BUILTIN_ONLY: &[&str] = &["cubbyhole", "identity"];
 const CATALOG: &[Entry] = &[
     Entry { name: "kv", table: Table::Secrets, new: kv },
     Entry { name: "database", table: Table::Secrets, new: database },
+    Entry { name: "transit", table: Table::Secrets, new: transit },
     Entry { name: "cubbyhole", table: Table::Secrets, new: cubbyhole },
     Entry { name: "identity", table: Table::Secrets, new: identity },
     Entry { name: "approle", table: Table::Auth, new: approle },

@@ -5,6 +5,7 @@
 //! - [`kv`]: KV v1 and v2.
 //! - [`cubbyhole`]: per-token private storage; [`identity`]: the identity store's mount.
 //! - [`database`]: dynamic and static database credentials, with a plugin per database.
+//! - [`transit`]: encryption as a service (Vault's transit engine).
 //! - [`auth`]: AppRole, userpass, JWT/OIDC, Kubernetes.
 //! - [`catalog`]: engine type → factory; the only place (with the server's router) that
 //!   names engine types.
@@ -16,3 +17,4 @@ pub mod database;
 pub mod http_client;
 pub mod identity;
 pub mod kv;
+pub mod transit;

@@ -289,14 +289,52 @@ impl Default for EventsConfig {
     }
 }
 
-/// Auto-unseal source. With neither set, the Shamir seal is used.
-#[derive(Clone, Debug, Default, Deserialize)]
+/// Auto-unseal source. With nothing set, the Shamir seal is used.
+#[derive(Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct SealFileConfig {
+    /// `shamir`, `keyfile` (implied by key_file/key_env) or `transit`.
+    #[serde(rename = "type")]
+    pub kind: Option<String>,
     /// File holding a 32-byte key as 64 hex characters or base64.
     pub key_file: Option<PathBuf>,
     /// Environment variable holding the key.
     pub key_env: Option<String>,
+    /// Transit seal: the server holding the key (`https://vault.internal:8200`).
+    pub address: Option<String>,
+    /// Transit seal: a token allowed to use the key (or `token_file`, or
+    /// `AIRLOCK_TRANSIT_SEAL_TOKEN`).
+    pub token: Option<String>,
+    pub token_file: Option<PathBuf>,
+    /// Transit seal: the key's name and the engine's mount (default `transit`).
+    pub key_name: Option<String>,
+    pub mount_path: Option<String>,
+    /// Transit seal: a PEM bundle to trust for an `https` address.
+    pub tls_ca_cert: Option<PathBuf>,
+}
+
+/// The transit token is never formatted.
+impl std::fmt::Debug for SealFileConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SealFileConfig")
+            .field("type", &self.kind)
+            .field("key_file", &self.key_file)
+            .field("key_env", &self.key_env)
+            .field("address", &self.address)
+            .field("token", &self.token.as_ref().map(|_| "***"))
+            .field("token_file", &self.token_file)
+            .field("key_name", &self.key_name)
+            .field("mount_path", &self.mount_path)
+            .field("tls_ca_cert", &self.tls_ca_cert)
+            .finish()
+    }
+}
+
+impl SealFileConfig {
+    /// Whether this is the transit seal.
+    pub fn is_transit(&self) -> bool {
+        self.kind.as_deref() == Some("transit")
+    }
 }
 
 #[derive(Clone, Debug, Deserialize)]
@@ -424,6 +462,24 @@ impl Config {
         }
         if l.http_read_min_rate == 0 {
             return Err("listener.http_read_min_rate: must be positive (bytes per second)".into());
+        }
+        match self.seal.kind.as_deref() {
+            None | Some("shamir") | Some("keyfile") | Some("transit") => {}
+            Some(o) => {
+                return Err(format!(
+                    "seal.type: unknown seal {o:?} (shamir, keyfile, transit)"
+                ))
+            }
+        }
+        let transit_fields = self.seal.address.is_some()
+            || self.seal.key_name.is_some()
+            || self.seal.token.is_some()
+            || self.seal.token_file.is_some();
+        if self.seal.is_transit() && (self.seal.key_file.is_some() || self.seal.key_env.is_some()) {
+            return Err("seal: type \"transit\" takes no key_file or key_env".into());
+        }
+        if !self.seal.is_transit() && transit_fields {
+            return Err("seal: address, token and key_name are for type = \"transit\"".into());
         }
         if self.seal.key_file.is_some() && self.seal.key_env.is_some() {
             return Err("seal: set key_file or key_env, not both".into());

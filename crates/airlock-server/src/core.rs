@@ -64,6 +64,8 @@ pub struct Core {
     /// Serialises init/unseal/seal/rotate.
     pub(crate) seal_lock: tokio::sync::Mutex<()>,
     auto_unseal_key: Option<Zeroizing<[u8; 32]>>,
+    /// `[seal] type = "transit"`: the unseal key is wrapped by another server's key.
+    transit_seal: Option<crate::transit_seal::TransitSeal>,
 }
 
 /// Where the cluster's identity is stored (in the barrier).
@@ -128,6 +130,14 @@ impl Core {
         } else {
             None
         };
+        let transit_seal = if config.seal.is_transit() {
+            Some(crate::transit_seal::TransitSeal::from_config(
+                &config.seal,
+                |k| std::env::var(k).ok(),
+            )?)
+        } else {
+            None
+        };
         let ha = crate::ha::Ha::new(backend.cluster());
         let barrier = Arc::new(Barrier::new(backend));
         let barrier_for_root = Arc::clone(&barrier);
@@ -169,6 +179,7 @@ impl Core {
             root_key: Mutex::new(None),
             seal_lock: tokio::sync::Mutex::new(()),
             auto_unseal_key,
+            transit_seal,
             config,
         }))
     }
@@ -189,7 +200,7 @@ impl Core {
     }
 
     pub fn uses_auto_unseal(&self) -> bool {
-        self.auto_unseal_key.is_some()
+        self.auto_unseal_key.is_some() || self.transit_seal.is_some()
     }
 
     /// `sys/init`: returns (shares, root token). As in Vault, a Shamir-sealed server is sealed
@@ -203,13 +214,30 @@ impl Core {
         stay_unsealed: bool,
     ) -> ApiResult<(Vec<Zeroizing<Vec<u8>>>, Zeroizing<String>)> {
         let _g = self.seal_lock.lock().await;
-        let cfg = match &self.auto_unseal_key {
-            Some(_) => SealConfig {
+        // The transit seal: a fresh unseal key, wrapped by the remote key before anything
+        // is written (an unreachable key server leaves the store uninitialised).
+        let transit_key = match &self.transit_seal {
+            Some(t) => {
+                let k = airlock_store::keyring::random_key();
+                let wrapped = t.wrap(&k).await?;
+                Some((k, wrapped))
+            }
+            None => None,
+        };
+        let cfg = match (&self.auto_unseal_key, &transit_key) {
+            (_, Some((_, wrapped))) => SealConfig {
+                kind: SealKind::Transit,
+                secret_shares: 0,
+                secret_threshold: 0,
+                wrapped_key: Some(wrapped.clone()),
+            },
+            (Some(_), None) => SealConfig {
                 kind: SealKind::Keyfile,
                 secret_shares: 0,
                 secret_threshold: 0,
+                wrapped_key: None,
             },
-            None => {
+            (None, None) => {
                 if shares == 0 || threshold == 0 {
                     return Err(ApiError::bad_request(
                         "invalid seal configuration: number of shares must be at least one",
@@ -229,16 +257,16 @@ impl Core {
                     kind: SealKind::Shamir,
                     secret_shares: shares,
                     secret_threshold: threshold,
+                    wrapped_key: None,
                 }
             }
         };
-        let out = seal::initialize(
-            self.barrier.backend().as_ref(),
-            cfg,
-            self.auto_unseal_key.as_deref(),
-            now_unix(),
-        )
-        .await?;
+        let auto_key = match &transit_key {
+            Some((k, _)) => Some(&**k),
+            None => self.auto_unseal_key.as_deref(),
+        };
+        let out =
+            seal::initialize(self.barrier.backend().as_ref(), cfg, auto_key, now_unix()).await?;
         self.barrier.install(out.keyring);
         self.barrier.set_root_key(out.root_key.clone());
         if let Ok(mut rk) = self.root_key.lock() {
@@ -248,7 +276,7 @@ impl Core {
             Ok(()) => self.tokens.create_root(root_token).await,
             Err(e) => Err(e),
         };
-        if token.is_err() || (!stay_unsealed && self.auto_unseal_key.is_none()) {
+        if token.is_err() || (!stay_unsealed && !self.uses_auto_unseal()) {
             self.seal_now();
         }
         Ok((out.shares, token?))
@@ -321,6 +349,25 @@ impl Core {
 
     /// Unseals with the configured key file / env key, if any and if initialised.
     pub async fn try_auto_unseal(&self) -> ApiResult<bool> {
+        if let Some(t) = &self.transit_seal {
+            let Some(cfg) = self.seal_config().await? else {
+                return Ok(false);
+            };
+            let wrapped = match (cfg.kind, &cfg.wrapped_key) {
+                (SealKind::Transit, Some(w)) => w.clone(),
+                _ => {
+                    return Err(ApiError::bad_request(
+                        "the store was not initialised with the transit seal",
+                    ))
+                }
+            };
+            let k = t.unwrap(&wrapped).await?;
+            let _g = self.seal_lock.lock().await;
+            if self.is_sealed() {
+                self.unseal_with(&k).await?;
+            }
+            return Ok(true);
+        }
         let Some(k) = &self.auto_unseal_key else {
             return Ok(false);
         };

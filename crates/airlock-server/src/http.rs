@@ -498,6 +498,7 @@ async fn seal_status(core: &Core) -> ApiResult<Value> {
     let (progress, nonce) = core.unseal_progress();
     let (t, n, kind) = match &cfg {
         Some(c) if c.kind == airlock_store::seal::SealKind::Keyfile => (1, 1, "keyfile"),
+        Some(c) if c.kind == airlock_store::seal::SealKind::Transit => (1, 1, "transit"),
         Some(c) => (c.secret_threshold, c.secret_shares, "shamir"),
         None => (0, 0, "shamir"),
     };

@@ -31,6 +31,7 @@ pub mod sys;
 pub mod sysview;
 pub mod tls;
 pub mod token;
+pub mod transit_seal;
 
 /// The small outbound HTTPS client (the CLI and tests use it too).
 pub use airlock_engines::http_client;

@@ -26,6 +26,8 @@ pub const KEYRING_KEY: &str = "core/keyring";
 pub enum SealKind {
     Shamir,
     Keyfile,
+    /// The unseal key is kept wrapped by another server's transit key (`wrapped_key`).
+    Transit,
 }
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
@@ -34,6 +36,10 @@ pub struct SealConfig {
     pub kind: SealKind,
     pub secret_shares: u8,
     pub secret_threshold: u8,
+    /// The transit seal's unseal key, encrypted by the remote transit key
+    /// (`vault:v1:…`): useless without that key's server.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub wrapped_key: Option<String>,
 }
 
 pub async fn read_config(backend: &dyn Backend) -> Result<Option<SealConfig>> {
@@ -65,9 +71,11 @@ pub async fn initialize(
         return Err(StoreError::AlreadyInitialized);
     }
     let (ukey, shares) = match (config.kind, unseal_key) {
-        (SealKind::Keyfile, Some(k)) => (Zeroizing::new(*k), Vec::new()),
-        (SealKind::Keyfile, None) => {
-            return Err(StoreError::InvalidKey("keyfile seal needs a key".into()))
+        (SealKind::Keyfile | SealKind::Transit, Some(k)) => (Zeroizing::new(*k), Vec::new()),
+        (SealKind::Keyfile | SealKind::Transit, None) => {
+            return Err(StoreError::InvalidKey(
+                "an auto-unseal seal needs a key".into(),
+            ))
         }
         (SealKind::Shamir, _) => {
             let k = random_key();
@@ -122,7 +130,7 @@ pub async fn initialize(
 
 /// Combines shares (or takes the single key) into the unseal key.
 pub fn combine_shares(config: &SealConfig, shares: &[Vec<u8>]) -> Result<Zeroizing<[u8; 32]>> {
-    let raw = if config.secret_shares == 1 || config.kind == SealKind::Keyfile {
+    let raw = if config.secret_shares == 1 || config.kind != SealKind::Shamir {
         Zeroizing::new(shares.first().cloned().unwrap_or_default())
     } else {
         Zeroizing::new(

@@ -58,7 +58,7 @@ fn spawn_auto_unseal_retry(
     core: std::sync::Arc<airlock_server::Core>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        if core.config.seal.key_file.is_none() {
+        if !core.uses_auto_unseal() {
             return;
         }
         let mut warned = false;

@@ -25,6 +25,8 @@ mod pg_private;
 mod pg_tls;
 mod projects;
 mod run_watch;
+mod seals;
+mod transit;
 mod upgrade;
 mod upstream;
 mod util;
