@@ -8,7 +8,8 @@
 //! per second (`auth.rs`), `airlock-bench soak` a 30-minute soak at half the maximum KV
 //! throughput with RSS sampled every 10 s (`soak.rs`), `airlock-bench cluster` three nodes
 //! of each on one PostgreSQL (`cluster.rs`), `airlock-bench delivery` change delivery:
-//! write → child, and Server-Sent-Events fan-out (`delivery.rs`).
+//! write → child, and Server-Sent-Events fan-out (`delivery.rs`), `airlock-bench transit`
+//! the transit engine (`transit.rs`).
 //!
 //! Usage: `cargo run --release -p airlock-bench -- [--seconds 10] [--conns 1,16,64]
 //!         [--ops read,write,lookup-self] [--airlock target/release/airlock] [--bao PATH]`
@@ -19,6 +20,7 @@ mod cluster;
 mod db;
 mod delivery;
 mod soak;
+mod transit;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -430,6 +432,9 @@ async fn main() -> Result<()> {
     }
     if args.get(1).map(String::as_str) == Some("delivery") {
         return delivery::run(&args).await;
+    }
+    if args.get(1).map(String::as_str) == Some("transit") {
+        return transit::run(&args).await;
     }
     let secs: u64 = arg(&args, "--seconds")
         .map(|s| s.parse())
