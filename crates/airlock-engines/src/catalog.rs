@@ -51,6 +51,10 @@ fn transit(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
     Ok(Arc::new(crate::transit::Transit::new()))
 }
 
+fn pki(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
+    Ok(Arc::new(crate::pki::Pki))
+}
+
 fn approle(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
     Ok(Arc::new(crate::auth::approle::AppRole))
 }
@@ -76,6 +80,8 @@ const CATALOG: &[Entry] = &[
     Entry { name: "kv", table: Table::Secrets, new: kv },
     Entry { name: "database", table: Table::Secrets, new: database },
     Entry { name: "transit", table: Table::Secrets, new: transit },
+    Entry { name: "aws", table: Table::Secrets, new: |_| Ok(Arc::new(crate::aws::Aws)) },
+    Entry { name: "pki", table: Table::Secrets, new: pki },
     Entry { name: "cubbyhole", table: Table::Secrets, new: cubbyhole },
     Entry { name: "identity", table: Table::Secrets, new: identity },
     Entry { name: "approle", table: Table::Auth, new: approle },

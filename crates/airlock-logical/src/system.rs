@@ -115,6 +115,17 @@ impl Ctx {
         }
     }
 
+    /// The longest validity of something that is not a lease (a certificate): the mount's
+    /// own maximum when it has one — a CA is meant to outlive every lease — else the
+    /// system's, as Vault's PKI reads it.
+    pub fn max_validity(&self) -> i64 {
+        if self.mount.max_lease_ttl > 0 {
+            self.mount.max_lease_ttl
+        } else {
+            self.sys.max_lease_ttl()
+        }
+    }
+
     /// The mount's default lease TTL: its own setting or the system default.
     pub fn default_lease_ttl(&self) -> i64 {
         if self.mount.default_lease_ttl > 0 {

@@ -6,6 +6,7 @@
 mod agent;
 mod api;
 mod auth;
+mod aws;
 mod backup;
 mod broker;
 mod cli;
@@ -23,6 +24,7 @@ mod limits;
 mod mounts;
 mod pg_private;
 mod pg_tls;
+mod pki;
 mod projects;
 mod run_watch;
 mod seals;
