@@ -23,6 +23,8 @@ use crate::system::{Ctx, LeaseInfo};
 #[derive(Clone, Debug, Default)]
 pub struct PathInfo {
     pub login: bool,
+    /// Read without a token.
+    pub unauthenticated: bool,
     pub sudo: bool,
     pub existence: bool,
     pub sensitive: Vec<&'static str>,
@@ -97,6 +99,8 @@ pub trait Backend: Send + Sync {
     fn describe(&self, rel: &str) -> Option<PathInfo>;
     /// Whether any path needs `sudo` (so the pipeline looks a path up only when it may).
     fn has_sudo_paths(&self) -> bool;
+    /// Whether any path is read without a token (same reason).
+    fn has_unauthenticated_paths(&self) -> bool;
     /// Serves a request for `rel`, the path below the mount.
     async fn handle(&self, ctx: &Ctx, req: &mut Request, rel: &str) -> ApiResult<Response>;
     async fn existence(&self, ctx: &Ctx, req: &mut Request, rel: &str) -> ApiResult<Option<bool>>;
@@ -121,9 +125,14 @@ impl<E: Engine> Backend for E {
         self.paths().iter().any(|p| p.sudo)
     }
 
+    fn has_unauthenticated_paths(&self) -> bool {
+        self.paths().iter().any(|p| p.unauthenticated)
+    }
+
     fn describe(&self, rel: &str) -> Option<PathInfo> {
         framework::find(self.paths(), rel).map(|(spec, _)| PathInfo {
             login: spec.login,
+            unauthenticated: spec.unauthenticated,
             sudo: spec.sudo,
             existence: spec.existence,
             sensitive: spec.sensitive_fields(),

@@ -126,6 +126,8 @@ pub struct PathSpec<H: 'static> {
     pub existence: bool,
     /// An unauthenticated login endpoint.
     pub login: bool,
+    /// Read without a token (Vault's `Unauthenticated` paths: a CA certificate, a CRL).
+    pub unauthenticated: bool,
     /// Needs `sudo` in addition to the operation's capability.
     pub sudo: bool,
     pub synopsis: &'static str,
@@ -140,6 +142,7 @@ impl<H> PathSpec<H> {
             ops,
             existence: false,
             login: false,
+            unauthenticated: false,
             sudo: false,
             synopsis: "",
             help: "",
@@ -155,6 +158,10 @@ impl<H> PathSpec<H> {
     }
     pub const fn login(mut self) -> Self {
         self.login = true;
+        self
+    }
+    pub const fn unauthenticated(mut self) -> Self {
+        self.unauthenticated = true;
         self
     }
     pub const fn sudo(mut self) -> Self {

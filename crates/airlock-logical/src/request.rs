@@ -391,6 +391,9 @@ pub struct Response {
     pub text: Option<String>,
     /// A binary body (`application/octet-stream`): a backup.
     pub bytes: Option<Vec<u8>>,
+    /// The content type of a `bytes` or `text` body, when not the default
+    /// (`application/pkix-cert` for a DER certificate, …).
+    pub content_type: Option<&'static str>,
     /// Set when the response has been wrapped: the envelope's `wrap_info`.
     pub wrap_info: Option<Value>,
     /// The accessor a wrapping names (`wrapped_accessor`), e.g. an AppRole secret id's.

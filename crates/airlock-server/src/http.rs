@@ -96,14 +96,14 @@ fn render(resp: Response, request_id: &str) -> HttpResponse {
         return base_response(
             resp.status.unwrap_or(200),
             Bytes::from(b),
-            "application/octet-stream",
+            resp.content_type.unwrap_or("application/octet-stream"),
         );
     }
     if let Some(t) = resp.text {
         return base_response(
             resp.status.unwrap_or(200),
             Bytes::from(t),
-            "text/plain; version=0.0.4",
+            resp.content_type.unwrap_or("text/plain; version=0.0.4"),
         );
     }
     if let Some(raw) = &resp.raw {

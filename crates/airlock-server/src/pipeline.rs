@@ -146,6 +146,21 @@ impl Core {
                 return result;
             }
         }
+        // Paths an engine serves without a token (a CA certificate, a CRL): read as nobody.
+        if req.op == Op::Read && !req.path.starts_with("sys/") && !logins {
+            if let Some(route) = self.route(&req.path).await.filter(|r| {
+                r.backend.has_unauthenticated_paths()
+                    && r.backend
+                        .describe(&r.rel)
+                        .is_some_and(|i| i.unauthenticated)
+            }) {
+                self.audit_request(&req, None, None).await?;
+                let ctx = self.leases.ctx(&route, None);
+                let result = route.backend.handle(&ctx, &mut req, &route.rel).await;
+                self.audit_response(&req, None, &result).await?;
+                return result;
+            }
+        }
         if crate::sys::wrapping::is_pre_auth(&req) {
             let mut logged = req.audit_copy();
             logged.data.remove("token");

@@ -162,20 +162,31 @@ static PATHS: &[PathSpec<H>] = &[
     PathSpec::new("revoke", &[(Op::Update, H::Revoke)])
         .fields(&[REVOKE_FIELDS])
         .help("Revokes a certificate by serial number or PEM.", ""),
-    PathSpec::new("crl", &[(Op::Read, H::CrlDer)]).help("The CRL, DER.", ""),
-    PathSpec::new("crl/pem", &[(Op::Read, H::CrlPem)]).help("The CRL, PEM.", ""),
+    PathSpec::new("crl", &[(Op::Read, H::CrlDer)])
+        .unauthenticated()
+        .help("The CRL, DER.", ""),
+    PathSpec::new("crl/pem", &[(Op::Read, H::CrlPem)])
+        .unauthenticated()
+        .help("The CRL, PEM.", ""),
     PathSpec::new("crl/rotate", &[(Op::Read, H::CrlRotate)]).help("Rebuilds the CRL.", ""),
     PathSpec::new("certs/revoked/?", &[(Op::List, H::RevokedList)])
         .help("Lists revoked serial numbers.", ""),
     PathSpec::new("certs/?", &[(Op::List, H::CertList)]).help("Lists stored serial numbers.", ""),
     PathSpec::new("cert/{serial}", &[(Op::Read, H::CertRead)])
+        .unauthenticated()
         .help("A certificate by serial (or `ca`, `ca_chain`, `crl`).", ""),
     PathSpec::new("tidy", &[(Op::Update, H::Tidy)])
         .fields(&[TIDY_FIELDS])
         .help("Removes expired certificates and revocations.", ""),
-    PathSpec::new("ca", &[(Op::Read, H::CaDer)]).help("The CA certificate, DER.", ""),
-    PathSpec::new("ca/pem", &[(Op::Read, H::CaPem)]).help("The CA certificate, PEM.", ""),
-    PathSpec::new("ca_chain", &[(Op::Read, H::CaChain)]).help("The CA chain, PEM.", ""),
+    PathSpec::new("ca", &[(Op::Read, H::CaDer)])
+        .unauthenticated()
+        .help("The CA certificate, DER.", ""),
+    PathSpec::new("ca/pem", &[(Op::Read, H::CaPem)])
+        .unauthenticated()
+        .help("The CA certificate, PEM.", ""),
+    PathSpec::new("ca_chain", &[(Op::Read, H::CaChain)])
+        .unauthenticated()
+        .help("The CA chain, PEM.", ""),
 ];
 
 #[async_trait]
@@ -218,9 +229,13 @@ impl Engine for Pki {
             H::Sign => issue::issue_or_sign(ctx, req, true).await,
             H::SignVerbatim => issue::sign_verbatim(ctx, req).await,
             H::Revoke => revoke(ctx, req).await,
-            H::CrlDer => Ok(bytes(store::current_crl(ctx).await?)),
+            H::CrlDer => Ok(bytes(
+                store::current_crl(ctx).await?,
+                "application/pkix-crl",
+            )),
             H::CrlPem => Ok(text(
                 keys::pem("X509 CRL", &store::current_crl(ctx).await?).to_string(),
+                "application/x-pem-file",
             )),
             H::CrlRotate => {
                 let ca = store::require_ca(ctx).await?;
@@ -233,9 +248,18 @@ impl Engine for Pki {
             H::RevokedList => serial_list(ctx, "revoked/").await,
             H::CertRead => cert_read(ctx, req).await,
             H::Tidy => tidy(ctx, req).await,
-            H::CaDer => Ok(bytes(store::require_ca(ctx).await?.der)),
-            H::CaPem => Ok(text(store::require_ca(ctx).await?.pem)),
-            H::CaChain => Ok(text(store::require_ca(ctx).await?.full_chain().join("\n"))),
+            H::CaDer => Ok(bytes(
+                store::require_ca(ctx).await?.der,
+                "application/pkix-cert",
+            )),
+            H::CaPem => Ok(text(
+                store::require_ca(ctx).await?.pem,
+                "application/pem-certificate-chain",
+            )),
+            H::CaChain => Ok(text(
+                store::require_ca(ctx).await?.full_chain().join("\n"),
+                "application/pem-certificate-chain",
+            )),
         }
     }
 }
@@ -244,16 +268,18 @@ fn role_key(req: &Request) -> String {
     format!("roles/{}", req.cap("name"))
 }
 
-fn bytes(b: Vec<u8>) -> Response {
+fn bytes(b: Vec<u8>, content_type: &'static str) -> Response {
     Response {
         bytes: Some(b),
+        content_type: Some(content_type),
         ..Default::default()
     }
 }
 
-fn text(t: String) -> Response {
+fn text(t: String, content_type: &'static str) -> Response {
     Response {
         text: Some(t),
+        content_type: Some(content_type),
         ..Default::default()
     }
 }

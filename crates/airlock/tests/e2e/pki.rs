@@ -408,6 +408,39 @@ fn pki_certificates_verify_with_openssl() {
     );
     write(&dir, "int.pem", signed["certificate"].as_str().unwrap());
     verify(&dir, "root.pem", None, "int.pem");
+    // The CA and the CRL are read without a token, with Vault's content types; nothing else.
+    for (path, ctype) in [
+        ("/v1/pki/ca/pem", "application/pem-certificate-chain"),
+        ("/v1/pki/ca", "application/pkix-cert"),
+        ("/v1/pki/crl", "application/pkix-crl"),
+        ("/v1/pki/crl/pem", "application/x-pem-file"),
+        ("/v1/pki/ca_chain", "application/pem-certificate-chain"),
+    ] {
+        let r = http(a, "GET", path, None, None, &[]);
+        assert_eq!(r.status, 200, "{path}: {}", String::from_utf8_lossy(&r.raw));
+        assert!(
+            r.headers
+                .to_lowercase()
+                .contains(&format!("content-type: {ctype}")),
+            "{path}: {}",
+            r.headers
+        );
+    }
+    let pem = http(a, "GET", "/v1/pki/ca/pem", None, None, &[]);
+    assert_eq!(
+        String::from_utf8_lossy(&pem.raw).trim(),
+        root["certificate"].as_str().unwrap().trim()
+    );
+    let r = http(a, "GET", "/v1/pki/cert/ca", None, None, &[]);
+    assert_eq!(r.status, 200);
+    assert_eq!(
+        http(a, "GET", "/v1/pki/roles/web", None, None, &[]).status,
+        403
+    );
+    assert_eq!(
+        http(a, "LIST", "/v1/pki/certs", None, None, &[]).status,
+        403
+    );
     let bundle = format!(
         "{}\n{}",
         signed["certificate"].as_str().unwrap(),
