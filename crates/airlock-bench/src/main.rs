@@ -9,7 +9,7 @@
 //! throughput with RSS sampled every 10 s (`soak.rs`), `airlock-bench cluster` three nodes
 //! of each on one PostgreSQL (`cluster.rs`), `airlock-bench delivery` change delivery:
 //! write → child, and Server-Sent-Events fan-out (`delivery.rs`), `airlock-bench transit`
-//! the transit engine (`transit.rs`).
+//! the transit engine (`transit.rs`), `airlock-bench pki` certificate issuing (`pki.rs`).
 //!
 //! Usage: `cargo run --release -p airlock-bench -- [--seconds 10] [--conns 1,16,64]
 //!         [--ops read,write,lookup-self] [--airlock target/release/airlock] [--bao PATH]`
@@ -19,6 +19,7 @@ mod broker;
 mod cluster;
 mod db;
 mod delivery;
+mod pki;
 mod soak;
 mod transit;
 
@@ -435,6 +436,9 @@ async fn main() -> Result<()> {
     }
     if args.get(1).map(String::as_str) == Some("transit") {
         return transit::run(&args).await;
+    }
+    if args.get(1).map(String::as_str) == Some("pki") {
+        return pki::run(&args).await;
     }
     let secs: u64 = arg(&args, "--seconds")
         .map(|s| s.parse())
