@@ -5,7 +5,7 @@
 use serde::Deserialize;
 use zeroize::Zeroizing;
 
-use super::asym::{self, Curve};
+use super::asym;
 use super::crypto::{self, b64e};
 use super::policy::{KeyEntry, KeyErr, KeyType, Policy, KDF_HKDF_SHA256};
 
@@ -42,6 +42,12 @@ impl Policy {
         };
         if self.key_size != 0 {
             m.insert("key_size".into(), json!(self.key_size));
+        }
+        if self.imported {
+            m.insert(
+                "imported_key_allow_rotation".into(),
+                json!(self.allow_imported_key_rotation),
+            );
         }
         for (field, info) in [
             ("backup_info", &self.backup_info),
@@ -86,7 +92,10 @@ impl Policy {
                         b64e(full.get(32..).unwrap_or_default())
                     };
                 }
-                let name = k.curve().map(Curve::name).unwrap_or("ed25519");
+                let name = match k.curve() {
+                    Some(c) => c.name(),
+                    None => k.name(),
+                };
                 json!({"certificate_chain": "", "creation_time": e.time, "name": name, "public_key": public})
             } else {
                 json!(e.creation_time)
@@ -154,10 +163,10 @@ impl Policy {
         }
         if p.keys
             .values()
-            .any(|e| e.key.is_empty() && e.ec_d.is_some())
+            .any(|e| e.key.is_empty() && (e.ec_d.is_some() || e.rsa_key.is_some()))
         {
             return Err(user(
-                "invalid backup: ECDSA keys in OpenBao's big-integer form cannot be restored",
+                "invalid backup: ECDSA and RSA keys in OpenBao's big-integer form cannot be restored",
             ));
         }
         if p.latest_version == 0 || p.entry(p.latest_version).is_err() {

@@ -94,6 +94,19 @@ pub fn new_key_settings(req: &Request) -> ApiResult<NewKey> {
     })
 }
 
+/// The RSA key a new version of a `kind` key needs (PKCS#8 DER), generated on a blocking
+/// thread: a 4096-bit key takes seconds, which must not stall an async worker.
+pub async fn new_material(kind: KeyType) -> ApiResult<Option<zeroize::Zeroizing<Vec<u8>>>> {
+    let Some(bits) = kind.rsa_bits() else {
+        return Ok(None);
+    };
+    tokio::task::spawn_blocking(move || super::rsa::generate(bits))
+        .await
+        .map_err(|e| internal(&format!("error generating key: {e}")))?
+        .map(Some)
+        .map_err(|e| internal(&format!("error generating key: {e}")))
+}
+
 /// Creates `name` unless it exists (then the existing key is returned unchanged, as Vault's
 /// upsert does). `None`: it did not exist and `create` was false.
 pub async fn upsert(
@@ -108,9 +121,10 @@ pub async fn upsert(
     let Some(n) = n else {
         return Ok(None);
     };
+    let material = new_material(n.kind).await?;
     let g = ctx.storage.lock(&policy_key(name)).await?;
     if t.load_fresh(ctx, name).await?.is_none() {
-        let p = Policy::create(name, n, ctx.now_nanos())?;
+        let p = Policy::create(name, n, ctx.now_nanos(), material)?;
         t.store(&g, &p).await?;
     }
     drop(g);
@@ -244,6 +258,10 @@ pub async fn config(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response
 
 pub async fn rotate(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let name = name(req)?;
+    let material = match t.load(ctx, name).await? {
+        Some(p) if !p.imported || p.allow_imported_key_rotation => new_material(p.kind).await?,
+        _ => None,
+    };
     let g = ctx.storage.lock(&policy_key(name)).await?;
     let Some(mut p) = t.load_fresh(ctx, name).await? else {
         return Err(ApiError::bad_request("key not found"));
@@ -253,7 +271,7 @@ pub async fn rotate(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response
             "imported key {name} does not allow rotation within Vault"
         )));
     }
-    p.rotate(ctx.now_nanos())?;
+    p.rotate(ctx.now_nanos(), material)?;
     p.imported = false;
     t.store(&g, &p).await?;
     key_response(&p)
@@ -409,6 +427,9 @@ fn export_one(p: &Policy, v: u64, kind: &str, format: &str) -> ApiResult<String>
             k.name()
         ))
     };
+    if k.rsa_bits().is_some() && kind != "hmac-key" && kind != "certificate-chain" {
+        return export_rsa(e, kind, format);
+    }
     match kind {
         "hmac-key" => {
             symmetric_format()?;
@@ -454,6 +475,34 @@ fn export_one(p: &Policy, v: u64, kind: &str, format: &str) -> ApiResult<String>
             "selected key version does not have a certificate chain imported",
         )),
     }
+}
+
+/// Vault's RSA forms: private keys as PKCS#1 PEM by default, PKCS#8 for `der`/`pem`; public
+/// keys as `SubjectPublicKeyInfo`; PEM with its final newline, as Vault leaves it.
+fn export_rsa(e: &super::policy::KeyEntry, kind: &str, format: &str) -> ApiResult<String> {
+    use super::rsa as r;
+    if format == "raw" {
+        return Err(internal(
+            "unknown key format for rsa key; supported values are ``, `der`, or `pem`",
+        ));
+    }
+    let k = r::parse(&e.key).map_err(|m| internal(&m))?;
+    let (der, label) = match (kind, format) {
+        ("public-key", _) => (
+            zeroize::Zeroizing::new(r::public_der(&k).map_err(|m| internal(&m))?),
+            "PUBLIC KEY",
+        ),
+        (_, "") => (
+            r::to_pkcs1(&k).map_err(|m| internal(&m))?,
+            "RSA PRIVATE KEY",
+        ),
+        _ => (r::to_pkcs8(&k).map_err(|m| internal(&m))?, "PRIVATE KEY"),
+    };
+    Ok(if format == "der" {
+        b64e(&der)
+    } else {
+        crypto::pem(label, &der)
+    })
 }
 
 pub async fn backup(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
@@ -538,6 +587,14 @@ pub async fn auto_rotate(t: &Transit, ctx: &Ctx) -> ApiResult<()> {
     }
     t.rotate_after.store(now + 3600, Ordering::SeqCst);
     for name in ctx.storage.list("policy/").await? {
+        if name.ends_with('/') {
+            continue; // `import/`: the mount's wrapping key, never rotated.
+        }
+        // Generated before the lock (an RSA key takes seconds); unused if not due.
+        let material = match t.load(ctx, &name).await? {
+            Some(p) if p.auto_rotate_period > 0 => new_material(p.kind).await?,
+            _ => continue,
+        };
         let g = ctx.storage.lock(&policy_key(&name)).await?;
         let Some(mut p) = t.load_fresh(ctx, &name).await? else {
             continue;
@@ -551,7 +608,7 @@ pub async fn auto_rotate(t: &Transit, ctx: &Ctx) -> ApiResult<()> {
             .and_then(|e| airlock_logical::util::parse_rfc3339_nanos(&e.time))
             .unwrap_or(0);
         if ctx.now_nanos() > created + i128::from(p.auto_rotate_period) {
-            p.rotate(ctx.now_nanos())?;
+            p.rotate(ctx.now_nanos(), material)?;
             t.store(&g, &p).await?;
         }
     }

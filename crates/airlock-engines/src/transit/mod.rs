@@ -5,11 +5,13 @@
 //! - [`policy`]: a named key and its versions as stored (`policy/<name>`, Vault's JSON, so a
 //!   plaintext backup is Vault's document), the version rules, encrypt/decrypt/sign/verify.
 //! - `format.rs`: the key read and the backup document.
-//! - [`crypto`] and [`asym`]: the pure cryptography (HKDF-SHA256, AES-GCM, ChaCha20-Poly1305,
-//!   the `vault:v<N>:` envelope, Ed25519, ECDSA, hashes, HMACs, Go's base64 errors).
+//! - [`crypto`], [`asym`], [`rsa`] and [`kwp`]: the pure cryptography (HKDF-SHA256, AES-GCM,
+//!   ChaCha20-Poly1305, the `vault:v<N>:` envelope, Ed25519, ECDSA, RSA-OAEP/PSS/PKCS#1
+//!   v1.5, RFC 5649 key wrap, hashes, HMACs, Go's base64 errors).
 //! - `keys.rs`: key management (create, read, list, config, rotate, trim, delete, export,
 //!   backup, restore); `ops.rs`: encrypt, decrypt, rewrap, data keys; `sign.rs`: sign,
-//!   verify, HMAC, random, hash.
+//!   verify, HMAC, random, hash; `import.rs`: bring your own key (`wrapping_key`,
+//!   `keys/<name>/import`, `import_version`).
 //!
 //! Keys are cached in memory (parsed, zeroised on drop) per mount; every write goes through
 //! `View::lock` on the key's storage entry (a conditional write: a concurrent rotate on
@@ -20,9 +22,12 @@
 pub mod asym;
 pub mod crypto;
 mod format;
+mod import;
 mod keys;
+pub mod kwp;
 mod ops;
 pub mod policy;
+pub mod rsa;
 mod sign;
 
 #[cfg(test)]
@@ -72,6 +77,9 @@ pub enum H {
     Restore,
     ConfigKeysRead,
     ConfigKeysWrite,
+    WrappingKey,
+    Import,
+    ImportVersion,
 }
 
 const KEY_FIELDS: &[Field] = &[
@@ -168,6 +176,30 @@ const HASH_FIELDS: &[Field] = &[
 const EXPORT_FIELDS: &[Field] = &[Field::str("format")];
 const RESTORE_FIELDS: &[Field] = &[Field::str("backup").sensitive(), Field::bool("force")];
 const CONFIG_KEYS_FIELDS: &[Field] = &[Field::bool("disable_upsert")];
+const IMPORT_FIELDS: &[Field] = &[
+    Field::str("type").default("aes256-gcm96"),
+    Field::str("hash_function").default("SHA256").help(
+        "The OAEP hash of the ephemeral key's wrapping (SHA1, SHA224, SHA256, SHA384, SHA512).",
+    ),
+    Field::str("ciphertext")
+        .sensitive()
+        .help("Base64: RSA-OAEP(ephemeral AES-256 key) || KWP(ephemeral key, target key)."),
+    Field::str("public_key").help("Not supported: import the wrapped private key."),
+    Field::bool("allow_rotation").help("The imported key may be rotated within Airlock."),
+    Field::bool("derived"),
+    Field::bool("exportable"),
+    Field::bool("allow_plaintext_backup"),
+    Field::str("context"),
+    Field::duration("auto_rotate_period"),
+    // Declared so that its presence can be refused, as Vault refuses it.
+    Field::bool("convergent_encryption"),
+];
+const IMPORT_VERSION_FIELDS: &[Field] = &[
+    Field::str("hash_function").default("SHA256"),
+    Field::str("ciphertext").sensitive(),
+    Field::str("public_key"),
+    Field::int("version"),
+];
 
 static PATHS: &[PathSpec<H>] = &[
     PathSpec::new("keys/?", &[(Op::List, H::KeysList)]).help("The named keys.", ""),
@@ -176,6 +208,22 @@ static PATHS: &[PathSpec<H>] = &[
         .help("Configure a named key.", ""),
     PathSpec::new("keys/{name}/rotate", &[(Op::Update, H::Rotate)])
         .help("Add a new version of a named key.", ""),
+    PathSpec::new("keys/{name}/import", &[(Op::Update, H::Import)])
+        .fields(&[IMPORT_FIELDS])
+        .help(
+            "Import an externally generated key as a new key.",
+            "The key arrives wrapped for the mount's wrapping_key (CKM_RSA_AES_KEY_WRAP).",
+        ),
+    PathSpec::new(
+        "keys/{name}/import_version",
+        &[(Op::Update, H::ImportVersion)],
+    )
+    .fields(&[IMPORT_VERSION_FIELDS])
+    .help("Import a new version of an imported key.", ""),
+    PathSpec::new("wrapping_key", &[(Op::Read, H::WrappingKey)]).help(
+        "Returns the public key to use for wrapping imported keys.",
+        "The mount's RSA-4096 wrapping key, made on first use.",
+    ),
     PathSpec::new("keys/{name}/trim", &[(Op::Update, H::Trim)])
         .fields(&[TRIM_FIELDS])
         .help("Remove key versions below a minimum for good.", ""),
@@ -405,6 +453,9 @@ impl Engine for Transit {
             H::Hmac => sign::hmac(self, ctx, req).await,
             H::Random => sign::random(req),
             H::Hash => sign::hash(req),
+            H::WrappingKey => import::read_wrapping_key(self, ctx).await,
+            H::Import => import::import(self, ctx, req).await,
+            H::ImportVersion => import::import_version(self, ctx, req).await,
         }
     }
 

@@ -247,7 +247,7 @@ pub async fn encrypt(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Respons
         }
         let ty = req.str_field("type")?.unwrap_or_default();
         let kind = match KeyType::parse(&ty) {
-            Some(k) if k.encryption() => k,
+            Some(k) if k.aead().is_some() => k,
             Some(KeyType::EcdsaP256 | KeyType::EcdsaP384) => {
                 return Err(ApiError::bad_request(format!(
                     "key type {ty} not supported for this operation"

@@ -21,6 +21,9 @@ pub enum KeyType {
     EcdsaP256,
     EcdsaP384,
     Hmac,
+    Rsa2048,
+    Rsa3072,
+    Rsa4096,
 }
 
 impl KeyType {
@@ -33,6 +36,9 @@ impl KeyType {
             "ecdsa-p256" => KeyType::EcdsaP256,
             "ecdsa-p384" => KeyType::EcdsaP384,
             "hmac" => KeyType::Hmac,
+            "rsa-2048" => KeyType::Rsa2048,
+            "rsa-3072" => KeyType::Rsa3072,
+            "rsa-4096" => KeyType::Rsa4096,
             _ => return None,
         })
     }
@@ -45,6 +51,9 @@ impl KeyType {
             KeyType::EcdsaP256 => "ecdsa-p256",
             KeyType::EcdsaP384 => "ecdsa-p384",
             KeyType::Hmac => "hmac",
+            KeyType::Rsa2048 => "rsa-2048",
+            KeyType::Rsa3072 => "rsa-3072",
+            KeyType::Rsa4096 => "rsa-4096",
         }
     }
     fn code(self) -> i64 {
@@ -52,6 +61,9 @@ impl KeyType {
             KeyType::Aes256Gcm96 => 0,
             KeyType::EcdsaP256 => 1,
             KeyType::Ed25519 => 2,
+            KeyType::Rsa2048 => 3,
+            KeyType::Rsa4096 => 4,
+            KeyType::Rsa3072 => 9,
             KeyType::ChaCha20Poly1305 => 5,
             KeyType::EcdsaP384 => 6,
             KeyType::Aes128Gcm96 => 8,
@@ -63,6 +75,9 @@ impl KeyType {
             0 => KeyType::Aes256Gcm96,
             1 => KeyType::EcdsaP256,
             2 => KeyType::Ed25519,
+            3 => KeyType::Rsa2048,
+            4 => KeyType::Rsa4096,
+            9 => KeyType::Rsa3072,
             5 => KeyType::ChaCha20Poly1305,
             6 => KeyType::EcdsaP384,
             8 => KeyType::Aes128Gcm96,
@@ -85,17 +100,26 @@ impl KeyType {
             _ => None,
         }
     }
+    /// The modulus size of an RSA type.
+    pub fn rsa_bits(self) -> Option<usize> {
+        match self {
+            KeyType::Rsa2048 => Some(2048),
+            KeyType::Rsa3072 => Some(3072),
+            KeyType::Rsa4096 => Some(4096),
+            _ => None,
+        }
+    }
     pub fn encryption(self) -> bool {
-        self.aead().is_some()
+        self.aead().is_some() || self.rsa_bits().is_some()
     }
     pub fn signing(self) -> bool {
         matches!(
             self,
             KeyType::Ed25519 | KeyType::EcdsaP256 | KeyType::EcdsaP384
-        )
+        ) || self.rsa_bits().is_some()
     }
     pub fn derivation(self) -> bool {
-        self.encryption() || self == KeyType::Ed25519
+        self.aead().is_some() || self == KeyType::Ed25519
     }
     pub fn asymmetric(self) -> bool {
         self.signing()
@@ -139,7 +163,8 @@ mod b64_opt {
 /// One version of a key.
 #[derive(Clone, Serialize, Deserialize, Default)]
 pub struct KeyEntry {
-    /// Symmetric key, HMAC key (type `hmac`), Ed25519 `seed || public`, or ECDSA scalar.
+    /// Symmetric key, HMAC key (type `hmac`), Ed25519 `seed || public`, ECDSA scalar, or
+    /// RSA PKCS#8 DER.
     #[serde(with = "b64_opt", default)]
     pub key: Vec<u8>,
     #[serde(with = "b64_opt", default)]
@@ -150,7 +175,11 @@ pub struct KeyEntry {
     /// Vault's ECDSA coordinates (never written by Airlock; present in Vault's backups).
     #[serde(default, skip_serializing)]
     pub ec_d: Option<serde_json::Value>,
-    /// Base64 (Ed25519) or PEM (ECDSA) public key.
+    /// Vault's RSA key as Go's big integers (never written by Airlock; only noticed, so a
+    /// Vault backup of an RSA key is refused rather than restored without its material).
+    #[serde(default, skip_serializing)]
+    pub rsa_key: Option<serde::de::IgnoredAny>,
+    /// Base64 (Ed25519) or PEM (ECDSA, RSA) public key.
     #[serde(default)]
     pub public_key: String,
     #[serde(default)]
@@ -272,9 +301,22 @@ fn user(m: impl Into<String>) -> KeyErr {
 const MISSING_CONTEXT: &str = "missing 'context' for key derivation; the key was created using a derived key, which means additional, per-request information must be included in order to perform operations with the key";
 
 impl Policy {
-    /// A new key with its first version.
-    pub fn create(name: &str, n: &NewKey, now_nanos: i128) -> Result<Policy, KeyErr> {
-        let mut p = Policy {
+    /// A new key with its first version (`rsa`: the RSA key, generated off the async
+    /// workers by the caller).
+    pub fn create(
+        name: &str,
+        n: &NewKey,
+        now_nanos: i128,
+        rsa: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<Policy, KeyErr> {
+        let mut p = Policy::empty(name, n)?;
+        p.rotate(now_nanos, rsa)?;
+        Ok(p)
+    }
+
+    /// A new key with no version yet (an import adds the first), its settings checked.
+    pub fn empty(name: &str, n: &NewKey) -> Result<Policy, KeyErr> {
+        let p = Policy {
             name: name.to_string(),
             key_size: if n.kind == KeyType::Hmac {
                 n.key_size
@@ -316,12 +358,15 @@ impl Policy {
                 n.kind.name()
             )));
         }
-        p.rotate(now_nanos)?;
         Ok(p)
     }
 
-    /// Adds a new latest version.
-    pub fn rotate(&mut self, now_nanos: i128) -> Result<(), KeyErr> {
+    /// Adds a new latest version (`rsa`: the new RSA key for RSA types, PKCS#8 DER).
+    pub fn rotate(
+        &mut self,
+        now_nanos: i128,
+        rsa: Option<Zeroizing<Vec<u8>>>,
+    ) -> Result<(), KeyErr> {
         let mut e = KeyEntry::default();
         e.hmac_key = random(32).to_vec();
         e.time = airlock_logical::util::rfc3339_nanos(now_nanos);
@@ -352,6 +397,14 @@ impl Policy {
                 let d = asym::ec_generate(c).map_err(KeyErr::Internal)?;
                 e.public_key = asym::ec_public_pem(c, &d).map_err(KeyErr::Internal)?;
                 e.key = d.to_vec();
+            }
+            KeyType::Rsa2048 | KeyType::Rsa3072 | KeyType::Rsa4096 => {
+                let Some(der) = rsa else {
+                    return Err(KeyErr::Internal("no RSA key was generated".into()));
+                };
+                let k = super::rsa::parse(&der).map_err(KeyErr::Internal)?;
+                e.public_key = super::rsa::public_pem(&k).map_err(KeyErr::Internal)?;
+                e.key = der.to_vec();
             }
         }
         if self.convergent_encryption {
@@ -410,7 +463,7 @@ impl Policy {
     }
 
     /// The version to encrypt (or sign) with: 0 is the latest.
-    fn pick_version(&self, ver: i64, what: &str) -> Result<u64, KeyErr> {
+    pub(super) fn pick_version(&self, ver: i64, what: &str) -> Result<u64, KeyErr> {
         if ver < 0 {
             return Err(user(format!("requested version for {what} is negative")));
         }
@@ -442,6 +495,10 @@ impl Policy {
         plain: &[u8],
         aad: &[u8],
     ) -> Result<(String, u64), KeyErr> {
+        if self.kind.rsa_bits().is_some() {
+            let ver = self.pick_version(ver, "encryption")?;
+            return Ok((self.rsa_encrypt(ver, plain)?, ver));
+        }
         let Some(aead) = self.kind.aead() else {
             return Err(user(format!(
                 "message encryption not supported for key type {}",
@@ -477,6 +534,13 @@ impl Policy {
         value: &str,
         aad: &[u8],
     ) -> Result<Zeroizing<Vec<u8>>, KeyErr> {
+        if self.kind.rsa_bits().is_some() {
+            let (ver, body) = crypto::split_envelope(value, "ciphertext").map_err(KeyErr::User)?;
+            let ver = self.check_read_version(ver, "invalid ciphertext: version is too new")?;
+            let data = crypto::b64d(body)
+                .map_err(|_| user("invalid ciphertext: could not decode base64"))?;
+            return self.rsa_decrypt(ver, &data);
+        }
         let Some(aead) = self.kind.aead() else {
             return Err(user(format!(
                 "message decryption not supported for key type {}",

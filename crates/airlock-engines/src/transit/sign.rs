@@ -8,6 +8,7 @@ use serde_json::{json, Map, Value};
 use super::crypto::{self, b64e, HashAlg};
 use super::ops::{batch_array, go_type};
 use super::policy::{KeyErr, Policy};
+use super::rsa::{self, SigOpts};
 use super::{internal, valid_name, Transit};
 
 /// Batch items of sign, verify and HMAC: maps of strings (numbers are printed).
@@ -63,6 +64,8 @@ struct SignOpts {
     hash: HashAlg,
     jws: bool,
     prehashed: bool,
+    /// Go's PSS salt length: 0 auto, -1 the hash's length, else bytes.
+    salt: i64,
 }
 
 fn sign_opts(req: &Request) -> ApiResult<SignOpts> {
@@ -83,8 +86,10 @@ fn sign_opts(req: &Request) -> ApiResult<SignOpts> {
         .str_field("salt_length")?
         .unwrap_or_default()
         .to_lowercase();
-    if salt != "auto" && salt != "hash" {
-        match salt.parse::<i64>() {
+    let salt = match salt.as_str() {
+        "auto" => rsa::SALT_AUTO,
+        "hash" => rsa::SALT_HASH,
+        _ => match salt.parse::<i64>() {
             Err(_) => {
                 return Err(ApiError::bad_request(format!(
                     "salt length neither 'auto', 'hash', nor an int: {salt}"
@@ -95,19 +100,21 @@ fn sign_opts(req: &Request) -> ApiResult<SignOpts> {
                     "salt length is invalid: {n}"
                 )))
             }
-            Ok(_) => {}
-        }
-    }
+            Ok(n) => n,
+        },
+    };
     Ok(SignOpts {
         hash,
         jws,
         prehashed: req.bool_field("prehashed")?.unwrap_or(false),
+        salt,
     })
 }
 
-/// What a signature covers: ECDSA signs a digest of the input, Ed25519 the input itself.
+/// What a signature covers: ECDSA and RSA sign a digest of the input, Ed25519 the input
+/// itself.
 fn signed_bytes(p: &Policy, o: &SignOpts, input: Vec<u8>) -> Vec<u8> {
-    if p.kind.curve().is_some() && !o.prehashed {
+    if (p.kind.curve().is_some() || p.kind.rsa_bits().is_some()) && !o.prehashed {
         o.hash.digest(&input).unwrap_or(input)
     } else {
         input
@@ -162,6 +169,11 @@ pub async fn sign(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
             "hash_algorithm=none requires both prehashed=true and signature_algorithm=pkcs1v15",
         ));
     }
+    let rsa_opts = SigOpts {
+        hash: o.hash,
+        algorithm: &sig_alg,
+        salt: o.salt,
+    };
     let batch = batch_array(req)?;
     let is_batch = batch.is_some();
     let items = match batch {
@@ -184,6 +196,16 @@ pub async fn sign(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
             .map_err(KeyErr::User)
             .and_then(|input| {
                 let context = context_of(m).map_err(KeyErr::User)?;
+                if p.kind.rsa_bits().is_some() {
+                    let r = p
+                        .rsa_sign(ver, &signed_bytes(&p, &o, input), &rsa_opts, o.jws)
+                        .map(|(s, v)| (s, v, None));
+                    // As below: a single request's signing failure is a 500 in Vault.
+                    return match r {
+                        Err(e) if !is_batch => Err(KeyErr::Internal(e.msg().to_string())),
+                        r => r,
+                    };
+                }
                 if !is_batch {
                     // Vault answers a signing failure of a single request with a 500.
                     return p
@@ -296,6 +318,16 @@ pub async fn verify(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response
         let r = input_of(m, "missing input").and_then(|input| {
             let sig = item(m, "signature").ok_or("missing signature")?;
             let context = context_of(m)?;
+            if p.kind.rsa_bits().is_some() {
+                let opts = SigOpts {
+                    hash: o.hash,
+                    algorithm: &sig_alg,
+                    salt: o.salt,
+                };
+                return p
+                    .rsa_verify(&signed_bytes(&p, &o, input), sig, &opts, o.jws)
+                    .map_err(|e| e.msg().to_string());
+            }
             p.verify(&context, &signed_bytes(&p, &o, input), sig, o.jws)
                 .map_err(|e| e.msg().to_string())
         });

@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::util::*;
 
+mod byok;
 mod endpoints;
 
 /// A server under test: its address (both use the root token `root`).
