@@ -28,6 +28,7 @@ pub mod kwp;
 mod ops;
 pub mod policy;
 pub mod rsa;
+mod rsa_policy;
 mod sign;
 
 #[cfg(test)]

@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 use super::crypto::{self, b64e, HashAlg};
 use super::ops::{batch_array, go_type};
 use super::policy::{KeyErr, Policy};
-use super::rsa::{self, SigOpts};
+use super::rsa;
+use super::rsa_policy::SigOpts;
 use super::{internal, valid_name, Transit};
 
 /// Batch items of sign, verify and HMAC: maps of strings (numbers are printed).
