@@ -51,8 +51,8 @@ fn transit(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
     Ok(Arc::new(crate::transit::Transit::new()))
 }
 
-fn pki(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
-    Ok(Arc::new(crate::pki::Pki))
+fn pki(m: &MountEntry) -> ApiResult<Arc<dyn Backend>> {
+    Ok(Arc::new(crate::pki::Pki::new(&m.uuid)))
 }
 
 fn approle(_: &MountEntry) -> ApiResult<Arc<dyn Backend>> {

@@ -81,11 +81,20 @@ pub fn validate_bits(kind: KeyType, bits: i64) -> ApiResult<u32> {
     }
 }
 
-/// A private key as PKCS#8 DER, zeroised on drop.
+/// A private key as PKCS#8 DER, zeroised on drop, with the signing key built from it on
+/// first use and kept (a CA signs many certificates; rebuilding an EC key pair costs a
+/// scalar multiplication).
 pub struct PrivateKey {
     pub kind: KeyType,
     pub bits: u32,
     pkcs8: Zeroizing<Vec<u8>>,
+    signer: std::sync::OnceLock<Signer>,
+}
+
+enum Signer {
+    Rsa(sig::RsaKeyPair),
+    Ec(sig::EcdsaKeyPair),
+    Ed25519(sig::Ed25519KeyPair),
 }
 
 impl std::fmt::Debug for PrivateKey {
@@ -134,6 +143,7 @@ impl PrivateKey {
             kind,
             bits,
             pkcs8: Zeroizing::new(pkcs8),
+            signer: std::sync::OnceLock::new(),
         })
     }
 
@@ -179,6 +189,7 @@ impl PrivateKey {
             kind,
             bits,
             pkcs8: Zeroizing::new(pkcs8.to_vec()),
+            signer: std::sync::OnceLock::new(),
         })
     }
 
@@ -263,28 +274,40 @@ impl PrivateKey {
         }
     }
 
+    fn signer(&self) -> ApiResult<&Signer> {
+        if let Some(s) = self.signer.get() {
+            return Ok(s);
+        }
+        let rng = SystemRandom::new();
+        let s = match self.kind {
+            KeyType::Rsa => Signer::Rsa(
+                sig::RsaKeyPair::from_pkcs8(&self.pkcs8).map_err(|e| ApiError::internal(&e))?,
+            ),
+            KeyType::Ec => Signer::Ec(
+                sig::EcdsaKeyPair::from_pkcs8(ec_alg(self.bits), &self.pkcs8, &rng)
+                    .map_err(|e| ApiError::internal(&e))?,
+            ),
+            KeyType::Ed25519 => Signer::Ed25519(
+                sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.pkcs8)
+                    .map_err(|e| ApiError::internal(&e))?,
+            ),
+        };
+        // Another thread may have set it meanwhile: either copy is the same key.
+        Ok(self.signer.get_or_init(|| s))
+    }
+
     pub fn sign(&self, msg: &[u8]) -> ApiResult<Vec<u8>> {
         let rng = SystemRandom::new();
         let fail = |_| ApiError::internal(&"signing failed");
-        match self.kind {
-            KeyType::Rsa => {
-                let k =
-                    sig::RsaKeyPair::from_pkcs8(&self.pkcs8).map_err(|e| ApiError::internal(&e))?;
+        match self.signer()? {
+            Signer::Rsa(k) => {
                 let mut out = vec![0u8; k.public().modulus_len()];
                 k.sign(&sig::RSA_PKCS1_SHA256, &rng, msg, &mut out)
                     .map_err(fail)?;
                 Ok(out)
             }
-            KeyType::Ec => {
-                let k = sig::EcdsaKeyPair::from_pkcs8(ec_alg(self.bits), &self.pkcs8, &rng)
-                    .map_err(|e| ApiError::internal(&e))?;
-                Ok(k.sign(&rng, msg).map_err(fail)?.as_ref().to_vec())
-            }
-            KeyType::Ed25519 => {
-                let k = sig::Ed25519KeyPair::from_pkcs8_maybe_unchecked(&self.pkcs8)
-                    .map_err(|e| ApiError::internal(&e))?;
-                Ok(k.sign(msg).as_ref().to_vec())
-            }
+            Signer::Ec(k) => Ok(k.sign(&rng, msg).map_err(fail)?.as_ref().to_vec()),
+            Signer::Ed25519(k) => Ok(k.sign(msg).as_ref().to_vec()),
         }
     }
 

@@ -30,7 +30,25 @@ use airlock_logical::{
 };
 use store::CertRecord;
 
-pub struct Pki;
+/// One PKI mount's engine. Its parsed CA is cached by mount (see `store::load_ca`) and
+/// forgotten when the instance goes.
+pub struct Pki {
+    mount_uuid: String,
+}
+
+impl Pki {
+    pub fn new(mount_uuid: &str) -> Self {
+        Self {
+            mount_uuid: mount_uuid.to_string(),
+        }
+    }
+}
+
+impl Drop for Pki {
+    fn drop(&mut self) {
+        store::forget_ca(&self.mount_uuid);
+    }
+}
 
 #[derive(Clone, Copy)]
 pub enum H {
@@ -249,11 +267,11 @@ impl Engine for Pki {
             H::CertRead => cert_read(ctx, req).await,
             H::Tidy => tidy(ctx, req).await,
             H::CaDer => Ok(bytes(
-                store::require_ca(ctx).await?.der,
+                store::require_ca(ctx).await?.der.clone(),
                 "application/pkix-cert",
             )),
             H::CaPem => Ok(text(
-                store::require_ca(ctx).await?.pem,
+                store::require_ca(ctx).await?.pem.clone(),
                 "application/pem-certificate-chain",
             )),
             H::CaChain => Ok(text(
@@ -312,7 +330,7 @@ async fn serial_list(ctx: &Ctx, prefix: &str) -> ApiResult<Response> {
 async fn cert_read(ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let serial = req.cap("serial");
     let certificate = match serial {
-        "ca" => store::require_ca(ctx).await?.pem,
+        "ca" => store::require_ca(ctx).await?.pem.clone(),
         "ca_chain" => store::require_ca(ctx).await?.full_chain().join("\n"),
         "crl" => keys::pem("X509 CRL", &store::current_crl(ctx).await?).to_string(),
         s => {

@@ -4,6 +4,8 @@
 //! (`certs/<serial>`), revocations (`revoked/<serial>`) and the current CRL (`crl`).
 //! Serials are stored with `-` between bytes and shown with `:`.
 
+use std::sync::Arc;
+
 use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 use zeroize::{Zeroize, ZeroizeOnDrop, Zeroizing};
@@ -113,14 +115,48 @@ pub fn key_to_stored(key: &PrivateKey) -> String {
     b64(key.pkcs8())
 }
 
-pub async fn load_ca(ctx: &Ctx) -> ApiResult<Option<Ca>> {
-    let Some(s) = ctx.storage.get_json::<StoredCa>(CA_KEY).await? else {
+/// The parsed CA of each mount, with the stored bytes it was parsed from: a request reads
+/// the stored CA as always (so a change by this or another node is seen at once) and parses
+/// it only when those bytes changed. An engine instance forgets its mount's entry when it is
+/// dropped (sealing drops them all), so no CA key outlives the seal in memory.
+type CaCache = std::sync::Mutex<std::collections::HashMap<String, (Zeroizing<Vec<u8>>, Arc<Ca>)>>;
+
+fn ca_cache() -> &'static CaCache {
+    static C: std::sync::OnceLock<CaCache> = std::sync::OnceLock::new();
+    C.get_or_init(Default::default)
+}
+
+/// Forgets a mount's parsed CA (its engine instance is going).
+pub fn forget_ca(mount_uuid: &str) {
+    if let Ok(mut m) = ca_cache().lock() {
+        m.remove(mount_uuid);
+    }
+}
+
+pub async fn load_ca(ctx: &Ctx) -> ApiResult<Option<Arc<Ca>>> {
+    let Some(raw) = ctx.storage.get(CA_KEY).await? else {
         return Ok(None);
     };
+    let uuid = &ctx.mount.uuid;
+    if let Some((stored, ca)) = ca_cache().lock().ok().as_ref().and_then(|m| m.get(uuid)) {
+        if stored.as_slice() == raw.as_slice() {
+            return Ok(Some(Arc::clone(ca)));
+        }
+    }
+    let s: StoredCa = serde_json::from_slice(&raw)
+        .map_err(|_| ApiError::internal(&"the stored CA is malformed"))?;
+    let ca = Arc::new(parse_ca(&s)?);
+    if let Ok(mut m) = ca_cache().lock() {
+        m.insert(uuid.clone(), (raw, Arc::clone(&ca)));
+    }
+    Ok(Some(ca))
+}
+
+fn parse_ca(s: &StoredCa) -> ApiResult<Ca> {
     let der = first_cert_der(&s.certificate)?;
     let info = x509::parse_cert(&der).map_err(|e| ApiError::internal(&e.0))?;
     let key = PrivateKey::from_pkcs8(&unb64(&s.key)?)?;
-    Ok(Some(Ca {
+    Ok(Ca {
         pem: s.certificate.clone(),
         der,
         kid: info.key_id(),
@@ -128,11 +164,11 @@ pub async fn load_ca(ctx: &Ctx) -> ApiResult<Option<Ca>> {
         chain: s.chain.clone(),
         key,
         issuer_id: s.issuer_id.clone(),
-    }))
+    })
 }
 
 /// The CA, or Vault's error when none is configured.
-pub async fn require_ca(ctx: &Ctx) -> ApiResult<Ca> {
+pub async fn require_ca(ctx: &Ctx) -> ApiResult<Arc<Ca>> {
     load_ca(ctx).await?.ok_or_else(|| {
         ApiError::bad_request(
             "could not fetch the CA certificate (was one set?): no default issuer currently configured",

@@ -141,7 +141,7 @@ async fn call(
 
 #[tokio::test]
 async fn issue_revoke_and_refusals_leave_nothing_half_written() {
-    let b = Pki;
+    let b = Pki::new("test-pki");
     let sys = Arc::new(TestSystem::default());
     let c = ctx(sys, mount("pki/", "pki"));
     assert_eq!(
