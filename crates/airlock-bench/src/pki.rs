@@ -1,5 +1,5 @@
 //! `airlock-bench pki`: certificate issuing against OpenBao's. Both servers get a `pki/`
-//! mount with an EC P-384 root and a role `web` issuing EC P-256 certificates for
+//! mount with an EC P-256 root and a role `web` issuing EC P-256 certificates for
 //! `*.example.com`, and a token whose policy allows only `pki/issue/web`; then
 //! `pki/issue/web` runs at each connection count on each server in turn (a fresh key pair
 //! and a stored certificate per request). A sample certificate is checked to be a PEM chain.
@@ -27,7 +27,7 @@ async fn prepare(addr: &str, root: &str) -> Result<String> {
         (
             "POST",
             "/v1/pki/root/generate/internal",
-            json!({"common_name": "Bench Root", "key_type": "ec", "key_bits": 384, "ttl": "8760h"}),
+            json!({"common_name": "Bench Root", "key_type": "ec", "key_bits": 256, "ttl": "8760h"}),
         ),
         (
             "POST",
