@@ -188,10 +188,14 @@ pub fn ed25519_public(key: &[u8]) -> Result<Vec<u8>, String> {
 }
 
 pub fn ed25519_sign(key: &[u8], msg: &[u8]) -> Result<Vec<u8>, String> {
+    Ok(ed25519_keypair(key)?.sign(msg).as_ref().to_vec())
+}
+
+/// The signing key of a stored Ed25519 key (`seed || public`), to keep and reuse.
+pub fn ed25519_keypair(key: &[u8]) -> Result<signature::Ed25519KeyPair, String> {
     let seed = key.get(..32).ok_or("invalid Ed25519 key")?;
-    let kp = signature::Ed25519KeyPair::from_seed_unchecked(seed)
-        .map_err(|_| "invalid Ed25519 key".to_string())?;
-    Ok(kp.sign(msg).as_ref().to_vec())
+    signature::Ed25519KeyPair::from_seed_unchecked(seed)
+        .map_err(|_| "invalid Ed25519 key".to_string())
 }
 
 pub fn ed25519_verify(public: &[u8], msg: &[u8], sig: &[u8]) -> bool {

@@ -182,6 +182,10 @@ pub struct KeyEntry {
     /// Base64 (Ed25519) or PEM (ECDSA, RSA) public key.
     #[serde(default)]
     pub public_key: String,
+    /// The Ed25519 signing key built from `key` on first use (building it costs a scalar
+    /// multiplication; a cached key signs at half the cost). Never stored.
+    #[serde(skip)]
+    pub ed_signer: std::sync::OnceLock<std::sync::Arc<ring::signature::Ed25519KeyPair>>,
     #[serde(default)]
     pub convergent_version: i64,
     /// Unix seconds.
@@ -606,18 +610,26 @@ impl Policy {
         let ver = self.pick_version(ver, "signing")?;
         let mut public = None;
         let sig = match self.kind {
+            KeyType::Ed25519 if self.derived => {
+                let seed = self
+                    .key_for(context, ver, 32)
+                    .map_err(|e| KeyErr::Internal(format!("error deriving key: {}", e.msg())))?;
+                let k = asym::ed25519_from_seed(&seed).map_err(KeyErr::Internal)?;
+                public = Some(k.get(32..).unwrap_or_default().to_vec());
+                asym::ed25519_sign(&k, input).map_err(KeyErr::Internal)?
+            }
             KeyType::Ed25519 => {
-                let key = if self.derived {
-                    let seed = self.key_for(context, ver, 32).map_err(|e| {
-                        KeyErr::Internal(format!("error deriving key: {}", e.msg()))
-                    })?;
-                    let k = asym::ed25519_from_seed(&seed).map_err(KeyErr::Internal)?;
-                    public = Some(k.get(32..).unwrap_or_default().to_vec());
-                    k
-                } else {
-                    Zeroizing::new(self.entry(ver)?.key.clone())
+                let e = self.entry(ver)?;
+                let kp = match e.ed_signer.get() {
+                    Some(kp) => std::sync::Arc::clone(kp),
+                    None => {
+                        let kp = std::sync::Arc::new(
+                            asym::ed25519_keypair(&e.key).map_err(KeyErr::Internal)?,
+                        );
+                        std::sync::Arc::clone(e.ed_signer.get_or_init(|| kp))
+                    }
                 };
-                asym::ed25519_sign(&key, input).map_err(KeyErr::Internal)?
+                kp.sign(input).as_ref().to_vec()
             }
             _ => {
                 let c = self
