@@ -26,7 +26,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde_json::json;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
-use crate::{arg, request, rss_kib, Op, Target};
+use crate::{arg, request, rss_kib, token_with_policy, Op, Target};
 
 /// When each write (its `current_version`) reached one subscriber.
 type Arrivals = Arc<Mutex<Vec<(u64, Instant)>>>;
@@ -51,29 +51,6 @@ async fn start(bin: &Path, dir: &Path) -> Result<Target> {
 }
 
 /// A token with one policy of its own, made with the root token.
-async fn token_with_policy(t: &Target, name: &str, policy: &str) -> Result<String> {
-    request(
-        &t.addr,
-        "PUT",
-        &format!("/v1/sys/policies/acl/{name}"),
-        Some(&t.root),
-        Some(json!({ "policy": policy })),
-    )
-    .await?;
-    let (_, created) = request(
-        &t.addr,
-        "POST",
-        "/v1/auth/token/create",
-        Some(&t.root),
-        Some(json!({"policies": [name], "ttl": "4h"})),
-    )
-    .await?;
-    Ok(created["auth"]["client_token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("token create failed: {created}"))?
-        .to_string())
-}
-
 async fn put(t: &Target, path: &str, v: &str) -> Result<()> {
     let (s, b) = request(
         &t.addr,
@@ -322,7 +299,8 @@ async fn latency(
     let poll_out = dir.join("poll.out");
     // A token that may read the key but not the event log: `run --watch` polls.
     let poll_token = token_with_policy(
-        t,
+        &t.addr,
+        &t.root,
         "pollonly",
         "path \"secret/data/poll\" { capabilities = [\"read\"] }\npath \"sys/internal/ui/mounts/*\" { capabilities = [\"read\"] }",
     )
@@ -409,7 +387,8 @@ async fn fanout(t: &Target, subs: usize) -> Result<()> {
     let pid = t.child.id();
     let rss0 = rss_kib(pid);
     let fan_token = token_with_policy(
-        t,
+        &t.addr,
+        &t.root,
         "fan",
         "path \"secret/data/fan\" { capabilities = [\"read\"] }\npath \"sys/airlock/events\" { capabilities = [\"read\"] }",
     )

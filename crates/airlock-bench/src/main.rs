@@ -404,6 +404,95 @@ async fn load(t: &Target, op: Op, conns: usize, secs: u64) -> Result<Stats> {
     drive(&t.addr, conns, secs, std::sync::Arc::new(make)).await
 }
 
+/// A policy `name` with `policy` on the server at `addr`, and a 4-hour token holding only it.
+async fn token_with_policy(addr: &str, root: &str, name: &str, policy: &str) -> Result<String> {
+    request(
+        addr,
+        "PUT",
+        &format!("/v1/sys/policies/acl/{name}"),
+        Some(root),
+        Some(json!({ "policy": policy })),
+    )
+    .await?;
+    let (_, created) = request(
+        addr,
+        "POST",
+        "/v1/auth/token/create",
+        Some(root),
+        Some(json!({"policies": [name], "ttl": "4h"})),
+    )
+    .await?;
+    Ok(created["auth"]["client_token"]
+        .as_str()
+        .ok_or_else(|| anyhow!("token create failed: {created}"))?
+        .to_string())
+}
+
+/// What every side-by-side benchmark takes: `--seconds`, `--conns`, `--airlock`, `--bao`.
+struct Common {
+    secs: u64,
+    conns: Vec<usize>,
+    airlock: PathBuf,
+    bao: PathBuf,
+}
+
+fn common_args(args: &[String], secs: u64, conns: &str) -> Result<Common> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    Ok(Common {
+        secs: arg(args, "--seconds")
+            .map(|s| s.parse())
+            .transpose()?
+            .unwrap_or(secs),
+        conns: arg(args, "--conns")
+            .unwrap_or_else(|| conns.into())
+            .split(',')
+            .map(|s| s.trim().parse())
+            .collect::<Result<_, _>>()?,
+        airlock: arg(args, "--airlock")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| root.join("target/release/airlock")),
+        bao: bao_path(args, &root)?,
+    })
+}
+
+/// The header of [`print_row`]'s table.
+fn print_header(op_width: usize) {
+    println!(
+        "{:<op_width$} {:>5} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>8} {:>12} {:>9}",
+        "op",
+        "conns",
+        "airlock/s",
+        "p50 ms",
+        "p99 ms",
+        "openbao/s",
+        "p50 ms",
+        "p99 ms",
+        "ratio",
+        "p99<bao p50",
+        "errors"
+    );
+}
+
+/// One cell: Airlock's and OpenBao's figures, the ratio, and whether Airlock's p99 is below
+/// OpenBao's p50.
+fn print_row(op_width: usize, op: &str, conns: usize, a: &Stats, b: &Stats) {
+    println!(
+        "{:<op_width$} {:>5} | {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>7.1}x {:>12} {:>4}/{:<4}",
+        op,
+        conns,
+        a.rps,
+        a.p50_us as f64 / 1e3,
+        a.p99_us as f64 / 1e3,
+        b.rps,
+        b.p50_us as f64 / 1e3,
+        b.p99_us as f64 / 1e3,
+        if b.rps > 0.0 { a.rps / b.rps } else { 0.0 },
+        if a.p99_us < b.p50_us { "yes" } else { "no" },
+        a.errors,
+        b.errors
+    );
+}
+
 fn arg(args: &[String], name: &str) -> Option<String> {
     args.iter()
         .position(|a| a == name)

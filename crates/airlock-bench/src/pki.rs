@@ -6,15 +6,17 @@
 //!
 //! Usage: `airlock-bench pki [--seconds 10] [--conns 1,8] [--airlock PATH] [--bao PATH]`
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::{bail, Result};
 use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::json;
 
-use crate::{arg, bao_path, drive, request, rss_kib, start_airlock, start_openbao, TapMkdir};
+use crate::{
+    common_args, drive, print_header, print_row, request, rss_kib, start_airlock, start_openbao,
+    token_with_policy, Common, TapMkdir,
+};
 
 async fn prepare(addr: &str, root: &str) -> Result<String> {
     let r = Some(root);
@@ -35,11 +37,6 @@ async fn prepare(addr: &str, root: &str) -> Result<String> {
             json!({"allowed_domains": "example.com", "allow_subdomains": true,
                    "key_type": "ec", "key_bits": 256, "max_ttl": "72h"}),
         ),
-        (
-            "PUT",
-            "/v1/sys/policies/acl/pki-bench",
-            json!({"policy": "path \"pki/issue/web\" { capabilities = [\"create\", \"update\"] }\n"}),
-        ),
     ];
     for (m, p, b) in steps {
         let (s, v) = request(addr, m, p, r, Some(b)).await?;
@@ -47,18 +44,8 @@ async fn prepare(addr: &str, root: &str) -> Result<String> {
             bail!("{m} {p} at {addr}: {s} {v}");
         }
     }
-    let (_, tok) = request(
-        addr,
-        "POST",
-        "/v1/auth/token/create",
-        r,
-        Some(json!({"policies": ["pki-bench"], "ttl": "4h"})),
-    )
-    .await?;
-    let token = tok["auth"]["client_token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("token create failed: {tok}"))?
-        .to_string();
+    let policy = "path \"pki/issue/web\" { capabilities = [\"create\", \"update\"] }\n";
+    let token = token_with_policy(addr, root, "pki-bench", policy).await?;
     let (s, v) = request(
         addr,
         "POST",
@@ -75,40 +62,19 @@ async fn prepare(addr: &str, root: &str) -> Result<String> {
 }
 
 pub async fn run(args: &[String]) -> Result<()> {
-    let secs: u64 = arg(args, "--seconds")
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(10);
-    let conns: Vec<usize> = arg(args, "--conns")
-        .unwrap_or_else(|| "1,8".into())
-        .split(',')
-        .map(|s| s.trim().parse())
-        .collect::<Result<_, _>>()?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let airlock = arg(args, "--airlock")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release/airlock"));
-    let bao = bao_path(args, &root)?;
+    let Common {
+        secs,
+        conns,
+        airlock,
+        bao,
+    } = common_args(args, 10, "1,8")?;
     let dir = std::env::temp_dir().join(format!("airlock-bench-pki-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let a = start_airlock(&airlock, &dir.join("a").tap_mkdir()?).await?;
     let b = start_openbao(&bao, &dir.join("b").tap_mkdir()?).await?;
     let ta = prepare(&a.addr, &a.root).await?;
     let tb = prepare(&b.addr, &b.root).await?;
-    println!(
-        "{:<12} {:>5} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>8} {:>12} {:>9}",
-        "op",
-        "conns",
-        "airlock/s",
-        "p50 ms",
-        "p99 ms",
-        "openbao/s",
-        "p50 ms",
-        "p99 ms",
-        "ratio",
-        "p99<bao p50",
-        "errors"
-    );
+    print_header(12);
     for &c in &conns {
         let mut stats = Vec::new();
         for (addr, token) in [(&a.addr, &ta), (&b.addr, &tb)] {
@@ -126,22 +92,7 @@ pub async fn run(args: &[String]) -> Result<()> {
                 };
             stats.push(drive(addr, c, secs, Arc::new(make)).await?);
         }
-        let (sa, sb) = (&stats[0], &stats[1]);
-        println!(
-            "{:<12} {:>5} | {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>7.1}x {:>12} {:>4}/{:<4}",
-            "issue-p256",
-            c,
-            sa.rps,
-            sa.p50_us as f64 / 1e3,
-            sa.p99_us as f64 / 1e3,
-            sb.rps,
-            sb.p50_us as f64 / 1e3,
-            sb.p99_us as f64 / 1e3,
-            if sb.rps > 0.0 { sa.rps / sb.rps } else { 0.0 },
-            if sa.p99_us < sb.p50_us { "yes" } else { "no" },
-            sa.errors,
-            sb.errors
-        );
+        print_row(12, "issue-p256", c, &stats[0], &stats[1]);
     }
     println!(
         "RSS after the runs: airlock {:.1} MiB, openbao {:.1} MiB",

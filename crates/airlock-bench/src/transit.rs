@@ -6,7 +6,6 @@
 //!
 //! Usage: `airlock-bench transit [--seconds 10] [--conns 1,16] [--airlock PATH] [--bao PATH]`
 
-use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{anyhow, bail, Result};
@@ -15,7 +14,10 @@ use bytes::Bytes;
 use http_body_util::Full;
 use serde_json::{json, Value};
 
-use crate::{arg, bao_path, drive, request, rss_kib, start_airlock, start_openbao, TapMkdir};
+use crate::{
+    common_args, drive, print_header, print_row, request, rss_kib, start_airlock, start_openbao,
+    token_with_policy, Common, TapMkdir,
+};
 
 #[derive(Clone, Copy)]
 enum TOp {
@@ -67,26 +69,7 @@ async fn prepare(addr: &str, root: &str, plaintext: &str) -> Result<Ready> {
         }
     }
     let policy = "path \"transit/*\" { capabilities = [\"create\", \"read\", \"update\"] }\n";
-    request(
-        addr,
-        "PUT",
-        "/v1/sys/policies/acl/transit-bench",
-        r,
-        Some(json!({"policy": policy})),
-    )
-    .await?;
-    let (_, tok) = request(
-        addr,
-        "POST",
-        "/v1/auth/token/create",
-        r,
-        Some(json!({"policies": ["transit-bench"], "ttl": "4h"})),
-    )
-    .await?;
-    let token = tok["auth"]["client_token"]
-        .as_str()
-        .ok_or_else(|| anyhow!("token create failed: {tok}"))?
-        .to_string();
+    let token = token_with_policy(addr, root, "transit-bench", policy).await?;
     let t = Some(token.as_str());
     let (_, v) = request(
         addr,
@@ -167,20 +150,12 @@ async fn load(
 }
 
 pub async fn run(args: &[String]) -> Result<()> {
-    let secs: u64 = arg(args, "--seconds")
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(10);
-    let conns: Vec<usize> = arg(args, "--conns")
-        .unwrap_or_else(|| "1,16".into())
-        .split(',')
-        .map(|s| s.trim().parse())
-        .collect::<Result<_, _>>()?;
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let airlock = arg(args, "--airlock")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| root.join("target/release/airlock"));
-    let bao = bao_path(args, &root)?;
+    let Common {
+        secs,
+        conns,
+        airlock,
+        bao,
+    } = common_args(args, 10, "1,16")?;
     let dir = std::env::temp_dir().join(format!("airlock-bench-transit-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
     let a = start_airlock(&airlock, &dir.join("a").tap_mkdir()?).await?;
@@ -189,39 +164,12 @@ pub async fn run(args: &[String]) -> Result<()> {
     let plaintext = base64::engine::general_purpose::STANDARD.encode(payload);
     let ra = prepare(&a.addr, &a.root, &plaintext).await?;
     let rb = prepare(&b.addr, &b.root, &plaintext).await?;
-    println!(
-        "{:<13} {:>5} | {:>10} {:>8} {:>8} | {:>10} {:>8} {:>8} | {:>8} {:>12} {:>9}",
-        "op",
-        "conns",
-        "airlock/s",
-        "p50 ms",
-        "p99 ms",
-        "openbao/s",
-        "p50 ms",
-        "p99 ms",
-        "ratio",
-        "p99<bao p50",
-        "errors"
-    );
+    print_header(13);
     for op in [TOp::Encrypt, TOp::Decrypt, TOp::Sign] {
         for &c in &conns {
             let sa = load(&a.addr, &ra, op, &plaintext, c, secs).await?;
             let sb = load(&b.addr, &rb, op, &plaintext, c, secs).await?;
-            println!(
-                "{:<13} {:>5} | {:>10.0} {:>8.2} {:>8.2} | {:>10.0} {:>8.2} {:>8.2} | {:>7.1}x {:>12} {:>4}/{:<4}",
-                op.name(),
-                c,
-                sa.rps,
-                sa.p50_us as f64 / 1e3,
-                sa.p99_us as f64 / 1e3,
-                sb.rps,
-                sb.p50_us as f64 / 1e3,
-                sb.p99_us as f64 / 1e3,
-                if sb.rps > 0.0 { sa.rps / sb.rps } else { 0.0 },
-                if sa.p99_us < sb.p50_us { "yes" } else { "no" },
-                sa.errors,
-                sb.errors
-            );
+            print_row(13, op.name(), c, &sa, &sb);
         }
     }
     println!(
