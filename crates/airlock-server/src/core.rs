@@ -66,6 +66,8 @@ pub struct Core {
     auto_unseal_key: Option<Zeroizing<[u8; 32]>>,
     /// `[seal] type = "transit"`: the unseal key is wrapped by another server's key.
     transit_seal: Option<crate::transit_seal::TransitSeal>,
+    /// The web UI's browser sessions on this node (cookie → token).
+    pub ui_sessions: crate::ui::session::Sessions,
 }
 
 /// Where the cluster's identity is stored (in the barrier).
@@ -180,6 +182,7 @@ impl Core {
             seal_lock: tokio::sync::Mutex::new(()),
             auto_unseal_key,
             transit_seal,
+            ui_sessions: Default::default(),
             config,
         }))
     }
@@ -381,6 +384,7 @@ impl Core {
 
     pub(crate) fn seal_now(&self) {
         self.barrier.seal();
+        self.ui_sessions.clear();
         self.audit.clear_key();
         self.hmac.clear();
         self.policies.clear();

@@ -44,7 +44,7 @@ struct Envelope<'a> {
     auth: &'a Option<AuthBlock>,
 }
 
-fn base_response(status: u16, body: Bytes, content_type: &'static str) -> HttpResponse {
+pub(crate) fn base_response(status: u16, body: Bytes, content_type: &'static str) -> HttpResponse {
     let mut r = hyper::Response::new(Body::full(body));
     *r.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let h = r.headers_mut();
@@ -57,7 +57,7 @@ fn base_response(status: u16, body: Bytes, content_type: &'static str) -> HttpRe
     r
 }
 
-fn json_response(status: u16, v: &Value) -> HttpResponse {
+pub(crate) fn json_response(status: u16, v: &Value) -> HttpResponse {
     let body = serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec());
     base_response(status, Bytes::from(body), "application/json")
 }
@@ -271,6 +271,12 @@ pub async fn serve(
 ) -> Result<HttpResponse, std::convert::Infallible> {
     let start = Instant::now();
     let method = req.method().clone();
+    if crate::ui::owns(req.uri().path()) {
+        let resp = crate::ui::serve(&core, req, remote).await;
+        core.metrics
+            .record(method.as_str(), resp.status().as_u16(), start.elapsed());
+        return Ok(resp);
+    }
     let request_id = new_uuid();
     let mut body_done = false;
     let mut resp = match handle(&core, req, remote, &request_id, &mut body_done).await {
@@ -349,7 +355,11 @@ async fn handle(
     };
     let content_type = header_str(&parts.headers, "content-type").map(str::to_string);
     // Every method's body is read (GET bodies are ignored, as OpenBao does, but drained).
-    let token = extract_token(&parts.headers);
+    let token = match extract_token(&parts.headers) {
+        Some(t) => Some(t),
+        // The web UI's calls: the session cookie and its CSRF header.
+        None => crate::ui::session_token(core, &parts.headers)?,
+    };
     let ask = may_read_large(core, &path, token.as_deref().map(|t| t.as_str()));
     let raw_body = collect_body(body, &rules, content_length, ask).await?;
     *body_done = true;

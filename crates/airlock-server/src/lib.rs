@@ -32,6 +32,7 @@ pub mod sysview;
 pub mod tls;
 pub mod token;
 pub mod transit_seal;
+pub mod ui;
 
 /// The small outbound HTTPS client (the CLI and tests use it too).
 pub use airlock_engines::http_client;

@@ -377,15 +377,40 @@ pub(super) async fn data_read(ctx: &Ctx, req: &Request, key: &str) -> ApiResult<
     };
     let (v, vm, data) = read_version(ctx, &p, &meta, version).await?;
     match data {
-        Some(d) => Ok(Response::data(json!({
-            "data": d,
-            "metadata": vm.json(v, &meta.custom_metadata),
-        }))),
+        Some(d) => {
+            let mut body = json!({"metadata": vm.json(v, &meta.custom_metadata)});
+            body["data"] = match (req.query("field"), req.query("mask")) {
+                // Airlock's additions for the web UI (Vault ignores both): one field, or
+                // the keys with a fingerprint of each value and no value.
+                (Some(f), _) => Value::Object(d.into_iter().filter(|(k, _)| k == f).collect()),
+                (None, Some("true")) => {
+                    body["fingerprints"] = fingerprints(ctx, &d)?;
+                    Value::Object(d.into_iter().map(|(k, _)| (k, Value::Null)).collect())
+                }
+                _ => Value::Object(d),
+            };
+            Ok(Response::data(body))
+        }
         None if vm.destroyed || vm.deleted.is_some() => {
             Err(deleted_404(v, &vm, &meta.custom_metadata))
         }
         None => Err(ApiError::not_found()),
     }
+}
+
+/// For a masked read: per key, 16 hex digits of an HMAC of the value under the server's
+/// internal key, so a page can tell which values differ between versions without holding
+/// them. The reader has read access to the values anyway; the HMAC keeps a fingerprint seen
+/// on a screen from being checked against guesses.
+fn fingerprints(ctx: &Ctx, d: &Map<String, Value>) -> ApiResult<Value> {
+    let mut out = Map::new();
+    for (k, v) in d {
+        let h = ctx
+            .sys
+            .hmac(&format!("kv-fingerprint\0{}\0{v}", ctx.mount.uuid))?;
+        out.insert(k.clone(), Value::String(h.chars().take(16).collect()));
+    }
+    Ok(Value::Object(out))
 }
 
 /// POST `data/<key>`: a new version.
