@@ -18,6 +18,11 @@ use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 
+mod index;
+pub mod query;
+
+pub use index::parse_time;
+
 use hmac::{Hmac, KeyInit, Mac};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
@@ -31,6 +36,8 @@ pub struct FileDeviceConfig {
     pub path: PathBuf,
     /// fsync after every batch (power-loss safe) instead of only writing to the OS.
     pub fsync: bool,
+    /// Keep a query index beside the log (`<path>.index`, see `index.rs`).
+    pub index: bool,
 }
 
 #[derive(Debug)]
@@ -66,7 +73,60 @@ enum Job {
 
 struct Device {
     name: String,
+    path: PathBuf,
+    indexed: bool,
     tx: mpsc::Sender<Job>,
+}
+
+/// What the index thread of a device is told.
+enum IndexJob {
+    Lines(Vec<String>),
+    Reopened,
+}
+
+/// Starts the index thread of a device: it opens the index, catches up with the log, then
+/// indexes each batch the writer hands over. An index that cannot be written is logged
+/// and abandoned; the log itself is never affected.
+fn spawn_indexer(
+    name: &str,
+    path: &Path,
+) -> Result<std::sync::mpsc::SyncSender<IndexJob>, AuditError> {
+    let (tx, rx) = std::sync::mpsc::sync_channel::<IndexJob>(256);
+    let path = path.to_path_buf();
+    let device = name.to_string();
+    std::thread::Builder::new()
+        .name(format!("audit-index-{name}"))
+        .spawn(move || {
+            let mut w = match index::Writer::open(&path) {
+                Ok(w) => w,
+                Err(e) => {
+                    tracing::error!(device, error = %e, "audit index unavailable; queries of this device will fail");
+                    return;
+                }
+            };
+            while let Ok(job) = rx.recv() {
+                let r = match job {
+                    IndexJob::Lines(lines) => w.add(&lines, false),
+                    IndexJob::Reopened => {
+                        w.reopened();
+                        Ok(())
+                    }
+                };
+                if let Err(e) = r {
+                    tracing::error!(device, error = %e, "audit index write failed; the index stops here");
+                    return;
+                }
+            }
+        })
+        .map_err(|e| AuditError::Open(e.to_string()))?;
+    Ok(tx)
+}
+
+/// (seq, prev, hash, whether the hash matches) of a line the writer wrote.
+pub(crate) fn chain_fields(line: &str) -> Result<(u64, String, String, bool), String> {
+    let p = parse_line(line)?;
+    let ok = p.computed == p.hash;
+    Ok((p.seq, p.prev, p.hash, ok))
 }
 
 /// The set of audit devices plus the HMAC key.
@@ -90,12 +150,19 @@ impl Auditor {
             let fsync = cfg.fsync;
             let name = cfg.name.clone();
             let path = cfg.path.clone();
+            let index = if cfg.index {
+                Some(spawn_indexer(&name, &path)?)
+            } else {
+                None
+            };
             std::thread::Builder::new()
                 .name(format!("audit-{name}"))
-                .spawn(move || writer_loop(path, file, seq, prev, fsync, rx))
+                .spawn(move || writer_loop(path, file, seq, prev, fsync, rx, index))
                 .map_err(|e| AuditError::Open(e.to_string()))?;
             devices.push(Device {
                 name: cfg.name.clone(),
+                path: cfg.path.clone(),
+                indexed: cfg.index,
                 tx,
             });
         }
@@ -119,6 +186,23 @@ impl Auditor {
 
     pub fn device_names(&self) -> Vec<String> {
         self.devices.iter().map(|d| d.name.clone()).collect()
+    }
+
+    /// The log path of an indexed device: the one named, or the first indexed one.
+    pub fn indexed_log(&self, name: Option<&str>) -> Option<(String, PathBuf)> {
+        self.devices
+            .iter()
+            .filter(|d| d.indexed)
+            .find(|d| name.is_none_or(|n| n == d.name))
+            .map(|d| (d.name.clone(), d.path.clone()))
+    }
+
+    /// The log path of a device by name (any device when `None`).
+    pub fn log_path(&self, name: Option<&str>) -> Option<(String, PathBuf)> {
+        self.devices
+            .iter()
+            .find(|d| name.is_none_or(|n| n == d.name))
+            .map(|d| (d.name.clone(), d.path.clone()))
     }
 
     /// Installs the HMAC key (read from the barrier after unseal).
@@ -333,7 +417,9 @@ fn writer_loop(
     mut prev: String,
     fsync: bool,
     mut rx: mpsc::Receiver<Job>,
+    index: Option<std::sync::mpsc::SyncSender<IndexJob>>,
 ) {
+    let mut index = index;
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut pending: Option<Job> = None;
     loop {
@@ -342,7 +428,15 @@ fn writer_loop(
         };
         let mut batch = match first {
             Job::Reopen { done } => {
-                let _ = done.send(reopen(&path).map(|f| file = f));
+                let r = reopen(&path).map(|f| file = f);
+                if r.is_ok() {
+                    if let Some(ix) = &index {
+                        if ix.send(IndexJob::Reopened).is_err() {
+                            index = None;
+                        }
+                    }
+                }
+                let _ = done.send(r);
                 continue;
             }
             Job::Entry { entry, done } => vec![(entry, done)],
@@ -360,12 +454,16 @@ fn writer_loop(
         }
         buf.clear();
         let (start_seq, start_prev) = (seq, prev.clone());
+        let mut lines = Vec::with_capacity(if index.is_some() { batch.len() } else { 0 });
         for (entry, _) in &batch {
             let line = chain_line(entry, seq, &prev);
             prev = line.1;
             seq += 1;
             buf.extend_from_slice(line.0.as_bytes());
             buf.push(b'\n');
+            if index.is_some() {
+                lines.push(line.0);
+            }
         }
         let mut res = file.write_all(&buf);
         if res.is_ok() && fsync {
@@ -377,8 +475,17 @@ fn writer_loop(
             seq = start_seq;
             prev = start_prev;
         }
+        let written = outcome.is_ok();
         for (_, done) in batch {
             let _ = done.send(outcome.clone());
+        }
+        // The index follows what is in the log, after the requests were answered.
+        if written {
+            if let Some(ix) = &index {
+                if ix.send(IndexJob::Lines(lines)).is_err() {
+                    index = None;
+                }
+            }
         }
     }
 }
@@ -545,189 +652,4 @@ pub fn verify(path: &Path) -> Result<VerifyReport, String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use serde_json::json;
-
-    fn tmpfile(name: &str) -> PathBuf {
-        let dir = std::env::temp_dir().join(format!(
-            "airlock-audit-{}-{}-{name}",
-            std::process::id(),
-            rand_suffix()
-        ));
-        std::fs::create_dir_all(&dir).unwrap();
-        dir.join("audit.log")
-    }
-
-    fn rand_suffix() -> u128 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos()
-    }
-
-    async fn write_entries(path: &Path, n: usize) {
-        let a = Auditor::open(&[FileDeviceConfig {
-            name: "file".into(),
-            path: path.to_path_buf(),
-            fsync: false,
-        }])
-        .unwrap();
-        a.set_key(Zeroizing::new(b"k".to_vec()));
-        for i in 0..n {
-            let mut v = json!({"type":"request","request":{"path":format!("secret/data/{i}"),"data":{"password":"hunter2"}}});
-            a.hash_value(v.pointer_mut("/request/data").unwrap());
-            a.log(&v).await.unwrap();
-        }
-    }
-
-    #[test]
-    fn numbers_and_strings_are_hashed_bools_and_nulls_stay() {
-        let a = Auditor::open(&[]).unwrap();
-        a.set_key(Zeroizing::new(b"k".to_vec()));
-        let mut v = json!({"PIN": 834764846903110u64, "f": 1.5, "neg": -7, "s": "x",
-                           "ok": true, "none": null, "list": [1, "two", false]});
-        assert!(a.hash_value(&mut v));
-        let text = v.to_string();
-        for clear in ["834764846903110", "1.5", "-7", "\"x\""] {
-            assert!(!text.contains(clear), "{clear} in {text}");
-        }
-        assert_eq!(v["PIN"], json!(a.hash("834764846903110").unwrap()));
-        assert_eq!(v["list"][0], json!(a.hash("1").unwrap()));
-        assert_eq!(
-            (&v["ok"], &v["none"], &v["list"][2]),
-            (&json!(true), &Value::Null, &json!(false))
-        );
-    }
-
-    #[tokio::test]
-    async fn reopen_after_rotation_continues_the_chain_in_a_new_file() {
-        let p = tmpfile("rot");
-        let a = Auditor::open(&[FileDeviceConfig {
-            name: "file".into(),
-            path: p.clone(),
-            fsync: false,
-        }])
-        .unwrap();
-        a.set_key(Zeroizing::new(b"k".to_vec()));
-        for i in 0..3 {
-            a.log(&json!({"n": i})).await.unwrap();
-        }
-        // logrotate: move the file away, then SIGHUP.
-        let rotated = p.with_extension("1");
-        std::fs::rename(&p, &rotated).unwrap();
-        a.log(&json!({"n": 3})).await.unwrap(); // still into the moved file
-        a.reopen().await.unwrap();
-        for i in 4..6 {
-            a.log(&json!({"n": i})).await.unwrap();
-        }
-        let old = std::fs::read_to_string(&rotated).unwrap();
-        let new = std::fs::read_to_string(&p).unwrap();
-        assert_eq!((old.lines().count(), new.lines().count()), (4, 2));
-        let r = verify(&rotated).unwrap();
-        assert_eq!((r.first_seq, r.last_seq), (1, 4));
-        let r = verify(&p).unwrap();
-        assert_eq!((r.first_seq, r.last_seq), (5, 6));
-        let both = tmpfile("both");
-        std::fs::write(&both, old + &new).unwrap();
-        assert_eq!(verify(&both).unwrap().entries, 6);
-        // A restart on the new file continues from its last line.
-        drop(a);
-        let a = Auditor::open(&[FileDeviceConfig {
-            name: "file".into(),
-            path: p.clone(),
-            fsync: false,
-        }])
-        .unwrap();
-        a.log(&json!({"n": 6})).await.unwrap();
-        assert_eq!(verify(&p).unwrap().last_seq, 7);
-    }
-
-    #[tokio::test]
-    async fn chain_verifies_and_detects_tampering() {
-        let p = tmpfile("t");
-        write_entries(&p, 5).await;
-        // Reopen and continue the chain.
-        write_entries(&p, 3).await;
-        let r = verify(&p).unwrap();
-        assert_eq!(r.entries, 8);
-        let text = std::fs::read_to_string(&p).unwrap();
-        assert!(!text.contains("hunter2"));
-        assert!(text.contains("hmac-sha256:"));
-        let lines: Vec<&str> = text.lines().collect();
-
-        // Deleted line.
-        let mut del = lines.clone();
-        del.remove(3);
-        std::fs::write(&p, del.join("\n") + "\n").unwrap();
-        assert!(verify(&p).unwrap_err().contains("line 4"));
-
-        // Edited line.
-        let mut ed = lines.clone();
-        let edited = ed[2].replace("secret/data/2", "secret/data/X");
-        ed[2] = &edited;
-        std::fs::write(&p, ed.join("\n") + "\n").unwrap();
-        assert!(verify(&p).unwrap_err().contains("line 3"));
-
-        // Reordered pair.
-        let mut ro = lines.clone();
-        ro.swap(5, 6);
-        std::fs::write(&p, ro.join("\n") + "\n").unwrap();
-        assert!(verify(&p).is_err());
-        let _ = std::fs::remove_dir_all(p.parent().unwrap());
-    }
-
-    #[tokio::test]
-    async fn partial_last_line_is_dropped_on_open() {
-        let p = tmpfile("partial");
-        write_entries(&p, 2).await;
-        let mut f = OpenOptions::new().append(true).open(&p).unwrap();
-        f.write_all(b"{\"type\":\"requ").unwrap();
-        drop(f);
-        write_entries(&p, 1).await;
-        assert_eq!(verify(&p).unwrap().entries, 3);
-        let _ = std::fs::remove_dir_all(p.parent().unwrap());
-    }
-
-    /// Regression: a client chooses what a secret holds, so an audit line can be nested past
-    /// any JSON parser's depth limit or be longer than the tail read at start-up. Neither may
-    /// stop the next start or `verify`.
-    #[tokio::test]
-    async fn deep_and_huge_entries_neither_stop_a_restart_nor_verify() {
-        let p = tmpfile("hostile");
-        let open = || {
-            Auditor::open(&[FileDeviceConfig {
-                name: "file".into(),
-                path: p.clone(),
-                fsync: false,
-            }])
-        };
-        let mut deep = json!("x");
-        for _ in 0..300 {
-            deep = json!([deep]);
-        }
-        let a = open().unwrap();
-        a.set_key(Zeroizing::new(b"k".to_vec()));
-        a.log(&json!({"type": "response", "response": {"data": deep}}))
-            .await
-            .unwrap();
-        drop(a);
-        let a = open().expect("restart after a deeply nested entry");
-        a.set_key(Zeroizing::new(b"k".to_vec()));
-        let huge: serde_json::Map<String, Value> = (0..40_000)
-            .map(|i| (format!("key-{i:06}"), json!("hmac-sha256:0123456789abcdef")))
-            .collect();
-        a.log(&json!({"type": "response", "response": {"data": huge}}))
-            .await
-            .unwrap();
-        drop(a);
-        assert!(std::fs::metadata(&p).unwrap().len() > (1 << 20) + 1000);
-        let a = open().expect("restart after an entry longer than the tail read at start-up");
-        a.set_key(Zeroizing::new(b"k".to_vec()));
-        a.log(&json!({"type": "request"})).await.unwrap();
-        drop(a);
-        let r = verify(&p).unwrap();
-        assert_eq!((r.entries, r.first_seq, r.last_seq), (3, 1, 3));
-        let _ = std::fs::remove_dir_all(p.parent().unwrap());
-    }
-}
+mod tests;

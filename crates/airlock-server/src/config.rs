@@ -348,6 +348,14 @@ pub struct AuditDeviceConfig {
     pub path: PathBuf,
     #[serde(default)]
     pub fsync: bool,
+    /// Keep a query index beside the log (`<path>.index`) for `sys/airlock/audit/query`
+    /// and the web UI's audit page (default on).
+    #[serde(default = "default_true")]
+    pub index: bool,
+}
+
+fn default_true() -> bool {
+    true
 }
 
 fn default_audit_name() -> String {

@@ -80,6 +80,7 @@ pub async fn build_core(config: Config) -> Result<Arc<Core>, String> {
             name: a.name.clone(),
             path: a.path.clone(),
             fsync: a.fsync,
+            index: a.index,
         })
         .collect();
     let auditor = airlock_audit::Auditor::open(&devices).map_err(|e| e.to_string())?;

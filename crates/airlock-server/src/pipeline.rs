@@ -33,6 +33,7 @@ fn needs_sudo(path: &str, op: Op) -> bool {
         "sys/auth/",
         "sys/audit/",
         "sys/audit-hash/",
+        "sys/airlock/audit/",
         "sys/raw",
         "sys/leases/lookup/",
         "sys/leases/revoke-prefix/",

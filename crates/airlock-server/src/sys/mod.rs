@@ -11,8 +11,10 @@
 //! - `leases`: `sys/leases/*` and the legacy lease endpoints;
 //! - `wrapping`: response wrapping and `sys/wrapping/*`;
 //! - `broker`: `sys/broker/*`, the credential broker's bindings, agents and keys;
+//! - `audit_query`: reading the audit log back through its index, verifying its chain;
 //! - here: seal, rotation, key status, audit, metrics.
 
+mod audit_query;
 pub mod auth;
 pub mod broker;
 mod leases;
@@ -78,6 +80,8 @@ enum S {
     AuditList,
     AuditRefused,
     AuditHash,
+    AuditQuery,
+    AuditVerify,
     Metrics,
     BrokerAudit,
     Broker,
@@ -123,6 +127,8 @@ static PATHS: &[PathSpec<S>] = &[
     PathSpec::new("audit/?", &[(Op::Read, S::AuditList)]),
     PathSpec::new("audit/{name+}", &[(Op::Read, S::AuditRefused), (Op::Update, S::AuditRefused), (Op::Delete, S::AuditRefused)]),
     PathSpec::new("audit-hash/{name+}", &[(Op::Update, S::AuditHash)]),
+    PathSpec::new("airlock/audit/query", &[(Op::Read, S::AuditQuery)]),
+    PathSpec::new("airlock/audit/verify", &[(Op::Update, S::AuditVerify)]),
     PathSpec::new("metrics", &[(Op::Read, S::Metrics)]),
     PathSpec::new("broker/audit", &[(Op::Update, S::BrokerAudit)]),
     PathSpec::new("broker/{rest+}", &[(Op::Read, S::Broker), (Op::Update, S::Broker), (Op::Delete, S::Broker), (Op::List, S::Broker)]),
@@ -242,6 +248,8 @@ pub async fn handle(
         S::AuditRefused => Err(ApiError::bad_request(
             "cannot enable audit device via API; use declarative, config-based audit device management instead",
         )),
+        S::AuditQuery => audit_query::query(core, req).await,
+        S::AuditVerify => audit_query::verify(core, req).await,
         S::AuditHash => {
             let input = req
                 .str_field("input")?
