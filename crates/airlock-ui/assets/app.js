@@ -8,8 +8,12 @@ import * as api from './api.js';
 import * as signin from './pages/signin.js';
 import * as secrets from './pages/secrets.js';
 import * as policies from './pages/policies.js';
+import * as access from './pages/access.js';
+import * as leases from './pages/leases.js';
+import * as audit from './pages/audit.js';
+import * as broker from './pages/broker.js';
 
-const PAGES = [secrets, policies];
+const PAGES = [secrets, policies, access, leases, audit, broker];
 let pending = null;
 
 const app = {

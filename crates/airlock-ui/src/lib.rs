@@ -40,6 +40,10 @@ pub const FILES: &[Asset] = &[
     asset!("pages/secrets.js", JS),
     asset!("pages/kv.js", JS),
     asset!("pages/policies.js", JS),
+    asset!("pages/access.js", JS),
+    asset!("pages/leases.js", JS),
+    asset!("pages/audit.js", JS),
+    asset!("pages/broker.js", JS),
 ];
 
 /// A file by its name under `/ui/assets/`.
