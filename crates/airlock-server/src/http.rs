@@ -355,14 +355,21 @@ async fn handle(
     };
     let content_type = header_str(&parts.headers, "content-type").map(str::to_string);
     // Every method's body is read (GET bodies are ignored, as OpenBao does, but drained).
-    let token = match extract_token(&parts.headers) {
-        Some(t) => Some(t),
-        // The web UI's calls: the session cookie and its CSRF header.
-        None => crate::ui::session_token(core, &parts.headers)?,
+    // The web UI's calls carry the session cookie and its CSRF header instead of a token.
+    // A refused session is answered once the body has been read (as an anonymous one).
+    let (token, session_refused) = match extract_token(&parts.headers) {
+        Some(t) => (Some(t), None),
+        None => match crate::ui::session_token(core, &parts.headers) {
+            Ok(t) => (t, None),
+            Err(e) => (None, Some(e)),
+        },
     };
     let ask = may_read_large(core, &path, token.as_deref().map(|t| t.as_str()));
     let raw_body = collect_body(body, &rules, content_length, ask).await?;
     *body_done = true;
+    if let Some(e) = session_refused {
+        return Err(e);
+    }
 
     // Unauthenticated endpoints that also work while sealed.
     if let Some(r) = unauthenticated(core, &parts.method, &path, &query).await {

@@ -167,10 +167,12 @@ fn csrf_refused() -> ApiError {
 }
 
 /// A state-changing sign-in call must come from this origin: `Origin`, when the browser
-/// sends it, names this host, and the body is JSON (which a cross-site form cannot send).
-fn same_origin(h: &HeaderMap) -> bool {
+/// sends it, names this host (`Host`, or HTTP/2's `:authority`), and the body is JSON
+/// (which a cross-site form cannot send).
+fn same_origin(h: &HeaderMap, authority: Option<&str>) -> bool {
     let json = header(h, "content-type").is_some_and(|c| c.starts_with("application/json"));
-    let origin_ok = match (header(h, "origin"), header(h, "host")) {
+    let host = header(h, "host").or(authority);
+    let origin_ok = match (header(h, "origin"), host) {
         (None, _) => true,
         (Some(o), Some(host)) => o
             .split_once("://")
@@ -181,14 +183,19 @@ fn same_origin(h: &HeaderMap) -> bool {
     json && origin_ok && site_ok
 }
 
-async fn read_json(body: Incoming) -> ApiResult<Map<String, Value>> {
+async fn read_body(body: Incoming) -> ApiResult<Bytes> {
     let limited = http_body_util::Limited::new(body, MAX_BODY);
-    let bytes = tokio::time::timeout(Duration::from_secs(10), limited.collect())
-        .await
-        .map_err(|_| ApiError::bad_request("request body took too long"))?
-        .map_err(|_| ApiError::new(413, "request body too large"))?
-        .to_bytes();
-    match serde_json::from_slice::<Value>(&bytes) {
+    Ok(
+        tokio::time::timeout(Duration::from_secs(10), limited.collect())
+            .await
+            .map_err(|_| ApiError::bad_request("request body took too long"))?
+            .map_err(|_| ApiError::new(413, "request body too large"))?
+            .to_bytes(),
+    )
+}
+
+fn json_object(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
+    match serde_json::from_slice::<Value>(bytes) {
         Ok(Value::Object(m)) => Ok(m),
         _ => Err(ApiError::bad_request("the body must be a JSON object")),
     }
@@ -364,10 +371,12 @@ async fn session_api(
             }
         }
         Method::POST => {
-            if !same_origin(h) {
+            // The body is read before any refusal, so the connection stays usable.
+            let raw = read_body(body).await?;
+            if !same_origin(h, parts.uri.authority().map(|a| a.as_str())) {
                 return Err(ApiError::new(403, "cross-origin sign-in refused"));
             }
-            let m = read_json(body).await?;
+            let m = json_object(&raw)?;
             let token = sign_in(core, &m, remote).await?;
             let mut who = whoami(core, &token, remote)
                 .await

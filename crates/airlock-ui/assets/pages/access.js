@@ -147,7 +147,8 @@ function valueOf(kind, el) {
 }
 
 async function renderRole(view, mnt, m, spec, name, app) {
-  let cur = {};
+  // A new role starts from the method's defaults (an AppRole role requires a secret ID).
+  let cur = m.type === 'approle' ? { bind_secret_id: true } : {};
   if (name) cur = (await api.read(`auth/${mnt}/${spec.list}/${name}`)).data || {};
   const nameInput = h('input', { type: 'text', name: 'name', value: name, readonly: !!name, required: true, spellcheck: 'false' });
   const controls = spec.fields.map(([k, label, kind]) => {

@@ -29,6 +29,7 @@ mod projects;
 mod run_watch;
 mod seals;
 mod transit;
+mod ui;
 mod upgrade;
 mod upstream;
 mod util;
