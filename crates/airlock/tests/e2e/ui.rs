@@ -288,7 +288,7 @@ fn security_headers_cookies_and_csrf() {
     let (s, b) = call(
         "GET",
         "/v1/auth/token/lookup-self",
-        &[with_cookie.clone()],
+        std::slice::from_ref(&with_cookie),
         None,
     );
     assert_eq!(s, 403, "{b}");
@@ -340,7 +340,12 @@ fn security_headers_cookies_and_csrf() {
     );
     assert_eq!(s, 400);
     // Signing out ends the session, not the token.
-    let (s, _) = call("DELETE", "/ui/api/session", &[with_cookie.clone()], None);
+    let (s, _) = call(
+        "DELETE",
+        "/ui/api/session",
+        std::slice::from_ref(&with_cookie),
+        None,
+    );
     assert_eq!(s, 403, "sign-out needs the CSRF header too");
     let (s, _) = call(
         "DELETE",
