@@ -67,7 +67,7 @@ export async function render(view, route, app) {
           click: async () => {
             if (!(await confirmDialog(`Revoke every lease under ${prefix}?`, 'Revoke all'))) return;
             try {
-              await api.write(`sys/leases/revoke-prefix/${prefix}`, {});
+              await api.write(`sys/leases/revoke-prefix/${prefix.replace(/\/+$/, "")}`, {});
               app.after('ok', `Revoked every lease under ${prefix}.`);
               app.go('leases', prefix.split('/').filter(Boolean).slice(0, -1).join('/') + (prefix.split('/').filter(Boolean).length > 1 ? '/' : ''));
             } catch (e) { app.flash('error', e.message); }

@@ -155,6 +155,41 @@ fn seed(p: &Proc, dir: &Path, root: &str) {
     );
 }
 
+/// Two leases under `database/creds/ui/` (PostgreSQL users with a 1-hour TTL).
+fn seed_leases(p: &Proc, dir: &Path, root: &str) {
+    api(
+        p,
+        dir,
+        root,
+        "POST",
+        "/v1/sys/mounts/database",
+        json!({"type": "database"}),
+    );
+    api(
+        p,
+        dir,
+        root,
+        "POST",
+        "/v1/database/config/pg",
+        json!({"plugin_name": "postgresql-database-plugin",
+            "connection_url": "postgresql://{{username}}:{{password}}@127.0.0.1:5432/postgres?sslmode=disable",
+            "username": "postgres", "password": "unused-with-trust-auth", "allowed_roles": ["ui"]}),
+    );
+    api(
+        p,
+        dir,
+        root,
+        "POST",
+        "/v1/database/roles/ui",
+        json!({"db_name": "pg", "default_ttl": "1h", "max_ttl": "2h", "creation_statements":
+            ["CREATE ROLE \"{{name}}\" WITH LOGIN PASSWORD '{{password}}' VALID UNTIL '{{expiration}}';"]}),
+    );
+    for _ in 0..2 {
+        let (s, v, _) = curl(p, dir, "GET", "/v1/database/creds/ui", Some(root), &[]);
+        assert_eq!(s, 200, "{v}");
+    }
+}
+
 fn node_ready() -> bool {
     let ui = repo_root().join("crates/airlock/tests/ui");
     Command::new("node")
@@ -542,6 +577,13 @@ fn browser_suite() {
         return;
     };
     seed(&p, &dir, &root);
+    let leases = require(
+        "PostgreSQL on 127.0.0.1:5432 (the leases the page shows)",
+        crate::database::psql_ok(),
+    );
+    if leases {
+        seed_leases(&p, &dir, &root);
+    }
     let shots = std::env::var("AIRLOCK_UI_SHOTS")
         .unwrap_or_else(|_| dir.join("shots").display().to_string());
     run_spec(&[
@@ -549,6 +591,7 @@ fn browser_suite() {
         ("TOKEN", root.as_str()),
         ("SHOTS", shots.as_str()),
         ("SUITE", "full"),
+        ("LEASES", if leases { "1" } else { "" }),
     ]);
 
     // Plain HTTP (dev mode on loopback): the cookie is not Secure, sign-in works the same.

@@ -258,9 +258,28 @@ try {
       check(l.status >= 400, 'the token is gone');
     });
 
-    await run('leases: renew and revoke', async () => {
+    await run('leases: by prefix, time left, renew, revoke, revoke-prefix', async () => {
       await page.goto(`${BASE}/ui/#/leases`);
       await page.waitForSelector('h1:text("Leases")');
+      if (!process.env.LEASES) return;
+      await page.click('ul.tree a:text("database/")');
+      await page.click('ul.tree a:text("creds/")');
+      await page.click('ul.tree a:text("ui/")');
+      await page.waitForSelector('table.list tbody tr');
+      check((await page.$$('table.list tbody tr')).length === 2, 'two leases');
+      const left = await page.textContent('table.list tbody tr:nth-child(1) td:nth-child(2)');
+      check(/^(59m|1h)/.test(left), `time left: ${left}`);
+      await page.click('table.list tbody tr:nth-child(1) button:text-is("Renew")');
+      await page.waitForSelector('text=/Renewed for/');
+      await page.click('table.list tbody tr:nth-child(2) button:text-is("Revoke")');
+      await page.click('dialog button:text-is("Revoke")');
+      await page.waitForSelector('text=Lease revoked.');
+      check((await page.$$('table.list tbody tr')).length === 1, 'one lease left');
+      await page.click('button:text-is("Revoke prefix")');
+      await page.click('dialog button:text-is("Revoke all")');
+      await page.waitForSelector('text=/Revoked every lease under/');
+      const l = await apiCall('LIST', 'sys/leases/lookup/database/creds/ui/');
+      check(l.status === 404 || !(l.body && l.body.data && l.body.data.keys.length), `no leases left: ${JSON.stringify(l.body)}`);
     });
 
     await run('XSS attempts in keys, values, metadata, policies and audit fields render inert', async () => {
