@@ -14,6 +14,7 @@
 //! Usage: `cargo run --release -p airlock-bench -- [--seconds 10] [--conns 1,16,64]
 //!         [--ops read,write,lookup-self] [--airlock target/release/airlock] [--bao PATH]`
 
+mod audit;
 mod auth;
 mod broker;
 mod cluster;
@@ -22,6 +23,7 @@ mod delivery;
 mod pki;
 mod soak;
 mod transit;
+mod ui;
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -245,6 +247,11 @@ async fn start_airlock_listener(
 }
 
 async fn start_openbao(bin: &Path, dir: &Path) -> Result<Target> {
+    start_openbao_with(bin, dir, false).await
+}
+
+/// OpenBao, with its web UI served (`ui = true`) when asked.
+async fn start_openbao_with(bin: &Path, dir: &Path, ui: bool) -> Result<Target> {
     let port = free_port()?;
     let cport = free_port()?;
     let cfg = dir.join("bao.hcl");
@@ -253,7 +260,7 @@ async fn start_openbao(bin: &Path, dir: &Path) -> Result<Target> {
     std::fs::write(
         &cfg,
         format!(
-            "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"bench\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{cport}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"http://127.0.0.1:{cport}\"\ndisable_mlock = true\nui = false\n",
+            "storage \"raft\" {{\n  path = \"{}\"\n  node_id = \"bench\"\n}}\nlistener \"tcp\" {{\n  address = \"127.0.0.1:{port}\"\n  cluster_address = \"127.0.0.1:{cport}\"\n  tls_disable = true\n}}\napi_addr = \"http://127.0.0.1:{port}\"\ncluster_addr = \"http://127.0.0.1:{cport}\"\ndisable_mlock = true\nui = {ui}\n",
             data.display()
         ),
     )?;
@@ -528,6 +535,12 @@ async fn main() -> Result<()> {
     }
     if args.get(1).map(String::as_str) == Some("pki") {
         return pki::run(&args).await;
+    }
+    if args.get(1).map(String::as_str) == Some("ui") {
+        return ui::run(&args).await;
+    }
+    if args.get(1).map(String::as_str) == Some("audit") {
+        return audit::run(&args).await;
     }
     let secs: u64 = arg(&args, "--seconds")
         .map(|s| s.parse())

@@ -123,6 +123,9 @@ export async function render(view) {
   h('div.actions', h('button', { type: 'submit' }, 'Search'),
     h('button.secondary', { type: 'reset', on: { click: () => setTimeout(() => { state.stack = []; state.before = null; draw(); }) } }, 'Clear')));
 
+  // On a phone the filters start folded, so the entries are on the first screen.
+  const filters = h('details.filters', { open: !matchMedia('(max-width: 700px)').matches },
+    h('summary', 'Filters'), form);
   mount(view,
     h('div.bar', h('h1', 'Audit log'), chainEl,
       h('button.secondary.small', {
@@ -136,6 +139,6 @@ export async function render(view) {
           },
         },
       }, 'Verify file now'), verifyOut),
-    form, results);
+    filters, results);
   await draw();
 }
