@@ -33,7 +33,7 @@ fn entry(a: &airlock_audit::Auditor, i: usize, t0: i64) -> Value {
     }
     let user = i % 50;
     let path = format!("secret/data/team-{}/app-{}", i % 20, (i / 20) % 100);
-    let write = i % 4 == 0;
+    let write = i.is_multiple_of(4);
     let mut data = json!({"password": format!("value-{}", i % 5000)});
     a.hash_value(&mut data);
     let request = json!({
@@ -43,13 +43,13 @@ fn entry(a: &airlock_audit::Auditor, i: usize, t0: i64) -> Value {
     });
     let auth = json!({"accessor": a.hash(&format!("acc-{user}")), "display_name": format!("userpass-user{user}"),
         "policies": ["default", "app"], "token_type": "service"});
-    if i % 2 == 0 {
+    if i.is_multiple_of(2) {
         let mut r = request;
         r["data"] = if write { data } else { Value::Null };
         json!({"type": "request", "time": time, "auth": auth, "request": r, "error": ""})
     } else {
         json!({"type": "response", "time": time, "auth": auth, "request": request,
-            "response": {"status": if i % 97 == 0 { 403 } else { 200 }, "data": if write { Value::Null } else { json!({"data": data}) }},
+            "response": {"status": if i.is_multiple_of(97) { 403 } else { 200 }, "data": if write { Value::Null } else { json!({"data": data}) }},
             "error": ""})
     }
 }
