@@ -602,3 +602,66 @@ fn browser_suite() {
         ("SUITE", "dev"),
     ]);
 }
+
+/// Signing in through the browser with a JWT and with OIDC (the IdP's authorization page
+/// redirects back to the UI's callback address, as Vault's UI uses it).
+#[test]
+fn browser_sign_in_with_jwt_and_oidc() {
+    if !require(
+        "node, /usr/bin/chromium and playwright-core (npm ci in crates/airlock/tests/ui)",
+        node_ready(),
+    ) {
+        return;
+    }
+    let p = start_dev();
+    let idp = crate::idp::start();
+    let key = std::sync::Arc::new(crate::idp::Key::ec("k-ui"));
+    {
+        let mut s = idp.state.lock().unwrap();
+        s.jwks = vec![key.jwk()];
+        s.client = Some(("airlock-ui".into(), "client-secret-1".into()));
+        s.id_key = Some(key.clone());
+        s.id_claims = json!({"sub": "u-7", "email": "ada@example.com", "groups": ["eng"]});
+    }
+    let ok = |method: &str, path: &str, body: Value| {
+        let r = req(&p, method, path, Some(body));
+        assert!(r.status < 300, "{path}: {} {:?}", r.status, r.body);
+    };
+    ok("POST", "/v1/sys/auth/jwt", json!({"type": "jwt"}));
+    ok(
+        "POST",
+        "/v1/auth/jwt/config",
+        json!({"oidc_discovery_url": idp.url, "oidc_discovery_ca_pem": idp.ca_pem}),
+    );
+    ok(
+        "POST",
+        "/v1/auth/jwt/role/ui",
+        json!({"role_type": "jwt", "user_claim": "sub", "bound_audiences": ["airlock-ui"],
+            "token_policies": ["default"], "token_ttl": "10m"}),
+    );
+    ok("POST", "/v1/sys/auth/oidc", json!({"type": "oidc"}));
+    ok(
+        "POST",
+        "/v1/auth/oidc/config",
+        json!({"oidc_discovery_url": idp.url, "oidc_discovery_ca_pem": idp.ca_pem,
+            "oidc_client_id": "airlock-ui", "oidc_client_secret": "client-secret-1", "default_role": "web"}),
+    );
+    ok(
+        "POST",
+        "/v1/auth/oidc/role/web",
+        json!({"role_type": "oidc", "user_claim": "email",
+            "allowed_redirect_uris": [format!("{}/ui/vault/auth/oidc/oidc/callback", p.addr)],
+            "bound_claims": {"groups": ["eng"]}, "token_policies": ["default"], "token_ttl": "10m"}),
+    );
+    let now = crate::idp::now();
+    let jwt = key.sign(
+        &json!({"iss": idp.url, "sub": "ci-bot", "aud": "airlock-ui",
+        "iat": now, "nbf": now - 5, "exp": now + 300}),
+    );
+    run_spec(&[
+        ("BASE", p.addr.as_str()),
+        ("TOKEN", "root"),
+        ("SUITE", "sso"),
+        ("JWT", jwt.as_str()),
+    ]);
+}

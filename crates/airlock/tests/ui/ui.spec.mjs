@@ -56,7 +56,32 @@ async function signOut(page) {
 }
 
 try {
-  if (SUITE === 'dev') {
+  if (SUITE === 'sso') {
+    const page = await newPage();
+    await run('sign in with a JWT', async () => {
+      await page.goto(`${BASE}/ui/`);
+      await page.click('role=tab[name=JWT]');
+      await page.fill('input[name=role]', 'ui');
+      await page.fill('textarea[name=jwt]', process.env.JWT);
+      await page.fill('input[name=mount]', 'jwt');
+      await page.click('form button[type=submit]');
+      await page.waitForSelector('nav.main');
+      const who = await page.textContent('header .who');
+      check(who.includes('jwt-ci-bot'), `display name: ${who}`);
+      await signOut(page);
+    });
+    await run('sign in with OIDC: to the provider and back; the code leaves the address bar', async () => {
+      await page.click('role=tab[name=OIDC]');
+      await page.fill('input[name=role]', 'web');
+      await page.fill('input[name=mount]', 'oidc');
+      await page.click('form button[type=submit]');
+      await page.waitForSelector('nav.main', { timeout: 20_000 });
+      const who = await page.textContent('header .who');
+      check(who.includes('ada@example.com'), `display name: ${who}`);
+      check(!page.url().includes('code=') && !page.url().includes('state='), `address: ${page.url()}`);
+      await signOut(page);
+    });
+  } else if (SUITE === 'dev') {
     const page = await newPage();
     await run('dev server: sign in with a token over plain HTTP', async () => {
       await signInToken(page, TOKEN);
