@@ -81,6 +81,8 @@ struct Device {
 /// What the index thread of a device is told.
 enum IndexJob {
     Lines(Vec<String>),
+    /// Batches were not handed over (the index thread was behind): read them from the log.
+    CatchUp,
     Reopened,
 }
 
@@ -107,6 +109,7 @@ fn spawn_indexer(
             while let Ok(job) = rx.recv() {
                 let r = match job {
                     IndexJob::Lines(lines) => w.add(&lines, false),
+                    IndexJob::CatchUp => w.catch_up(),
                     IndexJob::Reopened => {
                         w.reopened();
                         Ok(())
@@ -420,6 +423,9 @@ fn writer_loop(
     index: Option<std::sync::mpsc::SyncSender<IndexJob>>,
 ) {
     let mut index = index;
+    // The index thread fell behind and batches were not handed over: it is told to read
+    // them from the log once it has room again. The writer never waits for it.
+    let mut lagging = false;
     let mut buf: Vec<u8> = Vec::with_capacity(64 * 1024);
     let mut pending: Option<Job> = None;
     loop {
@@ -482,8 +488,22 @@ fn writer_loop(
         // The index follows what is in the log, after the requests were answered.
         if written {
             if let Some(ix) = &index {
-                if ix.send(IndexJob::Lines(lines)).is_err() {
-                    index = None;
+                use std::sync::mpsc::TrySendError;
+                let offer = |job| match ix.try_send(job) {
+                    Ok(()) => Some(true),
+                    Err(TrySendError::Full(_)) => Some(false),
+                    Err(TrySendError::Disconnected(_)) => None,
+                };
+                let sent = if lagging {
+                    // Once caught up from the log, this batch (already in it) is a repeat
+                    // the index skips by sequence number.
+                    offer(IndexJob::CatchUp)
+                } else {
+                    offer(IndexJob::Lines(lines))
+                };
+                match sent {
+                    Some(ok) => lagging = !ok,
+                    None => index = None,
                 }
             }
         }

@@ -398,6 +398,9 @@ pub struct Response {
     pub wrap_info: Option<Value>,
     /// The accessor a wrapping names (`wrapped_accessor`), e.g. an AppRole secret id's.
     pub wrapped_accessor: Option<String>,
+    /// What the audit log records instead of `data` (a read of the audit log records a
+    /// summary, not the entries it returned, which would nest in every later read).
+    pub audit_data: Option<Value>,
 }
 
 /// Marks a response whose `data` keys Vault also copies to the top level (its

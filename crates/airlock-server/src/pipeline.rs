@@ -377,8 +377,9 @@ impl Core {
         let status = match result {
             Ok(r) => {
                 let mut data = r
-                    .data
+                    .audit_data
                     .clone()
+                    .or_else(|| r.data.clone())
                     .or_else(|| r.raw.clone())
                     .unwrap_or(Value::Null);
                 self.audit.hash_value(&mut data);

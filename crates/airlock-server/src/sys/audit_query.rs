@@ -152,7 +152,12 @@ pub async fn query(core: &Arc<Core>, req: &Request) -> ApiResult<Response> {
         .await
         .map_err(|e| ApiError::internal(&e))?
         .map_err(|e| ApiError::new(503, e))?;
-    Ok(Response::data(json!({
+    let summary = json!({
+        "device": name,
+        "entries_returned": page.entries.len(),
+        "next": page.next.map(|n| n.to_string()),
+    });
+    let mut resp = Response::data(json!({
         "device": name,
         "entries": page.entries,
         "next": page.next.map(|n| n.to_string()),
@@ -161,7 +166,9 @@ pub async fn query(core: &Arc<Core>, req: &Request) -> ApiResult<Response> {
             "broken_at": page.chain.broken_at,
             "intact": page.chain.broken_at.is_none(),
         },
-    })))
+    }));
+    resp.audit_data = Some(summary);
+    Ok(resp)
 }
 
 /// POST `sys/airlock/audit/verify`: the whole file's hash chain, now.
