@@ -34,7 +34,8 @@ export function entryRow(e, onOpen) {
   const path = e.type === 'broker' ? `${b.method || ''} ${b.host || ''}${b.path || ''}` : r.path;
   const who = e.type === 'broker' ? (b.agent || '') : ((e.auth || {}).display_name || '');
   return h('tr', { class: `entry ${e.type}${status >= 400 ? ' failed' : ''}` },
-    h('td', h('button.link', { type: 'button', 'aria-label': `Entry ${e.chain ? e.chain.seq : ''}`, on: { click: onOpen } }, when(e.time))),
+    // A broker event carries the time it happened; the entry, the time it was logged.
+    h('td', h('button.link', { type: 'button', 'aria-label': `Entry ${e.chain ? e.chain.seq : ''}`, on: { click: onOpen } }, when(b.time || e.time))),
     h('td', e.type),
     h('td', op || ''),
     h('td.path', path || ''),

@@ -25,7 +25,7 @@ function blockedTable(r) {
   return h('table.list.blocked', h('thead', h('tr', ['Time', 'Agent', 'Binding', 'Request', 'Reason'].map((t) => h('th', t)))),
     h('tbody', r.entries.map((e) => {
       const b = e.broker || {};
-      return h('tr', h('td', new Date(e.time).toLocaleString()), h('td', b.agent || ''), h('td', b.binding || ''),
+      return h('tr', h('td', new Date(b.time || e.time).toLocaleString()), h('td', b.agent || ''), h('td', b.binding || ''),
         h('td.path', `${b.method || ''} ${b.host || ''}${b.path || ''}`), h('td.reason', b.reason || ''));
     })));
 }

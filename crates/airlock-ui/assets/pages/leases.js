@@ -60,7 +60,7 @@ export async function render(view, route, app) {
     table.appendChild(tr);
   }
   mount(view,
-    h('nav.crumbs', { 'aria-label': 'Breadcrumb' }, crumbs),
+    prefix ? h('nav.crumbs', { 'aria-label': 'Breadcrumb' }, crumbs) : null,
     h('div.bar', h('h1', prefix || 'Leases'),
       prefix ? h('button.danger', {
         type: 'button', on: {
