@@ -12,8 +12,9 @@ import * as access from './pages/access.js';
 import * as leases from './pages/leases.js';
 import * as audit from './pages/audit.js';
 import * as broker from './pages/broker.js';
+import * as events from './pages/events.js';
 
-const PAGES = [secrets, policies, access, leases, audit, broker];
+const PAGES = [secrets, policies, access, leases, audit, broker, events];
 let pending = null;
 
 const app = {

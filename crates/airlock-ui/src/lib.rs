@@ -44,6 +44,7 @@ pub const FILES: &[Asset] = &[
     asset!("pages/leases.js", JS),
     asset!("pages/audit.js", JS),
     asset!("pages/broker.js", JS),
+    asset!("pages/events.js", JS),
 ];
 
 /// A file by its name under `/ui/assets/`.

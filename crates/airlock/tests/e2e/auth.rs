@@ -1366,14 +1366,21 @@ fn oidc_browser_login_api_bao_and_airlock_cli() {
                 .lines()
                 .map_while(Result::ok)
             {
-                if let Some(i) = line.find("https://") {
-                    let _ = tx.send(line[i..].trim().to_string());
-                }
+                let _ = tx.send(line);
             }
         });
-        let url = rx
-            .recv_timeout(Duration::from_secs(30))
-            .unwrap_or_else(|_| panic!("{name} printed no URL"));
+        // Generous: the machine may be busy with other tests (browsers among them). What
+        // the client printed instead of a URL is in the failure message.
+        let mut said = Vec::new();
+        let url = loop {
+            match rx.recv_timeout(Duration::from_secs(90)) {
+                Ok(line) => match line.find("https://") {
+                    Some(i) => break line[i..].trim().to_string(),
+                    None => said.push(line),
+                },
+                Err(_) => panic!("{name} printed no URL: {}", said.join("\n")),
+            }
+        };
         let location = browser_visit(&url, &idp.ca_pem);
         let (addr, cb) = split_callback(&location);
         assert_eq!(addr, format!("127.0.0.1:{port}"));

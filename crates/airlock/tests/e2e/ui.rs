@@ -200,7 +200,11 @@ fn node_ready() -> bool {
         && ui.join("node_modules/playwright-core").exists()
 }
 
+/// One browser at a time: Chromium is heavy, and the other tests share the machine.
+static BROWSER: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn run_spec(env: &[(&str, &str)]) {
+    let _one = BROWSER.lock().unwrap_or_else(|e| e.into_inner());
     let ui = repo_root().join("crates/airlock/tests/ui");
     let out = Command::new("node")
         .arg("ui.spec.mjs")

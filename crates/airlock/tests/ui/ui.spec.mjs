@@ -379,10 +379,18 @@ try {
       await page.waitForSelector('.note.error');
     });
 
+    await run('the events page shows a change as it happens, without its value', async () => {
+      await page.goto(`${BASE}/ui/#/events`);
+      await page.waitForSelector('text=/no events since this page opened/');
+      await apiCall('POST', 'secret/data/app/live', { data: { token: 'live-value-9' } });
+      await page.waitForSelector('table.events td:text("secret/data/app/live")', { timeout: 10_000 });
+      check(!(await page.content()).includes('live-value-9'), 'no value in events');
+    });
+
     if (SHOTS) {
       await run('screenshots of every page at desktop and phone width', async () => {
         mkdirSync(SHOTS, { recursive: true });
-        const routes = ['secrets', 'secrets/secret', 'secrets/secret/show/app%2Fdb', 'policies', 'policies/app-reader', 'access', 'access/approle/ci', 'leases', 'audit', 'broker', 'broker/agent/voice'];
+        const routes = ['secrets', 'secrets/secret', 'secrets/secret/show/app%2Fdb', 'policies', 'policies/app-reader', 'access', 'access/approle/ci', 'leases', 'audit', 'broker', 'broker/agent/voice', 'events'];
         for (const [w, h, tag] of [[1280, 800, 'desktop'], [390, 844, 'phone']]) {
           await page.setViewportSize({ width: w, height: h });
           for (const r of routes) {
