@@ -12,8 +12,9 @@
 //! Layout: `entries` (narrow: seq, time, type, path, operation, status, accessor HMAC,
 //! display name, remote address, broker agent/binding/kind) with `(column, seq)` indexes
 //! so a filter also gives the newest-first order; `lines` (seq → the line); `hashes`
-//! (first 64 bits of every `hmac-sha256:` value in a line → seq), for "entries holding the
-//! HMAC of this value"; `meta` (how far the log was read, the chain state).
+//! (first 64 bits of every `hmac-sha256:` value in a request's or response's data → seq),
+//! for "entries holding the HMAC of this value"; `meta` (how far the log was read, the
+//! chain state).
 
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
@@ -53,6 +54,15 @@ pub fn index_path(log: &Path) -> PathBuf {
     let mut p = log.as_os_str().to_owned();
     p.push(".index");
     PathBuf::from(p)
+}
+
+/// Deletes the index of `log` (its file and SQLite's `-wal` and `-shm`).
+pub fn remove(log: &Path) {
+    for suffix in ["", "-wal", "-shm"] {
+        let mut p = index_path(log).into_os_string();
+        p.push(suffix);
+        let _ = std::fs::remove_file(p);
+    }
 }
 
 /// The index's writer (one per device, on its own thread).
@@ -285,7 +295,10 @@ impl Fields {
             }
             f.status = v["response"]["status"].as_i64().unwrap_or(0);
         }
-        collect_hashes(&v, &mut f.hashes);
+        // The values people look for are those a request sent or a response returned;
+        // tokens and accessors have columns of their own.
+        collect_hashes(&v["request"]["data"], &mut f.hashes);
+        collect_hashes(&v["response"]["data"], &mut f.hashes);
         f.hashes.sort_unstable();
         f.hashes.dedup();
         f

@@ -99,7 +99,14 @@ fn spawn_indexer(
     std::thread::Builder::new()
         .name(format!("audit-index-{name}"))
         .spawn(move || {
-            let mut w = match index::Writer::open(&path) {
+            // The index is derived from the log: one that cannot be opened (damaged, or from
+            // another version) is rebuilt from the log.
+            let opened = index::Writer::open(&path).or_else(|e| {
+                tracing::warn!(device, error = %e, "audit index unusable; rebuilding it from the log");
+                index::remove(&path);
+                index::Writer::open(&path)
+            });
+            let mut w = match opened {
                 Ok(w) => w,
                 Err(e) => {
                     tracing::error!(device, error = %e, "audit index unavailable; queries of this device will fail");

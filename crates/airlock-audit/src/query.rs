@@ -10,6 +10,9 @@ use serde_json::Value;
 /// Most entries in one page.
 pub const MAX_LIMIT: usize = 500;
 
+/// How far out of time order an entry may be written (see the time range in [`run`]).
+const SLACK_US: i64 = 10_000_000;
+
 #[derive(Debug, Default, Clone)]
 pub struct Query {
     /// Inclusive bounds, microseconds since the epoch.
@@ -95,14 +98,19 @@ pub fn run(log: &Path, q: &Query) -> Result<Page, String> {
         args.push(v);
         format!("?{}", args.len())
     };
-    // A time range also becomes a range of sequence numbers (the first entry at or after
-    // `from`, the last at or before `to`), so it narrows the newest-first walk instead of
-    // sorting by time; the times themselves are still checked.
+    // A time range also becomes a range of sequence numbers, so it narrows the newest-first
+    // walk instead of sorting by time: entries are written in time order give or take the
+    // moments a batch waits (never seconds: a request whose entry is not written fails), so
+    // the range runs from the first entry a few seconds before `from` to the last a few
+    // seconds after `to`; the times themselves are still checked.
     if let Some(from) = q.from_us {
         let lo: Option<i64> = conn
-            .query_row("SELECT min(seq) FROM entries WHERE ts >= ?1", [from], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT seq FROM entries WHERE ts >= ?1 ORDER BY ts LIMIT 1",
+                [from.saturating_sub(SLACK_US)],
+                |r| r.get(0),
+            )
+            .optional()
             .map_err(db_err)?;
         let p = arg(Sql::Integer(lo.unwrap_or(i64::MAX)));
         let t = arg(Sql::Integer(from));
@@ -110,9 +118,12 @@ pub fn run(log: &Path, q: &Query) -> Result<Page, String> {
     }
     if let Some(to) = q.to_us {
         let hi: Option<i64> = conn
-            .query_row("SELECT max(seq) FROM entries WHERE ts <= ?1", [to], |r| {
-                r.get(0)
-            })
+            .query_row(
+                "SELECT seq FROM entries WHERE ts <= ?1 ORDER BY ts DESC LIMIT 1",
+                [to.saturating_add(SLACK_US)],
+                |r| r.get(0),
+            )
+            .optional()
             .map_err(db_err)?;
         let p = arg(Sql::Integer(hi.unwrap_or(-1)));
         let t = arg(Sql::Integer(to));
@@ -252,6 +263,14 @@ mod tests {
         panic!("index did not reach {n}");
     }
 
+    /// Deletes an index as an operator would: its file and SQLite's `-wal` and `-shm`,
+    /// once the device that wrote it has stopped (its index thread ends after the last
+    /// batch it was handed).
+    fn remove_index(log: &Path) {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        crate::index::remove(log);
+    }
+
     fn seqs(p: &Page) -> Vec<u64> {
         p.entries
             .iter()
@@ -271,7 +290,12 @@ mod tests {
         }])
         .unwrap();
         let entries: Vec<Value> = (0..100)
-            .map(|i| entry(i, &format!("2026-12-04T10:{:02}:00Z", i % 60)))
+            .map(|i| {
+                entry(
+                    i,
+                    &format!("2026-12-04T{:02}:{:02}:00Z", 10 + i / 60, i % 60),
+                )
+            })
             .collect();
         a.log_many(&entries).await.unwrap();
         wait_indexed(&log, 100).await;
@@ -400,7 +424,7 @@ mod tests {
                 to_us: to,
                 ..Default::default()
             }),
-            want(&|i| (10..=12).contains(&(i % 60)))
+            want(&|i| (10..=12).contains(&i))
         );
         assert!(run(
             &log,
@@ -459,13 +483,13 @@ mod tests {
         drop(a);
 
         // Deleted, it is rebuilt from the log.
-        std::fs::remove_file(crate::index::index_path(&log)).unwrap();
+        remove_index(&log);
         let a = open();
         wait_indexed(&log, 21).await;
         drop(a);
 
         // A line edited behind the server's back: the chain is broken from there.
-        std::fs::remove_file(crate::index::index_path(&log)).unwrap();
+        remove_index(&log);
         let text = std::fs::read_to_string(&log).unwrap();
         let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
         lines[6] = lines[6].replace("secret/data/app/1", "secret/data/app/X");
@@ -481,6 +505,45 @@ mod tests {
         )
         .unwrap();
         assert_eq!(p.chain.broken_at, Some(7));
+        drop(a);
+        let _ = std::fs::remove_dir_all(&d);
+    }
+
+    #[tokio::test]
+    async fn a_damaged_index_is_rebuilt_from_the_log() {
+        let d = dir("damaged");
+        let log = d.join("audit.log");
+        let open = || {
+            Auditor::open(&[FileDeviceConfig {
+                name: "file".into(),
+                path: log.clone(),
+                fsync: false,
+                index: true,
+            }])
+            .unwrap()
+        };
+        let a = open();
+        let e: Vec<Value> = (0..10).map(|i| entry(i, "2026-12-04T10:00:00Z")).collect();
+        a.log_many(&e).await.unwrap();
+        wait_indexed(&log, 10).await;
+        drop(a);
+        remove_index(&log);
+        std::fs::write(crate::index::index_path(&log), b"not a database at all").unwrap();
+        let a = open();
+        wait_indexed(&log, 10).await;
+        assert_eq!(
+            run(
+                &log,
+                &Query {
+                    limit: 500,
+                    ..Default::default()
+                }
+            )
+            .unwrap()
+            .entries
+            .len(),
+            10
+        );
         drop(a);
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -110,7 +110,14 @@ fn kill_9_loop(tag: &str, storage: &str) {
                 }
             }));
         }
-        // A random moment: 40–400 ms into the writes.
+        // A random moment: 40–400 ms after this round's first acknowledged write (counted
+        // from then, so a busy machine does not turn a short moment into no write at all).
+        let first = std::time::Instant::now();
+        while !acked.lock().unwrap().iter().any(|i| *i >= next)
+            && first.elapsed() < Duration::from_secs(15)
+        {
+            std::thread::sleep(Duration::from_millis(5));
+        }
         std::thread::sleep(Duration::from_millis(40 + rng.next(360)));
         // SIGKILL while writes are in flight.
         p.child.kill().unwrap();
