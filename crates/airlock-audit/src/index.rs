@@ -141,7 +141,7 @@ impl Writer {
             }
             let line = String::from_utf8_lossy(&buf[..n - 1]).into_owned();
             batch.push(line);
-            if batch.len() == 2000 {
+            if batch.len() == 20_000 {
                 self.add(&std::mem::take(&mut batch), true)?;
             }
         }
