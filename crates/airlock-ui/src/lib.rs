@@ -96,6 +96,25 @@ mod tests {
     }
 
     #[test]
+    fn the_shell_preloads_every_module() {
+        let index = std::str::from_utf8(index().body).unwrap_or("");
+        for f in FILES
+            .iter()
+            .filter(|f| f.name.ends_with(".js") && f.name != "app.js")
+        {
+            let link = format!(
+                "<link rel=\"modulepreload\" href=\"/ui/assets/{}\">",
+                f.name
+            );
+            assert!(
+                index.contains(&link),
+                "index.html does not preload {}",
+                f.name
+            );
+        }
+    }
+
+    #[test]
     fn no_page_has_inline_script_or_style() {
         for f in FILES.iter().filter(|f| f.name.ends_with(".html")) {
             let s = std::str::from_utf8(f.body).unwrap_or("");
