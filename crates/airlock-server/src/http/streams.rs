@@ -12,8 +12,9 @@ use hyper_util::rt::TokioIo;
 use tokio::io::AsyncWriteExt;
 use zeroize::Zeroizing;
 
+use super::respond::{base_response, HttpResponse};
 use super::ws;
-use super::{base_response, header_str, Body, HttpResponse};
+use super::{header_str, Body};
 use crate::core::Core;
 use crate::error::{ApiError, ApiResult};
 use crate::event_stream::{cloud_event, parse_filter, parse_heartbeat, sse, Item, Spec};

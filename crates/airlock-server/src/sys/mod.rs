@@ -169,6 +169,7 @@ pub async fn handle(
         S::MountDelete => mounts::delete(core, cap("path")).await,
         S::Remount => mounts::remount(core, req).await,
         S::RemountStatus => mounts::remount_status(core, cap("id")),
+        S::UiMount if cap("path").is_empty() => Ok(ui_mount_list(core, caller)),
         S::UiMount => mounts::internal_ui_mount(core, caller, cap("path")),
         S::AclList => Ok(Response::list(core.policies.list().await?)),
         S::AclRead => policy::read(core, cap("name"), false).await,
@@ -266,6 +267,30 @@ pub async fn handle(
         S::Broker => crate::sys::broker::handle(core, req, caller, cap("rest")).await,
         S::Leases => leases::handle(core, req, caller, rest).await,
     }
+}
+
+/// GET `sys/internal/ui/mounts`: the secret and auth mounts this token may reach
+/// something under (every one for root), as Vault's UI lists them.
+fn ui_mount_list(core: &Core, caller: &Caller) -> Response {
+    let may = |p: &str| caller.is_root || caller.acl.may_reach_prefix(p);
+    let mut secret = Map::new();
+    for m in core
+        .mounts_snapshot()
+        .entries
+        .iter()
+        .filter(|m| may(&m.path))
+    {
+        secret.insert(m.path.clone(), crate::router::mount_json(m));
+    }
+    let mut auth = Map::new();
+    if let Value::Object(all) = auth::list_json(core) {
+        for (k, v) in all {
+            if may(&format!("auth/{k}")) {
+                auth.insert(k, v);
+            }
+        }
+    }
+    Response::data(json!({"secret": secret, "auth": auth}))
 }
 
 /// `sys/broker/audit`: a credential broker hands over a batch of its events (inject, block,

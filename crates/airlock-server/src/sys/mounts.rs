@@ -301,33 +301,9 @@ async fn revoke_issued(core: &Core, which: Which, prefix: &str) -> ApiResult<()>
     Ok(())
 }
 
-/// GET `sys/internal/ui/mounts`: the secret and auth mounts this token may reach
-/// something under (every one for root), as Vault's UI lists them.
-fn ui_mount_list(core: &Core, caller: &Caller) -> Response {
-    let may = |p: &str| caller.is_root || caller.acl.may_reach_prefix(p);
-    let mut secret = Map::new();
-    for m in core
-        .mounts_snapshot()
-        .entries
-        .iter()
-        .filter(|m| may(&m.path))
-    {
-        secret.insert(m.path.clone(), crate::router::mount_json(m));
-    }
-    let mut auth = Map::new();
-    if let Value::Object(all) = crate::sys::auth::list_json(core) {
-        for (k, v) in all {
-            if may(&format!("auth/{k}")) {
-                auth.insert(k, v);
-            }
-        }
-    }
-    Response::data(json!({"secret": secret, "auth": auth}))
-}
-
 pub(super) fn internal_ui_mount(core: &Core, caller: &Caller, path: &str) -> ApiResult<Response> {
     if path.is_empty() {
-        return Ok(ui_mount_list(core, caller));
+        return Err(ApiError::bad_request("path is required"));
     }
     let table = core.mounts_snapshot();
     // A token that can reach nothing under the mount learns nothing about it.

@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 
 use crate::core::{new_uuid, Core};
 use crate::error::{ApiError, ApiResult};
-use crate::http::{base_response, error_response, json_response, HttpResponse};
+use crate::http::respond::{base_response, error_response, json_response, HttpResponse};
 use crate::logical::{Op, Request};
 
 /// The policy every UI response carries.

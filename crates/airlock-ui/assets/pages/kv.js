@@ -5,7 +5,6 @@
 
 import { h, mount, field, note, when, confirmDialog } from '../dom.js';
 import * as api from '../api.js';
-import { crumbs } from './secrets.js';
 
 const MASK = '••••••••';
 
@@ -90,7 +89,7 @@ function rowsEditor(existing) {
   return { el: h('div', table, add), rows: () => [...body.children].map((tr) => tr._get()) };
 }
 
-async function renderNew(view, m, folder, app) {
+async function renderNew(view, m, folder, app, crumbs) {
   const pathInput = h('input', { type: 'text', name: 'path', value: folder, required: true, spellcheck: 'false', autocomplete: 'off' });
   const editor = rowsEditor([]);
   const msg = h('div');
@@ -122,9 +121,11 @@ async function renderNew(view, m, folder, app) {
   mount(view, crumbs(m, folder, app), h('h1', 'Create secret'), form);
 }
 
-export async function render(view, m, action, path, app) {
-  if (action === 'new') return renderNew(view, m, path, app);
-  if (m.version !== '2') return renderV1(view, m, path, app);
+/** `crumbs(m, folder, app)` is the secrets page's breadcrumb (passed in: this module
+ * imports nothing of the page that routes to it). */
+export async function render(view, m, action, path, app, crumbs) {
+  if (action === 'new') return renderNew(view, m, path, app, crumbs);
+  if (m.version !== '2') return renderV1(view, m, path, app, crumbs);
   const meta = (await api.read(`${m.path}/metadata/${path}`)).data;
   const folder = path.includes('/') ? path.slice(0, path.lastIndexOf('/') + 1) : '';
   const state = { tab: 'secret', version: meta.current_version };
@@ -347,7 +348,7 @@ function rowsEditorPlain(obj) {
   };
 }
 
-async function renderV1(view, m, path, app) {
+async function renderV1(view, m, path, app, crumbs) {
   const folder = path.includes('/') ? path.slice(0, path.lastIndexOf('/') + 1) : '';
   // KV v1 has no masked read: the page holds the keys only, and reads again to reveal.
   const r = await api.read(dataPath(m, path));

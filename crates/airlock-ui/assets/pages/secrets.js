@@ -38,7 +38,7 @@ export async function render(view, route, app) {
   const [mnt, action, rest] = route;
   if (!mnt) return renderMounts(view, app);
   const m = await mountInfo(mnt);
-  if (action === 'show' || action === 'new') return kv.render(view, m, action, rest || '', app);
+  if (action === 'show' || action === 'new') return kv.render(view, m, action, rest || '', app, crumbs);
   return renderFolder(view, m, action === 'list' ? (rest || '') : '', app);
 }
 
@@ -133,4 +133,3 @@ async function renderFolder(view, m, folder, app) {
     search, status, list);
 }
 
-export { crumbs };
