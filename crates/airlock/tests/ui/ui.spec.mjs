@@ -269,6 +269,45 @@ try {
       check(r.body.data.token_ttl === 1200 && r.body.data.token_policies.includes('app-reader'), JSON.stringify(r.body.data));
     });
 
+    await run('auth methods: Kubernetes and JWT roles and a userpass user with their forms', async () => {
+      const enable = async (type) => {
+        await page.goto(`${BASE}/ui/#/access`);
+        await page.selectOption('select[aria-label="Method type"]', type);
+        await page.click('form.inline-form button:text("Enable")');
+        await page.waitForSelector(`text=Enabled ${type} at auth/${type}/.`);
+      };
+      await enable('kubernetes');
+      await page.click('a:text("Create role")');
+      await page.fill('input[name=name]', 'web');
+      await page.fill('input[name=bound_service_account_names]', 'web, worker');
+      await page.fill('input[name=bound_service_account_namespaces]', 'prod');
+      await page.fill('input[name=token_policies]', 'app-reader');
+      await page.click('form button[type=submit]');
+      await page.waitForSelector('text=Saved role web.');
+      const k = await apiCall('GET', 'auth/kubernetes/role/web');
+      check(k.body.data.bound_service_account_names.includes('worker') && k.body.data.bound_service_account_namespaces[0] === 'prod', JSON.stringify(k.body.data));
+      await enable('jwt');
+      await page.click('a:text("Create role")');
+      await page.fill('input[name=name]', 'ci');
+      await page.fill('input[name=role_type]', 'jwt');
+      await page.fill('input[name=user_claim]', 'repository');
+      await page.fill('input[name=bound_audiences]', 'https://github.com/my-org');
+      await page.fill('textarea[name=bound_claims]', '{"repository": "my-org/app"}');
+      await page.fill('input[name=token_policies]', 'app-reader');
+      await page.click('form button[type=submit]');
+      await page.waitForSelector('text=Saved role ci.');
+      const j = await apiCall('GET', 'auth/jwt/role/ci');
+      check(j.body.data.bound_claims.repository === 'my-org/app' && j.body.data.user_claim === 'repository', JSON.stringify(j.body.data));
+      await page.goto(`${BASE}/ui/#/access/userpass/+new`);
+      await page.fill('input[name=name]', 'carol');
+      await page.fill('input[name=password]', 'carol-pass-1');
+      await page.fill('input[name=token_policies]', 'app-reader');
+      await page.click('form button[type=submit]');
+      await page.waitForSelector('text=Saved user carol.');
+      const login = await apiCall('POST', 'auth/userpass/login/carol', { password: 'carol-pass-1' });
+      check(login.status === 200 && login.body.auth.policies.includes('app-reader'), 'carol signs in with the password set in the form');
+    });
+
     await run('tokens: look up by accessor and revoke', async () => {
       const t = await apiCall('POST', 'auth/token/create', { policies: ['default'], display_name: 'to-revoke' });
       const accessor = t.body.auth.accessor;
