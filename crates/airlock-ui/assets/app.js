@@ -113,6 +113,10 @@ async function route() {
     await page.render(main, parts.slice(1), app);
   } catch (e) {
     if (e instanceof api.ApiError && e.status === 401) return start();
+    // A 403 from a token that was revoked or expired meanwhile: back to sign-in.
+    if (e instanceof api.ApiError && e.status === 403) {
+      try { await api.whoAmI(); } catch { app.who = null; return start(); }
+    }
     mount(main, app.failure(e));
   }
 }

@@ -339,6 +339,15 @@ async fn whoami(
     }))
 }
 
+/// A 401 that also clears the browser's cookie of a session that no longer exists.
+fn ended(core: &Core, why: &str) -> HttpResponse {
+    let mut r = error_response(&ApiError::new(401, why), &new_uuid());
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie("", tls(core))) {
+        r.headers_mut().insert(hyper::header::SET_COOKIE, v);
+    }
+    r
+}
+
 async fn session_api(
     core: &Arc<Core>,
     req: hyper::Request<Incoming>,
@@ -355,10 +364,9 @@ async fn session_api(
             let Some(id) = id else {
                 return Err(ApiError::new(401, "not signed in"));
             };
-            let s = core
-                .ui_sessions
-                .resolve(id, None, true)
-                .map_err(|_| ApiError::new(401, "not signed in"))?;
+            let Ok(s) = core.ui_sessions.resolve(id, None, true) else {
+                return Ok(ended(core, "not signed in"));
+            };
             match whoami(core, &s.token, remote).await {
                 Ok(mut who) => {
                     who["csrf"] = json!(s.csrf.as_str());
@@ -366,7 +374,7 @@ async fn session_api(
                 }
                 Err(_) => {
                     core.ui_sessions.end(id);
-                    Err(ApiError::new(401, "the session's token is no longer valid"))
+                    Ok(ended(core, "the session's token is no longer valid"))
                 }
             }
         }

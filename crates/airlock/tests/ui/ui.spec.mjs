@@ -475,6 +475,17 @@ try {
       await signOut(page);
     });
 
+    await run('a session whose token is revoked goes back to sign-in', async () => {
+      const t = await apiCall('POST', 'auth/token/create', { policies: ['app-reader'], ttl: '1h' });
+      await page.click('role=tab[name=Token]');
+      await page.fill('input[name=token]', t.body.auth.client_token);
+      await page.click('form button[type=submit]');
+      await page.waitForSelector('nav.main');
+      await apiCall('POST', 'auth/token/revoke-accessor', { accessor: t.body.auth.accessor });
+      await page.goto(`${BASE}/ui/#/policies`);
+      await page.waitForSelector('.signin');
+    });
+
     await run('wrong password: a clear message, no session', async () => {
       await page.click('role=tab[name=Userpass]');
       await page.fill('input[name=username]', 'bob');
