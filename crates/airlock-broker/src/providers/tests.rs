@@ -1,0 +1,224 @@
+//! The catalog's invariants and spot checks.
+use super::*;
+
+/// A DNS label as the broker accepts it: 1-63 of `[a-z0-9-]`, no leading/trailing `-`.
+fn valid_label(l: &str) -> bool {
+    (1..=63).contains(&l.len())
+        && l.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+        && !l.starts_with('-')
+        && !l.ends_with('-')
+}
+
+/// Exact host (≥2 labels) or `*.` followed by a suffix of ≥2 labels.
+fn valid_host(h: &str) -> bool {
+    let rest = h.strip_prefix("*.").unwrap_or(h);
+    let labels: Vec<&str> = rest.split('.').collect();
+    labels.len() >= 2 && labels.iter().all(|l| valid_label(l))
+}
+
+fn valid_env(k: &str) -> bool {
+    let mut c = k.chars();
+    matches!(c.next(), Some(f) if f.is_ascii_alphabetic() || f == '_')
+        && c.all(|x| x.is_ascii_alphanumeric() || x == '_')
+}
+
+fn valid_header(h: &str) -> bool {
+    !h.is_empty()
+        && h.bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-')
+}
+
+#[test]
+fn names_are_unique_sorted_and_lower_case() {
+    let names: Vec<&str> = PROVIDERS.iter().map(|p| p.name).collect();
+    let mut sorted = names.clone();
+    sorted.sort_unstable();
+    assert_eq!(names, sorted, "catalog must stay sorted by name");
+    sorted.dedup();
+    assert_eq!(sorted.len(), PROVIDERS.len(), "duplicate provider name");
+    for p in PROVIDERS {
+        assert!(!p.name.is_empty());
+        assert!(
+            p.name
+                .bytes()
+                .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-'),
+            "{}",
+            p.name
+        );
+        assert!(!p.title.is_empty(), "{}", p.name);
+    }
+}
+
+#[test]
+fn hosts_are_valid() {
+    for p in PROVIDERS {
+        assert!(!p.hosts.is_empty(), "{}", p.name);
+        for h in p.hosts {
+            assert!(valid_host(h), "{}: host {h}", p.name);
+            assert_eq!(
+                p.hosts.iter().filter(|x| *x == h).count(),
+                1,
+                "{}: duplicate host {h}",
+                p.name
+            );
+        }
+    }
+    // The checker itself.
+    for bad in [
+        "",
+        "com",
+        "*.com",
+        "a.*.com",
+        "**.a.com",
+        "API.x.com",
+        "a_b.com",
+        "a..com",
+        "-a.com",
+        "*",
+    ] {
+        assert!(!valid_host(bad), "{bad}");
+    }
+    for good in ["api.x.ai", "*.supabase.co", "api-inference.huggingface.co"] {
+        assert!(valid_host(good), "{good}");
+    }
+}
+
+#[test]
+fn injection_is_well_formed() {
+    for p in PROVIDERS {
+        assert_eq!(p.format.matches("{}").count(), 1, "{}", p.name);
+        assert!(
+            !p.format.bytes().any(|b| b < 0x20 || b == 0x7f),
+            "{}",
+            p.name
+        );
+        assert!(!p.header.is_empty() || !p.query.is_empty(), "{}", p.name);
+        if !p.header.is_empty() {
+            assert!(valid_header(p.header), "{}: header {}", p.name, p.header);
+        }
+        if !p.query.is_empty() {
+            assert!(
+                p.query
+                    .bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-'),
+                "{}",
+                p.name
+            );
+        }
+        assert!(
+            !matches!(
+                p.header,
+                "host" | "connection" | "content-length" | "transfer-encoding"
+            ),
+            "{}",
+            p.name
+        );
+        for (k, v) in p.extra_headers {
+            assert!(valid_header(k), "{}: extra header {k}", p.name);
+            assert_ne!(*k, p.header, "{}", p.name);
+            assert!(!v.is_empty() && !v.contains("{}"), "{}", p.name);
+        }
+        for path in p.paths {
+            assert!(path.starts_with('/') && !path.contains(".."), "{}", p.name);
+        }
+        assert!(valid_env(p.env), "{}: env {}", p.name, p.env);
+        assert_eq!(p.env, p.env.to_ascii_uppercase(), "{}", p.name);
+        assert!(!p.note.contains('\n'), "{}", p.name);
+    }
+}
+
+#[test]
+fn the_listed_providers_exist() {
+    for n in [
+        "openai",
+        "anthropic",
+        "gemini",
+        "mistral",
+        "groq",
+        "together",
+        "fireworks",
+        "openrouter",
+        "deepseek",
+        "xai",
+        "cohere",
+        "perplexity",
+        "huggingface",
+        "github",
+        "gitlab",
+        "stripe",
+        "slack",
+        "linear",
+        "notion",
+        "sentry",
+        "cloudflare",
+        "twilio",
+        "sendgrid",
+        "resend",
+        "postmark",
+        "datadog",
+        "vercel",
+        "supabase",
+        "airtable",
+        "asana",
+        "assemblyai",
+        "digitalocean",
+        "figma",
+        "firecrawl",
+        "heroku",
+        "hubspot",
+        "intercom",
+        "jina",
+        "netlify",
+        "nvidia",
+        "pagerduty",
+        "serper",
+        "stability",
+    ] {
+        assert!(find(n).is_some(), "{n}");
+    }
+    assert!(PROVIDERS.len() >= 50);
+}
+
+#[test]
+fn find_is_case_insensitive() {
+    let p = find("OpenAI").unwrap();
+    assert_eq!(p.name, "openai");
+    assert_eq!(p.env, "OPENAI_API_KEY");
+    assert_eq!(find("ANTHROPIC").map(|p| p.header), Some("x-api-key"));
+    assert!(find("nope").is_none());
+    assert!(find("").is_none());
+    assert!(find(" openai").is_none());
+}
+
+#[test]
+fn spot_checks() {
+    let a = find("anthropic").unwrap();
+    assert_eq!(a.extra_headers, &[("anthropic-version", "2023-06-01")]);
+    let g = find("gemini").unwrap();
+    assert_eq!(
+        (g.header, g.format, g.query),
+        ("x-goog-api-key", "{}", "key")
+    );
+    let gh = find("github").unwrap();
+    assert_eq!(gh.env, "GITHUB_TOKEN");
+    assert!(gh.hosts.contains(&"uploads.github.com"));
+    assert_eq!(find("gitlab").unwrap().header, "private-token");
+    assert_eq!(find("linear").unwrap().format, "{}");
+    assert_eq!(
+        find("notion").unwrap().extra_headers,
+        &[("notion-version", "2022-06-28")]
+    );
+    assert_eq!(find("twilio").unwrap().format, "Basic {}");
+    assert_eq!(find("huggingface").unwrap().env, "HF_TOKEN");
+    assert_eq!(find("supabase").unwrap().hosts, &["*.supabase.co"]);
+    assert_eq!(find("datadog").unwrap().header, "dd-api-key");
+    assert_eq!(find("pagerduty").unwrap().format, "Token token={}");
+    assert_eq!(find("figma").unwrap().header, "x-figma-token");
+    assert_eq!(find("assemblyai").unwrap().format, "{}");
+    assert_eq!(find("serper").unwrap().hosts, &["google.serper.dev"]);
+    assert_eq!(
+        find("cohere").unwrap().hosts,
+        &["api.cohere.com", "api.cohere.ai"]
+    );
+}
