@@ -19,7 +19,7 @@ use crate::{arg, request, start_airlock_with, TapMkdir};
 
 fn entry(a: &airlock_audit::Auditor, i: usize, t0: i64) -> Value {
     let secs = t0 + (i / 10) as i64; // ten entries a second
-    let time = format!("{}Z", fmt_time(secs));
+    let time = fmt_time(secs);
     if i % 10 == 9 {
         let kind = if i % 70 == 9 { "block" } else { "inject" };
         return json!({
@@ -54,26 +54,15 @@ fn entry(a: &airlock_audit::Auditor, i: usize, t0: i64) -> Value {
     }
 }
 
-/// `YYYY-MM-DDTHH:MM:SS` of Unix seconds.
+/// RFC 3339 (UTC, `Z`) of Unix seconds.
 fn fmt_time(secs: i64) -> String {
-    let days = secs.div_euclid(86_400);
-    let rem = secs.rem_euclid(86_400);
-    // Civil date from days (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + if m <= 2 { 1 } else { 0 };
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}",
-        rem / 3600,
-        rem % 3600 / 60,
-        rem % 60
-    )
+    time::OffsetDateTime::from_unix_timestamp(secs)
+        .ok()
+        .and_then(|d| {
+            d.format(&time::format_description::well_known::Rfc3339)
+                .ok()
+        })
+        .unwrap_or_default()
 }
 
 /// The anchor: read the whole log, parse each line, keep the newest 50 matches.
@@ -213,7 +202,8 @@ pub async fn run(args: &[String]) -> Result<()> {
         (
             "status 403",
             "status=403".into(),
-            Box::new(|v| v["response"]["status"] == 403),
+            // A broker event's status counts as its response's.
+            Box::new(|v| v["response"]["status"] == 403 || v["broker"]["status"] == 403),
         ),
         (
             "broker blocks",
@@ -225,9 +215,9 @@ pub async fn run(args: &[String]) -> Result<()> {
             format!("hmac={probe_hmac}"),
             Box::new(move |v| v.to_string().contains(probe_hmac.as_str())),
         ),
-        ("one hour, mid-log", format!("from={mid}Z&to={mid_end}Z"), {
-            let lo = airlock_audit::parse_time(&format!("{mid}Z")).unwrap_or(0);
-            let hi = airlock_audit::parse_time(&format!("{mid_end}Z")).unwrap_or(0);
+        ("one hour, mid-log", format!("from={mid}&to={mid_end}"), {
+            let lo = airlock_audit::parse_time(&mid).unwrap_or(0);
+            let hi = airlock_audit::parse_time(&mid_end).unwrap_or(0);
             Box::new(move |v| {
                 airlock_audit::parse_time(v["time"].as_str().unwrap_or_default())
                     .is_some_and(|t| (lo..=hi).contains(&t))

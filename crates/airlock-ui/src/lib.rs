@@ -75,11 +75,6 @@ pub fn etag(a: &Asset) -> &'static str {
         .unwrap_or("\"0\"")
 }
 
-/// Total bytes shipped (for the size budget's test).
-pub fn total_bytes() -> usize {
-    FILES.iter().map(|f| f.body.len()).sum()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

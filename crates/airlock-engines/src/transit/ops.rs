@@ -315,31 +315,45 @@ pub async fn encrypt(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Respons
     Ok(resp)
 }
 
+/// Which operation reads ciphertexts: they take different single-request fields.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Reading {
+    Decrypt,
+    Rewrap,
+}
+
+/// The items of a decrypt or rewrap: the batch, or the single request's ciphertext with its
+/// `context` and `associated_data` (decrypt) or `key_version` (rewrap). Returns
+/// (is_batch, items); an empty batch or a missing ciphertext is refused.
+fn ciphertext_items(req: &Request, op: Reading) -> ApiResult<(bool, Vec<Item>)> {
+    if let Some(raw) = batch_array(req)? {
+        let items = decode_items(raw, false, op == Reading::Decrypt)?;
+        if items.is_empty() {
+            return Err(ApiError::bad_request("missing batch input to process"));
+        }
+        return Ok((true, items));
+    }
+    let ciphertext = req.str_field("ciphertext")?.unwrap_or_default();
+    if ciphertext.is_empty() {
+        return Err(ApiError::bad_request("missing ciphertext to decrypt"));
+    }
+    let mut it = Item {
+        ciphertext,
+        context: req.str_field("context")?.unwrap_or_default(),
+        ..Default::default()
+    };
+    match op {
+        Reading::Decrypt => {
+            it.associated_data = req.str_field("associated_data")?.unwrap_or_default()
+        }
+        Reading::Rewrap => it.key_version = req.int_field("key_version")?.unwrap_or(0),
+    }
+    Ok((false, vec![it]))
+}
+
 pub async fn decrypt(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let name = valid_name(req.cap("name"))?;
-    let batch = batch_array(req)?;
-    let is_batch = batch.is_some();
-    let items = match batch {
-        Some(raw) => {
-            let items = decode_items(raw, false, true)?;
-            if items.is_empty() {
-                return Err(ApiError::bad_request("missing batch input to process"));
-            }
-            items
-        }
-        None => {
-            let ct = req.str_field("ciphertext")?.unwrap_or_default();
-            if ct.is_empty() {
-                return Err(ApiError::bad_request("missing ciphertext to decrypt"));
-            }
-            vec![Item {
-                ciphertext: ct,
-                context: req.str_field("context")?.unwrap_or_default(),
-                associated_data: req.str_field("associated_data")?.unwrap_or_default(),
-                ..Default::default()
-            }]
-        }
-    };
+    let (is_batch, items) = ciphertext_items(req, Reading::Decrypt)?;
     check_context_consistency(&items)?;
     let mut errors: Vec<Option<(String, bool)>> = vec![None; items.len()];
     let mut contexts = Vec::with_capacity(items.len());
@@ -404,29 +418,7 @@ pub async fn decrypt(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Respons
 
 pub async fn rewrap(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let name = valid_name(req.cap("name"))?;
-    let batch = batch_array(req)?;
-    let is_batch = batch.is_some();
-    let items = match batch {
-        Some(raw) => {
-            let items = decode_items(raw, false, false)?;
-            if items.is_empty() {
-                return Err(ApiError::bad_request("missing batch input to process"));
-            }
-            items
-        }
-        None => {
-            let ct = req.str_field("ciphertext")?.unwrap_or_default();
-            if ct.is_empty() {
-                return Err(ApiError::bad_request("missing ciphertext to decrypt"));
-            }
-            vec![Item {
-                ciphertext: ct,
-                context: req.str_field("context")?.unwrap_or_default(),
-                key_version: req.int_field("key_version")?.unwrap_or(0),
-                ..Default::default()
-            }]
-        }
-    };
+    let (is_batch, items) = ciphertext_items(req, Reading::Rewrap)?;
     check_context_consistency(&items)?;
     let mut errors: Vec<Option<String>> = vec![None; items.len()];
     let mut contexts = Vec::with_capacity(items.len());

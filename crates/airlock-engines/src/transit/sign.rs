@@ -151,6 +151,50 @@ fn single_item(req: &Request, keys: &[&str]) -> ApiResult<Map<String, Value>> {
     Ok(m)
 }
 
+/// The items of a sign or verify: the batch, or the single request's `input` and `keys`.
+/// Returns (is_batch, items); an empty batch is refused.
+fn input_items(req: &Request, keys: &[&str]) -> ApiResult<(bool, Vec<Map<String, Value>>)> {
+    let (is_batch, items) = match batch_array(req)? {
+        Some(raw) => (true, string_items(raw)?),
+        None => {
+            let mut m = single_item(req, keys)?;
+            m.insert(
+                "input".into(),
+                Value::String(req.str_field("input")?.unwrap_or_default()),
+            );
+            (false, vec![m])
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::bad_request("missing batch input to process"));
+    }
+    Ok((is_batch, items))
+}
+
+/// Adds one item's answer; in a batch it carries the item's `reference`.
+fn push_answer(
+    results: &mut Vec<Value>,
+    mut out: Map<String, Value>,
+    m: &Map<String, Value>,
+    is_batch: bool,
+) {
+    if is_batch {
+        out.insert(
+            "reference".into(),
+            json!(item(m, "reference").unwrap_or_default()),
+        );
+    }
+    results.push(Value::Object(out));
+}
+
+/// The answer: a single request's item, or `batch_results`.
+fn answer(mut results: Vec<Value>, is_batch: bool) -> Response {
+    if !is_batch {
+        return Response::data(results.pop().unwrap_or(Value::Null));
+    }
+    Response::data(json!({"batch_results": results}))
+}
+
 pub async fn sign(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
     let name = valid_name(req.cap("name"))?;
     let ver = req.int_field("key_version")?.unwrap_or(0);
@@ -175,22 +219,7 @@ pub async fn sign(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
         algorithm: &sig_alg,
         salt: o.salt,
     };
-    let batch = batch_array(req)?;
-    let is_batch = batch.is_some();
-    let items = match batch {
-        Some(raw) => string_items(raw)?,
-        None => {
-            let mut m = single_item(req, &["context"])?;
-            m.insert(
-                "input".into(),
-                Value::String(req.str_field("input")?.unwrap_or_default()),
-            );
-            vec![m]
-        }
-    };
-    if items.is_empty() {
-        return Err(ApiError::bad_request("missing batch input to process"));
-    }
+    let (is_batch, items) = input_items(req, &["context"])?;
     let mut results = Vec::with_capacity(items.len());
     for m in &items {
         let r = input_of(m, "missing input")
@@ -231,37 +260,13 @@ pub async fn sign(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
                 out.insert("error".into(), json!(e.msg()));
             }
         }
-        if is_batch {
-            out.insert(
-                "reference".into(),
-                json!(item(m, "reference").unwrap_or_default()),
-            );
-        }
-        results.push(Value::Object(out));
+        push_answer(&mut results, out, m, is_batch);
     }
-    if !is_batch {
-        return Ok(Response::data(results.pop().unwrap_or(Value::Null)));
-    }
-    Ok(Response::data(json!({"batch_results": results})))
+    Ok(answer(results, is_batch))
 }
 
 pub async fn verify(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response> {
-    let batch = batch_array(req)?;
-    let is_batch = batch.is_some();
-    let items = match batch {
-        Some(raw) => string_items(raw)?,
-        None => {
-            let mut m = single_item(req, &["signature", "hmac", "context"])?;
-            m.insert(
-                "input".into(),
-                Value::String(req.str_field("input")?.unwrap_or_default()),
-            );
-            vec![m]
-        }
-    };
-    if items.is_empty() {
-        return Err(ApiError::bad_request("missing batch input to process"));
-    }
+    let (is_batch, items) = input_items(req, &["signature", "hmac", "context"])?;
     let (mut sig_found, mut hmac_found, mut missing) = (false, false, false);
     for m in &items {
         if m.contains_key("signature") {
@@ -343,18 +348,9 @@ pub async fn verify(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response
                 out.insert("error".into(), json!(e));
             }
         }
-        if is_batch {
-            out.insert(
-                "reference".into(),
-                json!(item(m, "reference").unwrap_or_default()),
-            );
-        }
-        results.push(Value::Object(out));
+        push_answer(&mut results, out, m, is_batch);
     }
-    if !is_batch {
-        return Ok(Response::data(results.pop().unwrap_or(Value::Null)));
-    }
-    Ok(Response::data(json!({"batch_results": results})))
+    Ok(answer(results, is_batch))
 }
 
 /// Go's `%q` of the hash type Vault failed to look up (always its zero value).
@@ -426,18 +422,9 @@ pub async fn hmac(t: &Transit, ctx: &Ctx, req: &Request) -> ApiResult<Response> 
                 out.insert("error".into(), json!(e));
             }
         }
-        if is_batch {
-            out.insert(
-                "reference".into(),
-                json!(item(m, "reference").unwrap_or_default()),
-            );
-        }
-        results.push(Value::Object(out));
+        push_answer(&mut results, out, m, is_batch);
     }
-    if !is_batch {
-        return Ok(Response::data(results.pop().unwrap_or(Value::Null)));
-    }
-    Ok(Response::data(json!({"batch_results": results})))
+    Ok(answer(results, is_batch))
 }
 
 async fn hmac_verify(
@@ -474,18 +461,9 @@ async fn hmac_verify(
                 out.insert("error".into(), json!(e));
             }
         }
-        if is_batch {
-            out.insert(
-                "reference".into(),
-                json!(item(m, "reference").unwrap_or_default()),
-            );
-        }
-        results.push(Value::Object(out));
+        push_answer(&mut results, out, m, is_batch);
     }
-    if !is_batch {
-        return Ok(Response::data(results.pop().unwrap_or(Value::Null)));
-    }
-    Ok(Response::data(json!({"batch_results": results})))
+    Ok(answer(results, is_batch))
 }
 
 fn hmac_check(

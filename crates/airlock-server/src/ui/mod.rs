@@ -232,21 +232,14 @@ fn logical(
     token: Option<Zeroizing<String>>,
     remote: Option<SocketAddr>,
 ) -> Request {
-    Request {
-        id: new_uuid(),
-        op,
-        path,
-        data,
-        query,
-        token,
-        remote,
-        content_type: Some("application/json".into()),
-        wrap_ttl: None,
-        fields: None,
-        captures: Vec::new(),
-        validation_prefix: true,
-        body: None,
-    }
+    let mut r = Request::new(op, path);
+    r.id = new_uuid();
+    r.data = data;
+    r.query = query;
+    r.token = token;
+    r.remote = remote;
+    r.content_type = Some("application/json".into());
+    r
 }
 
 /// Signs in with one of the methods and returns the token it gave.

@@ -160,14 +160,6 @@ impl Sessions {
             m.clear();
         }
     }
-
-    pub fn len(&self) -> usize {
-        self.map.lock().map(|m| m.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
 }
 
 fn live(s: &Session, now: Instant) -> bool {
