@@ -2,6 +2,7 @@
 //! and wrap MCP server configurations (`broker serve` is in `serve`). The proxy itself lives
 //! in `airlock-broker`.
 
+pub mod sandbox;
 mod serve;
 mod wrap_mcp;
 
@@ -77,9 +78,18 @@ pub struct RunArgs {
     /// What to do with hosts no binding names: tunnel, inspect or allowlist.
     #[arg(long)]
     pub egress: Option<String>,
-    /// Address for the proxy (loopback only).
+    /// Address for the proxy (loopback only). With --sandbox, its port is the proxy's port
+    /// inside the sandbox (default 3128).
     #[arg(long, default_value = "127.0.0.1:0")]
     pub listen: String,
+    /// Linux: run the command in its own user and network namespace whose only way out is
+    /// the broker (proxy-ignoring tools, raw sockets and DNS fail closed).
+    #[arg(long)]
+    pub sandbox: bool,
+    /// With --sandbox: a file or directory the command must not read (repeatable; the
+    /// token file ~/.airlock-token is hidden by default when it exists).
+    #[arg(long, value_name = "PATH", requires = "sandbox")]
+    pub hide: Vec<PathBuf>,
     /// The command and its arguments.
     #[arg(last = true, required = true)]
     pub command: Vec<String>,
@@ -581,11 +591,21 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         audit: auditor.clone(),
         stats: Default::default(),
     });
-    let listener = tokio::net::TcpListener::bind(listen)
-        .await
-        .with_context(|| format!("binding the proxy to {listen}"))?;
-    let port = listener.local_addr()?.port();
-    tokio::spawn(airlock_broker::proxy::serve(broker.clone(), listener));
+    // Without --sandbox the proxy listens on the host's loopback now; with it, the child
+    // creates the listener inside its namespace and hands it over once started.
+    let port = if a.sandbox {
+        match listen.port() {
+            0 => 3128,
+            p => p,
+        }
+    } else {
+        let listener = tokio::net::TcpListener::bind(listen)
+            .await
+            .with_context(|| format!("binding the proxy to {listen}"))?;
+        let port = listener.local_addr()?.port();
+        tokio::spawn(airlock_broker::proxy::serve(broker.clone(), listener));
+        port
+    };
 
     let proxy_url = format!(
         "http://{agent_name}:{}@127.0.0.1:{port}",
@@ -595,8 +615,15 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         .command
         .split_first()
         .ok_or_else(|| anyhow!("no command given after --"))?;
-    let mut cmd = tokio::process::Command::new(prog);
-    cmd.args(args);
+    let (mut cmd, sandbox) = if a.sandbox {
+        let hide = sandbox::hidden_paths(&a.hide, crate::client::token_file())?;
+        let (c, sb) = sandbox::command(port, &hide, &tmp.0, prog, args)?;
+        (c, Some(sb))
+    } else {
+        let mut c = tokio::process::Command::new(prog);
+        c.args(args);
+        (c, None)
+    };
     for k in ["AIRLOCK_TOKEN", "VAULT_TOKEN", "AIRLOCK_ADDR", "VAULT_ADDR"] {
         cmd.env_remove(k);
     }
@@ -616,8 +643,8 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     drop(proxy_url);
     drop(credential);
     // The child gets neither the token variables nor the real credentials, but it runs as
-    // this user: a token in the CLI's token file is readable by it.
-    if let Some(f) = crate::client::token_file().filter(|f| f.exists()) {
+    // this user: a token in the CLI's token file is readable by it (unless hidden).
+    if let Some(f) = crate::client::token_file().filter(|f| f.exists() && !a.sandbox) {
         eprintln!(
             "warning: {} holds an Airlock token that {} can read (it runs as your user); for an agent you do not trust, pass a short-lived AIRLOCK_TOKEN and remove the file (`airlock login -no-store` does not write it), or run the agent as another user",
             f.display(),
@@ -626,6 +653,18 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     }
     let relay = crate::run::SignalRelay::install()?;
     let mut child = cmd.spawn().with_context(|| format!("starting {prog}"))?;
+    if let Some(sb) = sandbox {
+        match sb.listener(&mut child).await {
+            Ok(l) => drop(tokio::spawn(airlock_broker::proxy::serve(
+                broker.clone(),
+                l,
+            ))),
+            Err(e) => {
+                let _ = child.start_kill();
+                return Err(e);
+            }
+        }
+    }
     let pid = child.id().map(|p| p as i32);
     let status = relay.wait(&mut child, pid).await?;
     if !auditor.flush(Duration::from_secs(5)).await {

@@ -204,6 +204,11 @@ fn quiet_on_broken_pipe() {
 
 fn main() -> ExitCode {
     quiet_on_broken_pipe();
+    // `broker run --sandbox`'s helper: before the runtime, while the process has one thread.
+    let mut argv = std::env::args_os();
+    if argv.nth(1).is_some_and(|a| a == broker::sandbox::CHILD_ARG) {
+        return broker::sandbox::child_main(argv);
+    }
     let cli = Cli::parse_from(normalize_args());
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
