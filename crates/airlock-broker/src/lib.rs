@@ -31,6 +31,7 @@ pub mod providers;
 pub mod proxy;
 pub mod rewrite;
 pub mod secrets;
+pub mod sigv4;
 pub mod upstream;
 pub mod ws;
 

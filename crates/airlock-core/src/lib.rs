@@ -17,5 +17,6 @@ pub mod policy;
 pub mod proxy;
 pub mod ratelimit;
 pub mod shamir;
+pub mod sigv4;
 pub mod token_format;
 pub mod username_template;

@@ -19,7 +19,7 @@
 
 mod client;
 mod creds;
-pub mod sigv4;
+pub use airlock_core::sigv4;
 
 use airlock_logical::{
     ApiError, ApiResult, Ctx, Engine, Field, LeaseInfo, Op, PathSpec, Request, Response,

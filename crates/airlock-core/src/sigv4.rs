@@ -1,5 +1,5 @@
-//! AWS Signature Version 4, the request signing every AWS API checks (the AWS engine here,
-//! the credential broker later). Pure: no clock, no I/O — the caller passes the time.
+//! AWS Signature Version 4, the request signing every AWS API checks (the AWS engine signs
+//! its calls with it; the credential broker verifies and re-signs agents' requests). Pure: no clock, no I/O — the caller passes the time.
 //!
 //! The steps, as AWS documents them:
 //! 1. the *canonical request*: method, canonical URI, canonical query string, canonical
@@ -157,7 +157,8 @@ pub fn string_to_sign(amz_date: &str, scope: &str, canonical_request: &str) -> S
     )
 }
 
-fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
+/// HMAC-SHA256.
+pub fn hmac(key: &[u8], data: &[u8]) -> [u8; 32] {
     // HMAC accepts keys of any length; the error branch cannot happen.
     let Ok(mut m) = HmacSha256::new_from_slice(key) else {
         return [0u8; 32];
@@ -173,6 +174,24 @@ pub fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Zer
     let k_region = Zeroizing::new(hmac(&*k_date, region.as_bytes()));
     let k_service = Zeroizing::new(hmac(&*k_region, service.as_bytes()));
     Zeroizing::new(hmac(&*k_service, b"aws4_request"))
+}
+
+/// Step 4: the hex signature of a string to sign under a signing key.
+pub fn signature(key: &[u8; 32], string_to_sign: &str) -> String {
+    hex::encode(hmac(key, string_to_sign.as_bytes()))
+}
+
+/// Step 1 from parts already canonical: the URI (encoded as the service expects), the query
+/// (see [`canonical_query`]), the headers and signed list (see [`canonical_headers`]).
+pub fn canonical_request_parts(
+    method: &str,
+    canonical_uri: &str,
+    canonical_query: &str,
+    canonical_headers: &str,
+    signed_headers: &str,
+    payload_hash: &str,
+) -> String {
+    format!("{method}\n{canonical_uri}\n{canonical_query}\n{canonical_headers}\n{signed_headers}\n{payload_hash}")
 }
 
 /// Signs `req` at `amz_date` (`YYYYMMDDTHHMMSSZ`) for `region` and `service`.
