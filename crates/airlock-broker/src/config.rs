@@ -65,6 +65,44 @@ pub struct Binding {
     pub body: bool,
     /// Static headers added to every request that gets the credential.
     pub extra_headers: Vec<(String, String)>,
+    /// `signing = "aws_sigv4"`: the request is re-signed instead of having a placeholder
+    /// swapped (`secret_path` then holds `access_key`, `secret_key` and optionally
+    /// `security_token`/`session_token`).
+    pub aws: Option<AwsSigning>,
+}
+
+/// What an `aws_sigv4` binding allows besides its destination.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct AwsSigning {
+    /// Services the signature's scope may name (empty: any).
+    pub services: Vec<String>,
+    /// Regions the signature's scope may name (empty: any).
+    pub regions: Vec<String>,
+}
+
+/// Keys of an `aws_sigv4` binding's KV entry (`?`: optional).
+pub const AWS_KEYS: [&str; 4] = [
+    "access_key",
+    "secret_key",
+    "?security_token",
+    "?session_token",
+];
+
+/// The variable that receives the placeholder secret of an `aws_sigv4` binding.
+pub const AWS_SECRET_ENV: &str = "AWS_SECRET_ACCESS_KEY";
+
+impl Binding {
+    /// The (KV path, key) pairs the broker keeps in its cache for this binding; keys with a
+    /// leading `?` are optional.
+    pub fn wanted(&self) -> Vec<(String, String)> {
+        match &self.aws {
+            None => vec![(self.secret_path.clone(), self.secret_key.clone())],
+            Some(_) => AWS_KEYS
+                .iter()
+                .map(|k| (self.secret_path.clone(), k.to_string()))
+                .collect(),
+        }
+    }
 }
 
 /// An agent: a name, the bindings it may use, and its egress policy.
@@ -107,6 +145,9 @@ const BINDING_KEYS: &[&str] = &[
     "body",
     "extra_headers",
     "description",
+    "signing",
+    "services",
+    "regions",
 ];
 
 fn valid_name(s: &str) -> bool {
@@ -186,12 +227,33 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         })?),
         None => None,
     };
-    let (secret_path, secret_key) = secret_ref(o).map_err(wrap)?;
+    let signing = match str_field(o, "signing").map_err(wrap)? {
+        Some(s) => Some(s),
+        None => preset.map(|p| p.signing).filter(|s| !s.is_empty()),
+    };
+    let aws = match signing {
+        None => None,
+        Some("aws_sigv4") => Some(AwsSigning {
+            services: list_field(o, "services").map_err(wrap)?.unwrap_or_default(),
+            regions: list_field(o, "regions").map_err(wrap)?.unwrap_or_default(),
+        }),
+        Some(other) => return Err(wrap(format!("signing {other:?} is not one of: aws_sigv4"))),
+    };
+    if aws.is_none() && (o.contains_key("services") || o.contains_key("regions")) {
+        return Err(wrap(
+            "`services` and `regions` need `signing = \"aws_sigv4\"`".into(),
+        ));
+    }
+    let (secret_path, secret_key) = match &aws {
+        Some(_) => aws_secret_ref(o).map_err(wrap)?,
+        None => secret_ref(o).map_err(wrap)?,
+    };
     let env = match str_field(o, "env").map_err(wrap)? {
         Some(e) => e.to_string(),
         None => match preset {
-            Some(p) => p.env.to_string(),
-            None => secret_key.clone(),
+            Some(p) if !p.env.is_empty() => p.env.to_string(),
+            _ if aws.is_some() => "AWS_ACCESS_KEY_ID".to_string(),
+            _ => secret_key.clone(),
         },
     };
     if !valid_env_name(&env) {
@@ -214,7 +276,13 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(wrap("`body` must be true or false".into())),
     };
-    if header.is_none() && query.is_none() && !body {
+    if aws.is_some() && (header.is_some() || query.is_some() || body) {
+        return Err(wrap(
+            "an aws_sigv4 binding re-signs requests: `header`, `query` and `body` do not apply"
+                .into(),
+        ));
+    }
+    if aws.is_none() && header.is_none() && query.is_none() && !body {
         return Err(wrap(
             "nowhere to inject: set `header`, `query` or `body = true`".into(),
         ));
@@ -231,7 +299,30 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         query,
         body,
         extra_headers,
+        aws,
     })
+}
+
+/// An `aws_sigv4` binding's credentials: `secret = "<kv path>"` (or `path`), whose entry
+/// holds `access_key`, `secret_key` and optionally a session token.
+fn aws_secret_ref(o: &Map<String, Value>) -> Result<(String, String), String> {
+    let path = match (str_field(o, "secret")?, str_field(o, "path")?, str_field(o, "key")?) {
+        (Some(p), None, None) | (None, Some(p), None) if !p.contains('#') => p,
+        _ => {
+            return Err(
+                "an aws_sigv4 binding takes `secret = \"<kv path>\"` (an entry holding access_key and secret_key), without `#key`".into(),
+            )
+        }
+    };
+    let path = path.trim_matches('/').to_string();
+    if path.is_empty()
+        || path
+            .split('/')
+            .any(|s| s.is_empty() || s == "." || s == "..")
+    {
+        return Err(format!("secret path {path:?} is not a valid KV path"));
+    }
+    Ok((path, "access_key".into()))
 }
 
 /// A binding's credential: `secret = "path#KEY"`, or `path` and `key`; the KV path and key.

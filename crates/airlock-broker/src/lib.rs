@@ -17,6 +17,7 @@
 //! - [`ws`]: the WebSocket splice that scrubs echoed credentials from upstream frames.
 //! - [`audit`]: events on a bounded channel, batched to a sink off the data path.
 //! - [`mcp`]: rewriting `mcp.json` so MCP servers run under the broker.
+//! - [`sigv4`]: AWS SigV4 re-signing for `aws_sigv4` bindings (pure).
 //!
 //! Invariants: a credential value exists only in the secret cache and in the request being
 //! sent upstream; it is never logged, audited, put in an error, or given to the child.
@@ -54,6 +55,9 @@ pub struct AgentRuntime {
     pub egress: Egress,
     pub allow_hosts: Vec<HostPattern>,
     pub cache: Arc<SecretCache>,
+    /// Placeholder secrets of `aws_sigv4` bindings (binding index → secret): what the agent
+    /// signs with, so the broker can check its signatures.
+    pub aws_secrets: Vec<(usize, zeroize::Zeroizing<String>)>,
     /// What the runtime was built from (agent and binding definitions, no secret), so a
     /// reload can tell an unchanged agent from a changed one.
     pub spec: String,
@@ -116,21 +120,78 @@ pub fn new_placeholder(env: &str) -> String {
     airlock_core::binding::mint_placeholder(env, &r)
 }
 
-/// A placeholder derived from a key (stable across restarts of `broker serve`).
-pub fn derived_placeholder(key: &[u8], agent: &str, binding: &Binding) -> String {
+/// Fresh placeholders for these bindings: (placeholder, binding index) for each, and the
+/// placeholder secret of each `aws_sigv4` binding (whose placeholder is its key id).
+pub fn new_placeholders(bindings: &[Binding]) -> Placeholders {
+    let mut out = Placeholders::default();
+    for (i, b) in bindings.iter().enumerate() {
+        if b.aws.is_some() {
+            let mut r = [0u8; 64];
+            rand::fill(&mut r);
+            let (id, secret) = sigv4::placeholder_credentials(&r);
+            out.list.push((id, i));
+            out.aws_secrets.push((i, secret));
+        } else {
+            out.list.push((new_placeholder(&b.env), i));
+        }
+    }
+    out
+}
+
+/// What [`new_placeholders`] and [`derived_placeholders`] give.
+#[derive(Default)]
+pub struct Placeholders {
+    pub list: Vec<(String, usize)>,
+    pub aws_secrets: Vec<(usize, zeroize::Zeroizing<String>)>,
+}
+
+/// Placeholders derived from a key (stable across restarts of `broker serve`).
+pub fn derived_placeholders(key: &[u8], agent: &str, bindings: &[Binding]) -> Placeholders {
+    let mut out = Placeholders::default();
+    for (i, b) in bindings.iter().enumerate() {
+        out.list.push((derived_placeholder(key, agent, b), i));
+        if let Some(s) = derived_aws_secret(key, agent, b) {
+            out.aws_secrets.push((i, s));
+        }
+    }
+    out
+}
+
+/// 64 bytes derived from the placeholder key for one agent's binding.
+fn derived_bytes(key: &[u8], agent: &str, binding: &Binding) -> Option<Vec<u8>> {
     use hmac::{Hmac, KeyInit, Mac};
     let mut out = Vec::with_capacity(64);
     for i in 0u8..2 {
-        let Ok(mut m) = Hmac::<sha2::Sha256>::new_from_slice(key) else {
-            return new_placeholder(&binding.env);
-        };
+        let mut m = Hmac::<sha2::Sha256>::new_from_slice(key).ok()?;
         m.update(&[i]);
         m.update(agent.as_bytes());
         m.update(b"|");
         m.update(binding.name.as_bytes());
         out.extend_from_slice(&m.finalize().into_bytes());
     }
+    Some(out)
+}
+
+/// A placeholder derived from a key (stable across restarts of `broker serve`): for an
+/// `aws_sigv4` binding, its placeholder key id.
+pub fn derived_placeholder(key: &[u8], agent: &str, binding: &Binding) -> String {
+    let Some(out) = derived_bytes(key, agent, binding) else {
+        return new_placeholder(&binding.env);
+    };
+    if binding.aws.is_some() {
+        return sigv4::placeholder_credentials(&out).0;
+    }
     airlock_core::binding::mint_placeholder(&binding.env, &out)
+}
+
+/// The placeholder secret of an `aws_sigv4` binding, derived like [`derived_placeholder`].
+pub fn derived_aws_secret(
+    key: &[u8],
+    agent: &str,
+    binding: &Binding,
+) -> Option<zeroize::Zeroizing<String>> {
+    binding.aws.as_ref()?;
+    Some(sigv4::placeholder_credentials(&derived_bytes(key, agent, binding)?).1)
 }
 
 /// Every host pattern any of these bindings names (for the CA's name constraint).

@@ -33,6 +33,8 @@ pub struct Provider {
     pub paths: &'static [&'static str],
     /// One short line for `airlock broker providers`.
     pub note: &'static str,
+    /// A signing kind (`aws_sigv4`) when requests are re-signed rather than given the key.
+    pub signing: &'static str,
 }
 
 /// Header-only preset with no extra headers, path limits or note; the common case.
@@ -55,6 +57,7 @@ const fn preset(
         extra_headers: &[],
         paths: &[],
         note: "",
+        signing: "",
     }
 }
 
@@ -102,6 +105,18 @@ pub static PROVIDERS: &[Provider] = &[
             "ASSEMBLYAI_API_KEY",
             &["api.assemblyai.com"],
             "authorization",
+            "{}",
+        )
+    },
+    Provider {
+        signing: "aws_sigv4",
+        note: "AWS APIs, re-signed (SigV4); regional endpoints (s3.<region>.amazonaws.com) go in `hosts`",
+        ..preset(
+            "aws",
+            "Amazon Web Services",
+            "AWS_ACCESS_KEY_ID",
+            &["*.amazonaws.com", "*.s3.amazonaws.com"],
+            "",
             "{}",
         )
     },

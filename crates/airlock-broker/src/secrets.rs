@@ -66,8 +66,14 @@ impl SecretCache {
                     let now = Instant::now();
                     let mut missing = None;
                     let mut fresh = Vec::new();
+                    let mut gone = Vec::new();
                     for (wp, wk) in self.wanted.iter().filter(|(wp, _)| wp == p) {
-                        match map.get(wk) {
+                        // `?key`: optional (absent now: dropped from the cache).
+                        let (key, optional) = match wk.strip_prefix('?') {
+                            Some(k) => (k, true),
+                            None => (wk.as_str(), false),
+                        };
+                        match map.get(key) {
                             Some(v) => fresh.push((
                                 (wp.clone(), wk.clone()),
                                 Entry {
@@ -75,12 +81,16 @@ impl SecretCache {
                                     fetched: now,
                                 },
                             )),
+                            None if optional => gone.push((wp.clone(), wk.clone())),
                             None => missing = Some(format!("{p}: no key {wk:?}")),
                         }
                     }
                     if let Ok(mut e) = self.entries.write() {
                         for (k, v) in fresh {
                             e.insert(k, v);
+                        }
+                        for k in gone {
+                            e.remove(&k);
                         }
                     }
                     if let Some(m) = missing {
@@ -100,7 +110,8 @@ impl SecretCache {
         }
     }
 
-    /// The current value, if fresh enough. Never blocks on I/O.
+    /// The current value, if fresh enough (an optional key is named with its `?`). Never
+    /// blocks on I/O.
     pub fn get(&self, path: &str, key: &str) -> Option<Arc<Zeroizing<String>>> {
         let e = self.entries.read().ok()?;
         let en = e.get(&(path.to_string(), key.to_string()))?;

@@ -183,6 +183,19 @@ pub fn find(headers: &Headers, raw_query: Option<&str>) -> Result<Option<Found>,
     }))
 }
 
+/// The key id of a legacy Signature Version 2 request (`Authorization: AWS <id>:<sig>`, or
+/// a presigned `AWSAccessKeyId=` query), which the broker cannot re-sign.
+pub fn sigv2_key_id(headers: &Headers, raw_query: Option<&str>) -> Option<String> {
+    if let Some(a) = header(headers, "authorization") {
+        if let Some(rest) = a.trim().strip_prefix("AWS ") {
+            return rest.split_once(':').map(|(k, _)| k.trim().to_string());
+        }
+    }
+    raw_pairs(raw_query?)
+        .find(|(k, _)| *k == "AWSAccessKeyId")
+        .map(|(_, v)| decode(v))
+}
+
 /// Whether [`verify`] needs the SHA-256 of the body (a header-signed request without
 /// `x-amz-content-sha256`, as every service but S3 sends).
 pub fn needs_body_hash(found: &Found, headers: &Headers) -> bool {

@@ -282,7 +282,7 @@ fn providers(format: &str) -> Result<ExitCode> {
                 json!({"name": p.name, "title": p.title, "env": p.env, "hosts": p.hosts,
                        "header": p.header, "format": p.format, "query": p.query,
                        "extra_headers": p.extra_headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-                       "paths": p.paths, "note": p.note})
+                       "paths": p.paths, "note": p.note, "signing": p.signing})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -290,7 +290,9 @@ fn providers(format: &str) -> Result<ExitCode> {
     }
     println!("{:<12} {:<26} {:<40} INJECTION", "NAME", "ENV", "HOSTS");
     for p in list {
-        let how = if p.header.is_empty() {
+        let how = if !p.signing.is_empty() {
+            format!("signs: {}", p.signing)
+        } else if p.header.is_empty() {
             format!("?{}=…", p.query)
         } else {
             format!("{}: {}", p.header, p.format)
@@ -518,10 +520,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
 
     // Credentials: fetched once before the child starts (a missing one is an error now, not
     // a surprise later), then refreshed in the background.
-    let wanted: Vec<(String, String)> = bindings
-        .iter()
-        .map(|b| (b.secret_path.clone(), b.secret_key.clone()))
-        .collect();
+    let wanted: Vec<(String, String)> = bindings.iter().flat_map(|b| b.wanted()).collect();
     let cache = SecretCache::new(
         Arc::new(ApiSource { client: cl }),
         wanted,
@@ -534,11 +533,10 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!("loading bound credentials: {e}"))?;
     cache.spawn_refresher();
 
-    let placeholders: Vec<(String, usize)> = bindings
-        .iter()
-        .enumerate()
-        .map(|(i, b)| (airlock_broker::new_placeholder(&b.env), i))
-        .collect();
+    let airlock_broker::Placeholders {
+        list: placeholders,
+        aws_secrets,
+    } = airlock_broker::new_placeholders(&bindings);
     let agent_name = a.agent.clone().unwrap_or_else(|| "run".into());
     let bound = airlock_broker::bound_hosts(bindings.iter());
     let ca = airlock_broker::ca::Ca::generate(if egress == Egress::Inspect {
@@ -555,15 +553,19 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     let auditor = start_auditor(Client::new(&addr, token, cacert)?).await?;
     let cred = airlock_broker::cred::CredKey::random();
     let credential = cred.mint(&agent_name, u64::MAX / 2);
-    let env_vars: Vec<(String, String)> = bindings
+    let mut env_vars: Vec<(String, Zeroizing<String>)> = bindings
         .iter()
         .zip(placeholders.iter())
-        .map(|(b, (p, _))| (b.env.clone(), p.clone()))
+        .map(|(b, (p, _))| (b.env.clone(), Zeroizing::new(p.clone())))
         .collect();
+    for (_, s) in &aws_secrets {
+        env_vars.push((config::AWS_SECRET_ENV.into(), s.clone()));
+    }
     let runtime = Arc::new(AgentRuntime {
         name: agent_name.clone(),
         bindings,
         placeholders,
+        aws_secrets,
         egress,
         allow_hosts,
         cache,
@@ -628,7 +630,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         cmd.env_remove(k);
     }
     for (k, v) in &env_vars {
-        cmd.env(k, v);
+        cmd.env(k, v.as_str());
     }
     for k in PROXY_VARS {
         cmd.env(k, &proxy_url);

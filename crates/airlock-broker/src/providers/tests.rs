@@ -93,7 +93,15 @@ fn injection_is_well_formed() {
             "{}",
             p.name
         );
-        assert!(!p.header.is_empty() || !p.query.is_empty(), "{}", p.name);
+        // Every preset injects somewhere, or signs (and then injects nowhere).
+        assert!(
+            !p.header.is_empty() || !p.query.is_empty() || p.signing == "aws_sigv4",
+            "{}",
+            p.name
+        );
+        if !p.signing.is_empty() {
+            assert!(p.header.is_empty() && p.query.is_empty(), "{}", p.name);
+        }
         if !p.header.is_empty() {
             assert!(valid_header(p.header), "{}: header {}", p.name, p.header);
         }
@@ -221,4 +229,40 @@ fn spot_checks() {
         find("cohere").unwrap().hosts,
         &["api.cohere.com", "api.cohere.ai"]
     );
+}
+
+#[test]
+fn the_aws_preset_makes_a_signing_binding() {
+    let b = crate::config::parse_binding(&serde_json::json!({
+        "name": "aws", "provider": "aws", "secret": "secret/aws/prod",
+        "services": ["s3"], "regions": "us-east-1,eu-west-1"
+    }))
+    .unwrap();
+    let aws = b.aws.as_ref().unwrap();
+    assert_eq!(aws.services, ["s3"]);
+    assert_eq!(aws.regions, ["us-east-1", "eu-west-1"]);
+    assert_eq!(b.env, "AWS_ACCESS_KEY_ID");
+    assert!(b.header.is_none() && b.query.is_none() && !b.body);
+    assert_eq!(b.wanted().len(), 4);
+    for (bad, why) in [
+        (
+            serde_json::json!({"name": "a", "provider": "aws", "secret": "secret/aws#k"}),
+            "without `#key`",
+        ),
+        (
+            serde_json::json!({"name": "a", "provider": "aws", "secret": "s/a", "header": "x-k"}),
+            "do not apply",
+        ),
+        (
+            serde_json::json!({"name": "a", "signing": "gcp", "secret": "s/a", "hosts": ["x.com"]}),
+            "not one of",
+        ),
+        (
+            serde_json::json!({"name": "a", "secret": "s/a#k", "hosts": ["x.com"], "header": "x", "services": ["s3"]}),
+            "need `signing",
+        ),
+    ] {
+        let e = crate::config::parse_binding(&bad).unwrap_err();
+        assert!(e.contains(why), "{e}");
+    }
 }

@@ -17,6 +17,7 @@
 //! only a request body for a binding that opted in to body injection, and bodies of a small
 //! known length (read whole and sent in one write).
 
+mod aws;
 mod body;
 mod connect;
 mod intercept;

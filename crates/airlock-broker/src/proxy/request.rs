@@ -15,6 +15,7 @@ use hyper::upgrade::OnUpgrade;
 use hyper::{HeaderMap, Request, Response};
 use zeroize::Zeroizing;
 
+use super::aws;
 use super::body::ScanBody;
 use super::intercept::{Exchange, Needles, UNBOUND_BODY_PLACEHOLDER};
 use super::{
@@ -44,6 +45,8 @@ pub(super) struct Admitted<'a> {
     client_upgrade: Option<OnUpgrade>,
     /// The bindings whose credentials the request will carry (indices), with the credentials.
     secrets: Vec<(usize, Secret)>,
+    /// A SigV4 request to sign again with an `aws_sigv4` binding's real credentials.
+    aws: Option<(aws::Signed, aws::Creds)>,
 }
 
 /// What the request rewrite hands to the upstream choice.
@@ -101,9 +104,17 @@ impl Broker {
             Verdict::Block { binding, reason } => return Break(x.refuse(self, binding, reason)),
             Verdict::Forward(i) => i,
         };
+        let mut signed = match aws::filter(&x, &req) {
+            aws::Verdict::NotAws => None,
+            aws::Verdict::Block { binding, reason } => {
+                return Break(x.refuse(self, binding, reason))
+            }
+            aws::Verdict::Admit(s) => Some(*s),
+        };
         let client_upgrade = x.is_upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
-        let body = if x.injects_body() && !x.is_upgrade {
+        let aws_body = signed.as_ref().is_some_and(aws::needs_body);
+        let body = if (x.injects_body() || aws_body) && !x.is_upgrade {
             let Some(buf) = read_whole(body, MAX_BUFFERED_BODY).await else {
                 return Break(error_response(
                     413,
@@ -132,12 +143,38 @@ impl Broker {
             Ok(s) => s,
             Err(binding) => return Break(self.unavailable(x, binding)),
         };
+        let aws = match signed.as_mut() {
+            None => None,
+            Some(sg) => {
+                let buffered = match &body {
+                    ReqBody::Buffered(b) if aws_body => Some(&b[..]),
+                    _ => None,
+                };
+                if let Err(reason) = aws::check(&x, sg, buffered) {
+                    let binding = x.agent.bindings.get(sg.binding).map(|b| b.name.clone());
+                    return Break(x.refuse(self, binding, reason));
+                }
+                match aws::Creds::get(x.agent, sg.binding) {
+                    Some(c) => signed.map(|sg| (sg, c)),
+                    None => {
+                        let name = x
+                            .agent
+                            .bindings
+                            .get(sg.binding)
+                            .map(|b| b.name.as_str())
+                            .unwrap_or_default();
+                        return Break(self.unavailable(x, name));
+                    }
+                }
+            }
+        };
         Continue(Admitted {
             x,
             parts,
             body,
             client_upgrade,
             secrets,
+            aws,
         })
     }
 
@@ -171,6 +208,7 @@ impl Broker {
             body,
             client_upgrade,
             secrets,
+            aws,
         } = a;
         let mut headers = std::mem::take(&mut parts.headers);
         let content_type = headers
@@ -193,34 +231,65 @@ impl Broker {
             );
             headers.remove(hyper::header::SEC_WEBSOCKET_EXTENSIONS);
         }
-        let pq = match &injected.query {
+        let mut chunks = None;
+        let mut query = injected.query;
+        if let Some((sg, creds)) = &aws {
+            match aws::resign(&x, sg, creds, &mut headers) {
+                Ok(rw) => {
+                    if rw.query.is_some() {
+                        query = rw.query;
+                    }
+                    chunks = rw.chunks;
+                }
+                Err(e) => return Break(x.fail(self, 502, &e)),
+            }
+        }
+        let pq = match &query {
             Some(q) => format!("{}?{q}", x.raw_path),
             None => x.raw_path.clone(),
         };
-        let up_body: Body = match injected.body {
-            ReqBody::Buffered(b) => {
-                headers.insert(hyper::header::CONTENT_LENGTH, HeaderValue::from(b.len()));
-                x.bytes_in.store(b.len() as u64, Ordering::Relaxed);
-                full(b)
-            }
-            ReqBody::Streaming(body)
-                if !x.is_upgrade && content_length(&headers).is_some_and(|n| n <= SMALL_BODY) =>
-            {
-                let Some(b) = read_whole(body, SMALL_BODY as usize).await else {
-                    return Break(error_response(
-                        400,
-                        "request body does not match its Content-Length",
-                    ));
+        let up_body: Body = match (injected.body, chunks) {
+            (ReqBody::Streaming(body), Some(c)) => aws::ResignBody::new(body, c).boxed(),
+            (ReqBody::Buffered(b), Some(mut c)) => {
+                let out = match c.feed(&b).and_then(|o| c.finish().map(|()| o)) {
+                    Ok(o) => o,
+                    Err(e) => {
+                        let binding = aws
+                            .as_ref()
+                            .and_then(|(sg, _)| x.agent.bindings.get(sg.binding))
+                            .map(|b| b.name.clone());
+                        return Break(x.refuse(self, binding, format!("aws: {e}")));
+                    }
                 };
-                if PrefixDetector::default().feed(&b) {
-                    return Break(x.refuse(self, None, UNBOUND_BODY_PLACEHOLDER));
+                headers.insert(hyper::header::CONTENT_LENGTH, HeaderValue::from(out.len()));
+                full(Bytes::from(out))
+            }
+            (body, None) => match body {
+                ReqBody::Buffered(b) => {
+                    headers.insert(hyper::header::CONTENT_LENGTH, HeaderValue::from(b.len()));
+                    x.bytes_in.store(b.len() as u64, Ordering::Relaxed);
+                    full(b)
                 }
-                x.bytes_in.store(b.len() as u64, Ordering::Relaxed);
-                full(b)
-            }
-            ReqBody::Streaming(body) => {
-                ScanBody::new(body, x.leaked.clone(), x.bytes_in.clone()).boxed()
-            }
+                ReqBody::Streaming(body)
+                    if !x.is_upgrade
+                        && content_length(&headers).is_some_and(|n| n <= SMALL_BODY) =>
+                {
+                    let Some(b) = read_whole(body, SMALL_BODY as usize).await else {
+                        return Break(error_response(
+                            400,
+                            "request body does not match its Content-Length",
+                        ));
+                    };
+                    if PrefixDetector::default().feed(&b) {
+                        return Break(x.refuse(self, None, UNBOUND_BODY_PLACEHOLDER));
+                    }
+                    x.bytes_in.store(b.len() as u64, Ordering::Relaxed);
+                    full(b)
+                }
+                ReqBody::Streaming(body) => {
+                    ScanBody::new(body, x.leaked.clone(), x.bytes_in.clone()).boxed()
+                }
+            },
         };
         let mut req = Request::new(up_body);
         *req.method_mut() = parts.method;
@@ -229,14 +298,16 @@ impl Broker {
             Ok(u) => u,
             Err(_) => return Break(error_response(400, "invalid request target")),
         };
-        x.ev.kind = if secrets.is_empty() {
+        x.ev.kind = if secrets.is_empty() && aws.is_none() {
             "forward"
         } else {
             "inject"
         };
         x.ev.binding = secrets
             .iter()
-            .filter_map(|(i, _)| x.agent.bindings.get(*i).map(|b| b.name.clone()))
+            .map(|(i, _)| *i)
+            .chain(aws.as_ref().map(|(sg, _)| sg.binding))
+            .filter_map(|i| x.agent.bindings.get(i).map(|b| b.name.clone()))
             .reduce(|a, b| format!("{a},{b}"));
         let mut needles = Vec::new();
         for (i, s) in &secrets {

@@ -300,6 +300,9 @@ async fn credential(core: &Core, req: &Request, agent: &str) -> ApiResult<Respon
                 &ph_key, agent, &binding
             )),
         );
+        if let Some(s) = airlock_broker::derived_aws_secret(&ph_key, agent, &binding) {
+            env.insert(config::AWS_SECRET_ENV.into(), json!(s.as_str()));
+        }
     }
     Ok(Response::data(json!({
         "agent": agent,

@@ -94,10 +94,7 @@ impl AgentSource {
                 agents.insert(spec.name.clone(), rt.clone());
                 continue;
             }
-            let wanted = bindings
-                .iter()
-                .map(|b| (b.secret_path.clone(), b.secret_key.clone()))
-                .collect();
+            let wanted = bindings.iter().flat_map(|b| b.wanted()).collect();
             let client = Client::new(&self.addr, self.token.clone(), self.cacert.clone())?;
             let cache = SecretCache::new(
                 Arc::new(ApiSource { client }),
@@ -110,22 +107,14 @@ impl AgentSource {
                 .await
                 .map_err(|e| anyhow!("agent {}: loading bound credentials: {e}", spec.name))?;
             cache.spawn_refresher();
-            let placeholders = bindings
-                .iter()
-                .enumerate()
-                .map(|(i, b)| {
-                    (
-                        airlock_broker::derived_placeholder(&self.ph_key, &spec.name, b),
-                        i,
-                    )
-                })
-                .collect();
+            let ph = airlock_broker::derived_placeholders(&self.ph_key, &spec.name, &bindings);
             agents.insert(
                 spec.name.clone(),
                 Arc::new(AgentRuntime {
                     name: spec.name.clone(),
                     bindings,
-                    placeholders,
+                    placeholders: ph.list,
+                    aws_secrets: ph.aws_secrets,
                     egress: spec.egress,
                     allow_hosts,
                     cache,

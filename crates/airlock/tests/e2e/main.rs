@@ -9,6 +9,7 @@ mod auth;
 mod aws;
 mod backup;
 mod broker;
+mod broker_aws;
 mod broker_sandbox;
 mod cli;
 mod clients;
