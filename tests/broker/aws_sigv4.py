@@ -79,6 +79,14 @@ if len(sys.argv) > 4 and sys.argv[1] == "verify-presigned":
     verify_presigned(sys.argv[2], sys.argv[3], sys.argv[4])
     sys.exit(0)
 
+if len(sys.argv) > 4 and sys.argv[1] == "users":
+    import urllib3
+    urllib3.disable_warnings()
+    iam = boto3.client("iam", endpoint_url=sys.argv[2], region_name="us-east-1", verify=False,
+                       aws_access_key_id=sys.argv[3], aws_secret_access_key=sys.argv[4])
+    print(json.dumps([u["UserName"] for u in iam.list_users()["Users"]]))
+    sys.exit(0)
+
 if len(sys.argv) > 2 and sys.argv[1] == "setup":
     import urllib3
     urllib3.disable_warnings()
@@ -129,9 +137,30 @@ def env():
     assert "AWS_SESSION_TOKEN" not in os.environ
 
 
+EXPECT_USER = os.environ.get("EXPECT_USER", "brokered")
+
+
+def user():
+    return boto3.client("sts", config=CFG).get_caller_identity()["Arn"].rsplit("/", 1)[-1]
+
+
 def whoami():
-    arn = boto3.client("sts", config=CFG).get_caller_identity()["Arn"]
-    assert arn.endswith("user/brokered"), arn
+    u = user()
+    assert u.startswith(EXPECT_USER), u
+
+
+def rotation():
+    """Leased credentials are replaced before their lease ends, without a restart."""
+    import time
+    first = user()
+    deadline = time.time() + 20
+    while time.time() < deadline:
+        time.sleep(1)
+        now = user()
+        if now != first:
+            assert now.startswith(EXPECT_USER), now
+            return
+    raise AssertionError("the leased credentials were not renewed")
 
 
 def crud():
@@ -287,6 +316,11 @@ checks = [("env", env), ("sts-whoami", whoami), ("s3-crud", crud), ("s3-multipar
           ("block-other-service", other_service), ("block-tampered", tampered)]
 if MODE == "inspect":
     checks.append(("block-other-endpoint", other_endpoint))
+ONLY = [c for c in os.environ.get("AWS_CHECKS", "").split(",") if c]
+if os.environ.get("AWS_ROTATION"):
+    checks.append(("sts-rotation", rotation))
+if ONLY:
+    checks = [c for c in checks if c[0] in ONLY]
 for name, fn in checks:
     check(name, fn)
 print(f"aws-sigv4: {failed} failed")

@@ -148,6 +148,7 @@ const BINDING_KEYS: &[&str] = &[
     "signing",
     "services",
     "regions",
+    "credentials",
 ];
 
 fn valid_name(s: &str) -> bool {
@@ -306,6 +307,23 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
 /// An `aws_sigv4` binding's credentials: `secret = "<kv path>"` (or `path`), whose entry
 /// holds `access_key`, `secret_key` and optionally a session token.
 fn aws_secret_ref(o: &Map<String, Value>) -> Result<(String, String), String> {
+    if let Some(c) = str_field(o, "credentials")? {
+        // Dynamic credentials from the AWS engine: `<mount>/creds/<role>` or `<mount>/sts/<role>`.
+        let c = c.trim_matches('/');
+        let parts: Vec<&str> = c.split('/').collect();
+        let ok = parts.len() >= 3
+            && matches!(parts[parts.len() - 2], "creds" | "sts")
+            && parts.iter().all(|s| valid_name(s));
+        if !ok || o.contains_key("secret") || o.contains_key("path") {
+            return Err(format!(
+                "credentials {c:?} must be an AWS engine path `<mount>/creds/<role>` or `<mount>/sts/<role>` (and no `secret`)"
+            ));
+        }
+        return Ok((
+            format!("{}{c}", crate::secrets::LEASED_PREFIX),
+            "access_key".into(),
+        ));
+    }
     let path = match (str_field(o, "secret")?, str_field(o, "path")?, str_field(o, "key")?) {
         (Some(p), None, None) | (None, Some(p), None) if !p.contains('#') => p,
         _ => {

@@ -4,6 +4,12 @@
 //!
 //! Fail closed: an entry older than `max_age` (the store has been unreachable for that long)
 //! is not used; the request gets 503 instead of a possibly revoked credential.
+//!
+//! Leased paths ([`LEASED_PREFIX`], e.g. `lease:aws/creds/deployer`) hold dynamic credentials
+//! (the AWS engine's): they are fetched once, used until their lease ends (not `max_age`),
+//! fetched again when two thirds of the lease have passed, and the replaced lease is revoked
+//! after a grace period (requests in flight finish with it); [`SecretCache::revoke_leases`]
+//! revokes the current ones when the broker stops.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -16,14 +22,38 @@ use zeroize::Zeroizing;
 pub type SecretMap = HashMap<String, Zeroizing<String>>;
 pub type FetchFuture<'a> = Pin<Box<dyn Future<Output = Result<SecretMap, String>> + Send + 'a>>;
 
-/// Reads a whole KV entry (key → value). Errors must not contain secret values.
+/// Paths with this prefix are leased (dynamic) credentials, read from a secrets engine.
+pub const LEASED_PREFIX: &str = "lease:";
+
+/// How long a replaced lease is kept before it is revoked.
+pub const LEASE_GRACE: Duration = Duration::from_secs(30);
+
+/// Reads a whole KV entry (key → value). Errors must not contain secret values. For a
+/// leased path the map also holds `lease_id` and `lease_duration` (seconds).
 pub trait SecretSource: Send + Sync + 'static {
     fn fetch<'a>(&'a self, path: &'a str) -> FetchFuture<'a>;
+
+    /// Revokes a lease obtained by [`SecretSource::fetch`] (default: nothing to do).
+    fn revoke<'a>(
+        &'a self,
+        _lease_id: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async { Ok(()) })
+    }
 }
 
 struct Entry {
     value: Arc<Zeroizing<String>>,
     fetched: Instant,
+    /// For leased paths: when the lease ends.
+    until: Option<Instant>,
+}
+
+/// The current lease of a leased path.
+struct Lease {
+    id: String,
+    fetched: Instant,
+    ttl: Duration,
 }
 
 pub struct SecretCache {
@@ -31,6 +61,9 @@ pub struct SecretCache {
     /// (path, key) pairs to keep fresh.
     wanted: Vec<(String, String)>,
     entries: RwLock<HashMap<(String, String), Entry>>,
+    leases: std::sync::Mutex<HashMap<String, Lease>>,
+    /// Replaced leases waiting out their grace period before revocation.
+    retired: Arc<std::sync::Mutex<Vec<String>>>,
     pub refresh: Duration,
     pub max_age: Duration,
     /// Failed refreshes (for metrics/logs).
@@ -48,6 +81,8 @@ impl SecretCache {
             source,
             wanted,
             entries: RwLock::new(HashMap::new()),
+            leases: Default::default(),
+            retired: Default::default(),
             refresh,
             max_age,
             failures: Default::default(),
@@ -61,9 +96,13 @@ impl SecretCache {
         paths.dedup();
         let mut first_err = None;
         for p in paths {
+            if !self.lease_due(p) {
+                continue;
+            }
             match self.source.fetch(p).await {
                 Ok(map) => {
                     let now = Instant::now();
+                    let until = self.note_lease(p, &map, now);
                     let mut missing = None;
                     let mut fresh = Vec::new();
                     let mut gone = Vec::new();
@@ -79,6 +118,7 @@ impl SecretCache {
                                 Entry {
                                     value: Arc::new(v.clone()),
                                     fetched: now,
+                                    until,
                                 },
                             )),
                             None if optional => gone.push((wp.clone(), wk.clone())),
@@ -110,12 +150,97 @@ impl SecretCache {
         }
     }
 
-    /// The current value, if fresh enough (an optional key is named with its `?`). Never
-    /// blocks on I/O.
+    /// The current value, if fresh enough (an optional key is named with its `?`; a leased
+    /// one until its lease ends). Never blocks on I/O.
     pub fn get(&self, path: &str, key: &str) -> Option<Arc<Zeroizing<String>>> {
         let e = self.entries.read().ok()?;
         let en = e.get(&(path.to_string(), key.to_string()))?;
-        (en.fetched.elapsed() <= self.max_age).then(|| en.value.clone())
+        let fresh = match en.until {
+            Some(u) => Instant::now() < u,
+            None => en.fetched.elapsed() <= self.max_age,
+        };
+        fresh.then(|| en.value.clone())
+    }
+
+    /// Whether `path` is to be fetched now: always for KV, and for a leased path when it has
+    /// no lease yet or two thirds of it have passed.
+    fn lease_due(&self, path: &str) -> bool {
+        if !path.starts_with(LEASED_PREFIX) {
+            return true;
+        }
+        let Ok(l) = self.leases.lock() else {
+            return true;
+        };
+        l.get(path)
+            .is_none_or(|l| l.fetched.elapsed() >= l.ttl.mul_f64(2.0 / 3.0))
+    }
+
+    /// Records the lease a leased path's answer carries (revoking the one it replaces after
+    /// [`LEASE_GRACE`]); when it ends.
+    fn note_lease(&self, path: &str, map: &SecretMap, now: Instant) -> Option<Instant> {
+        if !path.starts_with(LEASED_PREFIX) {
+            return None;
+        }
+        let ttl = map
+            .get("lease_duration")
+            .and_then(|v| v.parse::<u64>().ok())
+            .map(Duration::from_secs)
+            .unwrap_or(self.max_age);
+        let id = map
+            .get("lease_id")
+            .map(|v| v.to_string())
+            .unwrap_or_default();
+        let old = self.leases.lock().ok().and_then(|mut l| {
+            l.insert(
+                path.to_string(),
+                Lease {
+                    id,
+                    fetched: now,
+                    ttl,
+                },
+            )
+        });
+        if let Some(old) = old.filter(|o| !o.id.is_empty()) {
+            let source = self.source.clone();
+            let retired = self.retired.clone();
+            if let Ok(mut r) = retired.lock() {
+                r.push(old.id.clone());
+            }
+            tokio::spawn(async move {
+                tokio::time::sleep(LEASE_GRACE).await;
+                // Still retired (not revoked by `revoke_leases` meanwhile)?
+                let mine = retired.lock().is_ok_and(|mut r| {
+                    let before = r.len();
+                    r.retain(|i| *i != old.id);
+                    r.len() < before
+                });
+                if !mine {
+                    return;
+                }
+                if let Err(e) = source.revoke(&old.id).await {
+                    tracing::warn!(error = %e, "broker: revoking a replaced lease failed (it ends with its TTL)");
+                }
+            });
+        }
+        Some(now + ttl)
+    }
+
+    /// Revokes the current leases and the replaced ones still in their grace period (when
+    /// the broker stops); errors are logged.
+    pub async fn revoke_leases(&self) {
+        let mut ids: Vec<String> = self
+            .leases
+            .lock()
+            .map(|mut l| l.drain().map(|(_, v)| v.id).collect())
+            .unwrap_or_default();
+        if let Ok(mut r) = self.retired.lock() {
+            ids.append(&mut r);
+        }
+        for id in ids.iter().filter(|i| !i.is_empty()) {
+            if let Err(e) = self.source.revoke(id).await {
+                tracing::warn!(error = %e, "broker: revoking a lease failed (it ends with its TTL)");
+            }
+        }
     }
 
     /// Refreshes in the background for as long as the cache is in use (the task holds only a

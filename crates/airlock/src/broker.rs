@@ -2,6 +2,7 @@
 //! and wrap MCP server configurations (`broker serve` is in `serve`). The proxy itself lives
 //! in `airlock-broker`.
 
+mod remote;
 pub mod sandbox;
 mod serve;
 mod wrap_mcp;
@@ -12,9 +13,8 @@ use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::Duration;
 
-use airlock_broker::audit::{Event, Sink, SinkFuture};
 use airlock_broker::config::{self, Egress, Profile};
-use airlock_broker::secrets::{FetchFuture, SecretCache, SecretMap, SecretSource};
+use airlock_broker::secrets::SecretCache;
 use airlock_broker::{AgentRuntime, Broker};
 use anyhow::{anyhow, bail, Context, Result};
 use clap::{Args, Subcommand};
@@ -22,6 +22,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::client::Client;
+use remote::{start_auditor, ApiSource};
 
 #[derive(Subcommand)]
 pub enum BrokerCmd {
@@ -350,65 +351,6 @@ fn load_profile(path: &Path) -> Result<Profile> {
     Ok(p)
 }
 
-/// Reads KV entries through the Vault API with the caller's token.
-struct ApiSource {
-    client: Client,
-}
-
-impl SecretSource for ApiSource {
-    fn fetch<'a>(&'a self, path: &'a str) -> FetchFuture<'a> {
-        Box::pin(async move {
-            let m = crate::kv::read_map(&self.client, path)
-                .await
-                .map_err(|e| format!("{e:#}"))?;
-            let m = crate::kv::resolve_refs(&self.client, path, m)
-                .await
-                .map_err(|e| format!("{e:#}"))?;
-            let mut out: SecretMap = HashMap::new();
-            for (k, v) in m {
-                let s = match v {
-                    Value::String(s) => s,
-                    other => other.to_string(),
-                };
-                out.insert(k, Zeroizing::new(s));
-            }
-            Ok(out)
-        })
-    }
-}
-
-/// Hands broker events to Airlock's audit log (`sys/broker/audit`).
-struct ApiSink {
-    client: Client,
-}
-
-impl Sink for ApiSink {
-    fn write<'a>(&'a self, batch: &'a [Event]) -> SinkFuture<'a> {
-        Box::pin(async move {
-            let body = json!({ "events": batch });
-            self.client
-                .call("POST", "sys/broker/audit", Some(&body))
-                .await
-                .map(|_| ())
-                .map_err(|e| format!("{e:#}"))
-        })
-    }
-}
-
-/// Checks that this token may write broker audit events (an empty batch), then starts the
-/// batching auditor. Refusing to start beats brokering credentials without an audit trail.
-async fn start_auditor(client: Client) -> Result<airlock_broker::audit::Auditor> {
-    client
-        .call("POST", "sys/broker/audit", Some(&json!({ "events": [] })))
-        .await
-        .context(
-            "this token cannot write broker audit events (it needs `update` on sys/broker/audit)",
-        )?;
-    Ok(airlock_broker::audit::Auditor::start(Arc::new(ApiSink {
-        client,
-    })))
-}
-
 /// A private directory for the CA bundle, removed when dropped.
 struct TempDir(PathBuf);
 
@@ -561,6 +503,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     for (_, s) in &aws_secrets {
         env_vars.push((config::AWS_SECRET_ENV.into(), s.clone()));
     }
+    let leases = cache.clone();
     let runtime = Arc::new(AgentRuntime {
         name: agent_name.clone(),
         bindings,
@@ -669,6 +612,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     }
     let pid = child.id().map(|p| p as i32);
     let status = relay.wait(&mut child, pid).await?;
+    leases.revoke_leases().await;
     if !auditor.flush(Duration::from_secs(5)).await {
         eprintln!("warning: some broker audit events could not be written to Airlock in time");
     }

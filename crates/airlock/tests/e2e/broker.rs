@@ -72,6 +72,12 @@ body = true
 "#;
 
 pub fn setup(tag: &str) -> Setup {
+    setup_env(tag, &[])
+}
+
+/// [`setup`] with extra environment for the server (e.g. `SSL_CERT_FILE` for an engine's
+/// upstream).
+pub fn setup_env(tag: &str, server_env: &[(&str, &std::path::Path)]) -> Setup {
     let dir = tempdir(tag);
     let key = "22".repeat(32);
     std::fs::write(dir.join("unseal.key"), &key).unwrap();
@@ -87,7 +93,7 @@ pub fn setup(tag: &str) -> Setup {
         ),
     )
     .unwrap();
-    let mut server = start_config(&cfg);
+    let mut server = start_config_env(&cfg, server_env);
     let init = req(&server, "PUT", "/v1/sys/init", Some(json!({})));
     assert_eq!(init.status, 200, "{:?}", init.body);
     server.token = Some(init.body["root_token"].as_str().unwrap().to_string());

@@ -126,10 +126,16 @@ pub fn start_dev() -> Proc {
 }
 
 pub fn start_config(config: &Path) -> Proc {
+    start_config_env(config, &[])
+}
+
+/// [`start_config`] with extra environment variables for the server.
+pub fn start_config_env(config: &Path, env: &[(&str, &Path)]) -> Proc {
     let mut child = Command::new(bin())
         .args(["server", "--config"])
         .arg(config)
         .args(["--log-level", "warn"])
+        .envs(env.iter().copied())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .spawn()

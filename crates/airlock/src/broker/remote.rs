@@ -1,0 +1,121 @@
+//! How `broker run` and `broker serve` reach Airlock: bound secrets (KV entries and leased
+//! engine credentials) read with the broker's token, and broker audit events written to
+//! `sys/broker/audit`.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use airlock_broker::audit::{Event, Sink, SinkFuture};
+use airlock_broker::secrets::{FetchFuture, SecretMap, SecretSource};
+use anyhow::{Context, Result};
+use serde_json::{json, Value};
+use zeroize::Zeroizing;
+
+use crate::client::Client;
+
+/// Reads KV entries through the Vault API with the caller's token.
+pub(super) struct ApiSource {
+    pub(super) client: Client,
+}
+
+impl SecretSource for ApiSource {
+    fn fetch<'a>(&'a self, path: &'a str) -> FetchFuture<'a> {
+        Box::pin(async move {
+            if let Some(engine_path) = path.strip_prefix(airlock_broker::secrets::LEASED_PREFIX) {
+                return leased(&self.client, engine_path).await;
+            }
+            let m = crate::kv::read_map(&self.client, path)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            let m = crate::kv::resolve_refs(&self.client, path, m)
+                .await
+                .map_err(|e| format!("{e:#}"))?;
+            let mut out: SecretMap = HashMap::new();
+            for (k, v) in m {
+                let s = match v {
+                    Value::String(s) => s,
+                    other => other.to_string(),
+                };
+                out.insert(k, Zeroizing::new(s));
+            }
+            Ok(out)
+        })
+    }
+
+    fn revoke<'a>(
+        &'a self,
+        lease_id: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<(), String>> + Send + 'a>> {
+        Box::pin(async move {
+            self.client
+                .call(
+                    "PUT",
+                    "sys/leases/revoke",
+                    Some(&json!({ "lease_id": lease_id })),
+                )
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        })
+    }
+}
+
+/// Dynamic credentials from a secrets engine (`aws/creds/<role>`): the answer's data, plus
+/// `lease_id` and `lease_duration`.
+async fn leased(cl: &Client, path: &str) -> Result<SecretMap, String> {
+    let v = cl
+        .call("GET", path, None)
+        .await
+        .map_err(|e| format!("{e:#}"))?
+        .ok_or_else(|| format!("no answer at {path}"))?;
+    let mut out: SecretMap = HashMap::new();
+    if let Some(d) = v.get("data").and_then(Value::as_object) {
+        for (k, x) in d {
+            if let Some(s) = x.as_str() {
+                out.insert(k.clone(), Zeroizing::new(s.to_string()));
+            }
+        }
+    }
+    for k in ["lease_id", "lease_duration"] {
+        if let Some(x) = v.get(k).filter(|x| !x.is_null()) {
+            let s = x
+                .as_str()
+                .map(str::to_string)
+                .unwrap_or_else(|| x.to_string());
+            out.insert(k.into(), Zeroizing::new(s));
+        }
+    }
+    Ok(out)
+}
+
+/// Hands broker events to Airlock's audit log (`sys/broker/audit`).
+struct ApiSink {
+    client: Client,
+}
+
+impl Sink for ApiSink {
+    fn write<'a>(&'a self, batch: &'a [Event]) -> SinkFuture<'a> {
+        Box::pin(async move {
+            let body = json!({ "events": batch });
+            self.client
+                .call("POST", "sys/broker/audit", Some(&body))
+                .await
+                .map(|_| ())
+                .map_err(|e| format!("{e:#}"))
+        })
+    }
+}
+
+/// Checks that this token may write broker audit events (an empty batch), then starts the
+/// batching auditor. Refusing to start beats brokering credentials without an audit trail.
+pub(super) async fn start_auditor(client: Client) -> Result<airlock_broker::audit::Auditor> {
+    client
+        .call("POST", "sys/broker/audit", Some(&json!({ "events": [] })))
+        .await
+        .context(
+            "this token cannot write broker audit events (it needs `update` on sys/broker/audit)",
+        )?;
+    Ok(airlock_broker::audit::Auditor::start(Arc::new(ApiSink {
+        client,
+    })))
+}
