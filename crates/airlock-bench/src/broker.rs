@@ -25,8 +25,10 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio_rustls::rustls::pki_types::ServerName;
 use tokio_rustls::rustls::{self, ClientConfig, RootCertStore};
 
-const HOST: &str = "api.openai.com";
-const KEY: &str = "sk-bench-0123456789abcdefghijklmnopqrstuvwxyz";
+pub(crate) const HOST: &str = "api.openai.com";
+pub(crate) const KEY: &str = "sk-bench-0123456789abcdefghijklmnopqrstuvwxyz";
+/// The real AWS key id the upstream accepts SigV4-signed requests from.
+pub(crate) const AWS_KEY_ID: &str = "AKIABENCHREAL0000000";
 
 struct Kill(Child);
 impl Drop for Kill {
@@ -58,10 +60,11 @@ impl hyper::body::Body for Sse {
 }
 
 async fn upstream_handle(req: Request<Incoming>) -> Response<Body> {
-    let ok = req
-        .headers()
-        .get("authorization")
-        .is_some_and(|v| v.as_bytes() == format!("Bearer {KEY}").as_bytes());
+    let ok = req.headers().get("authorization").is_some_and(|v| {
+        v.as_bytes() == format!("Bearer {KEY}").as_bytes()
+            || v.as_bytes()
+                .starts_with(format!("AWS4-HMAC-SHA256 Credential={AWS_KEY_ID}/").as_bytes())
+    });
     let path = req.uri().path().to_string();
     let _ = req.into_body().collect().await;
     if !ok {
@@ -144,20 +147,22 @@ fn start_upstream() -> Result<(u16, String, BgRuntime)> {
 }
 
 #[derive(Clone)]
-enum Via {
+pub(crate) enum Via {
     Direct { port: u16 },
     Proxy { port: u16, auth: Option<String> },
 }
 
 #[derive(Clone)]
-struct Mode {
-    name: &'static str,
-    via: Via,
-    tls: Arc<ClientConfig>,
-    token: String,
+pub(crate) struct Mode {
+    pub(crate) name: &'static str,
+    pub(crate) via: Via,
+    pub(crate) tls: Arc<ClientConfig>,
+    pub(crate) token: String,
+    /// SigV4 headers (signed once, with the placeholder) sent instead of the bearer token.
+    pub(crate) aws_headers: Option<Arc<Vec<(String, String)>>>,
 }
 
-fn tls_trusting(pem: &str) -> Result<Arc<ClientConfig>> {
+pub(crate) fn tls_trusting(pem: &str) -> Result<Arc<ClientConfig>> {
     let mut roots = RootCertStore::empty();
     for c in airlock_broker::ca::parse_pem_certs(pem).map_err(|e| anyhow!(e))? {
         roots.add(c)?;
@@ -210,24 +215,33 @@ async fn open(mode: &Mode) -> Result<hyper::client::conn::http1::SendRequest<Ful
     Ok(tx)
 }
 
+/// The body of every load request.
+pub(crate) const CHAT: &[u8] =
+    b"{\"model\":\"gpt-test\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}";
+
 fn chat(mode: &Mode) -> Result<Request<Full<Bytes>>> {
-    Ok(Request::post("/v1/chat/completions")
+    let mut b = Request::post("/v1/chat/completions")
         .header("host", HOST)
-        .header("authorization", format!("Bearer {}", mode.token))
-        .header("content-type", "application/json")
-        .body(Full::new(Bytes::from_static(
-            b"{\"model\":\"gpt-test\",\"messages\":[{\"role\":\"user\",\"content\":\"hi\"}]}",
-        )))?)
+        .header("content-type", "application/json");
+    match &mode.aws_headers {
+        Some(h) => {
+            for (k, v) in h.iter() {
+                b = b.header(k.as_str(), v.as_str());
+            }
+        }
+        None => b = b.header("authorization", format!("Bearer {}", mode.token)),
+    }
+    Ok(b.body(Full::new(Bytes::from_static(CHAT)))?)
 }
 
-struct Load {
-    rps: f64,
-    p50: f64,
-    p99: f64,
-    errors: u64,
+pub(crate) struct Load {
+    pub(crate) rps: f64,
+    pub(crate) p50: f64,
+    pub(crate) p99: f64,
+    pub(crate) errors: u64,
 }
 
-async fn load(mode: &Mode, conns: usize, secs: u64) -> Result<Load> {
+pub(crate) async fn load(mode: &Mode, conns: usize, secs: u64) -> Result<Load> {
     let mut senders = Vec::new();
     for _ in 0..conns {
         senders.push(open(mode).await?);
@@ -322,7 +336,12 @@ async fn sse_first_event(mode: &Mode, n: usize) -> Result<f64> {
     Ok(times[times.len() / 2])
 }
 
-async fn api(addr: &str, method: &str, path: &str, body: Option<Value>) -> Result<Value> {
+pub(crate) async fn api(
+    addr: &str,
+    method: &str,
+    path: &str,
+    body: Option<Value>,
+) -> Result<Value> {
     let (status, v) = crate::request(addr, method, path, Some("root"), body).await?;
     if status >= 300 {
         bail!("{method} {path}: {status} {v}");
@@ -503,6 +522,7 @@ pub async fn run(args: &[String]) -> Result<()> {
             via: Via::Direct { port: up_port },
             tls: tls_trusting(&up_ca)?,
             token: KEY.into(),
+            aws_headers: None,
         },
         Mode {
             name: "airlock",
@@ -512,6 +532,7 @@ pub async fn run(args: &[String]) -> Result<()> {
             },
             tls: tls_trusting(&std::fs::read_to_string(&broker_ca)?)?,
             token: placeholder.clone(),
+            aws_headers: None,
         },
     ];
     let mut _mitm = None;
@@ -566,6 +587,7 @@ pub async fn run(args: &[String]) -> Result<()> {
                 },
                 tls: tls_trusting(&std::fs::read_to_string(&ca)?)?,
                 token: placeholder.clone(),
+                aws_headers: None,
             });
         }
         None => println!(
@@ -602,6 +624,7 @@ pub async fn run(args: &[String]) -> Result<()> {
         via: Via::Direct { port: rport },
         tls: tls_trusting(&up_ca)?,
         token: KEY.into(),
+        aws_headers: None,
     });
 
     println!("broker benchmark: {secs}s per cell, keep-alive HTTP/1.1 over TLS, POST /v1/chat/completions");
@@ -704,6 +727,7 @@ pub async fn run(args: &[String]) -> Result<()> {
             .map(|m| format!(", mitmproxy {:+.3} ms", m - sse["direct"]))
             .unwrap_or_default()
     );
+    crate::broker_run::measure(&airlock, &addr, &dir, up_port, &up_ca_file, secs, &conns).await?;
     let _ = std::fs::remove_dir_all(&dir);
     drop(up_rt);
     Ok(())

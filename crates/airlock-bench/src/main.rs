@@ -17,6 +17,7 @@
 mod audit;
 mod auth;
 mod broker;
+mod broker_run;
 mod cluster;
 mod db;
 mod delivery;
@@ -511,6 +512,9 @@ async fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().collect();
     if args.get(1).map(String::as_str) == Some("broker") {
         return broker::run(&args).await;
+    }
+    if args.get(1).map(String::as_str) == Some("broker-child") {
+        return broker_run::child(&args).await;
     }
     if args.get(1).map(String::as_str) == Some("relay") {
         return broker::relay(&args).await;
