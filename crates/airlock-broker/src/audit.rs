@@ -18,7 +18,7 @@ pub struct Event {
     /// the data path.
     #[serde(serialize_with = "rfc3339")]
     pub time: time::OffsetDateTime,
-    /// `inject`, `block`, `scrub`, `tunnel`, `deny`, `forward`.
+    /// `inject`, `block`, `scrub`, `tunnel`, `deny`, `forward`, `honeytoken`.
     pub kind: &'static str,
     pub agent: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -36,6 +36,9 @@ pub struct Event {
     pub reason: Option<String>,
     #[serde(skip_serializing_if = "is_zero")]
     pub scrubbed: u64,
+    /// `high` for events someone must look at now (a honeytoken used).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub severity: Option<&'static str>,
 }
 
 fn is_zero(n: &u64) -> bool {

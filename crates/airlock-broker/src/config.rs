@@ -125,6 +125,8 @@ pub struct Profile {
     pub allow_hosts: Vec<HostPattern>,
     /// Hosts or IP networks the SSRF guard lets through (`10.0.0.0/8`, `db.internal`).
     pub allow_private: Vec<String>,
+    /// Decoy credentials (`[[honeytoken]]`).
+    pub honeytokens: Vec<crate::honeytoken::Honeytoken>,
 }
 
 const BINDING_KEYS: &[&str] = &[
@@ -641,9 +643,9 @@ pub fn parse_profile(text: &str, origin: &str) -> Result<Profile, String> {
     let json = toml_to_json(toml::Value::Table(table));
     let o = json.as_object().cloned().unwrap_or_default();
     for k in o.keys() {
-        if !["binding", "agents", "broker"].contains(&k.as_str()) {
+        if !["binding", "agents", "broker", "honeytoken"].contains(&k.as_str()) {
             return Err(format!(
-                "{origin}: unknown top-level key `{k}` (known: [broker], [[binding]], [agents.NAME])"
+                "{origin}: unknown top-level key `{k}` (known: [broker], [[binding]], [agents.NAME], [[honeytoken]])"
             ));
         }
     }
@@ -718,6 +720,47 @@ pub fn parse_profile(text: &str, origin: &str) -> Result<Profile, String> {
         Some(_) => {
             return Err(format!(
                 "{origin}: `binding` must be an array of tables: write [[binding]]"
+            ))
+        }
+    }
+    match o.get("honeytoken") {
+        None => {}
+        Some(Value::Array(list)) => {
+            for (i, h) in list.iter().enumerate() {
+                let line = header_line(text, "[[honeytoken]]", i).unwrap_or(0);
+                let mut h = h.clone();
+                let name = h
+                    .get("name")
+                    .and_then(Value::as_str)
+                    .filter(|n| valid_name(n))
+                    .ok_or_else(|| format!("{origin}:{line}: a honeytoken needs a `name`"))?
+                    .to_string();
+                // `kind` instead of `value`: a fresh decoy of that shape for this run.
+                if let Some(kind) = h.get("kind").and_then(Value::as_str).map(str::to_string) {
+                    if h.get("value").is_some() {
+                        return Err(format!(
+                            "{origin}:{line}: honeytoken {name:?}: give `value` or `kind`, not both"
+                        ));
+                    }
+                    let mut r = [0u8; 48];
+                    rand::fill(&mut r);
+                    let v = crate::honeytoken::mint(&kind, &r)
+                        .map_err(|e| format!("{origin}:{line}: {e}"))?;
+                    h["value"] = Value::String(v);
+                }
+                let t = crate::honeytoken::parse(&name, &h)
+                    .map_err(|e| format!("{origin}:{line}: {e}"))?;
+                if p.honeytokens.iter().any(|x| x.name == t.name) {
+                    return Err(format!(
+                        "{origin}:{line}: honeytoken {name:?} is defined twice"
+                    ));
+                }
+                p.honeytokens.push(t);
+            }
+        }
+        Some(_) => {
+            return Err(format!(
+                "{origin}: `honeytoken` must be an array of tables: write [[honeytoken]]"
             ))
         }
     }

@@ -7,6 +7,7 @@
 //! - [`rewrite`]: pure request analysis (block or inject), header/query/body rewriting and
 //!   the streaming scrubber.
 //! - [`guard`]: the SSRF guard applied to every dialled address.
+//! - [`honeytoken`]: decoy credentials whose use is blocked and raised as high severity.
 //! - [`ca`]: the broker CA (name-constrained to bound hosts when possible) and leaf minting.
 //! - [`cred`]: proxy credentials that bind a client to one agent.
 //! - [`secrets`]: the in-memory credential cache with background refresh (fail closed).
@@ -27,6 +28,7 @@ pub mod ca;
 pub mod config;
 pub mod cred;
 pub mod guard;
+pub mod honeytoken;
 pub mod mcp;
 pub mod providers;
 pub mod proxy;
@@ -80,6 +82,8 @@ pub struct Stats {
     pub blocked: AtomicU64,
     pub denied: AtomicU64,
     pub scrubbed: Arc<AtomicU64>,
+    /// Requests that carried a honeytoken.
+    pub honeytokens: AtomicU64,
 }
 
 pub struct Broker {
@@ -91,12 +95,29 @@ pub struct Broker {
     pub upstream: upstream::Upstream,
     pub audit: audit::Auditor,
     pub stats: Stats,
+    /// Registered decoys (replaced as a whole on reload).
+    pub honeytokens: std::sync::RwLock<Arc<Vec<honeytoken::Honeytoken>>>,
 }
 
 impl Broker {
     /// The agent a proxy credential names, if it (still) exists.
     pub fn agent(&self, name: &str) -> Option<Arc<AgentRuntime>> {
         self.agents.read().ok()?.get(name).cloned()
+    }
+
+    /// The current honeytokens.
+    pub fn honeytokens_now(&self) -> Arc<Vec<honeytoken::Honeytoken>> {
+        self.honeytokens
+            .read()
+            .map(|h| h.clone())
+            .unwrap_or_default()
+    }
+
+    /// Installs a new set of honeytokens.
+    pub fn set_honeytokens(&self, tokens: Vec<honeytoken::Honeytoken>) {
+        if let Ok(mut h) = self.honeytokens.write() {
+            *h = Arc::new(tokens);
+        }
     }
 
     /// The current agents.

@@ -32,6 +32,33 @@ pub const EMPTY_SHA256: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934c
 /// signature can be written).
 pub const MAX_CHUNK: usize = 16 << 20;
 
+/// Signing keys by (secret, day, region, service): a key changes once a day, and deriving
+/// one costs four HMACs, twice per re-signed request. Bounded; keys are zeroised on drop.
+fn signing_key(secret: &str, date: &str, region: &str, service: &str) -> Zeroizing<[u8; 32]> {
+    use std::collections::HashMap;
+    use std::sync::{Mutex, OnceLock};
+    type Keys = Mutex<HashMap<[u8; 32], Zeroizing<[u8; 32]>>>;
+    static KEYS: OnceLock<Keys> = OnceLock::new();
+    let mut h = Sha256::new();
+    for part in [secret, date, region, service] {
+        h.update(part.as_bytes());
+        h.update([0u8]);
+    }
+    let id: [u8; 32] = h.finalize().into();
+    let keys = KEYS.get_or_init(Default::default);
+    if let Some(k) = keys.lock().ok().and_then(|m| m.get(&id).cloned()) {
+        return k;
+    }
+    let k = v4::signing_key(secret, date, region, service);
+    if let Ok(mut m) = keys.lock() {
+        if m.len() >= 256 {
+            m.clear();
+        }
+        m.insert(id, k.clone());
+    }
+    k
+}
+
 /// A SigV4 signature on a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Found {
@@ -283,7 +310,7 @@ pub fn verify(
     }
     let (ch, signed) = canonical_headers(headers, &found.signed_headers)?;
     let cq = canonical_query(raw_query, found.presigned);
-    let key = v4::signing_key(secret, &found.date, &found.region, &found.service);
+    let key = signing_key(secret, &found.date, &found.region, &found.service);
     let scope = found.scope();
     for uri in canonical_uris(raw_path) {
         for h in &hashes {
@@ -348,7 +375,7 @@ pub fn resign_header(
     );
     let scope = found.scope();
     let sts = v4::string_to_sign(&found.amz_date, &scope, &creq);
-    let key = v4::signing_key(real.secret_key, &found.date, &found.region, &found.service);
+    let key = signing_key(real.secret_key, &found.date, &found.region, &found.service);
     let signature = v4::signature(&key, &sts);
     Ok(Resigned {
         authorization: format!(
@@ -409,7 +436,7 @@ pub fn resign_query(
         &checked.payload_hash,
     );
     let sts = v4::string_to_sign(&found.amz_date, &found.scope(), &creq);
-    let key = v4::signing_key(real.secret_key, &found.date, &found.region, &found.service);
+    let key = signing_key(real.secret_key, &found.date, &found.region, &found.service);
     Ok(format!(
         "{unsigned}&X-Amz-Signature={}",
         v4::signature(&key, &sts)

@@ -30,6 +30,7 @@ pub struct Metrics {
     pub leases_revoked: AtomicU64,
     pub lease_revoke_failures: AtomicU64,
     pub connections_refused: AtomicU64,
+    pub honeytoken_uses: AtomicU64,
 }
 
 impl Metrics {
@@ -44,6 +45,7 @@ impl Metrics {
             leases_revoked: AtomicU64::new(0),
             lease_revoke_failures: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
+            honeytoken_uses: AtomicU64::new(0),
         }
     }
 
@@ -130,6 +132,11 @@ impl Metrics {
                 "airlock_leases_created_total",
                 "Leases issued.",
                 &self.leases_created,
+            ),
+            (
+                "airlock_honeytoken_uses_total",
+                "Honeytokens presented to the API as tokens (each one a high-severity audit entry).",
+                &self.honeytoken_uses,
             ),
             (
                 "airlock_leases_revoked_total",

@@ -454,6 +454,20 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         extra_certs,
     } = a.up.prepare()?;
     let listen = loopback(&a.listen)?;
+    // Decoys: the profile's, and Airlock's when this token may read them.
+    let mut honeytokens = profile.honeytokens.clone();
+    match serve::load_honeytokens(&cl).await {
+        Ok(stored) => {
+            for t in stored {
+                if !honeytokens.iter().any(|x| x.name == t.name) {
+                    honeytokens.push(t);
+                }
+            }
+        }
+        Err(e) => {
+            tracing::debug!(error = %format!("{e:#}"), "broker: Airlock's honeytokens not loaded")
+        }
+    }
     let token = cl.token.clone();
     let addr = cl.addr.clone();
     let cacert = std::env::var_os("AIRLOCK_CACERT")
@@ -535,6 +549,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         upstream,
         audit: auditor.clone(),
         stats: Default::default(),
+        honeytokens: std::sync::RwLock::new(Arc::new(honeytokens.clone())),
     });
     // Without --sandbox the proxy listens on the host's loopback now; with it, the child
     // creates the listener inside its namespace and hands it over once started.
@@ -571,6 +586,12 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     };
     for k in ["AIRLOCK_TOKEN", "VAULT_TOKEN", "AIRLOCK_ADDR", "VAULT_ADDR"] {
         cmd.env_remove(k);
+    }
+    // Decoys first: a binding's variable of the same name wins.
+    for t in &honeytokens {
+        if let Some(e) = &t.env {
+            cmd.env(e, &t.value);
+        }
     }
     for (k, v) in &env_vars {
         cmd.env(k, v.as_str());

@@ -39,6 +39,7 @@ impl Broker {
             latency_ms: 0.0,
             reason: None,
             scrubbed: 0,
+            severity: None,
         }
     }
 
@@ -56,6 +57,48 @@ impl Broker {
         let resp = blocked_response(binding.as_deref(), &reason);
         ev.kind = "block";
         ev.binding = binding;
+        ev.reason = Some(reason);
+        ev.status = 403;
+        ev.latency_ms = elapsed_ms(start);
+        self.audit.record(ev);
+        resp
+    }
+}
+
+impl Broker {
+    /// The honeytoken a request carries, if any (see [`crate::honeytoken::find`]).
+    pub(super) fn honeytoken_in(
+        &self,
+        raw_path: &str,
+        query: Option<&str>,
+        headers: &hyper::HeaderMap,
+        body: Option<&[u8]>,
+    ) -> Option<String> {
+        let tokens = self.honeytokens_now();
+        crate::honeytoken::find(
+            &tokens,
+            raw_path,
+            query,
+            headers.iter().map(|(k, v)| (k.as_str(), v.as_bytes())),
+            body,
+        )
+        .map(|t| t.name.clone())
+    }
+
+    /// Ends an exchange that carried a honeytoken: blocked, and a high-severity
+    /// `honeytoken` event (the decoy's name, never its value).
+    pub(super) fn honeytoken_hit(
+        &self,
+        mut ev: Event,
+        name: &str,
+        start: Instant,
+    ) -> Response<Body> {
+        self.stats.honeytokens.fetch_add(1, Ordering::Relaxed);
+        tracing::error!(agent = %ev.agent, host = %ev.host, path = %ev.path, honeytoken = %name, "broker: a honeytoken was used");
+        let reason = format!("honeytoken {name:?} used");
+        let resp = blocked_response(None, &reason);
+        ev.kind = "honeytoken";
+        ev.severity = Some("high");
         ev.reason = Some(reason);
         ev.status = 403;
         ev.latency_ms = elapsed_ms(start);

@@ -54,6 +54,9 @@ impl Broker {
         start: Instant,
     ) -> Phase<Event> {
         let uri = req.uri();
+        if let Some(name) = self.honeytoken_in(uri.path(), uri.query(), req.headers(), None) {
+            return Break(self.honeytoken_hit(ev, &name, start));
+        }
         let host = uri.host().unwrap_or("");
         let scheme = uri.scheme_str().unwrap_or("");
         let found = rewrite::locate(

@@ -93,6 +93,11 @@ impl Broker {
         x: Exchange<'a>,
         mut req: Request<Incoming>,
     ) -> Phase<Admitted<'a>> {
+        if let Some(name) = self.honeytoken_in(&x.raw_path, x.query.as_deref(), req.headers(), None)
+        {
+            let start = x.start;
+            return Break(self.honeytoken_hit(x.ev, &name, start));
+        }
         let mut found = rewrite::locate(
             &x.raw_path,
             x.query.as_deref(),
@@ -134,6 +139,10 @@ impl Broker {
                     }
                     Verdict::Forward(i) => i,
                 };
+            }
+            if let Some(name) = self.honeytoken_in("", None, &parts.headers, Some(&buf)) {
+                let start = x.start;
+                return Break(self.honeytoken_hit(x.ev, &name, start));
             }
             ReqBody::Buffered(buf)
         } else {
@@ -282,6 +291,10 @@ impl Broker {
                     };
                     if PrefixDetector::default().feed(&b) {
                         return Break(x.refuse(self, None, UNBOUND_BODY_PLACEHOLDER));
+                    }
+                    if let Some(name) = self.honeytoken_in("", None, &HeaderMap::new(), Some(&b)) {
+                        let start = x.start;
+                        return Break(self.honeytoken_hit(x.ev, &name, start));
                     }
                     x.bytes_in.store(b.len() as u64, Ordering::Relaxed);
                     full(b)

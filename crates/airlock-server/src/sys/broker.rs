@@ -10,6 +10,10 @@
 //! - `sys/broker/keys`: read (sudo) the CA key and the credential/placeholder keys for
 //!   `airlock broker serve`; created on first read, stored encrypted.
 //! - `sys/broker/audit`: write a batch of broker events into the audit log.
+//! - `sys/broker/honeytokens[/<name>]`: LIST, read, write (`value`, or `kind` to mint a
+//!   decoy of that shape; `env`, `description`), delete. A honeytoken presented to the API as
+//!   a token is refused like any unknown token, and raises a high-severity `honeytoken`
+//!   audit entry and `airlock_honeytoken_uses_total`.
 
 use std::sync::Arc;
 
@@ -29,6 +33,82 @@ use crate::logical::{Op, Request, Response};
 const BINDINGS: &str = "broker/bindings/";
 const AGENTS: &str = "broker/agents/";
 const KEYS: &str = "broker/keys";
+const HONEYTOKENS: &str = "broker/honeytokens/";
+
+/// (name, value) of each registered honeytoken.
+type Decoys = Arc<Vec<(String, String)>>;
+
+/// The registered honeytokens, re-read at most every few seconds when an unknown token is
+/// presented.
+#[derive(Default)]
+pub struct HoneytokenCache(std::sync::Mutex<Option<(std::time::Instant, Decoys)>>);
+
+impl HoneytokenCache {
+    fn fresh(&self) -> Option<Decoys> {
+        let g = self.0.lock().ok()?;
+        g.as_ref()
+            .filter(|(t, _)| t.elapsed() < std::time::Duration::from_secs(5))
+            .map(|(_, v)| v.clone())
+    }
+
+    fn set(&self, v: Decoys) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = Some((std::time::Instant::now(), v));
+        }
+    }
+
+    /// Forgets the list (it changed on this node).
+    fn clear(&self) {
+        if let Ok(mut g) = self.0.lock() {
+            *g = None;
+        }
+    }
+}
+
+/// Called for a presented token that is not a token: if it is a registered honeytoken, a
+/// high-severity audit entry and a metric (the caller is refused either way).
+pub async fn honeytoken_presented(core: &Core, token: &str, remote: Option<std::net::IpAddr>) {
+    let list = match core.honeytokens.fresh() {
+        Some(l) => l,
+        None => {
+            let mut v = Vec::new();
+            for name in core.barrier.list(HONEYTOKENS).await.unwrap_or_default() {
+                if let Ok(Some(h)) = core
+                    .barrier
+                    .get_json::<Value>(&format!("{HONEYTOKENS}{name}"))
+                    .await
+                {
+                    if let Some(val) = h.get("value").and_then(Value::as_str) {
+                        v.push((name, val.to_string()));
+                    }
+                }
+            }
+            let v = Arc::new(v);
+            core.honeytokens.set(v.clone());
+            v
+        }
+    };
+    let eq = |a: &str, b: &str| {
+        a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |x, (p, q)| x | (p ^ q)) == 0
+    };
+    let Some((name, _)) = list.iter().find(|(_, v)| eq(v, token)) else {
+        return;
+    };
+    core.metrics
+        .honeytoken_uses
+        .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    tracing::error!(honeytoken = %name, remote = ?remote, "a honeytoken was presented to the API as a token");
+    let entry = json!({
+        "type": "honeytoken",
+        "time": crate::core::rfc3339_nanos(crate::core::now_nanos()),
+        "severity": "high",
+        "honeytoken": name,
+        "remote_address": remote.map(|r| r.to_string()),
+    });
+    if let Err(e) = core.audit.log_many(&[entry]).await {
+        tracing::error!(error = %e, "the honeytoken audit entry could not be written");
+    }
+}
 
 #[derive(Serialize, Deserialize)]
 struct BrokerKeys {
@@ -85,6 +165,10 @@ fn may_send_secret(core: &Core, caller: &Caller, secret_path: &str) -> ApiResult
     if caller.is_root {
         return Ok(());
     }
+    // Leased credentials (`lease:aws/creds/<role>`): reading the engine path mints them.
+    let secret_path = secret_path
+        .strip_prefix(airlock_broker::secrets::LEASED_PREFIX)
+        .unwrap_or(secret_path);
     let read_path = core
         .router
         .route(secret_path)
@@ -120,6 +204,10 @@ enum B {
     AgentRead,
     AgentWrite,
     AgentDelete,
+    HoneytokensList,
+    HoneytokenRead,
+    HoneytokenWrite,
+    HoneytokenDelete,
 }
 
 #[rustfmt::skip]
@@ -131,6 +219,8 @@ static PATHS: &[PathSpec<B>] = &[
     PathSpec::new("bindings/{name+}", &[(Op::Read, B::BindingRead), (Op::Update, B::BindingWrite), (Op::Delete, B::BindingDelete)]),
     PathSpec::new("agents/{name+}/credential", &[(Op::Update, B::Credential)]),
     PathSpec::new("agents/{name+}", &[(Op::Read, B::AgentRead), (Op::Update, B::AgentWrite), (Op::Delete, B::AgentDelete)]),
+    PathSpec::new("honeytokens/?", &[(Op::List, B::HoneytokensList)]),
+    PathSpec::new("honeytokens/{name+}", &[(Op::Read, B::HoneytokenRead), (Op::Update, B::HoneytokenWrite), (Op::Delete, B::HoneytokenDelete)]),
 ];
 
 pub async fn handle(
@@ -190,6 +280,46 @@ pub async fn handle(
             Ok(Response::empty())
         }
         B::Credential => credential(core, req, name_ok(raw)?).await,
+        B::HoneytokensList => list(core, HONEYTOKENS).await,
+        B::HoneytokenRead => read(core, &format!("{HONEYTOKENS}{}", name_ok(raw)?)).await,
+        B::HoneytokenDelete => {
+            let name = name_ok(raw)?;
+            core.barrier
+                .commit(vec![
+                    BarrierOp::Delete(format!("{HONEYTOKENS}{name}")),
+                    event("broker/honeytoken-delete", "honeytokens", name),
+                ])
+                .await?;
+            core.honeytokens.clear();
+            Ok(Response::empty())
+        }
+        B::HoneytokenWrite => {
+            let name = name_ok(raw)?;
+            let mut v = Value::Object(req.data.clone());
+            if v.get("value").is_none() {
+                let kind = v.get("kind").and_then(Value::as_str).unwrap_or("generic");
+                let decoy =
+                    airlock_broker::honeytoken::mint(kind, &crate::core::random_bytes::<48>())
+                        .map_err(ApiError::bad_request)?;
+                v["value"] = json!(decoy);
+            }
+            airlock_broker::honeytoken::parse(name, &v).map_err(ApiError::bad_request)?;
+            v["name"] = json!(name);
+            core.barrier
+                .commit(vec![
+                    BarrierOp::Put(
+                        format!("{HONEYTOKENS}{name}"),
+                        serde_json::to_vec(&v).map_err(|e| ApiError::internal(&e))?,
+                    ),
+                    event("broker/honeytoken-write", "honeytokens", name),
+                ])
+                .await?;
+            core.honeytokens.clear();
+            // The value is returned once, so the writer can plant it.
+            Ok(Response::data(
+                json!({ "name": name, "value": v["value"], "env": v.get("env") }),
+            ))
+        }
         B::AgentRead => read(core, &format!("{AGENTS}{}", name_ok(raw)?)).await,
         B::AgentDelete => {
             let name = name_ok(raw)?;
@@ -302,6 +432,22 @@ async fn credential(core: &Core, req: &Request, agent: &str) -> ApiResult<Respon
         );
         if let Some(s) = airlock_broker::derived_aws_secret(&ph_key, agent, &binding) {
             env.insert(config::AWS_SECRET_ENV.into(), json!(s.as_str()));
+        }
+    }
+    for name in core.barrier.list(HONEYTOKENS).await? {
+        if let Some(h) = core
+            .barrier
+            .get_json::<Value>(&format!("{HONEYTOKENS}{name}"))
+            .await?
+        {
+            if let (Some(e), Some(v)) = (
+                h.get("env").and_then(Value::as_str),
+                h.get("value").and_then(Value::as_str),
+            ) {
+                if !env.contains_key(e) {
+                    env.insert(e.to_string(), json!(v));
+                }
+            }
         }
     }
     Ok(Response::data(json!({

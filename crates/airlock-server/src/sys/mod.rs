@@ -314,6 +314,7 @@ async fn broker_audit(core: &Arc<Core>, req: &Request, caller: &Caller) -> ApiRe
         "latency_ms",
         "reason",
         "scrubbed",
+        "severity",
     ];
     let events = match req.data.get("events") {
         Some(Value::Array(a)) => a,

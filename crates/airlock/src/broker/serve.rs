@@ -48,7 +48,30 @@ pub(super) async fn load_serve_config(cl: &Client, profile: Option<&Path>) -> Re
         }
         p.agents.push(a);
     }
+    for t in load_honeytokens(cl).await? {
+        if !p.honeytokens.iter().any(|x| x.name == t.name) {
+            p.honeytokens.push(t);
+        }
+    }
     Ok(p)
+}
+
+/// The honeytokens registered in Airlock (`sys/broker/honeytokens`).
+pub(super) async fn load_honeytokens(
+    cl: &Client,
+) -> Result<Vec<airlock_broker::honeytoken::Honeytoken>> {
+    let mut out = Vec::new();
+    for name in api_list(cl, "sys/broker/honeytokens").await? {
+        let Some(v) = cl
+            .call("GET", &format!("sys/broker/honeytokens/{name}"), None)
+            .await?
+            .and_then(|v| v.get("data").cloned())
+        else {
+            continue;
+        };
+        out.push(airlock_broker::honeytoken::parse(&name, &v).map_err(|e| anyhow!("stored {e}"))?);
+    }
+    Ok(out)
 }
 
 fn hex_key(v: &Value, field: &str) -> Result<Zeroizing<Vec<u8>>> {
@@ -194,6 +217,7 @@ pub(super) async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
         upstream,
         audit: auditor.clone(),
         stats: Default::default(),
+        honeytokens: std::sync::RwLock::new(Arc::new(profile.honeytokens.clone())),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await
@@ -217,6 +241,7 @@ pub(super) async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
                 let current = broker.agents_now();
                 let next = async {
                     let p = load_serve_config(&cl, profile_path.as_deref()).await?;
+                    broker.set_honeytokens(p.honeytokens.clone());
                     source.build(&p, &current).await
                 };
                 match next.await {
