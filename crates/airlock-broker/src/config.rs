@@ -69,6 +69,8 @@ pub struct Binding {
     /// swapped (`secret_path` then holds `access_key`, `secret_key` and optionally
     /// `security_token`/`session_token`).
     pub aws: Option<AwsSigning>,
+    /// Limits on the requests that use this binding.
+    pub budget: Option<crate::budget::Budget>,
 }
 
 /// What an `aws_sigv4` binding allows besides its destination.
@@ -113,6 +115,8 @@ pub struct Agent {
     pub egress: Egress,
     /// Extra hosts reachable in `allowlist` mode.
     pub allow_hosts: Vec<HostPattern>,
+    /// Limits on everything the agent sends through the broker.
+    pub budget: Option<crate::budget::Budget>,
 }
 
 /// A loaded profile (`airlock.toml`).
@@ -151,6 +155,7 @@ const BINDING_KEYS: &[&str] = &[
     "services",
     "regions",
     "credentials",
+    "budget",
 ];
 
 fn valid_name(s: &str) -> bool {
@@ -291,6 +296,10 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         ));
     }
     let extra_headers = extra_headers_field(o, preset).map_err(wrap)?;
+    let budget = match o.get("budget") {
+        None | Some(Value::Null) => None,
+        Some(b) => Some(crate::budget::parse(b).map_err(wrap)?),
+    };
     Ok(Binding {
         name: name.to_string(),
         env,
@@ -303,6 +312,7 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         body,
         extra_headers,
         aws,
+        budget,
     })
 }
 
@@ -547,9 +557,18 @@ pub fn parse_agent(name: &str, v: &Value) -> Result<Agent, String> {
         .as_object()
         .ok_or_else(|| wrap("must be a table/object".into()))?;
     for k in o.keys() {
-        if !["bindings", "egress", "allow_hosts", "description", "name"].contains(&k.as_str()) {
+        if ![
+            "bindings",
+            "egress",
+            "allow_hosts",
+            "budget",
+            "description",
+            "name",
+        ]
+        .contains(&k.as_str())
+        {
             return Err(wrap(format!(
-                "unknown field `{k}` (known: bindings, egress, allow_hosts)"
+                "unknown field `{k}` (known: bindings, egress, allow_hosts, budget)"
             )));
         }
     }
@@ -565,11 +584,16 @@ pub fn parse_agent(name: &str, v: &Value) -> Result<Agent, String> {
         .map(|h| HostPattern::parse(h))
         .collect::<Result<Vec<_>, _>>()
         .map_err(wrap)?;
+    let budget = match o.get("budget") {
+        None | Some(Value::Null) => None,
+        Some(b) => Some(crate::budget::parse(b).map_err(wrap)?),
+    };
     Ok(Agent {
         name: name.to_string(),
         bindings,
         egress,
         allow_hosts,
+        budget,
     })
 }
 

@@ -24,6 +24,7 @@
 //! sent upstream; it is never logged, audited, put in an error, or given to the child.
 
 pub mod audit;
+pub mod budget;
 pub mod ca;
 pub mod config;
 pub mod cred;
@@ -60,6 +61,8 @@ pub struct AgentRuntime {
     /// Placeholder secrets of `aws_sigv4` bindings (binding index → secret): what the agent
     /// signs with, so the broker can check its signatures.
     pub aws_secrets: Vec<(usize, zeroize::Zeroizing<String>)>,
+    /// Budget counters of the agent and of each binding (by index).
+    pub meters: Meters,
     /// What the runtime was built from (agent and binding definitions, no secret), so a
     /// reload can tell an unchanged agent from a changed one.
     pub spec: String,
@@ -75,6 +78,39 @@ impl std::fmt::Debug for AgentRuntime {
     }
 }
 
+/// The budget counters of one agent: its own, and one per binding that has a budget.
+#[derive(Debug, Default)]
+pub struct Meters {
+    pub agent: Option<Arc<budget::Meter>>,
+    pub bindings: Vec<Option<Arc<budget::Meter>>>,
+}
+
+impl Meters {
+    pub fn new(agent: Option<&budget::Budget>, bindings: &[Binding]) -> Self {
+        let meter = |b: Option<&budget::Budget>| {
+            b.filter(|b| !b.is_empty())
+                .map(|b| Arc::new(budget::Meter::new(b.clone())))
+        };
+        Meters {
+            agent: meter(agent),
+            bindings: bindings.iter().map(|b| meter(b.budget.as_ref())).collect(),
+        }
+    }
+
+    /// The meters a request counts against: the agent's and those of `bindings` (indices).
+    pub fn for_request(&self, bindings: impl Iterator<Item = usize>) -> Vec<Arc<budget::Meter>> {
+        let mut out: Vec<Arc<budget::Meter>> = self.agent.iter().cloned().collect();
+        for i in bindings {
+            if let Some(Some(m)) = self.bindings.get(i) {
+                if !out.iter().any(|x| Arc::ptr_eq(x, m)) {
+                    out.push(m.clone());
+                }
+            }
+        }
+        out
+    }
+}
+
 /// Counters for metrics and tests.
 #[derive(Default)]
 pub struct Stats {
@@ -84,6 +120,8 @@ pub struct Stats {
     pub scrubbed: Arc<AtomicU64>,
     /// Requests that carried a honeytoken.
     pub honeytokens: AtomicU64,
+    /// Requests refused by a budget (429).
+    pub limited: AtomicU64,
 }
 
 pub struct Broker {

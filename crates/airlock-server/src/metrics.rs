@@ -31,6 +31,10 @@ pub struct Metrics {
     pub lease_revoke_failures: AtomicU64,
     pub connections_refused: AtomicU64,
     pub honeytoken_uses: AtomicU64,
+    /// Budget usage reported by credential brokers (`sys/broker/usage`), by broker id.
+    pub broker_usage: std::sync::Mutex<
+        std::collections::HashMap<String, (std::time::Instant, serde_json::Value)>,
+    >,
 }
 
 impl Metrics {
@@ -46,6 +50,7 @@ impl Metrics {
             lease_revoke_failures: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             honeytoken_uses: AtomicU64::new(0),
+            broker_usage: Default::default(),
         }
     }
 
@@ -79,8 +84,67 @@ impl Metrics {
             .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
     }
 
+    /// Broker usage reports younger than five minutes.
+    pub fn broker_reports(&self) -> Vec<serde_json::Value> {
+        let Ok(mut m) = self.broker_usage.lock() else {
+            return Vec::new();
+        };
+        m.retain(|_, (t, _)| t.elapsed() < std::time::Duration::from_secs(300));
+        m.values().map(|(_, v)| v.clone()).collect()
+    }
+
+    /// `airlock_broker_budget_used` / `_limit` / `airlock_broker_limited_total` lines.
+    fn broker_lines(&self, out: &mut String) {
+        let reports = self.broker_reports();
+        if reports.is_empty() {
+            return;
+        }
+        out.push_str("# HELP airlock_broker_budget_used Budget used in the current window, as reported by brokers.\n# TYPE airlock_broker_budget_used gauge\n");
+        out.push_str("# HELP airlock_broker_budget_limit Budget limit of the window.\n# TYPE airlock_broker_budget_limit gauge\n");
+        out.push_str("# HELP airlock_broker_limited_total Requests a broker refused for a budget.\n# TYPE airlock_broker_limited_total counter\n");
+        let esc = |s: &str| s.replace('\\', "\\\\").replace('"', "\\\"");
+        for r in &reports {
+            let broker = esc(r.get("broker").and_then(|v| v.as_str()).unwrap_or(""));
+            let Some(agents) = r.get("agents").and_then(|v| v.as_object()) else {
+                continue;
+            };
+            for (agent, a) in agents {
+                let agent = esc(agent);
+                let mut meters: Vec<(String, &serde_json::Value)> = Vec::new();
+                if let Some(m) = a.get("agent").filter(|m| m.is_object()) {
+                    meters.push((String::new(), m));
+                }
+                if let Some(bs) = a.get("bindings").and_then(|v| v.as_object()) {
+                    for (b, m) in bs {
+                        meters.push((esc(b), m));
+                    }
+                }
+                for (binding, m) in meters {
+                    let Some(windows) = m.as_object() else {
+                        continue;
+                    };
+                    for (w, v) in windows {
+                        let labels = format!("broker=\"{broker}\",agent=\"{agent}\",binding=\"{binding}\",window=\"{}\"", esc(w));
+                        if let Some(u) = v.get("used").and_then(|x| x.as_u64()) {
+                            out.push_str(&format!("airlock_broker_budget_used{{{labels}}} {u}\n"));
+                        }
+                        if let Some(l) = v.get("limit").and_then(|x| x.as_u64()) {
+                            out.push_str(&format!("airlock_broker_budget_limit{{{labels}}} {l}\n"));
+                        }
+                    }
+                }
+                if let Some(n) = a.get("limited").and_then(|x| x.as_u64()) {
+                    out.push_str(&format!(
+                        "airlock_broker_limited_total{{broker=\"{broker}\",agent=\"{agent}\"}} {n}\n"
+                    ));
+                }
+            }
+        }
+    }
+
     pub fn prometheus(&self, sealed: bool) -> String {
         let mut out = String::new();
+        self.broker_lines(&mut out);
         out.push_str("# HELP airlock_requests_total HTTP requests by method and status.\n");
         out.push_str("# TYPE airlock_requests_total counter\n");
         for (mi, method) in METHODS.iter().enumerate() {

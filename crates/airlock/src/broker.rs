@@ -22,7 +22,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::client::Client;
-use remote::{start_auditor, ApiSource};
+use remote::{report_usage, spawn_usage_reporter, start_auditor, ApiSource};
 
 #[derive(Subcommand)]
 pub enum BrokerCmd {
@@ -506,7 +506,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     let upstream = airlock_broker::upstream::Upstream::new(&extra_certs, pins, guard)
         .map_err(|e| anyhow!(e))?;
     let renewer = spawn_token_renewer(Client::new(&addr, token.clone(), cacert.clone())?);
-    let auditor = start_auditor(Client::new(&addr, token, cacert)?).await?;
+    let auditor = start_auditor(Client::new(&addr, token.clone(), cacert.clone())?).await?;
     let cred = airlock_broker::cred::CredKey::random();
     let credential = cred.mint(&agent_name, u64::MAX / 2);
     let mut env_vars: Vec<(String, Zeroizing<String>)> = bindings
@@ -518,8 +518,10 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         env_vars.push((config::AWS_SECRET_ENV.into(), s.clone()));
     }
     let leases = cache.clone();
+    let meters = airlock_broker::Meters::new(agent_spec.and_then(|s| s.budget.as_ref()), &bindings);
     let runtime = Arc::new(AgentRuntime {
         name: agent_name.clone(),
+        meters,
         bindings,
         placeholders,
         aws_secrets,
@@ -551,6 +553,14 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         stats: Default::default(),
         honeytokens: std::sync::RwLock::new(Arc::new(honeytokens.clone())),
     });
+    let usage_id = format!("run-{}-{}", std::process::id(), agent_name);
+    let usage_client = Client::new(&addr, token.clone(), cacert.clone())?;
+    let reporter = spawn_usage_reporter(
+        Client::new(&addr, token.clone(), cacert.clone())?,
+        broker.clone(),
+        usage_id.clone(),
+        refresh,
+    );
     // Without --sandbox the proxy listens on the host's loopback now; with it, the child
     // creates the listener inside its namespace and hands it over once started.
     let port = if a.sandbox {
@@ -633,6 +643,8 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     }
     let pid = child.id().map(|p| p as i32);
     let status = relay.wait(&mut child, pid).await?;
+    reporter.abort();
+    report_usage(&usage_client, &broker, &usage_id).await;
     leases.revoke_leases().await;
     if !auditor.flush(Duration::from_secs(5)).await {
         eprintln!("warning: some broker audit events could not be written to Airlock in time");

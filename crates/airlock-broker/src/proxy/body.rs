@@ -97,6 +97,9 @@ pub(super) struct RespBody {
     start: Instant,
     audit: Auditor,
     scrub_counter: Arc<AtomicU64>,
+    /// Budgets to charge when the body ends, and the token usage read from it.
+    meters: Vec<Arc<crate::budget::Meter>>,
+    usage: Option<crate::budget::UsageMeter>,
 }
 
 impl Broker {
@@ -108,6 +111,7 @@ impl Broker {
         ev: Event,
         bytes_in: Arc<AtomicU64>,
         start: Instant,
+        meters: Vec<Arc<crate::budget::Meter>>,
     ) -> RespBody {
         RespBody {
             inner,
@@ -120,6 +124,8 @@ impl Broker {
             start,
             audit: self.audit.clone(),
             scrub_counter: self.stats.scrubbed.clone(),
+            usage: (!meters.is_empty()).then(crate::budget::UsageMeter::default),
+            meters,
         }
     }
 }
@@ -152,6 +158,9 @@ impl hyper::body::Body for RespBody {
                 }
                 Poll::Ready(Some(Ok(frame))) => match frame.into_data() {
                     Ok(data) => {
+                        if let Some(u) = &mut this.usage {
+                            u.feed(&data);
+                        }
                         let out = match &mut this.scrub {
                             Some(s) => s.feed_bytes(data),
                             None => data,
@@ -203,6 +212,8 @@ impl Drop for RespBody {
             ev.bytes_in = self.bytes_in.load(Ordering::Relaxed);
             ev.latency_ms = elapsed_ms(self.start);
             ev.scrubbed += self.scrub.as_ref().map_or(0, |s| s.hits);
+            let tokens = self.usage.as_mut().map_or(0, |u| u.finish());
+            super::log::charge(&self.meters, ev.bytes_in + ev.bytes_out, tokens);
             record_with_scrub(&self.audit, &self.scrub_counter, ev);
         }
     }

@@ -59,6 +59,8 @@ pub(super) struct Exchange<'a> {
     pub(super) leaked: Arc<AtomicBool>,
     /// Request body bytes sent upstream.
     pub(super) bytes_in: Arc<AtomicU64>,
+    /// The budgets the exchange is charged to when it ends.
+    pub(super) meters: Vec<Arc<crate::budget::Meter>>,
 }
 
 impl<'a> Exchange<'a> {
@@ -90,6 +92,7 @@ impl<'a> Exchange<'a> {
             raw_path,
             leaked: Arc::new(AtomicBool::new(false)),
             bytes_in: Arc::new(AtomicU64::new(0)),
+            meters: Vec::new(),
         }
     }
 

@@ -4,6 +4,7 @@
 //! that were replaced add a `scrub` event. An event never holds a credential or a query.
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 use std::time::Instant;
 
 use hyper::Response;
@@ -104,6 +105,54 @@ impl Broker {
         ev.latency_ms = elapsed_ms(start);
         self.audit.record(ev);
         resp
+    }
+}
+
+impl Broker {
+    /// Admits a request against its budgets (counting it: `None`), or gives the 429 answer
+    /// with `Retry-After`, having recorded a `limit` event.
+    pub(super) fn admit(
+        &self,
+        meters: &[Arc<crate::budget::Meter>],
+        ev: &Event,
+        start: Instant,
+    ) -> Option<Response<Body>> {
+        let now = super::unix_now();
+        for m in meters {
+            if let Err((retry, which)) = m.admit(now) {
+                self.stats.limited.fetch_add(1, Ordering::Relaxed);
+                let reason = format!("budget exhausted: {which} (retry in {retry} s)");
+                let mut e = ev.clone();
+                e.kind = "limit";
+                e.status = 429;
+                e.reason = Some(reason.clone());
+                e.latency_ms = elapsed_ms(start);
+                self.audit.record(e);
+                let mut resp = super::json_response(
+                    429,
+                    serde_json::json!({
+                        "error": format!("airlock broker: {reason}"),
+                        "limited": true,
+                    }),
+                );
+                if let Ok(v) = hyper::header::HeaderValue::from_str(&retry.max(1).to_string()) {
+                    resp.headers_mut().insert(hyper::header::RETRY_AFTER, v);
+                }
+                return Some(resp);
+            }
+        }
+        None
+    }
+}
+
+/// Charges an ended exchange to its budgets.
+pub(super) fn charge(meters: &[Arc<crate::budget::Meter>], bytes: u64, tokens: u64) {
+    if meters.is_empty() {
+        return;
+    }
+    let now = super::unix_now();
+    for m in meters {
+        m.charge(now, bytes, tokens);
     }
 }
 

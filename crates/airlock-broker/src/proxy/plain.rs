@@ -38,7 +38,14 @@ impl Broker {
             &rewrite::audit_path(req.uri().path()),
         );
         match self.plain_request_filter(&agent, &req, ev, start) {
-            Continue(ev) => self.plain_forward(req, &host, port, ev, start).await,
+            Continue(ev) => {
+                let meters = agent.meters.for_request(std::iter::empty());
+                if let Some(limited) = self.admit(&meters, &ev, start) {
+                    return limited;
+                }
+                self.plain_forward(req, &host, port, ev, start, meters)
+                    .await
+            }
             Break(refused) => refused,
         }
     }
@@ -105,6 +112,7 @@ impl Broker {
         port: u16,
         ev: Event,
         start: Instant,
+        meters: Vec<Arc<crate::budget::Meter>>,
     ) -> Response<Body> {
         let leaked = Arc::new(AtomicBool::new(false));
         let bytes_in = Arc::new(AtomicU64::new(0));
@@ -139,7 +147,7 @@ impl Broker {
                 strip_hop_by_hop(&mut p.headers, false);
                 let mut ev = ev;
                 ev.status = p.status.as_u16();
-                let body = self.resp_body(b, None, ev, bytes_in, start);
+                let body = self.resp_body(b, None, ev, bytes_in, start, meters);
                 Response::from_parts(p, body.boxed())
             }
             Err(e) => error_response(e.status, &e.message),

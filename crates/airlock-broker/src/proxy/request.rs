@@ -177,6 +177,16 @@ impl Broker {
                 }
             }
         };
+        let mut x = x;
+        x.meters = x.agent.meters.for_request(
+            secrets
+                .iter()
+                .map(|(i, _)| *i)
+                .chain(aws.as_ref().map(|(sg, _)| sg.binding)),
+        );
+        if let Some(limited) = self.admit(&x.meters, &x.ev, x.start) {
+            return Break(limited);
+        }
         Continue(Admitted {
             x,
             parts,

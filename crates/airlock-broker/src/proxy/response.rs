@@ -65,7 +65,7 @@ impl Broker {
         if small {
             return self.small_response(x, parts, body, scrubber).await;
         }
-        let body = self.resp_body(body, scrubber, x.ev, x.bytes_in, x.start);
+        let body = self.resp_body(body, scrubber, x.ev, x.bytes_in, x.start, x.meters);
         Response::from_parts(parts, body.boxed())
     }
 
@@ -82,6 +82,13 @@ impl Broker {
         let Some(b) = read_whole(body, SMALL_BODY as usize).await else {
             return x.fail(self, 502, "upstream body did not match its Content-Length");
         };
+        let tokens = if x.meters.is_empty() {
+            0
+        } else {
+            let mut u = crate::budget::UsageMeter::default();
+            u.feed(&b);
+            u.finish()
+        };
         let b = match scrubber {
             Some(mut sc) => {
                 let mut out = sc.feed(&b);
@@ -97,6 +104,7 @@ impl Broker {
         x.ev.bytes_out = b.len() as u64;
         x.ev.bytes_in = x.bytes_in.load(Ordering::Relaxed);
         x.ev.latency_ms = elapsed_ms(x.start);
+        super::log::charge(&x.meters, x.ev.bytes_in + x.ev.bytes_out, tokens);
         record_with_scrub(&self.audit, &self.stats.scrubbed, x.ev);
         Response::from_parts(parts, full(b))
     }

@@ -208,6 +208,7 @@ enum B {
     HoneytokenRead,
     HoneytokenWrite,
     HoneytokenDelete,
+    Usage,
 }
 
 #[rustfmt::skip]
@@ -220,6 +221,7 @@ static PATHS: &[PathSpec<B>] = &[
     PathSpec::new("agents/{name+}/credential", &[(Op::Update, B::Credential)]),
     PathSpec::new("agents/{name+}", &[(Op::Read, B::AgentRead), (Op::Update, B::AgentWrite), (Op::Delete, B::AgentDelete)]),
     PathSpec::new("honeytokens/?", &[(Op::List, B::HoneytokensList)]),
+    PathSpec::new("usage", &[(Op::Update, B::Usage)]),
     PathSpec::new("honeytokens/{name+}", &[(Op::Read, B::HoneytokenRead), (Op::Update, B::HoneytokenWrite), (Op::Delete, B::HoneytokenDelete)]),
 ];
 
@@ -320,7 +322,51 @@ pub async fn handle(
                 json!({ "name": name, "value": v["value"], "env": v.get("env") }),
             ))
         }
-        B::AgentRead => read(core, &format!("{AGENTS}{}", name_ok(raw)?)).await,
+        B::AgentRead => {
+            let name = name_ok(raw)?;
+            let mut r = read(core, &format!("{AGENTS}{name}")).await?;
+            // Budget usage as brokers last reported it (each broker enforces its own).
+            let usage: Vec<Value> = core
+                .metrics
+                .broker_reports()
+                .iter()
+                .filter_map(|rep| {
+                    let a = rep.pointer(&format!(
+                        "/agents/{}",
+                        name.replace('~', "~0").replace('/', "~1")
+                    ))?;
+                    let mut a = a.clone();
+                    a["broker"] = rep.get("broker").cloned().unwrap_or(Value::Null);
+                    Some(a)
+                })
+                .collect();
+            if let Some(d) = r.data.as_mut().and_then(Value::as_object_mut) {
+                d.insert("usage".into(), json!(usage));
+            }
+            Ok(r)
+        }
+        B::Usage => {
+            let broker = req
+                .data
+                .get("broker")
+                .and_then(Value::as_str)
+                .filter(|b| !b.is_empty() && b.len() <= 128)
+                .ok_or_else(|| ApiError::bad_request("`broker` (an id) is required"))?
+                .to_string();
+            let agents = req
+                .data
+                .get("agents")
+                .and_then(Value::as_object)
+                .filter(|a| a.len() <= 4096)
+                .ok_or_else(|| ApiError::bad_request("`agents` must be an object"))?;
+            let report = json!({ "broker": broker, "agents": agents });
+            if let Ok(mut m) = core.metrics.broker_usage.lock() {
+                if m.len() < 1024 || m.contains_key(&broker) {
+                    m.insert(broker, (std::time::Instant::now(), report));
+                }
+            }
+            Ok(Response::empty())
+        }
         B::AgentDelete => {
             let name = name_ok(raw)?;
             core.barrier

@@ -119,3 +119,68 @@ pub(super) async fn start_auditor(client: Client) -> Result<airlock_broker::audi
         client,
     })))
 }
+
+/// The budget usage of every agent with a budget (for `sys/broker/usage`).
+pub(super) fn usage_report(broker: &airlock_broker::Broker) -> serde_json::Map<String, Value> {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    let mut agents = serde_json::Map::new();
+    for (name, rt) in broker.agents_now() {
+        let m = &rt.meters;
+        if m.agent.is_none() && m.bindings.iter().all(Option::is_none) {
+            continue;
+        }
+        let mut bindings = serde_json::Map::new();
+        let mut limited = 0;
+        for (b, meter) in rt.bindings.iter().zip(&m.bindings) {
+            if let Some(meter) = meter {
+                bindings.insert(b.name.clone(), meter.snapshot(now));
+                limited += meter.refused.load(std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        if let Some(a) = &m.agent {
+            limited += a.refused.load(std::sync::atomic::Ordering::Relaxed);
+        }
+        agents.insert(
+            name,
+            json!({
+                "agent": m.agent.as_ref().map(|a| a.snapshot(now)),
+                "bindings": bindings,
+                "limited": limited,
+            }),
+        );
+    }
+    agents
+}
+
+/// Reports budget usage to Airlock every `period` (and once more when aborted is not
+/// possible: callers send a last report themselves).
+pub(super) fn spawn_usage_reporter(
+    client: Client,
+    broker: Arc<airlock_broker::Broker>,
+    id: String,
+    period: std::time::Duration,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut t = tokio::time::interval(period);
+        t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            t.tick().await;
+            report_usage(&client, &broker, &id).await;
+        }
+    })
+}
+
+/// One usage report (nothing when no agent has a budget).
+pub(super) async fn report_usage(client: &Client, broker: &airlock_broker::Broker, id: &str) {
+    let agents = usage_report(broker);
+    if agents.is_empty() {
+        return;
+    }
+    let body = json!({ "broker": id, "agents": agents });
+    if let Err(e) = client.call("POST", "sys/broker/usage", Some(&body)).await {
+        tracing::debug!(error = %format!("{e:#}"), "broker: reporting budget usage failed");
+    }
+}

@@ -39,6 +39,11 @@ pub(super) async fn load_serve_config(cl: &Client, profile: Option<&Path>) -> Re
             .await?
             .and_then(|v| v.get("data").cloned())
             .ok_or_else(|| anyhow!("agent {name} vanished while loading"))?;
+        // `usage` is what brokers reported, not part of the definition.
+        let mut v = v;
+        if let Some(o) = v.as_object_mut() {
+            o.remove("usage");
+        }
         let a = config::parse_agent(&name, &v).map_err(|e| anyhow!("stored {e}"))?;
         if p.agents.iter().any(|x| x.name == a.name) {
             bail!(
@@ -131,6 +136,7 @@ impl AgentSource {
                 .map_err(|e| anyhow!("agent {}: loading bound credentials: {e}", spec.name))?;
             cache.spawn_refresher();
             let ph = airlock_broker::derived_placeholders(&self.ph_key, &spec.name, &bindings);
+            let meters = airlock_broker::Meters::new(spec.budget.as_ref(), &bindings);
             agents.insert(
                 spec.name.clone(),
                 Arc::new(AgentRuntime {
@@ -138,6 +144,7 @@ impl AgentSource {
                     bindings,
                     placeholders: ph.list,
                     aws_secrets: ph.aws_secrets,
+                    meters,
                     egress: spec.egress,
                     allow_hosts,
                     cache,
@@ -205,6 +212,7 @@ pub(super) async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
     let upstream = airlock_broker::upstream::Upstream::new(&extra_certs, pins, guard)
         .map_err(|e| anyhow!(e))?;
     spawn_token_renewer(Client::new(&addr, token.clone(), cacert.clone())?);
+    let cl_usage = Client::new(&addr, token.clone(), cacert.clone())?;
     let auditor = start_auditor(Client::new(&addr, token, cacert)?).await?;
     if let Some(out) = &a.ca_out {
         std::fs::write(out, ca.cert_pem()).with_context(|| format!("writing {}", out.display()))?;
@@ -263,10 +271,17 @@ pub(super) async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
             }
         })
     };
+    let reporter = spawn_usage_reporter(
+        cl_usage,
+        broker.clone(),
+        format!("serve-{bound}-{}", std::process::id()),
+        refresh,
+    );
     let serve = tokio::spawn(airlock_broker::proxy::serve(broker, listener));
     crate::server::shutdown_signal().await;
     serve.abort();
     reload.abort();
+    reporter.abort();
     if !auditor.flush(Duration::from_secs(5)).await {
         eprintln!("warning: some broker audit events could not be written to Airlock in time");
     }

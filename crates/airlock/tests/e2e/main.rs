@@ -10,6 +10,7 @@ mod aws;
 mod backup;
 mod broker;
 mod broker_aws;
+mod broker_budget;
 mod broker_honeytoken;
 mod broker_sandbox;
 mod cli;

@@ -301,6 +301,7 @@ async fn handle(keys: Keys, mut req: Request<Incoming>) -> Response<Body> {
                 .unwrap_or_default();
             let v: Value = serde_json::from_slice(&body).unwrap_or(Value::Null);
             if v["stream"] == json!(true) {
+                let usage = v["stream_options"]["include_usage"] == json!(true);
                 let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(16);
                 tokio::spawn(async move {
                     for (i, c) in ["a", "b", "c", "d", "e"].iter().enumerate() {
@@ -318,6 +319,11 @@ async fn handle(keys: Keys, mut req: Request<Incoming>) -> Response<Body> {
                     let end = json!({"id":"chatcmpl-test","object":"chat.completion.chunk","created":0,"model":"gpt-test",
                         "choices":[{"index":0,"delta":{},"finish_reason":"stop"}]});
                     let _ = tx.send(Bytes::from(format!("data: {end}\n\n"))).await;
+                    if usage {
+                        let u = json!({"id":"chatcmpl-test","object":"chat.completion.chunk","created":0,"model":"gpt-test",
+                            "choices":[],"usage":{"prompt_tokens":10,"completion_tokens":5,"total_tokens":15}});
+                        let _ = tx.send(Bytes::from(format!("data: {u}\n\n"))).await;
+                    }
                     let _ = tx.send(Bytes::from_static(b"data: [DONE]\n\n")).await;
                 });
                 return Response::builder()
