@@ -71,6 +71,11 @@ pub struct Binding {
     pub aws: Option<AwsSigning>,
     /// Limits on the requests that use this binding.
     pub budget: Option<crate::budget::Budget>,
+    /// The credential is computed from several keys of the entry at `secret_path` (see
+    /// [`crate::template`]) instead of being one stored value.
+    pub template: Option<crate::template::Template>,
+    /// The placeholder may travel in the URL path (`/bot<token>/getMe`).
+    pub path: bool,
 }
 
 /// What an `aws_sigv4` binding allows besides its destination.
@@ -97,12 +102,17 @@ impl Binding {
     /// The (KV path, key) pairs the broker keeps in its cache for this binding; keys with a
     /// leading `?` are optional.
     pub fn wanted(&self) -> Vec<(String, String)> {
-        match &self.aws {
-            None => vec![(self.secret_path.clone(), self.secret_key.clone())],
-            Some(_) => AWS_KEYS
+        match (&self.aws, &self.template) {
+            (Some(_), _) => AWS_KEYS
                 .iter()
                 .map(|k| (self.secret_path.clone(), k.to_string()))
                 .collect(),
+            (None, Some(t)) => t
+                .keys()
+                .into_iter()
+                .map(|k| (self.secret_path.clone(), k))
+                .collect(),
+            (None, None) => vec![(self.secret_path.clone(), self.secret_key.clone())],
         }
     }
 }
@@ -156,6 +166,8 @@ const BINDING_KEYS: &[&str] = &[
     "regions",
     "credentials",
     "budget",
+    "template",
+    "url_path",
 ];
 
 fn valid_name(s: &str) -> bool {
@@ -252,9 +264,29 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
             "`services` and `regions` need `signing = \"aws_sigv4\"`".into(),
         ));
     }
-    let (secret_path, secret_key) = match &aws {
-        Some(_) => aws_secret_ref(o).map_err(wrap)?,
-        None => secret_ref(o).map_err(wrap)?,
+    let template = match str_field(o, "template").map_err(wrap)? {
+        Some(t) => Some(crate::template::Template::parse(t).map_err(wrap)?),
+        None => None,
+    };
+    let (secret_path, secret_key) = match (&aws, &template) {
+        (Some(_), None) => aws_secret_ref(o).map_err(wrap)?,
+        (None, Some(t)) => {
+            // The template reads keys of one entry: `secret = "<kv path>"`.
+            let (p, _) = aws_secret_ref(o)
+                .map_err(|_| wrap("a template binding takes `secret = \"<kv path>\"` (the entry its keys are read from), without `#key`".into()))?;
+            if p.starts_with(crate::secrets::LEASED_PREFIX) {
+                return Err(wrap(
+                    "a template binding reads a KV entry, not `credentials`".into(),
+                ));
+            }
+            (p, t.keys().first().cloned().unwrap_or_default())
+        }
+        (Some(_), Some(_)) => {
+            return Err(wrap(
+                "an aws_sigv4 binding re-signs requests: `template` does not apply".into(),
+            ))
+        }
+        (None, None) => secret_ref(o).map_err(wrap)?,
     };
     let env = match str_field(o, "env").map_err(wrap)? {
         Some(e) => e.to_string(),
@@ -284,15 +316,20 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(wrap("`body` must be true or false".into())),
     };
-    if aws.is_some() && (header.is_some() || query.is_some() || body) {
+    let path = match o.get("url_path") {
+        None | Some(Value::Null) => preset.is_some_and(|p| p.url_path),
+        Some(Value::Bool(b)) => *b,
+        Some(_) => return Err(wrap("`url_path` must be true or false".into())),
+    };
+    if aws.is_some() && (header.is_some() || query.is_some() || body || path) {
         return Err(wrap(
             "an aws_sigv4 binding re-signs requests: `header`, `query` and `body` do not apply"
                 .into(),
         ));
     }
-    if aws.is_none() && header.is_none() && query.is_none() && !body {
+    if aws.is_none() && header.is_none() && query.is_none() && !body && !path {
         return Err(wrap(
-            "nowhere to inject: set `header`, `query` or `body = true`".into(),
+            "nowhere to inject: set `header`, `query`, `body = true` or `url_path = true`".into(),
         ));
     }
     let extra_headers = extra_headers_field(o, preset).map_err(wrap)?;
@@ -313,6 +350,8 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         extra_headers,
         aws,
         budget,
+        template,
+        path,
     })
 }
 

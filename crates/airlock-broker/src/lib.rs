@@ -19,6 +19,8 @@
 //! - [`audit`]: events on a bounded channel, batched to a sink off the data path.
 //! - [`mcp`]: rewriting `mcp.json` so MCP servers run under the broker.
 //! - [`sigv4`]: AWS SigV4 re-signing for `aws_sigv4` bindings (pure).
+//! - [`template`]: credentials computed from several keys (Basic, TOTP) (pure).
+//! - [`budget`]: budgets and rate limits, and LLM token usage read from responses.
 //!
 //! Invariants: a credential value exists only in the secret cache and in the request being
 //! sent upstream; it is never logged, audited, put in an error, or given to the child.
@@ -36,6 +38,7 @@ pub mod proxy;
 pub mod rewrite;
 pub mod secrets;
 pub mod sigv4;
+pub mod template;
 pub mod upstream;
 pub mod ws;
 

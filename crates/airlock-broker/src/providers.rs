@@ -35,6 +35,8 @@ pub struct Provider {
     pub note: &'static str,
     /// A signing kind (`aws_sigv4`) when requests are re-signed rather than given the key.
     pub signing: &'static str,
+    /// The key travels in the URL path (`/bot<token>/…`).
+    pub url_path: bool,
 }
 
 /// Header-only preset with no extra headers, path limits or note; the common case.
@@ -58,6 +60,7 @@ const fn preset(
         paths: &[],
         note: "",
         signing: "",
+        url_path: false,
     }
 }
 
@@ -564,6 +567,18 @@ pub static PROVIDERS: &[Provider] = &[
         "authorization",
         "Bearer {}",
     ),
+    Provider {
+        url_path: true,
+        note: "Bot API: the token is part of the path, https://api.telegram.org/bot<token>/getMe",
+        ..preset(
+            "telegram",
+            "Telegram Bot API",
+            "TELEGRAM_BOT_TOKEN",
+            &["api.telegram.org"],
+            "",
+            "{}",
+        )
+    },
     preset(
         "together",
         "Together AI",

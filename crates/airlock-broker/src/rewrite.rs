@@ -194,7 +194,7 @@ pub fn analyse(
             Place::Header(h) => b.header.as_deref() == Some(h.as_str()),
             Place::Query(q) => b.query.as_deref() == Some(q.as_str()),
             Place::Body => b.body,
-            Place::Path => false,
+            Place::Path => b.path,
         };
         if !allowed_place {
             return Verdict::Block {
@@ -338,6 +338,20 @@ pub fn scrub_needles(secret: &str, placeholder: &str) -> Vec<(Vec<u8>, Vec<u8>)>
         }
     }
     out.retain(|(n, _)| !n.is_empty());
+    out
+}
+
+/// A credential as a URL path segment: everything but the characters a segment may hold
+/// as they are (RFC 3986 `pchar`) percent-encoded.
+pub fn path_encode(secret: &str) -> String {
+    let mut out = String::with_capacity(secret.len());
+    for b in secret.bytes() {
+        if b.is_ascii_alphanumeric() || b"-._~!$&'()*+,;=:@".contains(&b) {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
     out
 }
 

@@ -95,7 +95,7 @@ fn injection_is_well_formed() {
         );
         // Every preset injects somewhere, or signs (and then injects nowhere).
         assert!(
-            !p.header.is_empty() || !p.query.is_empty() || p.signing == "aws_sigv4",
+            !p.header.is_empty() || !p.query.is_empty() || p.signing == "aws_sigv4" || p.url_path,
             "{}",
             p.name
         );

@@ -250,6 +250,16 @@ impl Broker {
             );
             headers.remove(hyper::header::SEC_WEBSOCKET_EXTENSIONS);
         }
+        // Placeholders in the URL path, for bindings that inject there.
+        for (i, secret) in &secrets {
+            let path_binding = x.agent.bindings.get(*i).is_some_and(|b| b.path);
+            if let (true, Some(ph)) = (path_binding, placeholder_of(x.agent, *i)) {
+                if x.raw_path.contains(ph) {
+                    let enc = rewrite::path_encode(secret);
+                    x.raw_path = x.raw_path.replace(ph, &enc);
+                }
+            }
+        }
         let mut chunks = None;
         let mut query = injected.query;
         if let Some((sg, creds)) = &aws {
@@ -334,6 +344,16 @@ impl Broker {
             .reduce(|a, b| format!("{a},{b}"));
         let mut needles = Vec::new();
         for (i, s) in &secrets {
+            // A computed value shorter than 8 bytes (a one-time code) would match ordinary
+            // response text; it is not looked for.
+            let templated = x
+                .agent
+                .bindings
+                .get(*i)
+                .is_some_and(|b| b.template.is_some());
+            if templated && s.len() < 8 {
+                continue;
+            }
             if let Some(ph) = placeholder_of(x.agent, *i) {
                 needles.extend(rewrite::scrub_needles(s, ph));
             }
@@ -360,7 +380,17 @@ fn credentials<'a>(
         let Some(b) = agent.bindings.get(i) else {
             continue;
         };
-        match agent.cache.get(&b.secret_path, &b.secret_key) {
+        let value = match &b.template {
+            // Computed per request (a TOTP code changes every period).
+            Some(t) => t
+                .render(
+                    |k| agent.cache.get(&b.secret_path, k).map(|v| (*v).clone()),
+                    super::unix_now(),
+                )
+                .map(Arc::new),
+            None => agent.cache.get(&b.secret_path, &b.secret_key),
+        };
+        match value {
             Some(s) => secrets.push((i, s)),
             None => return Err(&b.name),
         }

@@ -29,6 +29,7 @@ pub const HOSTS: &[&str] = &[
     "generativelanguage.googleapis.com",
     "tunnel.test",
     "body.test",
+    "templates.test",
 ];
 
 /// The real keys the upstream accepts, per host (shared with the test, which rotates them).
@@ -39,7 +40,7 @@ impl Keys {
     pub fn set(&self, host: &str, key: &str) {
         self.0.lock().unwrap().insert(host.into(), key.into());
     }
-    fn get(&self, host: &str) -> Option<String> {
+    pub fn get(&self, host: &str) -> Option<String> {
         self.0.lock().unwrap().get(host).cloned()
     }
 }
@@ -164,6 +165,17 @@ fn auth_ok(keys: &Keys, host: &str, req: &Request<Incoming>) -> bool {
         "api.openai.com" | "tunnel.test" => h("authorization") == format!("Bearer {key}"),
         "api.anthropic.com" => h("x-api-key") == key,
         "body.test" => false,
+        // Injection templates: the whole Authorization value; what the other bindings sent
+        // is recorded for the test to check.
+        "templates.test" => {
+            for (name, v) in [
+                ("seen:x-otp", h("x-otp")),
+                ("seen:path", req.uri().path().to_string()),
+            ] {
+                keys.set(name, &v);
+            }
+            h("authorization") == key
+        }
         "generativelanguage.googleapis.com" => {
             query_param(req.uri().query().unwrap_or(""), "key").as_deref() == Some(key.as_str())
         }
