@@ -16,6 +16,7 @@
 //!   intercepted requests in named phases (request filter, request rewrite, upstream choice,
 //!   response filter, logging).
 //! - [`ws`]: the WebSocket splice that scrubs echoed credentials from upstream frames.
+//! - [`approval`]: human approval of requests, bound to a digest of each request.
 //! - [`audit`]: events on a bounded channel, batched to a sink off the data path.
 //! - [`mcp`]: rewriting `mcp.json` so MCP servers run under the broker.
 //! - [`sigv4`]: AWS SigV4 re-signing for `aws_sigv4` bindings (pure).
@@ -25,6 +26,7 @@
 //! Invariants: a credential value exists only in the secret cache and in the request being
 //! sent upstream; it is never logged, audited, put in an error, or given to the child.
 
+pub mod approval;
 pub mod audit;
 pub mod budget;
 pub mod ca;
@@ -66,6 +68,8 @@ pub struct AgentRuntime {
     pub aws_secrets: Vec<(usize, zeroize::Zeroizing<String>)>,
     /// Budget counters of the agent and of each binding (by index).
     pub meters: Meters,
+    /// The agent's own approval requirement (bindings may have theirs).
+    pub approval: Option<approval::Approval>,
     /// What the runtime was built from (agent and binding definitions, no secret), so a
     /// reload can tell an unchanged agent from a changed one.
     pub spec: String,
@@ -138,6 +142,9 @@ pub struct Broker {
     pub stats: Stats,
     /// Registered decoys (replaced as a whole on reload).
     pub honeytokens: std::sync::RwLock<Arc<Vec<honeytoken::Honeytoken>>>,
+    /// Where approvals are asked for and decided (Airlock); `None`: a binding that needs
+    /// approval refuses its requests.
+    pub approvals: Option<Arc<dyn approval::Approvals>>,
 }
 
 impl Broker {

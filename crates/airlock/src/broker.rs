@@ -2,6 +2,7 @@
 //! and wrap MCP server configurations (`broker serve` is in `serve`). The proxy itself lives
 //! in `airlock-broker`.
 
+mod approvals;
 mod remote;
 pub mod sandbox;
 mod serve;
@@ -22,7 +23,7 @@ use serde_json::{json, Value};
 use zeroize::Zeroizing;
 
 use crate::client::Client;
-use remote::{report_usage, spawn_usage_reporter, start_auditor, ApiSource};
+use remote::{report_usage, spawn_usage_reporter, start_auditor, ApiApprovals, ApiSource};
 
 #[derive(Subcommand)]
 pub enum BrokerCmd {
@@ -58,6 +59,12 @@ pub enum BrokerCmd {
         #[arg(long, default_value = PROFILE)]
         profile: PathBuf,
     },
+    /// List, approve or deny brokered requests that wait for a human decision.
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  airlock broker approvals list\n  airlock broker approvals approve 4f0c… --reason \"expected deploy\"\n  airlock broker approvals deny 4f0c…"
+    )]
+    Approvals(approvals::ApprovalsCmd),
     /// Rewrite an mcp.json so each MCP server runs under `airlock broker run` and its secret
     /// env entries move into Airlock.
     #[command(
@@ -249,6 +256,7 @@ pub async fn run(c: BrokerCmd) -> Result<ExitCode> {
         BrokerCmd::Run(a) => broker_run(a).await,
         BrokerCmd::Serve(a) => serve::broker_serve(a).await,
         BrokerCmd::Env(a) => broker_env(a).await,
+        BrokerCmd::Approvals(c) => approvals::run(c).await,
         BrokerCmd::Providers { format } => providers(&format),
         BrokerCmd::Check { profile } => {
             let p = load_profile(&profile)?;
@@ -524,6 +532,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     let runtime = Arc::new(AgentRuntime {
         name: agent_name.clone(),
         meters,
+        approval: agent_spec.and_then(|s| s.approval.clone()),
         bindings,
         placeholders,
         aws_secrets,
@@ -554,6 +563,9 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         audit: auditor.clone(),
         stats: Default::default(),
         honeytokens: std::sync::RwLock::new(Arc::new(honeytokens.clone())),
+        approvals: Some(Arc::new(ApiApprovals {
+            client: Client::new(&addr, token.clone(), cacert.clone())?,
+        })),
     });
     let usage_id = format!("run-{}-{}", std::process::id(), agent_name);
     let usage_client = Client::new(&addr, token.clone(), cacert.clone())?;

@@ -20,6 +20,7 @@
 mod aws;
 mod body;
 mod connect;
+mod gate;
 mod intercept;
 mod log;
 mod plain;

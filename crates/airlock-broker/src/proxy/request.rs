@@ -119,7 +119,8 @@ impl Broker {
         let client_upgrade = x.is_upgrade.then(|| hyper::upgrade::on(&mut req));
         let (parts, body) = req.into_parts();
         let aws_body = signed.as_ref().is_some_and(aws::needs_body);
-        let body = if (x.injects_body() || aws_body) && !x.is_upgrade {
+        let gated = x.may_need_approval();
+        let body = if (x.injects_body() || aws_body || gated) && !x.is_upgrade {
             let Some(buf) = read_whole(body, MAX_BUFFERED_BODY).await else {
                 return Break(error_response(
                     413,
@@ -186,6 +187,20 @@ impl Broker {
         );
         if let Some(limited) = self.admit(&x.meters, &x.ev, x.start) {
             return Break(limited);
+        }
+        if gated {
+            let used: Vec<usize> = secrets
+                .iter()
+                .map(|(i, _)| *i)
+                .chain(aws.as_ref().map(|(sg, _)| sg.binding))
+                .collect();
+            let bytes: &[u8] = match &body {
+                ReqBody::Buffered(b) => b,
+                ReqBody::Streaming(_) => &[],
+            };
+            if let Some(refused) = self.approval_gate(&mut x, &used, bytes).await {
+                return Break(refused);
+            }
         }
         Continue(Admitted {
             x,

@@ -10,6 +10,8 @@
 //! - `sys/broker/keys`: read (sudo) the CA key and the credential/placeholder keys for
 //!   `airlock broker serve`; created on first read, stored encrypted.
 //! - `sys/broker/audit`: write a batch of broker events into the audit log.
+//! - `sys/broker/approvals[/<id>[/approve|deny|use]]`: human approval of brokered requests
+//!   (see `approvals.rs`).
 //! - `sys/broker/honeytokens[/<name>]`: LIST, read, write (`value`, or `kind` to mint a
 //!   decoy of that shape; `env`, `description`), delete. A honeytoken presented to the API as
 //!   a token is refused like any unknown token, and raises a high-severity `honeytoken`
@@ -209,6 +211,10 @@ enum B {
     HoneytokenWrite,
     HoneytokenDelete,
     Usage,
+    ApprovalsList,
+    ApprovalAsk,
+    ApprovalRead,
+    ApprovalDecide,
 }
 
 #[rustfmt::skip]
@@ -222,6 +228,9 @@ static PATHS: &[PathSpec<B>] = &[
     PathSpec::new("agents/{name+}", &[(Op::Read, B::AgentRead), (Op::Update, B::AgentWrite), (Op::Delete, B::AgentDelete)]),
     PathSpec::new("honeytokens/?", &[(Op::List, B::HoneytokensList)]),
     PathSpec::new("usage", &[(Op::Update, B::Usage)]),
+    PathSpec::new("approvals/?", &[(Op::List, B::ApprovalsList), (Op::Update, B::ApprovalAsk)]),
+    PathSpec::new("approvals/{id}/{action}", &[(Op::Update, B::ApprovalDecide)]),
+    PathSpec::new("approvals/{id}", &[(Op::Read, B::ApprovalRead)]),
     PathSpec::new("honeytokens/{name+}", &[(Op::Read, B::HoneytokenRead), (Op::Update, B::HoneytokenWrite), (Op::Delete, B::HoneytokenDelete)]),
 ];
 
@@ -282,6 +291,16 @@ pub async fn handle(
             Ok(Response::empty())
         }
         B::Credential => credential(core, req, name_ok(raw)?).await,
+        B::ApprovalsList => super::approvals::list(core).await,
+        B::ApprovalAsk => super::approvals::ask(core, req).await,
+        B::ApprovalRead => super::approvals::read(core, raw).await,
+        B::ApprovalDecide => {
+            let action = caps.get(1).map(|(_, v)| v.as_str()).unwrap_or("");
+            if !matches!(action, "approve" | "deny" | "use") {
+                return Err(ApiError::unsupported_path());
+            }
+            super::approvals::decide(core, req, caller, raw, action).await
+        }
         B::HoneytokensList => list(core, HONEYTOKENS).await,
         B::HoneytokenRead => read(core, &format!("{HONEYTOKENS}{}", name_ok(raw)?)).await,
         B::HoneytokenDelete => {

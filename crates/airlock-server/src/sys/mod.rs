@@ -10,10 +10,12 @@
 //! - `policy`: ACL and password policies, capabilities;
 //! - `leases`: `sys/leases/*` and the legacy lease endpoints;
 //! - `wrapping`: response wrapping and `sys/wrapping/*`;
-//! - `broker`: `sys/broker/*`, the credential broker's bindings, agents and keys;
+//! - `broker`: `sys/broker/*`, the credential broker's bindings, agents, keys, honeytokens
+//!   and usage; `approvals`: `sys/broker/approvals`;
 //! - `audit_query`: reading the audit log back through its index, verifying its chain;
 //! - here: seal, rotation, key status, audit, metrics.
 
+mod approvals;
 mod audit_query;
 pub mod auth;
 pub mod broker;

@@ -184,3 +184,75 @@ pub(super) async fn report_usage(client: &Client, broker: &airlock_broker::Broke
         tracing::debug!(error = %format!("{e:#}"), "broker: reporting budget usage failed");
     }
 }
+
+/// Approvals in Airlock (`sys/broker/approvals`).
+pub(super) struct ApiApprovals {
+    pub(super) client: Client,
+}
+
+fn approval_state(v: Option<Value>) -> Result<airlock_broker::approval::State, String> {
+    let d = v
+        .and_then(|v| v.get("data").cloned())
+        .ok_or("no approval in the answer")?;
+    let s = |k: &str| d.get(k).and_then(Value::as_str).map(str::to_string);
+    Ok(airlock_broker::approval::State {
+        id: s("id").ok_or("no approval id in the answer")?,
+        status: s("status").unwrap_or_default(),
+        decided_by: s("decided_by"),
+        reason: s("reason"),
+    })
+}
+
+impl airlock_broker::approval::Approvals for ApiApprovals {
+    fn ask<'a>(
+        &'a self,
+        ask: &'a airlock_broker::approval::Ask,
+    ) -> airlock_broker::approval::Fut<'a, airlock_broker::approval::State> {
+        Box::pin(async move {
+            let body = json!({
+                "agent": ask.agent, "binding": ask.binding, "method": ask.method,
+                "host": ask.host, "path": ask.path, "digest": ask.digest,
+                "mode": ask.approval.mode, "window": ask.approval.window,
+                "timeout": ask.approval.timeout,
+            });
+            approval_state(
+                self.client
+                    .call("POST", "sys/broker/approvals", Some(&body))
+                    .await
+                    .map_err(|e| format!("{e:#}"))?,
+            )
+        })
+    }
+
+    fn get<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> airlock_broker::approval::Fut<'a, airlock_broker::approval::State> {
+        Box::pin(async move {
+            approval_state(
+                self.client
+                    .call("GET", &format!("sys/broker/approvals/{id}"), None)
+                    .await
+                    .map_err(|e| format!("{e:#}"))?,
+            )
+        })
+    }
+
+    fn consume<'a>(
+        &'a self,
+        id: &'a str,
+    ) -> airlock_broker::approval::Fut<'a, airlock_broker::approval::State> {
+        Box::pin(async move {
+            approval_state(
+                self.client
+                    .call(
+                        "POST",
+                        &format!("sys/broker/approvals/{id}/use"),
+                        Some(&json!({})),
+                    )
+                    .await
+                    .map_err(|e| format!("{e:#}"))?,
+            )
+        })
+    }
+}

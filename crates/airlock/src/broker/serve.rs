@@ -145,6 +145,7 @@ impl AgentSource {
                     placeholders: ph.list,
                     aws_secrets: ph.aws_secrets,
                     meters,
+                    approval: spec.approval.clone(),
                     egress: spec.egress,
                     allow_hosts,
                     cache,
@@ -213,6 +214,7 @@ pub(super) async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
         .map_err(|e| anyhow!(e))?;
     spawn_token_renewer(Client::new(&addr, token.clone(), cacert.clone())?);
     let cl_usage = Client::new(&addr, token.clone(), cacert.clone())?;
+    let cl_approvals = Client::new(&addr, token.clone(), cacert.clone())?;
     let auditor = start_auditor(Client::new(&addr, token, cacert)?).await?;
     if let Some(out) = &a.ca_out {
         std::fs::write(out, ca.cert_pem()).with_context(|| format!("writing {}", out.display()))?;
@@ -226,6 +228,9 @@ pub(super) async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
         audit: auditor.clone(),
         stats: Default::default(),
         honeytokens: std::sync::RwLock::new(Arc::new(profile.honeytokens.clone())),
+        approvals: Some(Arc::new(ApiApprovals {
+            client: cl_approvals,
+        })),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

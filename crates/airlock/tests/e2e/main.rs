@@ -9,6 +9,7 @@ mod auth;
 mod aws;
 mod backup;
 mod broker;
+mod broker_approvals;
 mod broker_aws;
 mod broker_budget;
 mod broker_honeytoken;
