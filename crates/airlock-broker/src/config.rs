@@ -131,6 +131,8 @@ pub struct Agent {
     pub budget: Option<crate::budget::Budget>,
     /// Every request of the agent that carries a credential waits for a human decision.
     pub approval: Option<crate::approval::Approval>,
+    /// Which MCP tool calls the agent may make.
+    pub mcp: Option<crate::mcp_policy::McpPolicy>,
 }
 
 /// A loaded profile (`airlock.toml`).
@@ -612,13 +614,14 @@ pub fn parse_agent(name: &str, v: &Value) -> Result<Agent, String> {
             "allow_hosts",
             "budget",
             "approval",
+            "mcp",
             "description",
             "name",
         ]
         .contains(&k.as_str())
         {
             return Err(wrap(format!(
-                "unknown field `{k}` (known: bindings, egress, allow_hosts, budget, approval)"
+                "unknown field `{k}` (known: bindings, egress, allow_hosts, budget, approval, mcp)"
             )));
         }
     }
@@ -642,6 +645,10 @@ pub fn parse_agent(name: &str, v: &Value) -> Result<Agent, String> {
         None | Some(Value::Null) => None,
         Some(a) => Some(crate::approval::parse(a).map_err(wrap)?),
     };
+    let mcp = match o.get("mcp") {
+        None | Some(Value::Null) => None,
+        Some(m) => Some(crate::mcp_policy::parse(m).map_err(wrap)?),
+    };
     Ok(Agent {
         name: name.to_string(),
         bindings,
@@ -649,6 +656,7 @@ pub fn parse_agent(name: &str, v: &Value) -> Result<Agent, String> {
         allow_hosts,
         budget,
         approval,
+        mcp,
     })
 }
 /// The bindings an agent may use, in profile order.

@@ -19,6 +19,7 @@
 //! - [`approval`]: human approval of requests, bound to a digest of each request.
 //! - [`audit`]: events on a bounded channel, batched to a sink off the data path.
 //! - [`mcp`]: rewriting `mcp.json` so MCP servers run under the broker.
+//! - [`mcp_policy`]: allow or deny MCP tool calls by tool name and arguments (pure).
 //! - [`sigv4`]: AWS SigV4 re-signing for `aws_sigv4` bindings (pure).
 //! - [`template`]: credentials computed from several keys (Basic, TOTP) (pure).
 //! - [`budget`]: budgets and rate limits, and LLM token usage read from responses.
@@ -35,6 +36,7 @@ pub mod cred;
 pub mod guard;
 pub mod honeytoken;
 pub mod mcp;
+pub mod mcp_policy;
 pub mod providers;
 pub mod proxy;
 pub mod rewrite;
@@ -70,6 +72,8 @@ pub struct AgentRuntime {
     pub meters: Meters,
     /// The agent's own approval requirement (bindings may have theirs).
     pub approval: Option<approval::Approval>,
+    /// The agent's MCP policy (tool calls to the MCP servers it names).
+    pub mcp: Option<mcp_policy::McpPolicy>,
     /// What the runtime was built from (agent and binding definitions, no secret), so a
     /// reload can tell an unchanged agent from a changed one.
     pub spec: String,

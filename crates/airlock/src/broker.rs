@@ -533,6 +533,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         name: agent_name.clone(),
         meters,
         approval: agent_spec.and_then(|s| s.approval.clone()),
+        mcp: agent_spec.and_then(|s| s.mcp.clone()),
         bindings,
         placeholders,
         aws_secrets,

@@ -145,6 +145,27 @@ impl Broker {
     }
 }
 
+impl Broker {
+    /// Records an MCP policy decision (`status` 200 for a denied call answered with a
+    /// JSON-RPC error, 0 for allowed calls whose request goes on).
+    pub(super) fn mcp_event(
+        &self,
+        x: &super::intercept::Exchange<'_>,
+        status: u16,
+        reason: String,
+    ) {
+        let mut e = x.ev.clone();
+        e.kind = "mcp";
+        e.status = status;
+        e.reason = Some(reason);
+        e.latency_ms = elapsed_ms(x.start);
+        if status != 0 {
+            self.stats.denied.fetch_add(1, Ordering::Relaxed);
+        }
+        self.audit.record(e);
+    }
+}
+
 /// Charges an ended exchange to its budgets.
 pub(super) fn charge(meters: &[Arc<crate::budget::Meter>], bytes: u64, tokens: u64) {
     if meters.is_empty() {

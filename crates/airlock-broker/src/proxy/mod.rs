@@ -96,6 +96,18 @@ fn blocked_response(binding: Option<&str>, reason: &str) -> Response<Body> {
     )
 }
 
+/// The answer to a denied MCP tool call: a JSON-RPC error, as the server would send one.
+fn mcp_denied(id: &serde_json::Value, reason: &str) -> Response<Body> {
+    let mut r = Response::new(full(bytes::Bytes::from(crate::mcp_policy::jsonrpc_error(
+        id, reason,
+    ))));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("application/json"),
+    );
+    r
+}
+
 fn unix_now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -120,7 +120,12 @@ impl Broker {
         let (parts, body) = req.into_parts();
         let aws_body = signed.as_ref().is_some_and(aws::needs_body);
         let gated = x.may_need_approval();
-        let body = if (x.injects_body() || aws_body || gated) && !x.is_upgrade {
+        let mcp = x
+            .agent
+            .mcp
+            .as_ref()
+            .filter(|p| p.applies_to(x.host) && x.method == "POST");
+        let body = if (x.injects_body() || aws_body || gated || mcp.is_some()) && !x.is_upgrade {
             let Some(buf) = read_whole(body, MAX_BUFFERED_BODY).await else {
                 return Break(error_response(
                     413,
@@ -144,6 +149,23 @@ impl Broker {
             if let Some(name) = self.honeytoken_in("", None, &parts.headers, Some(&buf)) {
                 let start = x.start;
                 return Break(self.honeytoken_hit(x.ev, &name, start));
+            }
+            // MCP tool calls are judged before any credential is looked at.
+            if let Some(p) = mcp {
+                match p.judge(&buf) {
+                    crate::mcp_policy::Decision::NoCall => {}
+                    crate::mcp_policy::Decision::Allow(notes) => {
+                        self.mcp_event(&x, 0, notes.join("; "));
+                    }
+                    crate::mcp_policy::Decision::Deny {
+                        id,
+                        tool: _,
+                        reason,
+                    } => {
+                        self.mcp_event(&x, 200, format!("deny: {reason}"));
+                        return Break(super::mcp_denied(&id, &reason));
+                    }
+                }
             }
             ReqBody::Buffered(buf)
         } else {

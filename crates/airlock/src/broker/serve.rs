@@ -146,6 +146,7 @@ impl AgentSource {
                     aws_secrets: ph.aws_secrets,
                     meters,
                     approval: spec.approval.clone(),
+                    mcp: spec.mcp.clone(),
                     egress: spec.egress,
                     allow_hosts,
                     cache,

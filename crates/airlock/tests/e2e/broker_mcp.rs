@@ -1,0 +1,128 @@
+//! MCP-aware policy with the official Python `mcp` SDK on both sides: an MCP server
+//! (streamable HTTP over TLS) that needs the real token, and a client running as the agent
+//! under `broker run`. Allowed tool calls reach the server with the token; a call with a
+//! repository the policy does not allow and a denied tool get JSON-RPC errors from the
+//! broker, never reach the server, and every decision is audited.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::broker::setup;
+use crate::pg_private::TestCa;
+use crate::util::*;
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+const PROFILE: &str = r#"
+[[binding]]
+name = "github-mcp"
+secret = "secret/agents/mcp#GITHUB"
+env = "GITHUB_TOKEN"
+hosts = ["mcp.test"]
+header = "authorization"
+format = "Bearer {}"
+
+[agents.coder]
+bindings = ["github-mcp"]
+
+[agents.coder.mcp]
+hosts = ["mcp.test"]
+default = "deny"
+rules = [
+  { tool = "create_issue", args = { repo = "acme/*" }, action = "allow" },
+  { tool = "get_*", action = "allow" },
+]
+"#;
+
+#[test]
+fn mcp_tool_calls_are_allowed_or_denied_before_the_credential() {
+    if !require(
+        "python3 with mcp (2.x) and uvicorn (pip install mcp uvicorn)",
+        python_has("mcp") && python_has("uvicorn") && python_has("httpx2"),
+    ) {
+        return;
+    }
+    let mut s = setup("broker-mcp");
+    let token = "ghp_realTokenForTheMcpServer0123456789";
+    let w = req(
+        &s.server,
+        "POST",
+        "/v1/secret/data/agents/mcp",
+        Some(json!({"data": {"GITHUB": token}})),
+    );
+    assert_eq!(w.status, 200);
+    let ca = TestCa::new(&["mcp.test"]);
+    let (cert, key) = (s.dir.join("mcp.pem"), s.dir.join("mcp-key.pem"));
+    std::fs::write(&cert, &ca.cert_pem).unwrap();
+    std::fs::write(&key, &ca.key_pem).unwrap();
+    let both = s.dir.join("cas.pem");
+    let up = std::fs::read_to_string(&s.ca).unwrap();
+    std::fs::write(&both, format!("{up}\n{}", ca.ca_pem)).unwrap();
+    s.ca = both;
+    let log = s.dir.join("mcp-calls.log");
+    let port = free_port();
+    let _server = Kill(
+        Command::new("python3")
+            .arg(repo_root().join("tests/broker/mcp_server.py"))
+            .arg(port.to_string())
+            .arg(&cert)
+            .arg(&key)
+            .env("MCP_SERVER_TOKEN", token)
+            .env("MCP_SERVER_LOG", &log)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the MCP server", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    std::fs::write(&s.profile, PROFILE).unwrap();
+    let pin = format!("mcp.test=127.0.0.1:{port}");
+    let client = repo_root().join("tests/broker/mcp_client.py");
+    let out = s
+        .broker_with(
+            "tunnel",
+            &["--agent", "coder", "--resolve", &pin],
+            &["python3", client.to_str().unwrap()],
+        )
+        .output()
+        .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    assert!(
+        out.status.success() && text.contains("mcp: 0 failed"),
+        "{text}"
+    );
+    assert!(!text.contains(token), "the real token reached the agent");
+    // Denied calls never reached the server.
+    let calls = std::fs::read_to_string(&log).unwrap();
+    assert_eq!(calls, "create_issue acme/site\nget_me\n", "{calls}");
+    let audit = s.audit_text();
+    let mcp: Vec<&str> = audit
+        .lines()
+        .filter(|l| l.contains("\"kind\":\"mcp\""))
+        .collect();
+    assert!(
+        mcp.iter()
+            .any(|l| l.contains("allow tool \\\"create_issue\\\"")),
+        "{mcp:?}"
+    );
+    assert!(
+        mcp.iter()
+            .any(|l| l.contains("deny: tool call \\\"delete_repo\\\" denied by the default")),
+        "{mcp:?}"
+    );
+    assert!(!audit.contains(token));
+}

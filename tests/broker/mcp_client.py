@@ -1,0 +1,57 @@
+#!/usr/bin/env python3
+"""The official Python `mcp` SDK as an agent, run as the child of `airlock broker run --agent
+coder`: an allowed tool call works (the server got the real token), a call with an argument
+the policy does not allow and a denied tool get JSON-RPC errors. Prints `ok NAME` / `FAIL`.
+"""
+import asyncio
+import os
+import sys
+
+import httpx2
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+PH = os.environ["GITHUB_TOKEN"]
+failed = 0
+
+
+def report(name, ok, why=""):
+    global failed
+    if ok:
+        print(f"ok {name}", flush=True)
+    else:
+        failed += 1
+        print(f"FAIL {name}: {why[:200]}", flush=True)
+
+
+async def denied(s, tool, args):
+    try:
+        r = await s.call_tool(tool, args)
+    except Exception as e:  # noqa: BLE001 - the SDK raises on a JSON-RPC error
+        return "denied" in str(e) and "airlock broker" in str(e), str(e)
+    return False, f"not denied: {r}"
+
+
+async def main():
+    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {PH}"},
+                                  proxy=os.environ["HTTPS_PROXY"],
+                                  verify=os.environ["SSL_CERT_FILE"], timeout=30) as http:
+        async with streamable_http_client("https://mcp.test/mcp", http_client=http) as streams:
+            read, write = streams[0], streams[1]
+            async with ClientSession(read, write) as s:
+                await s.initialize()
+                names = [t.name for t in (await s.list_tools()).tools]
+                report("list-tools", sorted(names) == ["create_issue", "delete_repo", "get_me"], str(names))
+                r = await s.call_tool("create_issue", {"repo": "acme/site", "title": "hello"})
+                text = r.content[0].text if r.content else ""
+                report("allowed-call", "created acme/site#1" in text and not r.is_error, str(r)[:200])
+                report("allowed-glob", not (await s.call_tool("get_me", {})).is_error)
+                ok, why = await denied(s, "create_issue", {"repo": "evil/site", "title": "x"})
+                report("denied-argument", ok, why)
+                ok, why = await denied(s, "delete_repo", {"repo": "acme/site"})
+                report("denied-tool", ok, why)
+
+
+asyncio.run(main())
+print(f"mcp: {failed} failed")
+sys.exit(1 if failed else 0)
