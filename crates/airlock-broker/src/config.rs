@@ -78,6 +78,8 @@ pub struct Binding {
     pub path: bool,
     /// Requests using this binding wait for a human decision.
     pub approval: Option<crate::approval::Approval>,
+    /// The credential is an access token minted from the entry at `secret_path`.
+    pub mint: Option<crate::mint::Mint>,
 }
 
 /// What an `aws_sigv4` binding allows besides its destination.
@@ -104,6 +106,13 @@ impl Binding {
     /// The (KV path, key) pairs the broker keeps in its cache for this binding; keys with a
     /// leading `?` are optional.
     pub fn wanted(&self) -> Vec<(String, String)> {
+        if let Some(m) = &self.mint {
+            return m
+                .keys()
+                .iter()
+                .map(|k| (self.secret_path.clone(), k.to_string()))
+                .collect();
+        }
         match (&self.aws, &self.template) {
             (Some(_), _) => AWS_KEYS
                 .iter()
@@ -175,6 +184,7 @@ const BINDING_KEYS: &[&str] = &[
     "template",
     "url_path",
     "approval",
+    "mint",
 ];
 
 fn valid_name(s: &str) -> bool {
@@ -275,7 +285,22 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         Some(t) => Some(crate::template::Template::parse(t).map_err(wrap)?),
         None => None,
     };
+    let mint = match o.get("mint") {
+        None | Some(Value::Null) => None,
+        Some(m) => Some(crate::mint::parse(m).map_err(wrap)?),
+    };
     let (secret_path, secret_key) = match (&aws, &template) {
+        _ if mint.is_some() => {
+            if aws.is_some() || template.is_some() {
+                return Err(wrap(
+                    "`mint` does not combine with `signing` or `template`".into(),
+                ));
+            }
+            let (p, _) = aws_secret_ref(o).map_err(|_| {
+                wrap("a mint binding takes `secret = \"<kv path>\"` (the entry its keys are read from), without `#key`".into())
+            })?;
+            (p, "access_token".into())
+        }
         (Some(_), None) => aws_secret_ref(o).map_err(wrap)?,
         (None, Some(t)) => {
             // The template reads keys of one entry: `secret = "<kv path>"`.
@@ -309,7 +334,7 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         )));
     }
     let dest = destination(o, preset).map_err(wrap)?;
-    let header = header_field(o, preset).map_err(wrap)?;
+    let mut header = header_field(o, preset).map_err(wrap)?;
     let format = format_field(o, preset).map_err(wrap)?;
     let query = match str_field(o, "query").map_err(wrap)? {
         Some("") => None,
@@ -322,6 +347,17 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         None | Some(Value::Null) => false,
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(wrap("`body` must be true or false".into())),
+    };
+    // A minted token goes in `Authorization: Bearer` unless said otherwise.
+    let format = if mint.is_some() && header.is_none() && !o.contains_key("query") {
+        header = Some("authorization".into());
+        if o.contains_key("format") {
+            format
+        } else {
+            "Bearer {}".into()
+        }
+    } else {
+        format
     };
     let path = match o.get("url_path") {
         None | Some(Value::Null) => preset.is_some_and(|p| p.url_path),
@@ -364,6 +400,7 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         template,
         path,
         approval,
+        mint,
     })
 }
 

@@ -19,6 +19,8 @@
 //! - [`approval`]: human approval of requests, bound to a digest of each request.
 //! - [`audit`]: events on a bounded channel, batched to a sink off the data path.
 //! - [`mcp`]: rewriting `mcp.json` so MCP servers run under the broker.
+//! - [`mint`]: access tokens minted from OAuth2 grants, GitHub App and Google service-account
+//!   keys (request building and answers, pure).
 //! - [`mcp_policy`]: allow or deny MCP tool calls by tool name and arguments (pure).
 //! - [`sigv4`]: AWS SigV4 re-signing for `aws_sigv4` bindings (pure).
 //! - [`template`]: credentials computed from several keys (Basic, TOTP) (pure).
@@ -37,6 +39,7 @@ pub mod guard;
 pub mod honeytoken;
 pub mod mcp;
 pub mod mcp_policy;
+pub mod mint;
 pub mod providers;
 pub mod proxy;
 pub mod rewrite;
@@ -74,6 +77,8 @@ pub struct AgentRuntime {
     pub approval: Option<approval::Approval>,
     /// The agent's MCP policy (tool calls to the MCP servers it names).
     pub mcp: Option<mcp_policy::McpPolicy>,
+    /// The current token of each binding that mints one (by binding index).
+    pub tokens: Vec<Option<Arc<mint::TokenCell>>>,
     /// What the runtime was built from (agent and binding definitions, no secret), so a
     /// reload can tell an unchanged agent from a changed one.
     pub spec: String,

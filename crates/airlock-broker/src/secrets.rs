@@ -33,6 +33,19 @@ pub const LEASE_GRACE: Duration = Duration::from_secs(30);
 pub trait SecretSource: Send + Sync + 'static {
     fn fetch<'a>(&'a self, path: &'a str) -> FetchFuture<'a>;
 
+    /// Replaces `key` in the entry at `path` with `new` if it still holds `expected`
+    /// (check-and-set); `false` when someone else changed it first. Used to store a rotated
+    /// OAuth2 refresh token. Default: not supported.
+    fn replace_if<'a>(
+        &'a self,
+        _path: &'a str,
+        _key: &'a str,
+        _expected: &'a str,
+        _new: &'a str,
+    ) -> Pin<Box<dyn Future<Output = Result<bool, String>> + Send + 'a>> {
+        Box::pin(async { Err("this source cannot write".into()) })
+    }
+
     /// Revokes a lease obtained by [`SecretSource::fetch`] (default: nothing to do).
     fn revoke<'a>(
         &'a self,
@@ -160,6 +173,53 @@ impl SecretCache {
             None => en.fetched.elapsed() <= self.max_age,
         };
         fresh.then(|| en.value.clone())
+    }
+
+    /// Sets a cached value (a rotated refresh token, before the next refresh reads it back).
+    pub fn set(&self, path: &str, key: &str, value: Zeroizing<String>) {
+        if let Ok(mut e) = self.entries.write() {
+            e.insert(
+                (path.to_string(), key.to_string()),
+                Entry {
+                    value: Arc::new(value),
+                    fetched: Instant::now(),
+                    until: None,
+                },
+            );
+        }
+    }
+
+    /// Reads one entry again now (e.g. another broker rotated a refresh token).
+    pub async fn refresh_path(&self, path: &str) -> Result<(), String> {
+        let map = self.source.fetch(path).await?;
+        let now = Instant::now();
+        if let Ok(mut e) = self.entries.write() {
+            for (wp, wk) in self.wanted.iter().filter(|(wp, _)| wp == path) {
+                let key = wk.strip_prefix('?').unwrap_or(wk);
+                if let Some(v) = map.get(key) {
+                    e.insert(
+                        (wp.clone(), wk.clone()),
+                        Entry {
+                            value: Arc::new(v.clone()),
+                            fetched: now,
+                            until: None,
+                        },
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// See [`SecretSource::replace_if`].
+    pub async fn replace_if(
+        &self,
+        path: &str,
+        key: &str,
+        expected: &str,
+        new: &str,
+    ) -> Result<bool, String> {
+        self.source.replace_if(path, key, expected, new).await
     }
 
     /// Whether `path` is to be fetched now: always for KV, and for a leased path when it has

@@ -529,11 +529,13 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     }
     let leases = cache.clone();
     let meters = airlock_broker::Meters::new(agent_spec.and_then(|s| s.budget.as_ref()), &bindings);
+    let tokens = airlock_broker::mint::cells(&bindings);
     let runtime = Arc::new(AgentRuntime {
         name: agent_name.clone(),
         meters,
         approval: agent_spec.and_then(|s| s.approval.clone()),
         mcp: agent_spec.and_then(|s| s.mcp.clone()),
+        tokens,
         bindings,
         placeholders,
         aws_secrets,

@@ -756,3 +756,40 @@ async fn metadata(cl: &Client, m: MetaCmd) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+/// Replaces `key` in the entry at `path` with `new` if it still holds `expected` (KV v2:
+/// check-and-set on the version read, so a concurrent writer makes this a no-op). `false`
+/// when someone else changed it first.
+pub async fn replace_if(
+    cl: &Client,
+    path: &str,
+    key: &str,
+    expected: &str,
+    new: &str,
+) -> Result<bool> {
+    let t = Target {
+        mount: None,
+        path: path.to_string(),
+        env: None,
+    };
+    let loc = resolve(cl, &t).await?;
+    let Some(v) = read_secret(cl, &loc, None).await? else {
+        return Ok(false);
+    };
+    let mut m = secret_map(&loc, &v);
+    if m.get(key).and_then(Value::as_str) != Some(expected) {
+        return Ok(false);
+    }
+    m.insert(key.to_string(), Value::String(new.to_string()));
+    let body = if loc.v2 {
+        let version = v.pointer("/data/metadata/version").and_then(Value::as_i64);
+        write_body(m, version)
+    } else {
+        Value::Object(m)
+    };
+    match cl.call("POST", &loc.api("data"), Some(&body)).await {
+        Ok(_) => Ok(true),
+        Err(e) if format!("{e:#}").contains("check-and-set") => Ok(false),
+        Err(e) => Err(e),
+    }
+}

@@ -23,6 +23,7 @@ mod connect;
 mod gate;
 mod intercept;
 mod log;
+mod mint;
 mod plain;
 mod request;
 mod response;

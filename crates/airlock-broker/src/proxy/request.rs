@@ -171,7 +171,25 @@ impl Broker {
         } else {
             ReqBody::Streaming(body)
         };
-        let secrets = match credentials(x.agent, &inject) {
+        // Minted tokens first (a token endpoint may be asked; the request waits).
+        let mut minted = Vec::new();
+        for &i in &inject {
+            let Some(b) = x.agent.bindings.get(i).filter(|b| b.mint.is_some()) else {
+                continue;
+            };
+            match self.minted(x.agent, i).await {
+                Ok(t) => minted.push((i, t)),
+                Err(e) => {
+                    tracing::warn!(binding = %b.name, error = %e, "broker: minting a token failed");
+                    let msg = format!(
+                        "the credential of binding {:?} could not be obtained from its token endpoint (failing closed)",
+                        b.name
+                    );
+                    return Break(x.fail(self, 502, &msg));
+                }
+            }
+        }
+        let secrets = match credentials(x.agent, &inject, &minted) {
             Ok(s) => s,
             Err(binding) => return Break(self.unavailable(x, binding)),
         };
@@ -411,12 +429,20 @@ impl Broker {
 fn credentials<'a>(
     agent: &'a AgentRuntime,
     inject: &[usize],
+    minted: &[(usize, Secret)],
 ) -> Result<Vec<(usize, Secret)>, &'a str> {
     let mut secrets = Vec::with_capacity(inject.len());
     for &i in inject {
         let Some(b) = agent.bindings.get(i) else {
             continue;
         };
+        if b.mint.is_some() {
+            match minted.iter().find(|(j, _)| *j == i) {
+                Some((_, t)) => secrets.push((i, t.clone())),
+                None => return Err(&b.name),
+            }
+            continue;
+        }
         let value = match &b.template {
             // Computed per request (a TOTP code changes every period).
             Some(t) => t

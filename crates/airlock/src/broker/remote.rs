@@ -42,6 +42,21 @@ impl SecretSource for ApiSource {
         })
     }
 
+    fn replace_if<'a>(
+        &'a self,
+        path: &'a str,
+        key: &'a str,
+        expected: &'a str,
+        new: &'a str,
+    ) -> std::pin::Pin<Box<dyn std::future::Future<Output = Result<bool, String>> + Send + 'a>>
+    {
+        Box::pin(async move {
+            crate::kv::replace_if(&self.client, path, key, expected, new)
+                .await
+                .map_err(|e| format!("{e:#}"))
+        })
+    }
+
     fn revoke<'a>(
         &'a self,
         lease_id: &'a str,

@@ -137,6 +137,7 @@ impl AgentSource {
             cache.spawn_refresher();
             let ph = airlock_broker::derived_placeholders(&self.ph_key, &spec.name, &bindings);
             let meters = airlock_broker::Meters::new(spec.budget.as_ref(), &bindings);
+            let tokens = airlock_broker::mint::cells(&bindings);
             agents.insert(
                 spec.name.clone(),
                 Arc::new(AgentRuntime {
@@ -147,6 +148,7 @@ impl AgentSource {
                     meters,
                     approval: spec.approval.clone(),
                     mcp: spec.mcp.clone(),
+                    tokens,
                     egress: spec.egress,
                     allow_hosts,
                     cache,

@@ -21,7 +21,7 @@ use sha2::Digest;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
-type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
+pub type Body = http_body_util::combinators::BoxBody<Bytes, BoxError>;
 
 pub const HOSTS: &[&str] = &[
     "api.openai.com",
@@ -30,6 +30,8 @@ pub const HOSTS: &[&str] = &[
     "tunnel.test",
     "body.test",
     "templates.test",
+    "auth.test",
+    "api.test",
 ];
 
 /// The real keys the upstream accepts, per host (shared with the test, which rotates them).
@@ -101,7 +103,7 @@ fn full(b: impl Into<Bytes>) -> Body {
     Full::new(b.into()).map_err(|e| match e {}).boxed()
 }
 
-fn json_resp(status: u16, v: Value) -> Response<Body> {
+pub fn json_resp(status: u16, v: Value) -> Response<Body> {
     Response::builder()
         .status(status)
         .header("content-type", "application/json")
@@ -197,8 +199,12 @@ impl hyper::body::Body for ChannelBody {
     }
 }
 
-async fn handle(keys: Keys, mut req: Request<Incoming>) -> Response<Body> {
+async fn handle(keys: Keys, req: Request<Incoming>) -> Response<Body> {
     let host = host_of(&req);
+    let mut req = match crate::token_endpoint::handle(&keys, &host, req).await {
+        Ok(r) => return r,
+        Err(req) => req,
+    };
     let ok = auth_ok(&keys, &host, &req);
     let path = req.uri().path().to_string();
     let key = keys.get(&host).unwrap_or_default();
