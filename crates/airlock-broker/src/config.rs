@@ -80,6 +80,8 @@ pub struct Binding {
     pub approval: Option<crate::approval::Approval>,
     /// The credential is an access token minted from the entry at `secret_path`.
     pub mint: Option<crate::mint::Mint>,
+    /// The credential is the key of an HMAC signature of the request, sent in `header`.
+    pub hmac: Option<crate::hmac_sign::HmacSpec>,
 }
 
 /// What an `aws_sigv4` binding allows besides its destination.
@@ -185,6 +187,7 @@ const BINDING_KEYS: &[&str] = &[
     "url_path",
     "approval",
     "mint",
+    "hmac",
 ];
 
 fn valid_name(s: &str) -> bool {
@@ -348,6 +351,18 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         Some(Value::Bool(b)) => *b,
         Some(_) => return Err(wrap("`body` must be true or false".into())),
     };
+    // An HMAC binding's placeholder travels in the signature header, replaced by the
+    // signature.
+    let hmac = match o.get("hmac") {
+        None | Some(Value::Null) => None,
+        Some(h) => Some(crate::hmac_sign::parse(h).map_err(wrap)?),
+    };
+    if let Some(h) = &hmac {
+        if o.contains_key("header") || mint.is_some() || template.is_some() || aws.is_some() {
+            return Err(wrap("`hmac` names its own header and does not combine with `header`, `mint`, `template` or `signing`".into()));
+        }
+        header = Some(h.header.clone());
+    }
     // A minted token goes in `Authorization: Bearer` unless said otherwise.
     let format = if mint.is_some() && header.is_none() && !o.contains_key("query") {
         header = Some("authorization".into());
@@ -401,6 +416,7 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         path,
         approval,
         mint,
+        hmac,
     })
 }
 

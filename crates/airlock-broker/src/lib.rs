@@ -7,6 +7,7 @@
 //! - [`rewrite`]: pure request analysis (block or inject), header/query/body rewriting and
 //!   the streaming scrubber.
 //! - [`guard`]: the SSRF guard applied to every dialled address.
+//! - [`hmac_sign`]: HMAC request signatures for webhook-style APIs (pure).
 //! - [`honeytoken`]: decoy credentials whose use is blocked and raised as high severity.
 //! - [`ca`]: the broker CA (name-constrained to bound hosts when possible) and leaf minting.
 //! - [`cred`]: proxy credentials that bind a client to one agent.
@@ -36,6 +37,7 @@ pub mod ca;
 pub mod config;
 pub mod cred;
 pub mod guard;
+pub mod hmac_sign;
 pub mod honeytoken;
 pub mod mcp;
 pub mod mcp_policy;

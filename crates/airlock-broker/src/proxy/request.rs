@@ -78,7 +78,7 @@ impl Exchange<'_> {
         self.agent
             .bindings
             .iter()
-            .any(|b| b.body && b.dest.check(&out).is_ok())
+            .any(|b| (b.body || b.hmac.is_some()) && b.dest.check(&out).is_ok())
     }
 }
 
@@ -292,6 +292,7 @@ impl Broker {
         strip_hop_by_hop(&mut headers, x.is_upgrade);
         let injected = inject_credentials(
             x.agent,
+            (&x.method, &x.raw_path),
             &secrets,
             &mut headers,
             x.query.clone(),
@@ -484,6 +485,7 @@ struct Injected {
 /// value is answered 502.
 fn inject_credentials(
     agent: &AgentRuntime,
+    sign: (&str, &str),
     secrets: &[(usize, Secret)],
     headers: &mut HeaderMap,
     mut query: Option<String>,
@@ -498,6 +500,37 @@ fn inject_credentials(
         let Some(ph) = placeholder_of(agent, *i) else {
             continue;
         };
+        if let (Some(spec), Some(h)) = (&b.hmac, &b.header) {
+            // The placeholder in the signature header becomes the request's signature.
+            let body: &[u8] = match &body {
+                ReqBody::Buffered(buf) => buf,
+                ReqBody::Streaming(_) => &[],
+            };
+            let now = super::unix_now();
+            let sig = spec.sign(
+                secret.as_bytes(),
+                sign.0,
+                sign.1,
+                query.as_deref(),
+                body,
+                now,
+            );
+            if let (Ok(n), Ok(mut v)) = (
+                HeaderName::from_bytes(h.as_bytes()),
+                HeaderValue::from_str(&sig),
+            ) {
+                v.set_sensitive(true);
+                headers.insert(n, v);
+            }
+            if let Some(th) = spec
+                .timestamp_header
+                .as_ref()
+                .and_then(|t| HeaderName::from_bytes(t.as_bytes()).ok())
+            {
+                headers.insert(th, HeaderValue::from(now));
+            }
+            continue;
+        }
         if let Some(h) = &b.header {
             if let Some(v) = headers.get(h.as_str()) {
                 let nv = rewrite::inject_header(v.as_bytes(), ph, &b.format, secret);

@@ -41,6 +41,13 @@ secret = "secret/agents/gsa"
 env = "GSA_TOKEN"
 hosts = ["api.test"]
 mint = { kind = "google_service_account", scope = "https://www.googleapis.com/auth/cloud-platform" }
+
+[[binding]]
+name = "hooks"
+secret = "secret/agents/hooks#signing_key"
+env = "HOOK_SIGNING_KEY"
+hosts = ["hooks.test"]
+hmac = { header = "x-signature", message = "{timestamp}.{body}", prefix = "sha256=", timestamp_header = "x-timestamp" }
 "#;
 
 /// Each variable's placeholder works against api.test now and after the tokens expired.
@@ -53,6 +60,12 @@ for round in 1 2 3; do
   done
   sleep 2.2
 done
+# The webhook: the placeholder in the signature header becomes the body's signature.
+if [ -n "$HOOK_SIGNING_KEY" ] && echo "$VARS" | grep -q CC_TOKEN; then
+  out=$(curl -sS --max-time 10 -X POST -H "X-Signature: $HOOK_SIGNING_KEY" -H 'content-type: application/json' \
+    -d '{"event":"deploy","id":7}' https://hooks.test/hook)
+  case "$out" in *'"auth_ok":true'*) ;; *) echo "FAIL hmac: $out"; exit 1;; esac
+fi
 echo mint-ok"#;
 
 #[test]
@@ -88,6 +101,11 @@ fn minted_tokens_from_oauth2_github_app_and_google_service_account() {
     let sa = json!({"type": "service_account", "client_email": "bot@airlock-test.iam.gserviceaccount.com",
                     "private_key": PKCS8, "token_uri": "https://auth.test/token"});
     put("agents/gsa", json!({"service_account": sa.to_string()}));
+    put(
+        "agents/hooks",
+        json!({"signing_key": "whsec_test_signing_key_0123"}),
+    );
+    s.up.keys.set("hmac:key", "whsec_test_signing_key_0123");
     // The stand-in's state: the client, the current refresh token, the signing key.
     let k = ring::signature::RsaKeyPair::from_pkcs8(&pem_der(PKCS8)).unwrap();
     s.up.keys.set("pubkey", &hex::encode(k.public().as_ref()));
@@ -129,7 +147,11 @@ fn minted_tokens_from_oauth2_github_app_and_google_service_account() {
         s.up.keys.get("rt:current").as_deref()
     );
     let audit = s.audit_text();
-    for secret in ["cc-secret-value", "BEGIN RSA PRIVATE KEY"] {
+    for secret in [
+        "cc-secret-value",
+        "BEGIN RSA PRIVATE KEY",
+        "whsec_test_signing_key_0123",
+    ] {
         assert!(!audit.contains(secret) && !text.contains(secret));
     }
 }

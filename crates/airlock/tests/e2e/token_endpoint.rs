@@ -94,6 +94,40 @@ pub async fn handle(
     req: Request<Incoming>,
 ) -> Result<Response<Body>, Request<Incoming>> {
     match host {
+        // Webhook-style: `x-signature: sha256=<hex HMAC-SHA256(key, "<x-timestamp>.<body>")>`.
+        "hooks.test" => {
+            let h = |n: &str| {
+                req.headers()
+                    .get(n)
+                    .and_then(|v| v.to_str().ok())
+                    .unwrap_or("")
+                    .to_string()
+            };
+            let (sig, ts) = (h("x-signature"), h("x-timestamp"));
+            let body = req
+                .into_body()
+                .collect()
+                .await
+                .map(|b| b.to_bytes())
+                .unwrap_or_default();
+            let key = keys.get("hmac:key").unwrap_or_default();
+            let k = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key.as_bytes());
+            let mut msg = format!("{ts}.").into_bytes();
+            msg.extend_from_slice(&body);
+            let want = format!(
+                "sha256={}",
+                hex::encode(ring::hmac::sign(&k, &msg).as_ref())
+            );
+            let now = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0);
+            let fresh = ts.parse::<u64>().is_ok_and(|t| t.abs_diff(now) < 300);
+            Ok(json_resp(
+                200,
+                json!({ "auth_ok": fresh && sig == want, "bytes": body.len() }),
+            ))
+        }
         "api.test" => {
             let ok = req
                 .headers()

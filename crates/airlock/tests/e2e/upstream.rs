@@ -32,6 +32,7 @@ pub const HOSTS: &[&str] = &[
     "templates.test",
     "auth.test",
     "api.test",
+    "hooks.test",
 ];
 
 /// The real keys the upstream accepts, per host (shared with the test, which rotates them).
