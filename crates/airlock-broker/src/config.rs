@@ -289,8 +289,19 @@ pub fn parse_binding(v: &Value) -> Result<Binding, String> {
         None => None,
     };
     let mint = match o.get("mint") {
-        None | Some(Value::Null) => None,
-        Some(m) => Some(crate::mint::parse(m).map_err(wrap)?),
+        Some(m) if !m.is_null() => Some(crate::mint::parse(m).map_err(wrap)?),
+        // A preset that mints (`github-app`, `google-cloud`) with its defaults.
+        _ => match preset.map(|p| p.mint).filter(|k| !k.is_empty()) {
+            Some("google_service_account") => Some(
+                crate::mint::parse(&serde_json::json!({"kind": "google_service_account",
+                    "scope": "https://www.googleapis.com/auth/cloud-platform"}))
+                .map_err(wrap)?,
+            ),
+            Some(kind) => {
+                Some(crate::mint::parse(&serde_json::json!({ "kind": kind })).map_err(wrap)?)
+            }
+            None => None,
+        },
     };
     let (secret_path, secret_key) = match (&aws, &template) {
         _ if mint.is_some() => {

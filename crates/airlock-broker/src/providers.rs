@@ -37,6 +37,9 @@ pub struct Provider {
     pub signing: &'static str,
     /// The key travels in the URL path (`/bot<token>/…`).
     pub url_path: bool,
+    /// A minting kind (`github_app`, `google_service_account`) when the credential is an
+    /// access token minted from the stored material.
+    pub mint: &'static str,
 }
 
 /// Header-only preset with no extra headers, path limits or note; the common case.
@@ -61,6 +64,7 @@ const fn preset(
         note: "",
         signing: "",
         url_path: false,
+        mint: "",
     }
 }
 
@@ -290,6 +294,18 @@ pub static PROVIDERS: &[Provider] = &[
         )
     },
     Provider {
+        mint: "github_app",
+        note: "GitHub App: installation tokens minted from the app's key (app_id, installation_id, private_key)",
+        ..preset(
+            "github-app",
+            "GitHub App",
+            "GITHUB_TOKEN",
+            &["api.github.com", "uploads.github.com"],
+            "authorization",
+            "Bearer {}",
+        )
+    },
+    Provider {
         note: "gitlab.com; for a self-managed instance override hosts",
         ..preset(
             "gitlab",
@@ -298,6 +314,18 @@ pub static PROVIDERS: &[Provider] = &[
             &["gitlab.com"],
             "private-token",
             "{}",
+        )
+    },
+    Provider {
+        mint: "google_service_account",
+        note: "Google APIs with a service account key (service_account = the key file's JSON); scope cloud-platform",
+        ..preset(
+            "google-cloud",
+            "Google Cloud APIs",
+            "GOOGLE_ACCESS_TOKEN",
+            &["*.googleapis.com"],
+            "authorization",
+            "Bearer {}",
         )
     },
     Provider {

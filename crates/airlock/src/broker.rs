@@ -291,7 +291,7 @@ fn providers(format: &str) -> Result<ExitCode> {
                 json!({"name": p.name, "title": p.title, "env": p.env, "hosts": p.hosts,
                        "header": p.header, "format": p.format, "query": p.query,
                        "extra_headers": p.extra_headers.iter().map(|(k, v)| json!([k, v])).collect::<Vec<_>>(),
-                       "paths": p.paths, "note": p.note, "signing": p.signing, "url_path": p.url_path})
+                       "paths": p.paths, "note": p.note, "signing": p.signing, "url_path": p.url_path, "mint": p.mint})
             })
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
@@ -301,6 +301,8 @@ fn providers(format: &str) -> Result<ExitCode> {
     for p in list {
         let how = if !p.signing.is_empty() {
             format!("signs: {}", p.signing)
+        } else if !p.mint.is_empty() {
+            format!("mints: {}", p.mint)
         } else if p.url_path {
             "URL path".to_string()
         } else if p.header.is_empty() {

@@ -266,3 +266,35 @@ fn the_aws_preset_makes_a_signing_binding() {
         assert!(e.contains(why), "{e}");
     }
 }
+
+#[test]
+fn minting_presets_make_minting_bindings() {
+    let gh = crate::config::parse_binding(&serde_json::json!({
+        "name": "gh", "provider": "github-app", "secret": "secret/agents/gh"
+    }))
+    .unwrap();
+    assert_eq!(gh.mint.as_ref().unwrap().kind, "github_app");
+    assert_eq!(gh.header.as_deref(), Some("authorization"));
+    assert_eq!(gh.format, "Bearer {}");
+    assert_eq!(gh.wanted().len(), 3);
+    let gc = crate::config::parse_binding(&serde_json::json!({
+        "name": "gc", "provider": "google-cloud", "secret": "secret/agents/gcp"
+    }))
+    .unwrap();
+    let m = gc.mint.unwrap();
+    assert_eq!(m.kind, "google_service_account");
+    assert_eq!(
+        m.scope.as_deref(),
+        Some("https://www.googleapis.com/auth/cloud-platform")
+    );
+    // Signing and minting kinds are all known ones.
+    for p in PROVIDERS {
+        assert!(["", "aws_sigv4"].contains(&p.signing), "{}", p.name);
+        assert!(
+            ["", "github_app", "google_service_account"].contains(&p.mint),
+            "{}",
+            p.name
+        );
+    }
+    assert!(PROVIDERS.len() >= 45, "{}", PROVIDERS.len());
+}
