@@ -315,6 +315,14 @@ async fn oidc_browser_login(
 
 /// Serves the browser's redirect to `/oidc/callback`; returns its query parameters.
 async fn wait_for_callback(listener: &tokio::net::TcpListener) -> Result<Vec<(String, String)>> {
+    wait_for_path(listener, "/oidc/callback").await
+}
+
+/// Serves the browser's redirect to `expected`; returns its query parameters.
+pub async fn wait_for_path(
+    listener: &tokio::net::TcpListener,
+    expected: &str,
+) -> Result<Vec<(String, String)>> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     loop {
         let (mut s, _) = listener.accept().await?;
@@ -334,7 +342,7 @@ async fn wait_for_callback(listener: &tokio::net::TcpListener) -> Result<Vec<(St
             .and_then(|l| l.split(' ').next())
             .unwrap_or("");
         let (path, query) = target.split_once('?').unwrap_or((target, ""));
-        if path != "/oidc/callback" {
+        if path != expected {
             let _ = s
                 .write_all(
                     b"HTTP/1.1 404 Not Found\r\ncontent-length: 0\r\nconnection: close\r\n\r\n",
@@ -342,7 +350,7 @@ async fn wait_for_callback(listener: &tokio::net::TcpListener) -> Result<Vec<(St
                 .await;
             continue;
         }
-        let page = "<!doctype html><title>Airlock</title><p>Signed in with your OIDC provider: return to the terminal. You can close this window.</p>";
+        let page = "<!doctype html><title>Airlock</title><p>Signed in: return to the terminal. You can close this window.</p>";
         let _ = s
             .write_all(
                 format!(

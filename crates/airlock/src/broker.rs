@@ -3,6 +3,7 @@
 //! in `airlock-broker`.
 
 mod approvals;
+pub mod login;
 mod remote;
 pub mod sandbox;
 mod serve;
@@ -59,6 +60,12 @@ pub enum BrokerCmd {
         #[arg(long, default_value = PROFILE)]
         profile: PathBuf,
     },
+    /// Sign in to an OAuth provider (browser with PKCE, or --device) and store the tokens in
+    /// Airlock for a minting binding; the tokens are never printed.
+    #[command(
+        after_help = "Examples:\n  airlock broker login github --client-id Iv1.abc --device\n  airlock broker login linear --client-id abc --client-secret-env LINEAR_CLIENT_SECRET --store secret/agents/voice/linear"
+    )]
+    Login(login::LoginArgs),
     /// List, approve or deny brokered requests that wait for a human decision.
     #[command(
         subcommand,
@@ -257,6 +264,7 @@ pub async fn run(c: BrokerCmd) -> Result<ExitCode> {
         BrokerCmd::Serve(a) => serve::broker_serve(a).await,
         BrokerCmd::Env(a) => broker_env(a).await,
         BrokerCmd::Approvals(c) => approvals::run(c).await,
+        BrokerCmd::Login(a) => login::run(a).await,
         BrokerCmd::Providers { format } => providers(&format),
         BrokerCmd::Check { profile } => {
             let p = load_profile(&profile)?;

@@ -13,6 +13,7 @@ mod broker_approvals;
 mod broker_aws;
 mod broker_budget;
 mod broker_honeytoken;
+mod broker_login;
 mod broker_mcp;
 mod broker_mint;
 mod broker_sandbox;
