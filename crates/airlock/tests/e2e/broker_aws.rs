@@ -174,12 +174,7 @@ fn aws_child(s: &Setup, egress: &str, port: u16, open_port: u16) -> Command {
 /// Runs the checks; their output.
 fn run(mut c: Command, what: &str) -> String {
     let out = c.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
+    let text = output_text(&out);
     assert!(out.status.success(), "{what} failed:\n{text}");
     assert!(text.contains("aws-sigv4: 0 failed"), "{text}");
     text

@@ -53,12 +53,7 @@ fn budgets_limit_requests_and_streamed_tokens() {
         )
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
+    let text = output_text(&out);
     assert!(
         out.status.success() && text.contains("budget: 0 failed"),
         "{text}"

@@ -46,12 +46,7 @@ fn honeytokens_are_blocked_and_raised_at_the_broker_and_the_api() {
         .broker("tunnel", &["python3", script.to_str().unwrap()])
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
+    let text = output_text(&out);
     assert!(
         out.status.success() && text.contains("honeytoken: 0 failed"),
         "{text}"

@@ -95,12 +95,7 @@ fn mcp_tool_calls_are_allowed_or_denied_before_the_credential() {
         )
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
+    let text = output_text(&out);
     assert!(
         out.status.success() && text.contains("mcp: 0 failed"),
         "{text}"

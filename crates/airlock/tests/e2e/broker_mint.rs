@@ -118,12 +118,7 @@ fn minted_tokens_from_oauth2_github_app_and_google_service_account() {
         .env("VARS", "CC_TOKEN RT_TOKEN GH_TOKEN GSA_TOKEN")
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
+    let text = output_text(&out);
     assert!(out.status.success() && text.contains("mint-ok"), "{text}");
     // Tokens of 2 s over ~7 s: minted again (not once per request, not only once).
     for grant in [
@@ -193,11 +188,7 @@ fn two_brokers_share_a_rotating_refresh_token() {
     let (a, b) = (run(), run());
     for c in [a, b] {
         let out = c.wait_with_output().unwrap();
-        let text = format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let text = output_text(&out);
         assert!(out.status.success() && text.contains("mint-ok"), "{text}");
     }
     let stored = req(&s.server, "GET", "/v1/secret/data/agents/oauth-rt", None);

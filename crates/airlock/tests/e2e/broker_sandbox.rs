@@ -19,12 +19,7 @@ fn userns_ready() -> bool {
 
 fn output(mut c: Command) -> (bool, String) {
     let out = c.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
+    let text = output_text(&out);
     (out.status.success(), text)
 }
 

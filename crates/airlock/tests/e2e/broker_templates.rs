@@ -95,12 +95,7 @@ echo templates-ok"#;
         .current_dir(&*s.dir)
         .output()
         .unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    println!("{text}");
+    let text = output_text(&out);
     assert!(
         out.status.success() && text.contains("templates-ok"),
         "{text}"

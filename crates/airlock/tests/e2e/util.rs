@@ -528,3 +528,14 @@ pub fn start_dev_env(env: &[(&str, &str)]) -> Proc {
         token: Some("root".into()),
     }
 }
+
+/// A finished command's stdout and stderr, together (printed, for the test's log).
+pub fn output_text(out: &std::process::Output) -> String {
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    println!("{text}");
+    text
+}
