@@ -31,6 +31,8 @@ pub struct Metrics {
     pub lease_revoke_failures: AtomicU64,
     pub connections_refused: AtomicU64,
     pub honeytoken_uses: AtomicU64,
+    /// Honeytoken uses the brokers reported (`honeytoken` events in `sys/broker/audit`).
+    pub honeytoken_broker_uses: AtomicU64,
     /// Budget usage reported by credential brokers (`sys/broker/usage`), by broker id.
     pub broker_usage: std::sync::Mutex<
         std::collections::HashMap<String, (std::time::Instant, serde_json::Value)>,
@@ -50,6 +52,7 @@ impl Metrics {
             lease_revoke_failures: AtomicU64::new(0),
             connections_refused: AtomicU64::new(0),
             honeytoken_uses: AtomicU64::new(0),
+            honeytoken_broker_uses: AtomicU64::new(0),
             broker_usage: Default::default(),
         }
     }
@@ -145,6 +148,16 @@ impl Metrics {
     pub fn prometheus(&self, sealed: bool) -> String {
         let mut out = String::new();
         self.broker_lines(&mut out);
+        out.push_str("# HELP airlock_honeytoken_uses_total Honeytokens used: presented to the API as tokens (at=\"api\") or carried through a broker (at=\"broker\"); each one a high-severity audit entry.\n# TYPE airlock_honeytoken_uses_total counter\n");
+        for (at, v) in [
+            ("api", &self.honeytoken_uses),
+            ("broker", &self.honeytoken_broker_uses),
+        ] {
+            out.push_str(&format!(
+                "airlock_honeytoken_uses_total{{at=\"{at}\"}} {}\n",
+                v.load(Ordering::Relaxed)
+            ));
+        }
         out.push_str("# HELP airlock_requests_total HTTP requests by method and status.\n");
         out.push_str("# TYPE airlock_requests_total counter\n");
         for (mi, method) in METHODS.iter().enumerate() {
@@ -196,11 +209,6 @@ impl Metrics {
                 "airlock_leases_created_total",
                 "Leases issued.",
                 &self.leases_created,
-            ),
-            (
-                "airlock_honeytoken_uses_total",
-                "Honeytokens presented to the API as tokens (each one a high-severity audit entry).",
-                &self.honeytoken_uses,
             ),
             (
                 "airlock_leases_revoked_total",

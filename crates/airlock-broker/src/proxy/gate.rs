@@ -63,14 +63,10 @@ impl Broker {
                 "this request needs an approval, and this broker has no approval service",
             ));
         };
-        let digest = approval::digest(
-            &x.method,
-            x.host,
-            x.port,
-            &x.raw_path,
-            x.query.as_deref(),
-            body,
-        );
+        // The normalised path: `/v1/./a` and `/v1/a` are the same request.
+        let path = airlock_core::binding::normalize_path(&x.raw_path)
+            .unwrap_or_else(|| x.raw_path.clone());
+        let digest = approval::digest(&x.method, x.host, x.port, &path, x.query.as_deref(), body);
         let mut notes = Vec::new();
         for (binding, a) in needed {
             let ask = Ask {

@@ -366,6 +366,11 @@ async fn broker_audit(core: &Arc<Core>, req: &Request, caller: &Caller) -> ApiRe
             }
             clean.insert(k.clone(), v.clone());
         }
+        if clean.get("kind").and_then(Value::as_str) == Some("honeytoken") {
+            core.metrics
+                .honeytoken_broker_uses
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
         entries.push(json!({
             "type": "broker",
             "time": crate::core::rfc3339_nanos(crate::core::now_nanos()),

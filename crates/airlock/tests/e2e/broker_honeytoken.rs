@@ -1,7 +1,7 @@
 //! Honeytokens: decoys from the profile and from Airlock (`sys/broker/honeytokens`) reach the
 //! agent's environment; any use through the broker is blocked and audited as a high-severity
 //! `honeytoken` event, and a decoy presented to Airlock's API as a token is refused, audited
-//! and counted in `airlock_honeytoken_uses_total`.
+//! and counted in `airlock_honeytoken_uses_total` (at the API and at the broker).
 
 use serde_json::json;
 
@@ -67,7 +67,16 @@ fn honeytokens_are_blocked_and_raised_at_the_broker_and_the_api() {
     assert_eq!(r.status, 403);
     let m = req(&s.server, "GET", "/v1/sys/metrics?format=prometheus", None);
     let text = String::from_utf8_lossy(&m.raw).to_string();
-    assert!(text.contains("airlock_honeytoken_uses_total 1"), "{text}");
+    assert!(
+        text.contains("airlock_honeytoken_uses_total{at=\"api\"} 1"),
+        "{text}"
+    );
+    let broker_uses: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("airlock_honeytoken_uses_total{at=\"broker\"} "))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(broker_uses >= 5, "{text}");
 
     let audit = s.audit_text();
     let broker_hits = audit
