@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use base64::Engine;
 use serde_json::json;
 
-use crate::broker::{api, load, tls_trusting, Mode, Via, AWS_KEY_ID, CHAT, HOST};
+use crate::broker_load::{api, load, tls_trusting, Mode, Via, AWS_KEY_ID, CHAT, HOST};
 
 /// `airlock-bench broker-child --seconds N --conns 1,16`: prints one line per cell,
 /// `<kind> <conns> <req/s> <p50 ms> <p99 ms> <errors>`.

@@ -17,6 +17,7 @@
 mod audit;
 mod auth;
 mod broker;
+mod broker_load;
 mod broker_run;
 mod cluster;
 mod db;

@@ -90,7 +90,7 @@ pub fn parse(name: &str, v: &Value) -> Result<Honeytoken, String> {
     }
     let env = match o.get("env") {
         None | Some(Value::Null) => None,
-        Some(Value::String(e)) if crate::config::valid_env_name(e) => Some(e.clone()),
+        Some(Value::String(e)) if airlock_core::binding::valid_env_name(e) => Some(e.clone()),
         Some(_) => {
             return Err(format!(
                 "honeytoken {name:?}: `env` must be a valid variable name"

@@ -96,6 +96,18 @@ impl std::fmt::Debug for AgentRuntime {
     }
 }
 
+/// One token cell per binding that mints (by binding index).
+pub fn token_cells(bindings: &[Binding]) -> Vec<Option<Arc<mint::TokenCell>>> {
+    bindings
+        .iter()
+        .map(|b| {
+            b.mint
+                .as_ref()
+                .map(|_| Arc::new(mint::TokenCell::default()))
+        })
+        .collect()
+}
+
 /// The budget counters of one agent: its own, and one per binding that has a budget.
 #[derive(Debug, Default)]
 pub struct Meters {

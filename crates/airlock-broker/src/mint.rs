@@ -108,18 +108,6 @@ impl std::fmt::Debug for TokenCell {
     }
 }
 
-/// One cell per binding that mints (by binding index).
-pub fn cells(bindings: &[crate::config::Binding]) -> Vec<Option<std::sync::Arc<TokenCell>>> {
-    bindings
-        .iter()
-        .map(|b| {
-            b.mint
-                .as_ref()
-                .map(|_| std::sync::Arc::new(TokenCell::default()))
-        })
-        .collect()
-}
-
 /// A token request: where, and the form body (or, for GitHub, a bearer JWT and no body).
 pub struct TokenRequest {
     pub url: String,

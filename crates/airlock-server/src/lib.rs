@@ -18,6 +18,7 @@ pub mod event_stream;
 pub mod events;
 pub mod ha;
 pub mod hmac;
+mod honeytoken_cache;
 pub mod http;
 pub mod leases;
 pub mod limiter;

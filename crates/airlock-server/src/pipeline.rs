@@ -179,6 +179,11 @@ impl Core {
         let caller = match caller {
             Ok(c) => c,
             Err(e) => {
+                // A presented token that is not one may be a decoy taken from an agent.
+                if let Some(t) = &req.token {
+                    crate::sys::broker::honeytoken_presented(self, t, req.remote.map(|r| r.ip()))
+                        .await;
+                }
                 self.audit_request(&req, None, Some(&e)).await?;
                 return Err(e);
             }

@@ -539,7 +539,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
     }
     let leases = cache.clone();
     let meters = airlock_broker::Meters::new(agent_spec.and_then(|s| s.budget.as_ref()), &bindings);
-    let tokens = airlock_broker::mint::cells(&bindings);
+    let tokens = airlock_broker::token_cells(&bindings);
     let runtime = Arc::new(AgentRuntime {
         name: agent_name.clone(),
         meters,

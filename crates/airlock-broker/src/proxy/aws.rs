@@ -17,10 +17,32 @@ use hyper::header::HeaderValue;
 use hyper::{HeaderMap, Request};
 use zeroize::Zeroizing;
 
-use super::intercept::Exchange;
 use crate::sigv4::{self, ChunkChain, ChunkResigner, Found, Real};
 use crate::upstream::BoxError;
 use crate::AgentRuntime;
+use airlock_core::binding::Outgoing;
+
+/// What the SigV4 steps need of an intercepted request.
+pub(super) struct Ctx<'a> {
+    pub(super) agent: &'a AgentRuntime,
+    pub(super) host: &'a str,
+    pub(super) port: u16,
+    pub(super) method: &'a str,
+    pub(super) raw_path: &'a str,
+    pub(super) query: Option<&'a str>,
+}
+
+impl Ctx<'_> {
+    fn outgoing(&self) -> Outgoing<'_> {
+        Outgoing {
+            scheme: "https",
+            host: self.host,
+            port: self.port,
+            method: self.method,
+            raw_path: self.raw_path,
+        }
+    }
+}
 
 /// A SigV4 request admitted by the filter, to be signed again.
 pub(super) struct Signed {
@@ -63,7 +85,7 @@ impl Creds {
 
 /// The request's headers as SigV4 sees them; `host` added from the target when the client
 /// sent none (HTTP/2).
-fn header_view(x: &Exchange<'_>, headers: &HeaderMap) -> Vec<(String, String)> {
+fn header_view(x: &Ctx<'_>, headers: &HeaderMap) -> Vec<(String, String)> {
     let mut v: Vec<(String, String)> = headers
         .iter()
         .map(|(k, v)| {
@@ -97,7 +119,7 @@ pub(super) enum Verdict {
 
 /// Request filter, first part: which binding the signature names and whether it may go
 /// here. The signature itself is checked by [`check`] once the body hash is known.
-pub(super) fn filter(x: &Exchange<'_>, req: &Request<Incoming>) -> Verdict {
+pub(super) fn filter(x: &Ctx<'_>, req: &Request<Incoming>) -> Verdict {
     let agent = x.agent;
     if !agent.bindings.iter().any(|b| b.aws.is_some()) {
         return Verdict::NotAws;
@@ -116,7 +138,7 @@ pub(super) fn filter(x: &Exchange<'_>, req: &Request<Incoming>) -> Verdict {
             .iter()
             .any(|(p, i)| p == id && agent.bindings.get(*i).is_some_and(|b| b.aws.is_some()))
     };
-    if let Some(id) = sigv4::sigv2_key_id(&headers, x.query.as_deref()) {
+    if let Some(id) = sigv4::sigv2_key_id(&headers, x.query) {
         if guarding.is_some() || is_placeholder(&id) {
             return Verdict::Block {
                 binding: guarding,
@@ -125,7 +147,7 @@ pub(super) fn filter(x: &Exchange<'_>, req: &Request<Incoming>) -> Verdict {
         }
         return Verdict::NotAws;
     }
-    let found = match sigv4::find(&headers, x.query.as_deref()) {
+    let found = match sigv4::find(&headers, x.query) {
         Ok(Some(f)) => f,
         Ok(None) => return Verdict::NotAws,
         Err(e) if guarding.is_some() => {
@@ -184,7 +206,7 @@ pub(super) fn needs_body(s: &Signed) -> bool {
 }
 
 /// Request filter, second part: the signature verifies with the placeholder secret.
-pub(super) fn check(x: &Exchange<'_>, s: &mut Signed, body: Option<&[u8]>) -> Result<(), String> {
+pub(super) fn check(x: &Ctx<'_>, s: &mut Signed, body: Option<&[u8]>) -> Result<(), String> {
     use sha2::Digest;
     let secret = x
         .agent
@@ -196,9 +218,9 @@ pub(super) fn check(x: &Exchange<'_>, s: &mut Signed, body: Option<&[u8]>) -> Re
     let hash = body.map(|b| hex::encode(sha2::Sha256::digest(b)));
     let checked = sigv4::verify(
         &s.found,
-        &x.method,
-        &x.raw_path,
-        x.query.as_deref(),
+        x.method,
+        x.raw_path,
+        x.query,
         &s.headers,
         hash.as_deref(),
         secret,
@@ -218,7 +240,7 @@ pub(super) struct Rewrite {
 
 /// Request rewrite: sign again with the real credentials; edits `headers` in place.
 pub(super) fn resign(
-    x: &Exchange<'_>,
+    x: &Ctx<'_>,
     s: &Signed,
     creds: &Creds,
     headers: &mut HeaderMap,
@@ -226,21 +248,14 @@ pub(super) fn resign(
     let checked = s.checked.as_ref().ok_or("aws: signature not checked")?;
     let real = creds.real();
     if s.found.presigned {
-        let q = x.query.as_deref().unwrap_or_default();
-        let nq = sigv4::resign_query(&s.found, checked, &x.method, q, &s.headers, &real)?;
+        let q = x.query.unwrap_or_default();
+        let nq = sigv4::resign_query(&s.found, checked, x.method, q, &s.headers, &real)?;
         return Ok(Rewrite {
             query: Some(nq),
             chunks: None,
         });
     }
-    let r = sigv4::resign_header(
-        &s.found,
-        checked,
-        &x.method,
-        x.query.as_deref(),
-        &s.headers,
-        &real,
-    )?;
+    let r = sigv4::resign_header(&s.found, checked, x.method, x.query, &s.headers, &real)?;
     let mut auth = HeaderValue::from_str(&r.authorization)
         .map_err(|_| "aws: the real key id cannot be sent in a header")?;
     auth.set_sensitive(true);

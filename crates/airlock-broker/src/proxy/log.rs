@@ -148,17 +148,12 @@ impl Broker {
 impl Broker {
     /// Records an MCP policy decision (`status` 200 for a denied call answered with a
     /// JSON-RPC error, 0 for allowed calls whose request goes on).
-    pub(super) fn mcp_event(
-        &self,
-        x: &super::intercept::Exchange<'_>,
-        status: u16,
-        reason: String,
-    ) {
-        let mut e = x.ev.clone();
+    pub(super) fn mcp_event(&self, ev: &Event, start: Instant, status: u16, reason: String) {
+        let mut e = ev.clone();
         e.kind = "mcp";
         e.status = status;
         e.reason = Some(reason);
-        e.latency_ms = elapsed_ms(x.start);
+        e.latency_ms = elapsed_ms(start);
         if status != 0 {
             self.stats.denied.fetch_add(1, Ordering::Relaxed);
         }

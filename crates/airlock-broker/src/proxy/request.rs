@@ -72,6 +72,18 @@ impl Exchange<'_> {
         )
     }
 
+    /// The request as the SigV4 steps see it.
+    fn aws_ctx(&self) -> aws::Ctx<'_> {
+        aws::Ctx {
+            agent: self.agent,
+            host: self.host,
+            port: self.port,
+            method: &self.method,
+            raw_path: &self.raw_path,
+            query: self.query.as_deref(),
+        }
+    }
+
     /// Whether a binding that allows this request injects into bodies.
     fn injects_body(&self) -> bool {
         let out = self.outgoing();
@@ -109,7 +121,7 @@ impl Broker {
             Verdict::Block { binding, reason } => return Break(x.refuse(self, binding, reason)),
             Verdict::Forward(i) => i,
         };
-        let mut signed = match aws::filter(&x, &req) {
+        let mut signed = match aws::filter(&x.aws_ctx(), &req) {
             aws::Verdict::NotAws => None,
             aws::Verdict::Block { binding, reason } => {
                 return Break(x.refuse(self, binding, reason))
@@ -155,14 +167,14 @@ impl Broker {
                 match p.judge(&buf) {
                     crate::mcp_policy::Decision::NoCall => {}
                     crate::mcp_policy::Decision::Allow(notes) => {
-                        self.mcp_event(&x, 0, notes.join("; "));
+                        self.mcp_event(&x.ev, x.start, 0, notes.join("; "));
                     }
                     crate::mcp_policy::Decision::Deny {
                         id,
                         tool: _,
                         reason,
                     } => {
-                        self.mcp_event(&x, 200, format!("deny: {reason}"));
+                        self.mcp_event(&x.ev, x.start, 200, format!("deny: {reason}"));
                         return Break(super::mcp_denied(&id, &reason));
                     }
                 }
@@ -200,7 +212,7 @@ impl Broker {
                     ReqBody::Buffered(b) if aws_body => Some(&b[..]),
                     _ => None,
                 };
-                if let Err(reason) = aws::check(&x, sg, buffered) {
+                if let Err(reason) = aws::check(&x.aws_ctx(), sg, buffered) {
                     let binding = x.agent.bindings.get(sg.binding).map(|b| b.name.clone());
                     return Break(x.refuse(self, binding, reason));
                 }
@@ -319,7 +331,7 @@ impl Broker {
         let mut chunks = None;
         let mut query = injected.query;
         if let Some((sg, creds)) = &aws {
-            match aws::resign(&x, sg, creds, &mut headers) {
+            match aws::resign(&x.aws_ctx(), sg, creds, &mut headers) {
                 Ok(rw) => {
                     if rw.query.is_some() {
                         query = rw.query;

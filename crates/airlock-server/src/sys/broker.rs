@@ -37,36 +37,6 @@ const AGENTS: &str = "broker/agents/";
 const KEYS: &str = "broker/keys";
 const HONEYTOKENS: &str = "broker/honeytokens/";
 
-/// (name, value) of each registered honeytoken.
-type Decoys = Arc<Vec<(String, String)>>;
-
-/// The registered honeytokens, re-read at most every few seconds when an unknown token is
-/// presented.
-#[derive(Default)]
-pub struct HoneytokenCache(std::sync::Mutex<Option<(std::time::Instant, Decoys)>>);
-
-impl HoneytokenCache {
-    fn fresh(&self) -> Option<Decoys> {
-        let g = self.0.lock().ok()?;
-        g.as_ref()
-            .filter(|(t, _)| t.elapsed() < std::time::Duration::from_secs(5))
-            .map(|(_, v)| v.clone())
-    }
-
-    fn set(&self, v: Decoys) {
-        if let Ok(mut g) = self.0.lock() {
-            *g = Some((std::time::Instant::now(), v));
-        }
-    }
-
-    /// Forgets the list (it changed on this node).
-    fn clear(&self) {
-        if let Ok(mut g) = self.0.lock() {
-            *g = None;
-        }
-    }
-}
-
 /// Called for a presented token that is not a token: if it is a registered honeytoken, a
 /// high-severity audit entry and a metric (the caller is refused either way).
 pub async fn honeytoken_presented(core: &Core, token: &str, remote: Option<std::net::IpAddr>) {

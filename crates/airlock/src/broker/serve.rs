@@ -137,7 +137,7 @@ impl AgentSource {
             cache.spawn_refresher();
             let ph = airlock_broker::derived_placeholders(&self.ph_key, &spec.name, &bindings);
             let meters = airlock_broker::Meters::new(spec.budget.as_ref(), &bindings);
-            let tokens = airlock_broker::mint::cells(&bindings);
+            let tokens = airlock_broker::token_cells(&bindings);
             agents.insert(
                 spec.name.clone(),
                 Arc::new(AgentRuntime {
