@@ -37,7 +37,7 @@ impl Broker {
                 return Ok(t.clone());
             }
         }
-        for attempt in 0..2 {
+        'mint: for attempt in 0..3 {
             let value = |k: &str| {
                 agent
                     .cache
@@ -60,13 +60,17 @@ impl Broker {
                 *cur = Some((token.clone(), now, a.expires));
                 return Ok(token);
             }
-            // A refresh token another broker rotated first: read the entry again, retry once.
-            if m.kind == "oauth2_refresh_token" && attempt == 0 && (400..500).contains(&status) {
-                agent.cache.refresh_path(&b.secret_path).await?;
-                if value("refresh_token").as_deref().map(String::as_str)
-                    != used_rt.as_deref().map(String::as_str)
-                {
-                    continue;
+            // A refresh token another broker rotated first: read the entry again (that broker
+            // may still be storing the new one, so a few times over about a second) and retry.
+            if m.kind == "oauth2_refresh_token" && attempt < 2 && (400..500).contains(&status) {
+                for wait_ms in [0u64, 100, 250, 500] {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait_ms)).await;
+                    agent.cache.refresh_path(&b.secret_path).await?;
+                    if value("refresh_token").as_deref().map(String::as_str)
+                        != used_rt.as_deref().map(String::as_str)
+                    {
+                        continue 'mint;
+                    }
                 }
             }
             return Err(format!("the token endpoint answered {status}"));
