@@ -120,28 +120,35 @@ pub fn find<'a, 'h>(
     if tokens.is_empty() {
         return None;
     }
-    let mut texts: Vec<Vec<u8>> = vec![raw_path.as_bytes().to_vec()];
-    texts.push(percent::decode_lenient(raw_path, Plus::Literal));
+    // Looked up in place; only decoded forms are allocated, and only when they differ.
+    let in_text = |hay: &[u8]| tokens.iter().find(|t| contains(hay, t.value.as_bytes()));
+    let decoded = |s: &str, plus| {
+        s.contains(['%', '+'])
+            .then(|| percent::decode_lenient(s, plus))
+    };
+    let mut found = in_text(raw_path.as_bytes())
+        .or_else(|| decoded(raw_path, Plus::Literal).and_then(|d| in_text(&d)));
     if let Some(q) = query {
-        texts.push(q.as_bytes().to_vec());
-        texts.push(percent::decode_lenient(q, Plus::Space));
+        found = found
+            .or_else(|| in_text(q.as_bytes()))
+            .or_else(|| decoded(q, Plus::Space).and_then(|d| in_text(&d)));
     }
     for (_, v) in headers {
-        texts.push(v.to_vec());
-        if let Some(b64) = v
-            .get(..6)
-            .filter(|p| p.eq_ignore_ascii_case(b"basic "))
-            .and_then(|_| v.get(6..))
-        {
-            if let Ok(raw) = base64::engine::general_purpose::STANDARD.decode(b64.trim_ascii()) {
-                texts.push(raw);
-            }
+        if found.is_some() {
+            break;
         }
+        found = in_text(v).or_else(|| {
+            let b64 = v
+                .get(..6)
+                .filter(|p| p.eq_ignore_ascii_case(b"basic "))
+                .and_then(|_| v.get(6..))?;
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64.trim_ascii())
+                .ok()?;
+            in_text(&raw)
+        });
     }
-    tokens.iter().find(|t| {
-        let n = t.value.as_bytes();
-        texts.iter().any(|x| contains(x, n)) || body.is_some_and(|b| contains(b, n))
-    })
+    found.or_else(|| body.and_then(in_text))
 }
 
 #[cfg(test)]

@@ -284,11 +284,13 @@ pub fn stale(minted: u64, expires: u64, now: u64) -> bool {
 
 /// A compact JWS (RS256) of `claims` under an RSA private key in PEM (PKCS#1 or PKCS#8).
 pub fn sign_rs256(claims: &Value, pem: &str) -> Result<Zeroizing<String>, String> {
-    let (label, der) = pem_block(pem).ok_or("the private key is not PEM")?;
-    let key = match label.as_str() {
-        "RSA PRIVATE KEY" => ring::signature::RsaKeyPair::from_der(&der),
-        "PRIVATE KEY" => ring::signature::RsaKeyPair::from_pkcs8(&der),
-        _ => return Err(format!("a {label} is not an RSA private key")),
+    use tokio_rustls::rustls::pki_types::{pem::PemObject, PrivateKeyDer};
+    let der =
+        PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|_| "the private key is not PEM")?;
+    let key = match &der {
+        PrivateKeyDer::Pkcs1(k) => ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()),
+        PrivateKeyDer::Pkcs8(k) => ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
+        _ => return Err("the private key is not an RSA key".into()),
     }
     .map_err(|_| "the private key is not a usable RSA key")?;
     let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
@@ -306,23 +308,6 @@ pub fn sign_rs256(claims: &Value, pem: &str) -> Result<Zeroizing<String>, String
     )
     .map_err(|_| "signing the JWT failed")?;
     Ok(Zeroizing::new(format!("{input}.{}", b64(&sig))))
-}
-
-/// The first PEM block: its label and DER bytes.
-fn pem_block(pem: &str) -> Option<(String, Zeroizing<Vec<u8>>)> {
-    let start = pem.find("-----BEGIN ")?;
-    let rest = &pem[start + 11..];
-    let label_end = rest.find("-----")?;
-    let label = rest[..label_end].to_string();
-    let body_start = label_end + 5;
-    let end = rest.find("-----END ")?;
-    let b64: String = rest
-        .get(body_start..end)?
-        .chars()
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    let der = base64::engine::general_purpose::STANDARD.decode(b64).ok()?;
-    Some((label, Zeroizing::new(der)))
 }
 
 #[cfg(test)]

@@ -114,39 +114,8 @@ impl SecretCache {
             }
             match self.source.fetch(p).await {
                 Ok(map) => {
-                    let now = Instant::now();
-                    let until = self.note_lease(p, &map, now);
-                    let mut missing = None;
-                    let mut fresh = Vec::new();
-                    let mut gone = Vec::new();
-                    for (wp, wk) in self.wanted.iter().filter(|(wp, _)| wp == p) {
-                        // `?key`: optional (absent now: dropped from the cache).
-                        let (key, optional) = match wk.strip_prefix('?') {
-                            Some(k) => (k, true),
-                            None => (wk.as_str(), false),
-                        };
-                        match map.get(key) {
-                            Some(v) => fresh.push((
-                                (wp.clone(), wk.clone()),
-                                Entry {
-                                    value: Arc::new(v.clone()),
-                                    fetched: now,
-                                    until,
-                                },
-                            )),
-                            None if optional => gone.push((wp.clone(), wk.clone())),
-                            None => missing = Some(format!("{p}: no key {wk:?}")),
-                        }
-                    }
-                    if let Ok(mut e) = self.entries.write() {
-                        for (k, v) in fresh {
-                            e.insert(k, v);
-                        }
-                        for k in gone {
-                            e.remove(&k);
-                        }
-                    }
-                    if let Some(m) = missing {
+                    let until = self.note_lease(p, &map, Instant::now());
+                    if let Some(m) = self.store(p, &map, until) {
                         first_err.get_or_insert(m);
                     }
                 }
@@ -161,6 +130,40 @@ impl SecretCache {
             None => Ok(()),
             Some(e) => Err(e),
         }
+    }
+
+    /// Caches the wanted keys of `path` from a fetched entry (an absent optional key is
+    /// dropped); the error naming a missing required key, if any.
+    fn store(&self, path: &str, map: &SecretMap, until: Option<Instant>) -> Option<String> {
+        let now = Instant::now();
+        let mut missing = None;
+        let Ok(mut e) = self.entries.write() else {
+            return None;
+        };
+        for (wp, wk) in self.wanted.iter().filter(|(wp, _)| wp == path) {
+            // `?key`: optional (absent now: dropped from the cache).
+            let (key, optional) = match wk.strip_prefix('?') {
+                Some(k) => (k, true),
+                None => (wk.as_str(), false),
+            };
+            match map.get(key) {
+                Some(v) => {
+                    e.insert(
+                        (wp.clone(), wk.clone()),
+                        Entry {
+                            value: Arc::new(v.clone()),
+                            fetched: now,
+                            until,
+                        },
+                    );
+                }
+                None if optional => {
+                    e.remove(&(wp.clone(), wk.clone()));
+                }
+                None => missing = Some(format!("{path}: no key {wk:?}")),
+            }
+        }
+        missing
     }
 
     /// The current value, if fresh enough (an optional key is named with its `?`; a leased
@@ -192,22 +195,7 @@ impl SecretCache {
     /// Reads one entry again now (e.g. another broker rotated a refresh token).
     pub async fn refresh_path(&self, path: &str) -> Result<(), String> {
         let map = self.source.fetch(path).await?;
-        let now = Instant::now();
-        if let Ok(mut e) = self.entries.write() {
-            for (wp, wk) in self.wanted.iter().filter(|(wp, _)| wp == path) {
-                let key = wk.strip_prefix('?').unwrap_or(wk);
-                if let Some(v) = map.get(key) {
-                    e.insert(
-                        (wp.clone(), wk.clone()),
-                        Entry {
-                            value: Arc::new(v.clone()),
-                            fetched: now,
-                            until: None,
-                        },
-                    );
-                }
-            }
-        }
+        self.store(path, &map, None);
         Ok(())
     }
 

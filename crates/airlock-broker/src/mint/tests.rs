@@ -5,10 +5,13 @@ const PKCS1: &str = include_str!("test-key-pkcs1.pem");
 const PKCS8: &str = include_str!("test-key-pkcs8.pem");
 
 fn verify_jwt(jwt: &str, pem: &str) -> Value {
-    let (_, der) = pem_block(pem).unwrap();
-    let key = ring::signature::RsaKeyPair::from_der(&der)
-        .or_else(|_| ring::signature::RsaKeyPair::from_pkcs8(&der))
-        .unwrap();
+    use tokio_rustls::rustls::pki_types::{pem::PemObject, PrivateKeyDer};
+    let key = match PrivateKeyDer::from_pem_slice(pem.as_bytes()).unwrap() {
+        PrivateKeyDer::Pkcs1(k) => ring::signature::RsaKeyPair::from_der(k.secret_pkcs1_der()),
+        PrivateKeyDer::Pkcs8(k) => ring::signature::RsaKeyPair::from_pkcs8(k.secret_pkcs8_der()),
+        _ => panic!("not RSA"),
+    }
+    .unwrap();
     let parts: Vec<&str> = jwt.split('.').collect();
     assert_eq!(parts.len(), 3);
     let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;

@@ -60,10 +60,10 @@ pub async fn honeytoken_presented(core: &Core, token: &str, remote: Option<std::
             v
         }
     };
-    let eq = |a: &str, b: &str| {
-        a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |x, (p, q)| x | (p ^ q)) == 0
-    };
-    let Some((name, _)) = list.iter().find(|(_, v)| eq(v, token)) else {
+    let Some((name, _)) = list
+        .iter()
+        .find(|(_, v)| airlock_logical::auth::ct_eq(v.as_bytes(), token.as_bytes()))
+    else {
         return;
     };
     core.metrics
