@@ -438,6 +438,31 @@ mod tests {
         let _ = std::fs::remove_dir_all(&d);
     }
 
+    /// An auditor with one indexed file device at `log`.
+    fn open_indexed(log: &std::path::Path) -> Auditor {
+        Auditor::open(&[FileDeviceConfig {
+            name: "file".into(),
+            path: log.to_path_buf(),
+            fsync: false,
+            index: true,
+        }])
+        .unwrap()
+    }
+
+    /// How many entries a query of the whole index returns.
+    fn entries_in(log: &std::path::Path) -> usize {
+        run(
+            log,
+            &Query {
+                limit: 500,
+                ..Default::default()
+            },
+        )
+        .unwrap()
+        .entries
+        .len()
+    }
+
     #[tokio::test]
     async fn the_index_catches_up_is_rebuilt_and_sees_a_broken_chain() {
         let d = dir("catchup");
@@ -454,32 +479,12 @@ mod tests {
             a.log_many(&e).await.unwrap();
         }
         // A device opened with an index indexes what the log already holds.
-        let open = || {
-            Auditor::open(&[FileDeviceConfig {
-                name: "file".into(),
-                path: log.clone(),
-                fsync: false,
-                index: true,
-            }])
-            .unwrap()
-        };
+        let open = || open_indexed(&log);
         let a = open();
         wait_indexed(&log, 20).await;
         a.log(&entry(20, "2026-12-04T10:00:00Z")).await.unwrap();
         wait_indexed(&log, 21).await;
-        assert_eq!(
-            run(
-                &log,
-                &Query {
-                    limit: 500,
-                    ..Default::default()
-                }
-            )
-            .unwrap()
-            .entries
-            .len(),
-            21
-        );
+        assert_eq!(entries_in(&log), 21);
         drop(a);
 
         // Deleted, it is rebuilt from the log.
@@ -513,15 +518,7 @@ mod tests {
     async fn a_damaged_index_is_rebuilt_from_the_log() {
         let d = dir("damaged");
         let log = d.join("audit.log");
-        let open = || {
-            Auditor::open(&[FileDeviceConfig {
-                name: "file".into(),
-                path: log.clone(),
-                fsync: false,
-                index: true,
-            }])
-            .unwrap()
-        };
+        let open = || open_indexed(&log);
         let a = open();
         let e: Vec<Value> = (0..10).map(|i| entry(i, "2026-12-04T10:00:00Z")).collect();
         a.log_many(&e).await.unwrap();
@@ -531,19 +528,7 @@ mod tests {
         std::fs::write(crate::index::index_path(&log), b"not a database at all").unwrap();
         let a = open();
         wait_indexed(&log, 10).await;
-        assert_eq!(
-            run(
-                &log,
-                &Query {
-                    limit: 500,
-                    ..Default::default()
-                }
-            )
-            .unwrap()
-            .entries
-            .len(),
-            10
-        );
+        assert_eq!(entries_in(&log), 10);
         drop(a);
         let _ = std::fs::remove_dir_all(&d);
     }

@@ -222,15 +222,7 @@ addons = [Swap()]
 "#;
 
 pub async fn run(args: &[String]) -> Result<()> {
-    let secs: u64 = crate::arg(args, "--seconds")
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(5);
-    let conns: Vec<usize> = crate::arg(args, "--conns")
-        .unwrap_or_else(|| "1,16".into())
-        .split(',')
-        .map(|s| s.parse())
-        .collect::<Result<_, _>>()?;
+    let (secs, conns) = crate::broker_load::secs_and_conns(args)?;
     let airlock = crate::arg(args, "--airlock").unwrap_or_else(|| "target/release/airlock".into());
     // `--mitmdump none` leaves the mitmproxy column out (e.g. while profiling the broker).
     let mitmdump = match crate::arg(args, "--mitmdump") {

@@ -194,3 +194,17 @@ pub(crate) async fn api(
     }
     Ok(v)
 }
+
+/// `--seconds N` (default 5) and `--conns 1,16` (the default).
+pub(crate) fn secs_and_conns(args: &[String]) -> Result<(u64, Vec<usize>)> {
+    let secs: u64 = crate::arg(args, "--seconds")
+        .map(|s| s.parse())
+        .transpose()?
+        .unwrap_or(5);
+    let conns: Vec<usize> = crate::arg(args, "--conns")
+        .unwrap_or_else(|| "1,16".into())
+        .split(',')
+        .map(|s| s.parse())
+        .collect::<Result<_, _>>()?;
+    Ok((secs, conns))
+}

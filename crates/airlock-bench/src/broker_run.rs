@@ -17,15 +17,7 @@ use crate::broker_load::{api, load, tls_trusting, Mode, Via, AWS_KEY_ID, CHAT, H
 /// `airlock-bench broker-child --seconds N --conns 1,16`: prints one line per cell,
 /// `<kind> <conns> <req/s> <p50 ms> <p99 ms> <errors>`.
 pub async fn child(args: &[String]) -> Result<()> {
-    let secs: u64 = crate::arg(args, "--seconds")
-        .map(|s| s.parse())
-        .transpose()?
-        .unwrap_or(5);
-    let conns: Vec<usize> = crate::arg(args, "--conns")
-        .unwrap_or_else(|| "1,16".into())
-        .split(',')
-        .map(|s| s.parse())
-        .collect::<Result<_, _>>()?;
+    let (secs, conns) = crate::broker_load::secs_and_conns(args)?;
     let env = |k: &str| std::env::var(k).with_context(|| format!("{k} is not set"));
     let proxy = env("HTTPS_PROXY")?;
     let rest = proxy

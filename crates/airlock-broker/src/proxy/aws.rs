@@ -17,6 +17,7 @@ use hyper::header::HeaderValue;
 use hyper::{HeaderMap, Request};
 use zeroize::Zeroizing;
 
+use super::body::BodyError;
 use crate::sigv4::{self, ChunkChain, ChunkResigner, Found, Real};
 use crate::upstream::BoxError;
 use crate::AgentRuntime;
@@ -314,15 +315,6 @@ impl ResignBody {
     }
 }
 
-#[derive(Debug)]
-struct ChunkError(String);
-impl std::fmt::Display for ChunkError {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
-    }
-}
-impl std::error::Error for ChunkError {}
-
 impl hyper::body::Body for ResignBody {
     type Data = Bytes;
     type Error = BoxError;
@@ -344,7 +336,7 @@ impl hyper::body::Body for ResignBody {
                     match this.chunks.feed(&d) {
                         Ok(out) if out.is_empty() => continue,
                         Ok(out) => return Poll::Ready(Some(Ok(Frame::data(Bytes::from(out))))),
-                        Err(e) => return Poll::Ready(Some(Err(Box::new(ChunkError(e))))),
+                        Err(e) => return Poll::Ready(Some(Err(Box::new(BodyError(e))))),
                     }
                 }
                 Poll::Ready(Some(Err(e))) => return Poll::Ready(Some(Err(Box::new(e)))),
@@ -352,7 +344,7 @@ impl hyper::body::Body for ResignBody {
                     this.ended = true;
                     return match this.chunks.finish() {
                         Ok(()) => Poll::Ready(None),
-                        Err(e) => Poll::Ready(Some(Err(Box::new(ChunkError(e))))),
+                        Err(e) => Poll::Ready(Some(Err(Box::new(BodyError(e))))),
                     };
                 }
                 Poll::Pending => return Poll::Pending,

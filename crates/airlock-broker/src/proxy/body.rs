@@ -40,14 +40,16 @@ impl ScanBody {
     }
 }
 
+/// Why a request body stopped on its way upstream (a placeholder in it, a chunk that does
+/// not verify).
 #[derive(Debug)]
-struct Leak;
-impl std::fmt::Display for Leak {
+pub(super) struct BodyError(pub(super) String);
+impl std::fmt::Display for BodyError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("placeholder in request body")
+        f.write_str(&self.0)
     }
 }
-impl std::error::Error for Leak {}
+impl std::error::Error for BodyError {}
 
 impl hyper::body::Body for ScanBody {
     type Data = Bytes;
@@ -64,7 +66,9 @@ impl hyper::body::Body for ScanBody {
                     this.bytes.fetch_add(d.len() as u64, Ordering::Relaxed);
                     if this.detector.feed(d) {
                         this.leaked.store(true, Ordering::Relaxed);
-                        return Poll::Ready(Some(Err(Box::new(Leak))));
+                        return Poll::Ready(Some(Err(Box::new(BodyError(
+                            "placeholder in request body".into(),
+                        )))));
                     }
                 }
                 Poll::Ready(Some(Ok(f)))

@@ -21,19 +21,12 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 use serde_json::{json, Value};
 
-use crate::upstream::{json_resp, percent_decode, Body, Keys};
+use crate::upstream::{json_resp, Body, Keys};
 
 static N: AtomicU64 = AtomicU64::new(0);
 
 fn next(prefix: &str) -> String {
     format!("{prefix}{}", N.fetch_add(1, Ordering::Relaxed))
-}
-
-fn form(body: &[u8], name: &str) -> Option<String> {
-    String::from_utf8_lossy(body).split('&').find_map(|p| {
-        let (k, v) = p.split_once('=')?;
-        (k == name).then(|| percent_decode(v))
-    })
 }
 
 fn bump(keys: &Keys, what: &str) {
@@ -177,14 +170,16 @@ pub async fn handle(
             if path != "/token" {
                 return Ok(json_resp(404, json!({"error": "not found"})));
             }
-            let grant = form(&body, "grant_type").unwrap_or_default();
+            let f = crate::idp::form(&String::from_utf8_lossy(&body));
+            let form = |k: &str| f.get(k).cloned();
+            let grant = form("grant_type").unwrap_or_default();
             bump(keys, &grant);
             match grant.as_str() {
                 "client_credentials" => {
-                    let id = form(&body, "client_id").unwrap_or_default();
+                    let id = form("client_id").unwrap_or_default();
                     let ok = keys
                         .get(&format!("cc:{id}"))
-                        .is_some_and(|s| Some(s) == form(&body, "client_secret"));
+                        .is_some_and(|s| Some(s) == form("client_secret"));
                     if !ok {
                         return Ok(json_resp(401, json!({"error": "invalid_client"})));
                     }
@@ -194,7 +189,7 @@ pub async fn handle(
                     ))
                 }
                 "refresh_token" => {
-                    let given = form(&body, "refresh_token");
+                    let given = form("refresh_token");
                     if given.is_none() || given != keys.get("rt:current") {
                         return Ok(json_resp(400, json!({"error": "invalid_grant"})));
                     }
@@ -206,7 +201,7 @@ pub async fn handle(
                     ))
                 }
                 "urn:ietf:params:oauth:grant-type:jwt-bearer" => {
-                    let claims = form(&body, "assertion").and_then(|j| verified_claims(keys, &j));
+                    let claims = form("assertion").and_then(|j| verified_claims(keys, &j));
                     let ok = claims.is_some_and(|c| {
                         c["iss"] == "bot@airlock-test.iam.gserviceaccount.com"
                             && c["aud"] == "https://auth.test/token"
