@@ -77,6 +77,11 @@ pub struct SecretCache {
     leases: std::sync::Mutex<HashMap<String, Lease>>,
     /// Replaced leases waiting out their grace period before revocation.
     retired: Arc<std::sync::Mutex<Vec<String>>>,
+    /// Held while a refresh runs, so that [`SecretCache::revoke_leases`] waits for a lease
+    /// being fetched instead of missing it.
+    refreshing: tokio::sync::Mutex<()>,
+    /// Set by [`SecretCache::revoke_leases`]: no lease is fetched any more.
+    closed: std::sync::atomic::AtomicBool,
     pub refresh: Duration,
     pub max_age: Duration,
     /// Failed refreshes (for metrics/logs).
@@ -96,6 +101,8 @@ impl SecretCache {
             entries: RwLock::new(HashMap::new()),
             leases: Default::default(),
             retired: Default::default(),
+            refreshing: Default::default(),
+            closed: Default::default(),
             refresh,
             max_age,
             failures: Default::default(),
@@ -104,6 +111,10 @@ impl SecretCache {
 
     /// Fetches every wanted secret once. Errors name the path and key, never a value.
     pub async fn refresh_all(&self) -> Result<(), String> {
+        let _running = self.refreshing.lock().await;
+        if self.closed.load(std::sync::atomic::Ordering::Acquire) {
+            return Ok(());
+        }
         let mut paths: Vec<&str> = self.wanted.iter().map(|(p, _)| p.as_str()).collect();
         paths.sort_unstable();
         paths.dedup();
@@ -276,6 +287,11 @@ impl SecretCache {
     /// Revokes the current leases and the replaced ones still in their grace period (when
     /// the broker stops); errors are logged.
     pub async fn revoke_leases(&self) {
+        // No new lease from here on; a refresh under way finishes (and records its lease)
+        // before the leases are read.
+        self.closed
+            .store(true, std::sync::atomic::Ordering::Release);
+        let _quiet = self.refreshing.lock().await;
         let mut ids: Vec<String> = self
             .leases
             .lock()
