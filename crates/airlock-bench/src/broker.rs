@@ -402,7 +402,7 @@ pub async fn run(args: &[String]) -> Result<()> {
             });
         }
         None => println!(
-            "mitmdump not found (pip install 'mitmproxy>=11,<12'): mitmproxy column skipped"
+            "mitmdump not found (install mitmproxy 11 in a virtualenv and pass --mitmdump PATH): mitmproxy column skipped"
         ),
     }
 

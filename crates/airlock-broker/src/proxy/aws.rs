@@ -132,6 +132,17 @@ pub(super) fn filter(x: &Ctx<'_>, req: &Request<Incoming>) -> Verdict {
         .iter()
         .find(|b| b.aws.is_some() && b.dest.check(&out).is_ok())
         .map(|b| b.name.clone());
+    // Most requests carry no AWS signature of any version: nothing to copy or parse.
+    let signed_header = req
+        .headers()
+        .get(hyper::header::AUTHORIZATION)
+        .is_some_and(|v| v.as_bytes().starts_with(b"AWS"));
+    let signed_query = x
+        .query
+        .is_some_and(|q| q.contains("X-Amz-") || q.contains("AWSAccessKeyId"));
+    if !signed_header && !signed_query {
+        return Verdict::NotAws;
+    }
     let headers = header_view(x, req.headers());
     let is_placeholder = |id: &str| {
         agent
