@@ -6,8 +6,15 @@
 //! to the first event of an SSE stream on an established connection, the broker's RSS under
 //! load, and `broker run` → child started.
 //!
+//! Other brokers already running on loopback join as more columns with
+//! `--peer NAME,PORT,CA_PEM_FILE,USER:TOKEN` (repeatable): the load generator sends them
+//! `CONNECT api.openai.com:<upstream port>` with that proxy credential and the placeholder
+//! as the bearer token, so the peer must resolve `api.openai.com` to 127.0.0.1 itself (a
+//! hosts file in its own mount namespace) and put the real key on requests to that host.
+//!
 //! Usage: `cargo run --release -p airlock-bench -- broker [--seconds 5] [--conns 1,16]
-//!         [--airlock target/release/airlock] [--mitmdump PATH|none]`
+//!         [--airlock target/release/airlock] [--mitmdump PATH|none]
+//!         [--upstream-port N] [--peer NAME,PORT,CA,USER:TOKEN]...`
 
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -95,7 +102,7 @@ impl Drop for BgRuntime {
 }
 
 /// Starts the upstream on its own runtime; returns (port, CA PEM, runtime).
-fn start_upstream() -> Result<(u16, String, BgRuntime)> {
+fn start_upstream(port: u16) -> Result<(u16, String, BgRuntime)> {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
@@ -105,7 +112,7 @@ fn start_upstream() -> Result<(u16, String, BgRuntime)> {
     let cfg = ca
         .leaf_config(&[HOST.to_string(), "127.0.0.1".to_string()])
         .map_err(|e| anyhow!(e))?;
-    let std_listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    let std_listener = std::net::TcpListener::bind(("127.0.0.1", port))?;
     std_listener.set_nonblocking(true)?;
     let port = std_listener.local_addr()?.port();
     rt.spawn(async move {
@@ -232,7 +239,11 @@ pub async fn run(args: &[String]) -> Result<()> {
     };
     let dir = std::env::temp_dir().join(format!("airlock-bench-broker-{}", std::process::id()));
     std::fs::create_dir_all(&dir)?;
-    let (up_port, up_ca, up_rt) = start_upstream()?;
+    let peers = parse_peers(args)?;
+    let up_port_arg = crate::arg(args, "--upstream-port")
+        .map(|p| p.parse::<u16>())
+        .transpose()?;
+    let (up_port, up_ca, up_rt) = start_upstream(up_port_arg.unwrap_or(0))?;
     let up_ca_file = dir.join("upstream-ca.pem");
     std::fs::write(&up_ca_file, &up_ca)?;
 
@@ -340,6 +351,7 @@ pub async fn run(args: &[String]) -> Result<()> {
             via: Via::Proxy {
                 port: broker_port,
                 auth: Some(auth),
+                connect_port: 443,
             },
             tls: tls_trusting(&std::fs::read_to_string(&broker_ca)?)?,
             token: placeholder.clone(),
@@ -395,6 +407,7 @@ pub async fn run(args: &[String]) -> Result<()> {
                 via: Via::Proxy {
                     port: mport,
                     auth: None,
+                    connect_port: 443,
                 },
                 tls: tls_trusting(&std::fs::read_to_string(&ca)?)?,
                 token: placeholder.clone(),
@@ -404,6 +417,33 @@ pub async fn run(args: &[String]) -> Result<()> {
         None => println!(
             "mitmdump not found (install mitmproxy 11 in a virtualenv and pass --mitmdump PATH): mitmproxy column skipped"
         ),
+    }
+
+    for p in &peers {
+        let t = Instant::now();
+        while tokio::net::TcpStream::connect(("127.0.0.1", p.port))
+            .await
+            .is_err()
+        {
+            if t.elapsed() > Duration::from_secs(30) {
+                bail!("peer {} does not listen on 127.0.0.1:{}", p.name, p.port);
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        modes.push(Mode {
+            name: p.name,
+            via: Via::Proxy {
+                port: p.port,
+                auth: Some(base64::engine::general_purpose::STANDARD.encode(&p.auth)),
+                connect_port: up_port,
+            },
+            tls: tls_trusting(
+                &std::fs::read_to_string(&p.ca)
+                    .with_context(|| format!("reading the CA of peer {} from {}", p.name, p.ca))?,
+            )?,
+            token: placeholder.clone(),
+            aws_headers: None,
+        });
     }
 
     // A reference, not a contender: a plain TCP relay in front of the upstream (one extra
@@ -457,7 +497,16 @@ pub async fn run(args: &[String]) -> Result<()> {
     let rss = crate::rss_kib(serve.0.id()) as f64 / 1024.0;
     let mut sse = std::collections::HashMap::new();
     for m in modes.iter().filter(|m| m.name != "tcp-relay") {
-        sse.insert(m.name, sse_first_event(m, 20).await?);
+        match sse_first_event(m, 20).await {
+            Ok(v) => {
+                sse.insert(m.name, v);
+            }
+            // A peer that cannot stream is a finding to print, not a reason to stop.
+            Err(e) if peers.iter().any(|p| p.name == m.name) => {
+                println!("{}: SSE failed: {e:#}", m.name)
+            }
+            Err(e) => return Err(e),
+        }
     }
     // `broker run` → child started.
     let profile = dir.join("airlock.toml");
@@ -522,6 +571,16 @@ pub async fn run(args: &[String]) -> Result<()> {
                 m.p50 - d.p50
             );
         }
+        for p in &peers {
+            if let Some(r) = results.get(&(p.name, c)) {
+                print!(
+                    "; airlock/{0} req/s {1:.2}x; {0} added p50 {2:+.3} ms",
+                    p.name,
+                    a.rps / r.rps,
+                    r.p50 - d.p50
+                );
+            }
+        }
         if let Some(r) = results.get(&("tcp-relay", c)) {
             print!(
                 "; tcp-relay/direct req/s {:.2}; airlock/tcp-relay req/s {:.2}",
@@ -531,17 +590,50 @@ pub async fn run(args: &[String]) -> Result<()> {
         }
         println!();
     }
-    println!(
-        "  SSE first event: airlock {:+.3} ms vs direct{}",
-        sse["airlock"] - sse["direct"],
-        sse.get("mitmproxy")
-            .map(|m| format!(", mitmproxy {:+.3} ms", m - sse["direct"]))
-            .unwrap_or_default()
+    print!(
+        "  SSE first event: airlock {:+.3} ms vs direct",
+        sse["airlock"] - sse["direct"]
     );
+    for m in &modes[2..] {
+        if let Some(v) = sse.get(m.name) {
+            print!(", {} {:+.3} ms", m.name, v - sse["direct"]);
+        }
+    }
+    println!();
     crate::broker_run::measure(&airlock, &addr, &dir, up_port, &up_ca_file, secs, &conns).await?;
     let _ = std::fs::remove_dir_all(&dir);
     drop(up_rt);
     Ok(())
+}
+
+/// A broker run outside the benchmark (see the module docs).
+struct Peer {
+    name: &'static str,
+    port: u16,
+    ca: String,
+    auth: String,
+}
+
+/// Every `--peer NAME,PORT,CA_PEM_FILE,USER:TOKEN`.
+fn parse_peers(args: &[String]) -> Result<Vec<Peer>> {
+    let mut peers = Vec::new();
+    for w in args.windows(2).filter(|w| w[0] == "--peer") {
+        let parts: Vec<&str> = w[1].splitn(4, ',').collect();
+        let [name, port, ca, auth] = parts[..] else {
+            bail!("--peer NAME,PORT,CA_PEM_FILE,USER:TOKEN, got {:?}", w[1]);
+        };
+        if ["direct", "airlock", "mitmproxy", "tcp-relay"].contains(&name) {
+            bail!("--peer: the name {name:?} is taken");
+        }
+        peers.push(Peer {
+            // Leaked once per peer: the result tables are keyed by the static mode names.
+            name: Box::leak(name.to_string().into_boxed_str()),
+            port: port.parse().context("--peer PORT")?,
+            ca: ca.to_string(),
+            auth: auth.to_string(),
+        });
+    }
+    Ok(peers)
 }
 
 fn which(name: &str) -> Option<String> {

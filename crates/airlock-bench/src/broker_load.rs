@@ -21,8 +21,16 @@ pub(crate) const KEY: &str = "sk-bench-0123456789abcdefghijklmnopqrstuvwxyz";
 pub(crate) const AWS_KEY_ID: &str = "AKIABENCHREAL0000000";
 #[derive(Clone)]
 pub(crate) enum Via {
-    Direct { port: u16 },
-    Proxy { port: u16, auth: Option<String> },
+    Direct {
+        port: u16,
+    },
+    /// `connect_port`: the port named in CONNECT (443, or the upstream's own port for a
+    /// peer proxy that dials the name it is given, resolved through its own hosts file).
+    Proxy {
+        port: u16,
+        auth: Option<String>,
+        connect_port: u16,
+    },
 }
 
 #[derive(Clone)]
@@ -54,9 +62,15 @@ pub(crate) async fn open(
 ) -> Result<hyper::client::conn::http1::SendRequest<Full<Bytes>>> {
     let mut tcp = match &mode.via {
         Via::Direct { port } => tokio::net::TcpStream::connect(("127.0.0.1", *port)).await?,
-        Via::Proxy { port, auth } => {
+        Via::Proxy {
+            port,
+            auth,
+            connect_port,
+        } => {
             let mut s = tokio::net::TcpStream::connect(("127.0.0.1", *port)).await?;
-            let mut head = format!("CONNECT {HOST}:443 HTTP/1.1\r\nHost: {HOST}:443\r\n");
+            let mut head = format!(
+                "CONNECT {HOST}:{connect_port} HTTP/1.1\r\nHost: {HOST}:{connect_port}\r\n"
+            );
             if let Some(a) = auth {
                 head.push_str(&format!("Proxy-Authorization: Basic {a}\r\n"));
             }

@@ -74,6 +74,7 @@ pub async fn child(args: &[String]) -> Result<()> {
     let via = Via::Proxy {
         port,
         auth: Some(auth),
+        connect_port: 443,
     };
     let modes = [
         Mode {
