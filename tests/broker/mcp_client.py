@@ -2,6 +2,9 @@
 """The official Python `mcp` SDK as an agent, run as the child of `airlock broker run --agent
 coder`: an allowed tool call works (the server got the real token), a call with an argument
 the policy does not allow and a denied tool get JSON-RPC errors. Prints `ok NAME` / `FAIL`.
+
+With `MCP_URL=http://…` it speaks to a plain-HTTP MCP server through `HTTP_PROXY`, without a
+token (the broker blocks a placeholder on plain HTTP): the same policy must hold there.
 """
 import asyncio
 import os
@@ -12,6 +15,8 @@ from mcp import ClientSession
 from mcp.client.streamable_http import streamable_http_client
 
 PH = os.environ["GITHUB_TOKEN"]
+URL = os.environ.get("MCP_URL", "https://mcp.test/mcp")
+PLAIN = URL.startswith("http://")
 failed = 0
 
 
@@ -33,10 +38,13 @@ async def denied(s, tool, args):
 
 
 async def main():
-    async with httpx2.AsyncClient(headers={"Authorization": f"Bearer {PH}"},
-                                  proxy=os.environ["HTTPS_PROXY"],
-                                  verify=os.environ["SSL_CERT_FILE"], timeout=30) as http:
-        async with streamable_http_client("https://mcp.test/mcp", http_client=http) as streams:
+    if PLAIN:
+        opts = {"proxy": os.environ["HTTP_PROXY"]}
+    else:
+        opts = {"headers": {"Authorization": f"Bearer {PH}"}, "proxy": os.environ["HTTPS_PROXY"],
+                "verify": os.environ["SSL_CERT_FILE"]}
+    async with httpx2.AsyncClient(timeout=30, **opts) as http:
+        async with streamable_http_client(URL, http_client=http) as streams:
             read, write = streams[0], streams[1]
             async with ClientSession(read, write) as s:
                 await s.initialize()

@@ -3,9 +3,11 @@
 `mcp` SDK (MCPServer, streamable HTTP) and served over TLS by uvicorn.
 
   mcp_server.py PORT CERT KEY     serves https://127.0.0.1:PORT/mcp
+  mcp_server.py PORT plain        serves http://127.0.0.1:PORT/mcp (no token: plain HTTP never
+                                  carries a credential through the broker)
 
-It refuses (401) any request whose Authorization is not `Bearer $MCP_SERVER_TOKEN`, so a tool
-call that succeeds proves the broker injected the real token. Tools: create_issue(repo,
+Over TLS it refuses (401) any request whose Authorization is not `Bearer $MCP_SERVER_TOKEN`, so a
+tool call that succeeds proves the broker injected the real token. Tools: create_issue(repo,
 title), delete_repo(repo), get_me(); each call is appended to $MCP_SERVER_LOG, so the test
 can check that a denied call never arrived.
 """
@@ -16,7 +18,8 @@ import uvicorn
 from mcp.server.mcpserver import MCPServer
 from mcp.server.transport_security import TransportSecuritySettings
 
-TOKEN = os.environ["MCP_SERVER_TOKEN"]
+PLAIN = sys.argv[2] == "plain"
+TOKEN = None if PLAIN else os.environ["MCP_SERVER_TOKEN"]
 LOG = os.environ["MCP_SERVER_LOG"]
 server = MCPServer("airlock-test-github")
 
@@ -49,7 +52,7 @@ app = server.streamable_http_app(
 
 
 async def guarded(scope, receive, send):
-    if scope["type"] == "http":
+    if scope["type"] == "http" and not PLAIN:
         auth = dict(scope["headers"]).get(b"authorization", b"").decode()
         if auth != f"Bearer {TOKEN}":
             await send({"type": "http.response.start", "status": 401,
@@ -59,5 +62,6 @@ async def guarded(scope, receive, send):
     await app(scope, receive, send)
 
 
-uvicorn.run(guarded, host="127.0.0.1", port=int(sys.argv[1]), ssl_certfile=sys.argv[2],
-            ssl_keyfile=sys.argv[3], log_level="warning", lifespan="on")
+tls = {} if PLAIN else {"ssl_certfile": sys.argv[2], "ssl_keyfile": sys.argv[3]}
+uvicorn.run(guarded, host="127.0.0.1", port=int(sys.argv[1]), log_level="warning",
+            lifespan="on", **tls)

@@ -10,9 +10,12 @@
 //! `message_start` and `message_delta` events) and Gemini (`usageMetadata`), in a JSON body or
 //! in the `data:` lines of a server-sent-events stream.
 //!
-//! Counters live in the broker process (each `broker serve` replica enforces its own), and
-//! are reported to Airlock for `sys/broker/agents/<name>` and its metrics. Pure except for
-//! the mutex; the caller passes the time.
+//! Counters live in the broker process and are reported to Airlock every few seconds (for
+//! `sys/broker/agents/<name>` and its metrics). Airlock answers with what the other brokers
+//! (replicas of `broker serve`, or several `broker run`) counted in the same windows
+//! ([`Meter::set_others`]), and a request is refused once this broker's count plus theirs
+//! reaches the limit: replicas share one budget, give or take what they admitted since their
+//! last reports. Pure except for the mutex; the caller passes the time.
 
 use std::sync::Mutex;
 
@@ -87,11 +90,18 @@ impl Window {
     }
 }
 
+/// This broker's windows, and what the other brokers last reported for theirs.
+#[derive(Clone, Copy, Default, Debug)]
+struct Counters {
+    own: [Window; 3],
+    others: [Window; 3],
+}
+
 /// The counters of one agent or binding against its budget.
 #[derive(Debug)]
 pub struct Meter {
     pub budget: Budget,
-    windows: Mutex<[Window; 3]>,
+    windows: Mutex<Counters>,
     /// Requests refused for this budget (for metrics).
     pub refused: std::sync::atomic::AtomicU64,
 }
@@ -100,7 +110,7 @@ impl Meter {
     pub fn new(budget: Budget) -> Self {
         Meter {
             budget,
-            windows: Mutex::new([Window::default(); 3]),
+            windows: Mutex::new(Counters::default()),
             refused: Default::default(),
         }
     }
@@ -108,46 +118,70 @@ impl Meter {
     /// Admits (and counts) a request at unix second `now`, or says how many seconds until
     /// the spent window ends, and which limit it is.
     pub fn admit(&self, now: u64) -> Result<(), (u64, &'static str)> {
-        let Ok(mut w) = self.windows.lock() else {
+        let Ok(mut c) = self.windows.lock() else {
             return Ok(());
         };
         let limits = self.budget.limits();
         for i in 0..3 {
             if let Some(limit) = limits[i] {
-                let win = w[i].at(now, WINDOWS[i]);
-                if win.used >= limit {
+                let win = *c.own[i].at(now, WINDOWS[i]);
+                let theirs = c.others[i];
+                let others = if theirs.start == win.start {
+                    theirs.used
+                } else {
+                    0
+                };
+                if win.used.saturating_add(others) >= limit {
                     self.refused
                         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     return Err((win.start + WINDOWS[i] - now, KEYS[i]));
                 }
             }
         }
-        w[0].at(now, WINDOWS[0]).used += 1;
+        c.own[0].at(now, WINDOWS[0]).used += 1;
         Ok(())
     }
 
     /// Charges an ended exchange's bytes and tokens.
     pub fn charge(&self, now: u64, bytes: u64, tokens: u64) {
-        if let Ok(mut w) = self.windows.lock() {
-            w[1].at(now, WINDOWS[1]).used += bytes;
-            w[2].at(now, WINDOWS[2]).used += tokens;
+        if let Ok(mut c) = self.windows.lock() {
+            c.own[1].at(now, WINDOWS[1]).used += bytes;
+            c.own[2].at(now, WINDOWS[2]).used += tokens;
         }
     }
 
-    /// The current windows: `{requests_per_minute: {used, limit, resets_in}, …}`.
+    /// Takes what the other brokers counted, as Airlock summed it:
+    /// `{requests_per_minute: {start, used}, …}` (a window missing is zero).
+    pub fn set_others(&self, v: &Value) {
+        let Ok(mut c) = self.windows.lock() else {
+            return;
+        };
+        for (i, k) in KEYS.iter().enumerate() {
+            let w = v.get(k);
+            let n = |f: &str| w.and_then(|w| w.get(f)).and_then(Value::as_u64);
+            c.others[i] = match (n("start"), n("used")) {
+                (Some(start), Some(used)) => Window { start, used },
+                _ => Window::default(),
+            };
+        }
+    }
+
+    /// This broker's current windows:
+    /// `{requests_per_minute: {used, limit, start, resets_in}, …}`.
     pub fn snapshot(&self, now: u64) -> Value {
-        let Ok(mut w) = self.windows.lock() else {
+        let Ok(mut c) = self.windows.lock() else {
             return Value::Null;
         };
         let limits = self.budget.limits();
         let mut out = Map::new();
         for i in 0..3 {
-            let win = *w[i].at(now, WINDOWS[i]);
+            let win = *c.own[i].at(now, WINDOWS[i]);
             out.insert(
                 KEYS[i].into(),
                 json!({
                     "used": win.used,
                     "limit": limits[i],
+                    "start": win.start,
                     "resets_in": win.start + WINDOWS[i] - now,
                 }),
             );
@@ -288,6 +322,28 @@ mod tests {
         ] {
             assert!(parse(&bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn other_brokers_counts_share_the_budget() {
+        let m = Meter::new(parse(&json!({"requests_per_minute": 5})).unwrap());
+        let start = 1_800_000_000; // a minute's first second (a multiple of 60)
+        let t = start + 10;
+        assert!(m.admit(t).is_ok());
+        m.set_others(&json!({"requests_per_minute": {"start": start, "used": 3}}));
+        assert!(m.admit(t + 1).is_ok(), "1 + 3 < 5");
+        assert_eq!(m.admit(t + 2), Err((48, "requests_per_minute")), "2 + 3");
+        assert_eq!(m.snapshot(t + 2)["requests_per_minute"]["used"], 2);
+        assert_eq!(m.snapshot(t + 2)["requests_per_minute"]["start"], start);
+        // Counts of another window do not apply, and a new minute starts clean.
+        m.set_others(&json!({"requests_per_minute": {"start": start - 60, "used": 9}}));
+        assert!(m.admit(t + 3).is_ok());
+        m.set_others(&json!({"requests_per_minute": {"start": start, "used": 9}}));
+        assert!(m.admit(t + 4).is_err());
+        assert!(m.admit(t + 60).is_ok(), "the next minute");
+        // Nothing reported: nothing added.
+        m.set_others(&Value::Null);
+        assert!(m.admit(t + 61).is_ok());
     }
 
     #[test]

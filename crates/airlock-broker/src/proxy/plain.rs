@@ -1,6 +1,8 @@
 //! Absolute-form requests (`GET http://host/…`): plain HTTP never carries a credential, so a
 //! placeholder anywhere in one is an exfiltration attempt and is blocked. The rest is sent
-//! on a fresh connection (dialled through the SSRF guard), its body scanned as it streams.
+//! on a fresh connection (dialled through the SSRF guard), its body scanned as it streams —
+//! or, for a POST to a host the agent's MCP policy covers, read whole and judged first, as
+//! over https: a denied tool call never reaches an MCP server on plain HTTP either.
 
 use std::ops::ControlFlow::{Break, Continue};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -12,7 +14,10 @@ use hyper::body::Incoming;
 use hyper::{Request, Response};
 
 use super::body::ScanBody;
-use super::{error_response, is_allowed, is_bound, strip_hop_by_hop, Phase};
+use super::{
+    error_response, full, is_allowed, is_bound, read_whole, strip_hop_by_hop, Phase,
+    MAX_BUFFERED_BODY,
+};
 use crate::audit::Event;
 use crate::config::Egress;
 use crate::rewrite;
@@ -43,7 +48,7 @@ impl Broker {
                 if let Some(limited) = self.admit(&meters, &ev, start) {
                     return limited;
                 }
-                self.plain_forward(req, &host, port, ev, start, meters)
+                self.plain_forward(&agent, req, &host, port, ev, start, meters)
                     .await
             }
             Break(refused) => refused,
@@ -105,8 +110,10 @@ impl Broker {
     /// Upstream and response for plain HTTP: hop-by-hop headers dropped, the body scanned as
     /// it streams (a placeholder in it turns the answer into a block), the response streamed
     /// back and its event recorded when it ends.
+    #[allow(clippy::too_many_arguments)]
     async fn plain_forward(
         &self,
+        agent: &AgentRuntime,
         req: Request<Incoming>,
         host: &str,
         port: u16,
@@ -119,7 +126,46 @@ impl Broker {
         let (parts, body) = req.into_parts();
         let mut headers = parts.headers;
         strip_hop_by_hop(&mut headers, false);
-        let mut up = Request::new(ScanBody::new(body, leaked.clone(), bytes_in.clone()).boxed());
+        let mcp = agent
+            .mcp
+            .as_ref()
+            .filter(|p| p.applies_to(host) && parts.method == hyper::Method::POST);
+        let body = match mcp {
+            None => ScanBody::new(body, leaked.clone(), bytes_in.clone()).boxed(),
+            Some(policy) => {
+                let Some(buf) = read_whole(body, MAX_BUFFERED_BODY).await else {
+                    return error_response(
+                        413,
+                        "request body too large for an MCP policy check (limit 32 MiB)",
+                    );
+                };
+                if let Some(name) = self.honeytoken_in("", None, &headers, Some(&buf)) {
+                    return self.honeytoken_hit(ev, &name, start);
+                }
+                let text = String::from_utf8_lossy(&buf);
+                if !airlock_core::binding::find_placeholders(&text).is_empty() {
+                    return self.block(
+                        ev,
+                        None,
+                        "placeholder in the body of a plain-HTTP request".into(),
+                        start,
+                    );
+                }
+                match policy.judge(&buf) {
+                    crate::mcp_policy::Decision::NoCall => {}
+                    crate::mcp_policy::Decision::Allow(notes) => {
+                        self.mcp_event(&ev, start, 0, notes.join("; "));
+                    }
+                    crate::mcp_policy::Decision::Deny { id, reason, .. } => {
+                        self.mcp_event(&ev, start, 200, format!("deny: {reason}"));
+                        return super::mcp_denied(&id, &reason);
+                    }
+                }
+                bytes_in.store(buf.len() as u64, Ordering::Relaxed);
+                full(buf)
+            }
+        };
+        let mut up = Request::new(body);
         *up.method_mut() = parts.method;
         *up.headers_mut() = headers;
         *up.uri_mut() = match parts

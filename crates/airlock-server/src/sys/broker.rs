@@ -314,48 +314,14 @@ pub async fn handle(
         B::AgentRead => {
             let name = name_ok(raw)?;
             let mut r = read(core, &format!("{AGENTS}{name}")).await?;
-            // Budget usage as brokers last reported it (each broker enforces its own).
-            let usage: Vec<Value> = core
-                .metrics
-                .broker_reports()
-                .iter()
-                .filter_map(|rep| {
-                    let a = rep.pointer(&format!(
-                        "/agents/{}",
-                        name.replace('~', "~0").replace('/', "~1")
-                    ))?;
-                    let mut a = a.clone();
-                    a["broker"] = rep.get("broker").cloned().unwrap_or(Value::Null);
-                    Some(a)
-                })
-                .collect();
+            // Budget usage as each broker last reported it (from every node's brokers).
+            let usage = super::broker_usage::for_agent(core, name).await?;
             if let Some(d) = r.data.as_mut().and_then(Value::as_object_mut) {
                 d.insert("usage".into(), json!(usage));
             }
             Ok(r)
         }
-        B::Usage => {
-            let broker = req
-                .data
-                .get("broker")
-                .and_then(Value::as_str)
-                .filter(|b| !b.is_empty() && b.len() <= 128)
-                .ok_or_else(|| ApiError::bad_request("`broker` (an id) is required"))?
-                .to_string();
-            let agents = req
-                .data
-                .get("agents")
-                .and_then(Value::as_object)
-                .filter(|a| a.len() <= 4096)
-                .ok_or_else(|| ApiError::bad_request("`agents` must be an object"))?;
-            let report = json!({ "broker": broker, "agents": agents });
-            if let Ok(mut m) = core.metrics.broker_usage.lock() {
-                if m.len() < 1024 || m.contains_key(&broker) {
-                    m.insert(broker, (std::time::Instant::now(), report));
-                }
-            }
-            Ok(Response::empty())
-        }
+        B::Usage => super::broker_usage::report(core, req).await,
         B::AgentDelete => {
             let name = name_ok(raw)?;
             core.barrier

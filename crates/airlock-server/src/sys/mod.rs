@@ -11,7 +11,8 @@
 //! - `leases`: `sys/leases/*` and the legacy lease endpoints;
 //! - `wrapping`: response wrapping and `sys/wrapping/*`;
 //! - `broker`: `sys/broker/*`, the credential broker's bindings, agents, keys, honeytokens
-//!   and usage; `approvals`: `sys/broker/approvals`;
+//!   and usage; `broker_usage`: `sys/broker/usage`, budget usage shared between broker
+//!   replicas; `approvals`: `sys/broker/approvals`;
 //! - `audit_query`: reading the audit log back through its index, verifying its chain;
 //! - here: seal, rotation, key status, audit, metrics.
 
@@ -19,6 +20,7 @@ mod approvals;
 mod audit_query;
 pub mod auth;
 pub mod broker;
+mod broker_usage;
 mod leases;
 pub mod mounts;
 mod policy;

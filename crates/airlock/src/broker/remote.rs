@@ -170,8 +170,12 @@ pub(super) fn usage_report(broker: &airlock_broker::Broker) -> serde_json::Map<S
     agents
 }
 
-/// Reports budget usage to Airlock every `period` (and once more when aborted is not
-/// possible: callers send a last report themselves).
+/// Budget usage is reported at least this often: replicas learn each other's counts from
+/// the answers, so this bounds how far past a shared limit they can go together.
+const USAGE_PERIOD_MAX: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Reports budget usage to Airlock every `period` (at most [`USAGE_PERIOD_MAX`]; callers
+/// send a last report themselves when they stop).
 pub(super) fn spawn_usage_reporter(
     client: Client,
     broker: Arc<airlock_broker::Broker>,
@@ -179,7 +183,7 @@ pub(super) fn spawn_usage_reporter(
     period: std::time::Duration,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut t = tokio::time::interval(period);
+        let mut t = tokio::time::interval(period.min(USAGE_PERIOD_MAX));
         t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             t.tick().await;
@@ -195,8 +199,35 @@ pub(super) async fn report_usage(client: &Client, broker: &airlock_broker::Broke
         return;
     }
     let body = json!({ "broker": id, "agents": agents });
-    if let Err(e) = client.call("POST", "sys/broker/usage", Some(&body)).await {
-        tracing::debug!(error = %format!("{e:#}"), "broker: reporting budget usage failed");
+    match client.call("POST", "sys/broker/usage", Some(&body)).await {
+        Ok(v) => {
+            let others = v
+                .as_ref()
+                .and_then(|v| v.pointer("/data/others"))
+                .cloned()
+                .unwrap_or(Value::Null);
+            apply_others(broker, &others);
+        }
+        Err(e) => {
+            tracing::debug!(error = %format!("{e:#}"), "broker: reporting budget usage failed")
+        }
+    }
+}
+
+/// Hands each meter what the other brokers counted (`others` of the usage answer), so this
+/// broker enforces the budget they share.
+fn apply_others(broker: &airlock_broker::Broker, others: &Value) {
+    for (name, rt) in broker.agents_now() {
+        let o = others.get(&name).unwrap_or(&Value::Null);
+        if let Some(a) = &rt.meters.agent {
+            a.set_others(o.get("agent").unwrap_or(&Value::Null));
+        }
+        for (b, meter) in rt.bindings.iter().zip(&rt.meters.bindings) {
+            if let Some(meter) = meter {
+                let theirs = o.get("bindings").and_then(|x| x.get(b.name.as_str()));
+                meter.set_others(theirs.unwrap_or(&Value::Null));
+            }
+        }
     }
 }
 

@@ -1,11 +1,16 @@
 //! Budgets and rate limits: an agent and a binding stored in Airlock with budgets, used by
 //! `broker run --agent`; requests beyond a limit get 429 with Retry-After, LLM tokens are read
 //! from a streamed response's `usage`, and the counters show in `sys/broker/agents/<name>`
-//! and in the metrics.
+//! and in the metrics. Two `broker serve` replicas running at once share one agent budget:
+//! each learns what the other counted from Airlock's answer to its usage report.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::broker::setup;
+use crate::upstream;
 use crate::util::*;
 
 #[test]
@@ -95,4 +100,119 @@ fn budgets_limit_requests_and_streamed_tokens() {
         "no limit event audited"
     );
     let _: Value = a.body;
+}
+
+struct Kill(Child);
+impl Drop for Kill {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn broker_replicas_share_one_budget() {
+    let s = setup("broker-budget-replicas");
+    let ok = |r: Resp| assert!(r.status < 300, "{}: {}", r.status, r.body);
+    ok(req(
+        &s.server,
+        "POST",
+        "/v1/sys/broker/bindings/openai-shared",
+        Some(json!({"provider": "openai", "secret": "secret/agents/test#OPENAI"})),
+    ));
+    ok(req(
+        &s.server,
+        "POST",
+        "/v1/sys/broker/agents/shared",
+        Some(json!({"bindings": ["openai-shared"], "budget": {"requests_per_minute": 6}})),
+    ));
+    let serve = |port: u16| {
+        let mut c = Command::new(bin());
+        c.args(["broker", "serve", "--refresh", "0.5", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--extra-ca")
+            .arg(&s.ca)
+            .env("AIRLOCK_ADDR", &s.server.addr)
+            .env("AIRLOCK_TOKEN", s.server.token.as_deref().unwrap())
+            .stdout(Stdio::null());
+        for h in upstream::HOSTS {
+            c.arg("--resolve")
+                .arg(format!("{h}=127.0.0.1:{}", s.up.port));
+        }
+        let child = Kill(c.spawn().unwrap());
+        wait_until("broker serve to listen", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        child
+    };
+    let (pa, pb) = (free_port(), free_port());
+    let _a = serve(pa);
+    let _b = serve(pb);
+    // The proxy settings of the agent on each replica.
+    let env_of = |port: u16| -> Value {
+        let ca = s.dir.join(format!("ca-{port}.pem"));
+        let out = Command::new(bin())
+            .args(["broker", "env", "--agent", "shared", "--format", "json"])
+            .arg("--broker")
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--ca-file")
+            .arg(&ca)
+            .env("AIRLOCK_ADDR", &s.server.addr)
+            .env("AIRLOCK_TOKEN", s.server.token.as_deref().unwrap())
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", output_text(&out));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let (ea, eb) = (env_of(pa), env_of(pb));
+    // One request through a replica: its status.
+    let get = |env: &Value| -> u16 {
+        let out = Command::new("curl")
+            .args(["-s", "-o", "/dev/null", "-w", "%{http_code}", "-m", "10"])
+            .arg("--proxy")
+            .arg(env["HTTPS_PROXY"].as_str().unwrap())
+            .arg("--cacert")
+            .arg(env["SSL_CERT_FILE"].as_str().unwrap())
+            .arg("-H")
+            .arg(format!(
+                "Authorization: Bearer {}",
+                env["OPENAI_API_KEY"].as_str().unwrap()
+            ))
+            .arg("https://api.openai.com/v1/models")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).parse().unwrap_or(0)
+    };
+    // The whole exchange stays inside one minute.
+    let secs = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+            % 60
+    };
+    while secs() > 35 {
+        std::thread::sleep(Duration::from_millis(500));
+    }
+    let first: Vec<u16> = (0..4).map(|_| get(&ea)).collect();
+    assert_eq!(first, [200; 4], "replica A, within the budget");
+    // Both replicas report every half second; B learns A's four from the answer to its own.
+    std::thread::sleep(Duration::from_millis(2000));
+    let second: Vec<u16> = (0..3).map(|_| get(&eb)).collect();
+    assert_eq!(
+        second,
+        [200, 200, 429],
+        "replica B: 4 + 2 is the budget of 6"
+    );
+    std::thread::sleep(Duration::from_millis(2000));
+    assert_eq!(get(&ea), 429, "replica A learnt B's two");
+    let a = req(&s.server, "GET", "/v1/sys/broker/agents/shared", None);
+    let mut used: Vec<u64> = a.body["data"]["usage"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["agent"]["requests_per_minute"]["used"].as_u64().unwrap())
+        .collect();
+    used.sort();
+    assert_eq!(used, [2, 4], "{}", a.body);
 }

@@ -2,7 +2,8 @@
 //! (streamable HTTP over TLS) that needs the real token, and a client running as the agent
 //! under `broker run`. Allowed tool calls reach the server with the token; a call with a
 //! repository the policy does not allow and a denied tool get JSON-RPC errors from the
-//! broker, never reach the server, and every decision is audited.
+//! broker, never reach the server, and every decision is audited. The same policy holds for
+//! an MCP server on plain HTTP (no credential there, but the tool rules still apply).
 
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
@@ -34,7 +35,7 @@ format = "Bearer {}"
 bindings = ["github-mcp"]
 
 [agents.coder.mcp]
-hosts = ["mcp.test"]
+hosts = ["mcp.test", "mcp-plain.test"]
 default = "deny"
 rules = [
   { tool = "create_issue", args = { repo = "acme/*" }, action = "allow" },
@@ -120,4 +121,46 @@ fn mcp_tool_calls_are_allowed_or_denied_before_the_credential() {
         "{mcp:?}"
     );
     assert!(!audit.contains(token));
+
+    // The same policy for an MCP server on plain HTTP.
+    let plain_log = s.dir.join("mcp-plain-calls.log");
+    let plain_port = free_port();
+    let _plain = Kill(
+        Command::new("python3")
+            .arg(repo_root().join("tests/broker/mcp_server.py"))
+            .arg(plain_port.to_string())
+            .arg("plain")
+            .env("MCP_SERVER_LOG", &plain_log)
+            .stdout(Stdio::null())
+            .spawn()
+            .unwrap(),
+    );
+    wait_until("the plain MCP server", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", plain_port)).is_ok()
+    });
+    let pin = format!("mcp-plain.test=127.0.0.1:{plain_port}");
+    let out = s
+        .broker_with(
+            "tunnel",
+            &["--agent", "coder", "--resolve", &pin],
+            &["python3", client.to_str().unwrap()],
+        )
+        .env("MCP_URL", "http://mcp-plain.test/mcp")
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(
+        out.status.success() && text.contains("mcp: 0 failed"),
+        "{text}"
+    );
+    let calls = std::fs::read_to_string(&plain_log).unwrap();
+    assert_eq!(calls, "create_issue acme/site\nget_me\n", "{calls}");
+    assert!(
+        s.audit_text()
+            .lines()
+            .any(|l| l.contains("\"kind\":\"mcp\"")
+                && l.contains("mcp-plain.test")
+                && l.contains("deny: tool call \\\"delete_repo\\\" denied by the default")),
+        "no audited plain-HTTP MCP denial"
+    );
 }
