@@ -169,6 +169,55 @@ impl Setup {
         c
     }
 
+    /// `broker serve` on `127.0.0.1:port` (root token, the stand-in hosts pinned), once it
+    /// listens; killed when dropped.
+    pub fn serve(&self, port: u16, opts: &[&str]) -> KillOnDrop {
+        let mut c = Command::new(bin());
+        c.args(["broker", "serve", "--listen"])
+            .arg(format!("127.0.0.1:{port}"))
+            .arg("--extra-ca")
+            .arg(&self.ca)
+            .args(opts)
+            .env("AIRLOCK_ADDR", &self.server.addr)
+            .env("AIRLOCK_TOKEN", self.server.token.as_deref().unwrap())
+            .stdout(Stdio::null());
+        for h in upstream::HOSTS {
+            c.arg("--resolve")
+                .arg(format!("{h}=127.0.0.1:{}", self.up.port));
+        }
+        let child = KillOnDrop(c.spawn().unwrap());
+        wait_until("broker serve to listen", Duration::from_secs(20), || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+        });
+        child
+    }
+
+    /// `broker env --format json` for `agent` on the `broker serve` at `port`, written to a
+    /// file (the CA beside it); returns the file and its contents.
+    pub fn agent_env(&self, agent: &str, port: u16) -> (PathBuf, serde_json::Value) {
+        let f = self.dir.join(format!("{agent}-{port}.json"));
+        let ca = self.dir.join(format!("{agent}-{port}-ca.pem"));
+        let (code, out, err) = cli(
+            &self.server,
+            &[
+                "broker",
+                "env",
+                "--agent",
+                agent,
+                "--broker",
+                &format!("127.0.0.1:{port}"),
+                "--format",
+                "json",
+                "--ca-file",
+                ca.to_str().unwrap(),
+            ],
+            None,
+        );
+        assert_eq!(code, 0, "{err}");
+        std::fs::write(&f, &out).unwrap();
+        (f, serde_json::from_str(&out).unwrap())
+    }
+
     /// No key value anywhere in the audit log; returns its text.
     pub fn audit_text(&self) -> String {
         let text = std::fs::read_to_string(&self.audit).unwrap_or_default();
@@ -179,6 +228,15 @@ impl Setup {
             );
         }
         text
+    }
+}
+
+/// A child process killed (and reaped) when dropped.
+pub struct KillOnDrop(pub std::process::Child);
+impl Drop for KillOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
 

@@ -2,7 +2,8 @@
 //! (with a reason), timed out, and a replay of an approved request (or the same request with
 //! another body) needing a new decision, all decided with the real CLI. With `broker serve`:
 //! a request pending while the broker restarts keeps its approval (the retried request has
-//! the same digest), and is let through once approved.
+//! the same digest), and is let through once approved. Two replicas at once: requests waiting
+//! on each are decided separately, and a window approved through one replica covers the other.
 
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -10,7 +11,6 @@ use std::time::{Duration, Instant};
 use serde_json::{json, Value};
 
 use crate::broker::{setup, Setup};
-use crate::upstream;
 use crate::util::*;
 
 fn pending(s: &Setup) -> Vec<Value> {
@@ -151,78 +151,110 @@ fn a_pending_approval_survives_a_broker_restart() {
         assert!(r.status < 300, "{path}: {}", r.body);
     }
     let port = free_port();
-    let serve = || {
-        let mut c = Command::new(bin());
-        c.args([
-            "broker",
-            "serve",
-            "--listen",
-            &format!("127.0.0.1:{port}"),
-            "--extra-ca",
-        ])
-        .arg(&s.ca)
-        .env("AIRLOCK_ADDR", &s.server.addr)
-        .env("AIRLOCK_TOKEN", s.server.token.as_deref().unwrap())
-        .stdout(Stdio::null());
-        for h in upstream::HOSTS {
-            c.arg("--resolve")
-                .arg(format!("{h}=127.0.0.1:{}", s.up.port));
-        }
-        let child = c.spawn().unwrap();
-        wait_until("broker serve to listen", Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        child
-    };
-    let mut broker = serve();
-    let env_file = s.dir.join("careful.json");
-    let (code, out, err) = cli(
-        &s.server,
-        &[
-            "broker",
-            "env",
-            "--agent",
-            "careful",
-            "--broker",
-            &format!("127.0.0.1:{port}"),
-            "--format",
-            "json",
-            "--ca-file",
-            s.dir.join("ca.pem").to_str().unwrap(),
-        ],
-        None,
-    );
-    assert_eq!(code, 0, "{err}");
-    std::fs::write(&env_file, out).unwrap();
-    let script = repo_root().join("tests/broker/approvals.py");
-    let once = || {
-        Command::new("python3")
-            .arg(&script)
-            .args(["once", env_file.to_str().unwrap(), "7"])
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap()
-    };
-    let first = once();
+    let broker = s.serve(port, &[]);
+    let (env_file, _) = s.agent_env("careful", port);
+    let first = once(&env_file, 7);
     wait_until("a pending approval", Duration::from_secs(20), || {
         pending(&s).len() == 1
     });
     let id = pending(&s)[0]["id"].as_str().unwrap().to_string();
     // The broker goes away while the request waits; the client sees its connection drop.
-    let _ = broker.kill();
-    let _ = broker.wait();
-    let out = first.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "error");
+    drop(broker);
+    assert_eq!(status_of(first), "error");
     // A new broker, the same request: it waits on the same approval.
-    let mut broker = serve();
-    let second = once();
+    let _broker = s.serve(port, &[]);
+    let second = once(&env_file, 7);
     std::thread::sleep(Duration::from_secs(1));
     let p = pending(&s);
     assert_eq!(p.len(), 1, "{p:?}");
     assert_eq!(p[0]["id"], id.as_str());
     cli_decide(&s, "approve", &id, Some("looked at it"));
-    let out = second.wait_with_output().unwrap();
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "200");
-    let _ = broker.kill();
-    let _ = broker.wait();
+    assert_eq!(status_of(second), "200");
+}
+
+/// One POST through a `broker serve` (`approvals.py once`), running in the background.
+fn once(env_file: &std::path::Path, n: u32) -> std::process::Child {
+    Command::new("python3")
+        .arg(repo_root().join("tests/broker/approvals.py"))
+        .arg("once")
+        .arg(env_file)
+        .arg(n.to_string())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn status_of(c: std::process::Child) -> String {
+    let out = c.wait_with_output().unwrap();
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn replicas_running_at_once_share_approvals() {
+    if !require("python3 with requests", python_has("requests")) {
+        return;
+    }
+    let s = setup("broker-approvals-replicas");
+    for (path, body) in [
+        (
+            "/v1/sys/broker/bindings/openai-each",
+            json!({"provider": "openai", "secret": "secret/agents/test#OPENAI", "approval": {"mode": "request", "timeout": 60}}),
+        ),
+        (
+            "/v1/sys/broker/bindings/openai-window",
+            json!({"provider": "openai", "secret": "secret/agents/test#OPENAI", "approval": {"mode": "window", "window": 300, "timeout": 60}}),
+        ),
+        (
+            "/v1/sys/broker/agents/each",
+            json!({"bindings": ["openai-each"]}),
+        ),
+        (
+            "/v1/sys/broker/agents/windowed",
+            json!({"bindings": ["openai-window"]}),
+        ),
+    ] {
+        let r = req(&s.server, "POST", path, Some(body));
+        assert!(r.status < 300, "{path}: {}", r.body);
+    }
+    let (pa, pb) = (free_port(), free_port());
+    let _a = s.serve(pa, &[]);
+    let _b = s.serve(pb, &[]);
+
+    // Per request: one request waiting on each replica, each decided on its own.
+    let (each_a, _) = s.agent_env("each", pa);
+    let (each_b, _) = s.agent_env("each", pb);
+    let on_a = once(&each_a, 1);
+    wait_until("A's request pending", Duration::from_secs(20), || {
+        pending(&s).len() == 1
+    });
+    let id_a = pending(&s)[0]["id"].as_str().unwrap().to_string();
+    let on_b = once(&each_b, 2);
+    wait_until("B's request pending", Duration::from_secs(20), || {
+        pending(&s).len() == 2
+    });
+    let id_b = pending(&s)
+        .iter()
+        .map(|a| a["id"].as_str().unwrap().to_string())
+        .find(|id| *id != id_a)
+        .unwrap();
+    cli_decide(&s, "deny", &id_a, Some("not this one"));
+    cli_decide(&s, "approve", &id_b, None);
+    assert_eq!(status_of(on_a), "403", "denied on A");
+    assert_eq!(status_of(on_b), "200", "approved on B");
+
+    // A window approved for a request on A lets B's requests through without asking.
+    let (win_a, _) = s.agent_env("windowed", pa);
+    let (win_b, _) = s.agent_env("windowed", pb);
+    let first = once(&win_a, 3);
+    wait_until(
+        "the window's approval pending",
+        Duration::from_secs(20),
+        || pending(&s).len() == 1,
+    );
+    let id = pending(&s)[0]["id"].as_str().unwrap().to_string();
+    cli_decide(&s, "approve", &id, Some("for the next five minutes"));
+    assert_eq!(status_of(first), "200");
+    assert_eq!(status_of(once(&win_b, 4)), "200", "B inside A's window");
+    assert_eq!(status_of(once(&win_a, 5)), "200", "A again, same window");
+    assert!(pending(&s).is_empty(), "{:?}", pending(&s));
 }

@@ -4,13 +4,12 @@
 //! and in the metrics. Two `broker serve` replicas running at once share one agent budget:
 //! each learns what the other counted from Airlock's answer to its usage report.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::Duration;
 
 use serde_json::{json, Value};
 
 use crate::broker::setup;
-use crate::upstream;
 use crate::util::*;
 
 #[test]
@@ -102,14 +101,6 @@ fn budgets_limit_requests_and_streamed_tokens() {
     let _: Value = a.body;
 }
 
-struct Kill(Child);
-impl Drop for Kill {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
 #[test]
 fn broker_replicas_share_one_budget() {
     let s = setup("broker-budget-replicas");
@@ -126,45 +117,11 @@ fn broker_replicas_share_one_budget() {
         "/v1/sys/broker/agents/shared",
         Some(json!({"bindings": ["openai-shared"], "budget": {"requests_per_minute": 6}})),
     ));
-    let serve = |port: u16| {
-        let mut c = Command::new(bin());
-        c.args(["broker", "serve", "--refresh", "0.5", "--listen"])
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--extra-ca")
-            .arg(&s.ca)
-            .env("AIRLOCK_ADDR", &s.server.addr)
-            .env("AIRLOCK_TOKEN", s.server.token.as_deref().unwrap())
-            .stdout(Stdio::null());
-        for h in upstream::HOSTS {
-            c.arg("--resolve")
-                .arg(format!("{h}=127.0.0.1:{}", s.up.port));
-        }
-        let child = Kill(c.spawn().unwrap());
-        wait_until("broker serve to listen", Duration::from_secs(20), || {
-            std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-        });
-        child
-    };
     let (pa, pb) = (free_port(), free_port());
-    let _a = serve(pa);
-    let _b = serve(pb);
-    // The proxy settings of the agent on each replica.
-    let env_of = |port: u16| -> Value {
-        let ca = s.dir.join(format!("ca-{port}.pem"));
-        let out = Command::new(bin())
-            .args(["broker", "env", "--agent", "shared", "--format", "json"])
-            .arg("--broker")
-            .arg(format!("127.0.0.1:{port}"))
-            .arg("--ca-file")
-            .arg(&ca)
-            .env("AIRLOCK_ADDR", &s.server.addr)
-            .env("AIRLOCK_TOKEN", s.server.token.as_deref().unwrap())
-            .output()
-            .unwrap();
-        assert!(out.status.success(), "{}", output_text(&out));
-        serde_json::from_slice(&out.stdout).unwrap()
-    };
-    let (ea, eb) = (env_of(pa), env_of(pb));
+    let _a = s.serve(pa, &["--refresh", "0.5"]);
+    let _b = s.serve(pb, &["--refresh", "0.5"]);
+    let (_, ea) = s.agent_env("shared", pa);
+    let (_, eb) = s.agent_env("shared", pb);
     // One request through a replica: its status.
     let get = |env: &Value| -> u16 {
         let out = Command::new("curl")
