@@ -43,6 +43,51 @@ rules = [
 ]
 "#;
 
+/// `mcp_server.py PORT ARGS…` logging its calls to `log`, once it listens.
+fn mcp_server(
+    args: &[&std::ffi::OsStr],
+    token: Option<&str>,
+    log: &std::path::Path,
+) -> (Kill, u16) {
+    let port = free_port();
+    let mut c = Command::new("python3");
+    c.arg(repo_root().join("tests/broker/mcp_server.py"))
+        .arg(port.to_string())
+        .args(args)
+        .env("MCP_SERVER_LOG", log)
+        .stdout(Stdio::null());
+    if let Some(t) = token {
+        c.env("MCP_SERVER_TOKEN", t);
+    }
+    let server = Kill(c.spawn().unwrap());
+    wait_until("the MCP server", Duration::from_secs(30), || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
+    });
+    (server, port)
+}
+
+/// `mcp_client.py` as the child of `broker run --agent coder` with `host` pinned to the
+/// server's port; its output, once it passed.
+fn mcp_client(s: &crate::broker::Setup, host: &str, port: u16, url: &str) -> String {
+    let pin = format!("{host}=127.0.0.1:{port}");
+    let client = repo_root().join("tests/broker/mcp_client.py");
+    let out = s
+        .broker_with(
+            "tunnel",
+            &["--agent", "coder", "--resolve", &pin],
+            &["python3", client.to_str().unwrap()],
+        )
+        .env("MCP_URL", url)
+        .output()
+        .unwrap();
+    let text = output_text(&out);
+    assert!(
+        out.status.success() && text.contains("mcp: 0 failed"),
+        "{text}"
+    );
+    text
+}
+
 #[test]
 fn mcp_tool_calls_are_allowed_or_denied_before_the_credential() {
     if !require(
@@ -69,38 +114,9 @@ fn mcp_tool_calls_are_allowed_or_denied_before_the_credential() {
     std::fs::write(&both, format!("{up}\n{}", ca.ca_pem)).unwrap();
     s.ca = both;
     let log = s.dir.join("mcp-calls.log");
-    let port = free_port();
-    let _server = Kill(
-        Command::new("python3")
-            .arg(repo_root().join("tests/broker/mcp_server.py"))
-            .arg(port.to_string())
-            .arg(&cert)
-            .arg(&key)
-            .env("MCP_SERVER_TOKEN", token)
-            .env("MCP_SERVER_LOG", &log)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("the MCP server", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", port)).is_ok()
-    });
+    let (_server, port) = mcp_server(&[cert.as_ref(), key.as_ref()], Some(token), &log);
     std::fs::write(&s.profile, PROFILE).unwrap();
-    let pin = format!("mcp.test=127.0.0.1:{port}");
-    let client = repo_root().join("tests/broker/mcp_client.py");
-    let out = s
-        .broker_with(
-            "tunnel",
-            &["--agent", "coder", "--resolve", &pin],
-            &["python3", client.to_str().unwrap()],
-        )
-        .output()
-        .unwrap();
-    let text = output_text(&out);
-    assert!(
-        out.status.success() && text.contains("mcp: 0 failed"),
-        "{text}"
-    );
+    let text = mcp_client(&s, "mcp.test", port, "https://mcp.test/mcp");
     assert!(!text.contains(token), "the real token reached the agent");
     // Denied calls never reached the server.
     let calls = std::fs::read_to_string(&log).unwrap();
@@ -124,34 +140,12 @@ fn mcp_tool_calls_are_allowed_or_denied_before_the_credential() {
 
     // The same policy for an MCP server on plain HTTP.
     let plain_log = s.dir.join("mcp-plain-calls.log");
-    let plain_port = free_port();
-    let _plain = Kill(
-        Command::new("python3")
-            .arg(repo_root().join("tests/broker/mcp_server.py"))
-            .arg(plain_port.to_string())
-            .arg("plain")
-            .env("MCP_SERVER_LOG", &plain_log)
-            .stdout(Stdio::null())
-            .spawn()
-            .unwrap(),
-    );
-    wait_until("the plain MCP server", Duration::from_secs(30), || {
-        std::net::TcpStream::connect(("127.0.0.1", plain_port)).is_ok()
-    });
-    let pin = format!("mcp-plain.test=127.0.0.1:{plain_port}");
-    let out = s
-        .broker_with(
-            "tunnel",
-            &["--agent", "coder", "--resolve", &pin],
-            &["python3", client.to_str().unwrap()],
-        )
-        .env("MCP_URL", "http://mcp-plain.test/mcp")
-        .output()
-        .unwrap();
-    let text = output_text(&out);
-    assert!(
-        out.status.success() && text.contains("mcp: 0 failed"),
-        "{text}"
+    let (_plain, plain_port) = mcp_server(&["plain".as_ref()], None, &plain_log);
+    mcp_client(
+        &s,
+        "mcp-plain.test",
+        plain_port,
+        "http://mcp-plain.test/mcp",
     );
     let calls = std::fs::read_to_string(&plain_log).unwrap();
     assert_eq!(calls, "create_issue acme/site\nget_me\n", "{calls}");
