@@ -3,6 +3,8 @@
 `mcp` SDK (MCPServer, streamable HTTP) and served over TLS by uvicorn.
 
   mcp_server.py PORT CERT KEY     serves https://127.0.0.1:PORT/mcp
+  mcp_server.py PORT CERT KEY sse serves the older HTTP+SSE transport instead
+                                  (https://127.0.0.1:PORT/sse, POSTs to /messages/)
   mcp_server.py PORT plain        serves http://127.0.0.1:PORT/mcp (no token: plain HTTP never
                                   carries a credential through the broker)
 
@@ -47,8 +49,11 @@ def get_me() -> str:
     return "octocat"
 
 
-app = server.streamable_http_app(
-    transport_security=TransportSecuritySettings(enable_dns_rebinding_protection=False))
+open_security = TransportSecuritySettings(enable_dns_rebinding_protection=False)
+if sys.argv[-1] == "sse":
+    app = server.sse_app(transport_security=open_security)
+else:
+    app = server.streamable_http_app(transport_security=open_security)
 
 
 async def guarded(scope, receive, send):

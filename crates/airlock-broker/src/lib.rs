@@ -168,6 +168,9 @@ pub struct Broker {
     /// Where approvals are asked for and decided (Airlock); `None`: a binding that needs
     /// approval refuses its requests.
     pub approvals: Option<Arc<dyn approval::Approvals>>,
+    /// Open event streams of MCP sessions on the older HTTP+SSE transport, where a denied
+    /// tool call is answered.
+    pub mcp_sessions: Arc<proxy::McpSessions>,
 }
 
 impl Broker {

@@ -16,7 +16,8 @@
 //! pattern matches the call's argument of that name (strings as they are, other values as
 //! JSON) decides. Patterns are exact text with `*` matching any run of characters. Messages
 //! that are not tool calls (`initialize`, `tools/list`, notifications) pass. A batch with a
-//! denied call is answered, whole, with a JSON-RPC error for it; nothing reaches the server.
+//! denied call is answered, whole, with a JSON-RPC error for it; nothing reaches the server
+//! (on the HTTP+SSE transport the error goes on the session's event stream: `proxy/mcp_sse.rs`).
 //! A body that is not JSON-RPC passes (the server will refuse it). Pure.
 
 use airlock_core::binding::HostPattern;

@@ -579,6 +579,7 @@ async fn broker_run(a: RunArgs) -> Result<ExitCode> {
         approvals: Some(Arc::new(ApiApprovals {
             client: Client::new(&addr, token.clone(), cacert.clone())?,
         })),
+        mcp_sessions: Default::default(),
     });
     let usage_id = format!("run-{}-{}", std::process::id(), agent_name);
     let usage_client = Client::new(&addr, token.clone(), cacert.clone())?;

@@ -146,8 +146,9 @@ impl Broker {
 }
 
 impl Broker {
-    /// Records an MCP policy decision (`status` 200 for a denied call answered with a
-    /// JSON-RPC error, 0 for allowed calls whose request goes on).
+    /// Records an MCP policy decision (`status`: what a denied call was answered with —
+    /// 200 with a JSON-RPC error, or 202 when the error went on the session's event stream;
+    /// 0 for allowed calls whose request goes on).
     pub(super) fn mcp_event(&self, ev: &Event, start: Instant, status: u16, reason: String) {
         let mut e = ev.clone();
         e.kind = "mcp";

@@ -157,8 +157,18 @@ impl Broker {
                         self.mcp_event(&ev, start, 0, notes.join("; "));
                     }
                     crate::mcp_policy::Decision::Deny { id, reason, .. } => {
-                        self.mcp_event(&ev, start, 200, format!("deny: {reason}"));
-                        return super::mcp_denied(&id, &reason);
+                        let pq = super::request::path_query(parts.uri.path(), parts.uri.query());
+                        let answer = super::mcp_denied(
+                            &self.mcp_sessions,
+                            &agent.name,
+                            host,
+                            &pq,
+                            &id,
+                            &reason,
+                        );
+                        let status = answer.status().as_u16();
+                        self.mcp_event(&ev, start, status, format!("deny: {reason}"));
+                        return answer;
                     }
                 }
                 bytes_in.store(buf.len() as u64, Ordering::Relaxed);
@@ -166,6 +176,8 @@ impl Broker {
             }
         };
         let mut up = Request::new(body);
+        let is_get = parts.method == hyper::Method::GET;
+        let stream_path = parts.uri.path().to_string();
         *up.method_mut() = parts.method;
         *up.headers_mut() = headers;
         *up.uri_mut() = match parts
@@ -194,7 +206,16 @@ impl Broker {
                 let mut ev = ev;
                 ev.status = p.status.as_u16();
                 let body = self.resp_body(b, None, ev, bytes_in, start, meters);
-                Response::from_parts(p, body.boxed())
+                let body = super::mcp_tap(
+                    &self.mcp_sessions,
+                    agent,
+                    host,
+                    if is_get { "GET" } else { "" },
+                    &stream_path,
+                    &p.headers,
+                    body.boxed(),
+                );
+                Response::from_parts(p, body)
             }
             Err(e) => error_response(e.status, &e.message),
         }

@@ -174,8 +174,21 @@ impl Broker {
                         tool: _,
                         reason,
                     } => {
-                        self.mcp_event(&x.ev, x.start, 200, format!("deny: {reason}"));
-                        return Break(super::mcp_denied(&id, &reason));
+                        let answer = super::mcp_denied(
+                            &self.mcp_sessions,
+                            &x.agent.name,
+                            x.host,
+                            &path_query(&x.raw_path, x.query.as_deref()),
+                            &id,
+                            &reason,
+                        );
+                        self.mcp_event(
+                            &x.ev,
+                            x.start,
+                            answer.status().as_u16(),
+                            format!("deny: {reason}"),
+                        );
+                        return Break(answer);
                     }
                 }
             }
@@ -587,4 +600,12 @@ fn inject_credentials(
         body,
         needles,
     })
+}
+
+/// A request's path and query, as the client sent them.
+pub(super) fn path_query(path: &str, query: Option<&str>) -> String {
+    match query {
+        Some(q) => format!("{path}?{q}"),
+        None => path.to_string(),
+    }
 }

@@ -66,7 +66,16 @@ impl Broker {
             return self.small_response(x, parts, body, scrubber).await;
         }
         let body = self.resp_body(body, scrubber, x.ev, x.bytes_in, x.start, x.meters);
-        Response::from_parts(parts, body.boxed())
+        let body = super::mcp_tap(
+            &self.mcp_sessions,
+            x.agent,
+            x.host,
+            &x.method,
+            &x.raw_path,
+            &parts.headers,
+            body.boxed(),
+        );
+        Response::from_parts(parts, body)
     }
 
     /// A small response of known length: read whole, scrubbed, and sent in one write with its

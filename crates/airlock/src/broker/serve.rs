@@ -234,6 +234,7 @@ pub(super) async fn broker_serve(a: ServeArgs) -> Result<ExitCode> {
         approvals: Some(Arc::new(ApiApprovals {
             client: cl_approvals,
         })),
+        mcp_sessions: Default::default(),
     });
     let listener = tokio::net::TcpListener::bind(listen)
         .await

@@ -68,7 +68,7 @@ fn mcp_server(
 
 /// `mcp_client.py` as the child of `broker run --agent coder` with `host` pinned to the
 /// server's port; its output, once it passed.
-fn mcp_client(s: &crate::broker::Setup, host: &str, port: u16, url: &str) -> String {
+fn mcp_client(s: &crate::broker::Setup, host: &str, port: u16, url: &str, sse: bool) -> String {
     let pin = format!("{host}=127.0.0.1:{port}");
     let client = repo_root().join("tests/broker/mcp_client.py");
     let out = s
@@ -78,6 +78,7 @@ fn mcp_client(s: &crate::broker::Setup, host: &str, port: u16, url: &str) -> Str
             &["python3", client.to_str().unwrap()],
         )
         .env("MCP_URL", url)
+        .env("MCP_TRANSPORT", if sse { "sse" } else { "streamable" })
         .output()
         .unwrap();
     let text = output_text(&out);
@@ -116,11 +117,11 @@ fn mcp_tool_calls_are_allowed_or_denied_before_the_credential() {
     let log = s.dir.join("mcp-calls.log");
     let (_server, port) = mcp_server(&[cert.as_ref(), key.as_ref()], Some(token), &log);
     std::fs::write(&s.profile, PROFILE).unwrap();
-    let text = mcp_client(&s, "mcp.test", port, "https://mcp.test/mcp");
+    let text = mcp_client(&s, "mcp.test", port, "https://mcp.test/mcp", false);
     assert!(!text.contains(token), "the real token reached the agent");
     // Denied calls never reached the server.
     let calls = std::fs::read_to_string(&log).unwrap();
-    assert_eq!(calls, "create_issue acme/site\nget_me\n", "{calls}");
+    assert_eq!(calls, "create_issue acme/site\nget_me\nget_me\n", "{calls}");
     let audit = s.audit_text();
     let mcp: Vec<&str> = audit
         .lines()
@@ -146,9 +147,10 @@ fn mcp_tool_calls_are_allowed_or_denied_before_the_credential() {
         "mcp-plain.test",
         plain_port,
         "http://mcp-plain.test/mcp",
+        false,
     );
     let calls = std::fs::read_to_string(&plain_log).unwrap();
-    assert_eq!(calls, "create_issue acme/site\nget_me\n", "{calls}");
+    assert_eq!(calls, "create_issue acme/site\nget_me\nget_me\n", "{calls}");
     assert!(
         s.audit_text()
             .lines()
@@ -156,5 +158,25 @@ fn mcp_tool_calls_are_allowed_or_denied_before_the_credential() {
                 && l.contains("mcp-plain.test")
                 && l.contains("deny: tool call \\\"delete_repo\\\" denied by the default")),
         "no audited plain-HTTP MCP denial"
+    );
+
+    // The older HTTP+SSE transport: the denial arrives on the session's event stream.
+    let sse_log = s.dir.join("mcp-sse-calls.log");
+    let (_sse, sse_port) = mcp_server(
+        &[cert.as_ref(), key.as_ref(), "sse".as_ref()],
+        Some(token),
+        &sse_log,
+    );
+    let text = mcp_client(&s, "mcp.test", sse_port, "https://mcp.test/sse", true);
+    assert!(!text.contains(token), "the real token reached the agent");
+    let calls = std::fs::read_to_string(&sse_log).unwrap();
+    assert_eq!(calls, "create_issue acme/site\nget_me\nget_me\n", "{calls}");
+    assert!(
+        s.audit_text()
+            .lines()
+            .any(|l| l.contains("\"kind\":\"mcp\"")
+                && l.contains("\"status\":202")
+                && l.contains("deny: tool call \\\"delete_repo\\\" denied by the default")),
+        "no denial answered on the event stream"
     );
 }
