@@ -151,25 +151,10 @@ impl Broker {
                         start,
                     );
                 }
-                match policy.judge(&buf) {
-                    crate::mcp_policy::Decision::NoCall => {}
-                    crate::mcp_policy::Decision::Allow(notes) => {
-                        self.mcp_event(&ev, start, 0, notes.join("; "));
-                    }
-                    crate::mcp_policy::Decision::Deny { id, reason, .. } => {
-                        let pq = super::request::path_query(parts.uri.path(), parts.uri.query());
-                        let answer = super::mcp_denied(
-                            &self.mcp_sessions,
-                            &agent.name,
-                            host,
-                            &pq,
-                            &id,
-                            &reason,
-                        );
-                        let status = answer.status().as_u16();
-                        self.mcp_event(&ev, start, status, format!("deny: {reason}"));
-                        return answer;
-                    }
+                let pq = super::request::path_query(parts.uri.path(), parts.uri.query());
+                let session = (agent.name.as_str(), host, pq.as_str());
+                if let Some(denied) = self.mcp_judge(policy, &buf, &ev, start, session) {
+                    return denied;
                 }
                 bytes_in.store(buf.len() as u64, Ordering::Relaxed);
                 full(buf)

@@ -164,32 +164,10 @@ impl Broker {
             }
             // MCP tool calls are judged before any credential is looked at.
             if let Some(p) = mcp {
-                match p.judge(&buf) {
-                    crate::mcp_policy::Decision::NoCall => {}
-                    crate::mcp_policy::Decision::Allow(notes) => {
-                        self.mcp_event(&x.ev, x.start, 0, notes.join("; "));
-                    }
-                    crate::mcp_policy::Decision::Deny {
-                        id,
-                        tool: _,
-                        reason,
-                    } => {
-                        let answer = super::mcp_denied(
-                            &self.mcp_sessions,
-                            &x.agent.name,
-                            x.host,
-                            &path_query(&x.raw_path, x.query.as_deref()),
-                            &id,
-                            &reason,
-                        );
-                        self.mcp_event(
-                            &x.ev,
-                            x.start,
-                            answer.status().as_u16(),
-                            format!("deny: {reason}"),
-                        );
-                        return Break(answer);
-                    }
+                let pq = path_query(&x.raw_path, x.query.as_deref());
+                let session = (x.agent.name.as_str(), x.host, pq.as_str());
+                if let Some(denied) = self.mcp_judge(p, &buf, &x.ev, x.start, session) {
+                    return Break(denied);
                 }
             }
             ReqBody::Buffered(buf)
