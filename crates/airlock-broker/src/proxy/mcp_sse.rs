@@ -27,10 +27,13 @@ type BoxError = Box<dyn std::error::Error + Send + Sync>;
 const MAX_SEARCHED: usize = 16 << 10;
 /// At most this many open MCP event streams are registered.
 const MAX_SESSIONS: usize = 4096;
+/// Answers waiting for a stream's client to read on; beyond this, denials are answered in
+/// the POST's body (a client that does not read its stream cannot make the broker hoard).
+const MAX_QUEUED: usize = 64;
 
 /// The open event streams of MCP sessions, by agent, host and endpoint path with query.
 #[derive(Default)]
-pub struct Sessions(Mutex<HashMap<String, mpsc::UnboundedSender<Bytes>>>);
+pub struct Sessions(Mutex<HashMap<String, mpsc::Sender<Bytes>>>);
 
 fn key(agent: &str, host: &str, endpoint: &str) -> String {
     format!("{agent}\n{host}\n{endpoint}")
@@ -38,7 +41,7 @@ fn key(agent: &str, host: &str, endpoint: &str) -> String {
 
 impl Sessions {
     /// Sends a JSON-RPC message (`json`, one line) as a `message` event on the session whose
-    /// endpoint is `path_query`; false when no such stream is open.
+    /// endpoint is `path_query`; false when no such stream is open (or its queue is full).
     pub(super) fn answer(&self, agent: &str, host: &str, path_query: &str, json: &[u8]) -> bool {
         let Ok(m) = self.0.lock() else {
             return false;
@@ -50,7 +53,7 @@ impl Sessions {
         ev.extend_from_slice(b"event: message\ndata: ");
         ev.extend_from_slice(json);
         ev.extend_from_slice(b"\n\n");
-        tx.send(Bytes::from(ev)).is_ok()
+        tx.try_send(Bytes::from(ev)).is_ok()
     }
 }
 
@@ -104,8 +107,9 @@ pub(super) struct SseTap {
     stream_path: String,
     /// The stream's start, until its `endpoint` event is found (then `None`).
     searching: Option<Vec<u8>>,
-    registered: Option<String>,
-    rx: Option<mpsc::UnboundedReceiver<Bytes>>,
+    /// The key and sender this stream registered (to unregister only its own entry).
+    registered: Option<(String, mpsc::Sender<Bytes>)>,
+    rx: Option<mpsc::Receiver<Bytes>>,
     /// The last bytes sent, to tell whether the client is between two events.
     tail: [u8; 4],
     sent_any: bool,
@@ -163,12 +167,12 @@ impl SseTap {
         let Some(path) = found else {
             return;
         };
-        let (tx, rx) = mpsc::unbounded_channel();
+        let (tx, rx) = mpsc::channel(MAX_QUEUED);
         let k = key(&self.agent, &self.host, &path);
         if let Ok(mut m) = self.sessions.0.lock() {
             if m.len() < MAX_SESSIONS {
-                m.insert(k.clone(), tx);
-                self.registered = Some(k);
+                m.insert(k.clone(), tx.clone());
+                self.registered = Some((k, tx));
                 self.rx = Some(rx);
             }
         }
@@ -177,9 +181,12 @@ impl SseTap {
 
 impl Drop for SseTap {
     fn drop(&mut self) {
-        if let Some(k) = self.registered.take() {
+        if let Some((k, tx)) = self.registered.take() {
             if let Ok(mut m) = self.sessions.0.lock() {
-                m.remove(&k);
+                // A later stream with the same endpoint may have taken the key over.
+                if m.get(&k).is_some_and(|t| t.same_channel(&tx)) {
+                    m.remove(&k);
+                }
             }
         }
     }
@@ -280,6 +287,11 @@ mod tests {
         assert_eq!(&rest[..], b"}\n\n");
         let injected = tap.frame().await.unwrap().unwrap().into_data().unwrap();
         assert_eq!(&injected[..], b"event: message\ndata: {\"id\":2}\n\n");
+        // A client that does not read its stream: answers stop queueing at the bound.
+        let queued = (0..MAX_QUEUED + 5)
+            .filter(|_| sessions.answer("coder", "mcp.test", "/messages/?session_id=7", b"{}"))
+            .count();
+        assert_eq!(queued, MAX_QUEUED);
         drop(tap);
         assert!(
             !sessions.answer("coder", "mcp.test", "/messages/?session_id=7", b"{}"),

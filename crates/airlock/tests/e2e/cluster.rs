@@ -339,10 +339,11 @@ fn three_nodes_on_one_database_agree() {
     // own version, none lost.
     let acked = std::sync::atomic::AtomicUsize::new(0);
     let versions = std::sync::Mutex::new(Vec::new());
+    let failed = std::sync::Mutex::new(Vec::new());
     std::thread::scope(|s| {
         for node in [a, b] {
             for _ in 0..4 {
-                let (acked, versions) = (&acked, &versions);
+                let (acked, versions, failed) = (&acked, &versions, &failed);
                 s.spawn(move || {
                     for i in 0..25 {
                         let r = req(
@@ -351,7 +352,12 @@ fn three_nodes_on_one_database_agree() {
                             "/v1/kv/data/hot",
                             Some(json!({"data": {"i": i}})),
                         );
-                        if r.status == 200 {
+                        if r.status != 200 {
+                            failed
+                                .lock()
+                                .unwrap()
+                                .push(format!("{}: {}", r.status, r.body));
+                        } else {
                             acked.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
                             let v = r.body["data"]["version"].as_u64();
                             versions
@@ -367,8 +373,10 @@ fn three_nodes_on_one_database_agree() {
     let mut v = versions.into_inner().unwrap();
     let n = acked.into_inner();
     assert_eq!(
-        n, 200,
-        "every write is acknowledged (conflicts are retried)"
+        n,
+        200,
+        "every write is acknowledged (conflicts are retried): {:?}",
+        failed.into_inner().unwrap()
     );
     v.sort();
     v.dedup();
