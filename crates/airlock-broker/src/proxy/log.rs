@@ -146,36 +146,10 @@ impl Broker {
 }
 
 impl Broker {
-    /// Judges the tool calls of an MCP message (`session`: agent, host and the POST's path
-    /// with query) and records the decision; `Some` is the answer to a denied call.
-    pub(super) fn mcp_judge(
-        &self,
-        policy: &crate::mcp_policy::McpPolicy,
-        body: &[u8],
-        ev: &Event,
-        start: Instant,
-        (agent, host, path_query): (&str, &str, &str),
-    ) -> Option<hyper::Response<crate::upstream::Body>> {
-        match policy.judge(body) {
-            crate::mcp_policy::Decision::NoCall => None,
-            crate::mcp_policy::Decision::Allow(notes) => {
-                self.mcp_event(ev, start, 0, notes.join("; "));
-                None
-            }
-            crate::mcp_policy::Decision::Deny { id, reason, .. } => {
-                let answer =
-                    super::mcp_denied(&self.mcp_sessions, agent, host, path_query, &id, &reason);
-                let status = answer.status().as_u16();
-                self.mcp_event(ev, start, status, format!("deny: {reason}"));
-                Some(answer)
-            }
-        }
-    }
-
     /// Records an MCP policy decision (`status`: what a denied call was answered with —
     /// 200 with a JSON-RPC error, or 202 when the error went on the session's event stream;
     /// 0 for allowed calls whose request goes on).
-    fn mcp_event(&self, ev: &Event, start: Instant, status: u16, reason: String) {
+    pub(super) fn mcp_event(&self, ev: &Event, start: Instant, status: u16, reason: String) {
         let mut e = ev.clone();
         e.kind = "mcp";
         e.status = status;

@@ -110,9 +110,9 @@ pub(super) struct SseTap {
     /// The key and sender this stream registered (to unregister only its own entry).
     registered: Option<(String, mpsc::Sender<Bytes>)>,
     rx: Option<mpsc::Receiver<Bytes>>,
-    /// The last bytes sent, to tell whether the client is between two events.
+    /// The last bytes sent, to tell whether the client is between two events (starts as
+    /// an event's end: nothing sent yet is between events too).
     tail: [u8; 4],
-    sent_any: bool,
     inner_done: bool,
 }
 
@@ -133,27 +133,22 @@ impl SseTap {
             searching: Some(Vec::new()),
             registered: None,
             rx: None,
-            tail: [0; 4],
-            sent_any: false,
+            tail: *b"\r\n\r\n",
             inner_done: false,
         }
     }
 
     fn between_events(&self) -> bool {
-        !self.sent_any
-            || self.tail[2..] == *b"\n\n"
-            || self.tail == *b"\r\n\r\n"
-            || self.tail[2..] == *b"\r\r"
+        self.tail[2..] == *b"\n\n" || self.tail == *b"\r\n\r\n" || self.tail[2..] == *b"\r\r"
     }
 
     fn passed(&mut self, data: &[u8]) {
         if data.is_empty() {
             return;
         }
-        self.sent_any = true;
-        let mut t = self.tail.to_vec();
-        t.extend_from_slice(&data[data.len().saturating_sub(4)..]);
-        self.tail.copy_from_slice(&t[t.len() - 4..]);
+        let n = data.len().min(4);
+        self.tail.rotate_left(n);
+        self.tail[4 - n..].copy_from_slice(&data[data.len() - n..]);
         let Some(buf) = self.searching.as_mut() else {
             return;
         };

@@ -23,6 +23,7 @@ mod connect;
 mod gate;
 mod intercept;
 mod log;
+mod mcp;
 mod mcp_sse;
 mod mint;
 mod plain;
@@ -99,55 +100,6 @@ fn blocked_response(binding: Option<&str>, reason: &str) -> Response<Body> {
 }
 
 pub use mcp_sse::Sessions as McpSessions;
-
-/// The answer to a denied MCP tool call: a JSON-RPC error, as the server would send one —
-/// on the session's event stream when the POST went to the endpoint of an open HTTP+SSE
-/// session (then the POST itself gets `202 Accepted`), else as the POST's body.
-fn mcp_denied(
-    sessions: &McpSessions,
-    agent: &str,
-    host: &str,
-    path_query: &str,
-    id: &serde_json::Value,
-    reason: &str,
-) -> Response<Body> {
-    let json = crate::mcp_policy::jsonrpc_error(id, reason);
-    if sessions.answer(agent, host, path_query, &json) {
-        let mut r = Response::new(full("Accepted"));
-        *r.status_mut() = hyper::StatusCode::ACCEPTED;
-        return r;
-    }
-    let mut r = Response::new(full(bytes::Bytes::from(json)));
-    r.headers_mut().insert(
-        hyper::header::CONTENT_TYPE,
-        hyper::header::HeaderValue::from_static("application/json"),
-    );
-    r
-}
-
-/// A response body on its way back from an MCP host: an event stream answering a `GET` is
-/// tapped, so denied calls of its session can be answered on it ([`mcp_sse`]).
-fn mcp_tap(
-    sessions: &Arc<McpSessions>,
-    agent: &AgentRuntime,
-    host: &str,
-    method: &str,
-    path: &str,
-    headers: &hyper::HeaderMap,
-    body: Body,
-) -> Body {
-    if method != "GET" || !agent.mcp.as_ref().is_some_and(|p| p.applies_to(host)) {
-        return body;
-    }
-    let event_stream = headers
-        .get(hyper::header::CONTENT_TYPE)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.trim_start().starts_with("text/event-stream"));
-    if !event_stream {
-        return body;
-    }
-    mcp_sse::SseTap::new(body, sessions.clone(), &agent.name, host, path).boxed()
-}
 
 fn unix_now() -> u64 {
     std::time::SystemTime::now()

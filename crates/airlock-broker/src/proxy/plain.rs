@@ -151,9 +151,13 @@ impl Broker {
                         start,
                     );
                 }
-                let pq = super::request::path_query(parts.uri.path(), parts.uri.query());
-                let session = (agent.name.as_str(), host, pq.as_str());
-                if let Some(denied) = self.mcp_judge(policy, &buf, &ev, start, session) {
+                let to = super::mcp::Target {
+                    agent: &agent.name,
+                    host,
+                    path: parts.uri.path(),
+                    query: parts.uri.query(),
+                };
+                if let Some(denied) = self.mcp_judge(policy, &buf, &ev, start, to) {
                     return denied;
                 }
                 bytes_in.store(buf.len() as u64, Ordering::Relaxed);
@@ -161,9 +165,7 @@ impl Broker {
             }
         };
         let mut up = Request::new(body);
-        let is_get = parts.method == hyper::Method::GET;
-        let stream_path = parts.uri.path().to_string();
-        *up.method_mut() = parts.method;
+        *up.method_mut() = parts.method.clone();
         *up.headers_mut() = headers;
         *up.uri_mut() = match parts
             .uri
@@ -191,12 +193,11 @@ impl Broker {
                 let mut ev = ev;
                 ev.status = p.status.as_u16();
                 let body = self.resp_body(b, None, ev, bytes_in, start, meters);
-                let body = super::mcp_tap(
-                    &self.mcp_sessions,
+                let body = self.mcp_tap(
                     agent,
                     host,
-                    if is_get { "GET" } else { "" },
-                    &stream_path,
+                    parts.method.as_str(),
+                    parts.uri.path(),
                     &p.headers,
                     body.boxed(),
                 );

@@ -164,9 +164,13 @@ impl Broker {
             }
             // MCP tool calls are judged before any credential is looked at.
             if let Some(p) = mcp {
-                let pq = path_query(&x.raw_path, x.query.as_deref());
-                let session = (x.agent.name.as_str(), x.host, pq.as_str());
-                if let Some(denied) = self.mcp_judge(p, &buf, &x.ev, x.start, session) {
+                let to = super::mcp::Target {
+                    agent: &x.agent.name,
+                    host: x.host,
+                    path: &x.raw_path,
+                    query: x.query.as_deref(),
+                };
+                if let Some(denied) = self.mcp_judge(p, &buf, &x.ev, x.start, to) {
                     return Break(denied);
                 }
             }
@@ -578,12 +582,4 @@ fn inject_credentials(
         body,
         needles,
     })
-}
-
-/// A request's path and query, as the client sent them.
-pub(super) fn path_query(path: &str, query: Option<&str>) -> String {
-    match query {
-        Some(q) => format!("{path}?{q}"),
-        None => path.to_string(),
-    }
 }

@@ -66,8 +66,7 @@ impl Broker {
             return self.small_response(x, parts, body, scrubber).await;
         }
         let body = self.resp_body(body, scrubber, x.ev, x.bytes_in, x.start, x.meters);
-        let body = super::mcp_tap(
-            &self.mcp_sessions,
+        let body = self.mcp_tap(
             x.agent,
             x.host,
             &x.method,

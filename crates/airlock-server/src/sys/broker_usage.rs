@@ -25,9 +25,9 @@ const FORGET: i64 = 3600;
 /// At most this many brokers are remembered.
 const MAX_BROKERS: usize = 1024;
 
-fn key(broker: &str) -> String {
-    let hex: String = broker.bytes().map(|b| format!("{b:02x}")).collect();
-    format!("{USAGE}{hex}")
+/// A broker's entry name under [`USAGE`]: its id in hex (ids are free text).
+fn entry(broker: &str) -> String {
+    broker.bytes().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The stored reports: `(storage name, report)`, each with its `at`.
@@ -67,7 +67,7 @@ pub(super) async fn report(core: &Core, req: &Request) -> ApiResult<Response> {
             m.insert(broker.clone(), (std::time::Instant::now(), report.clone()));
         }
     }
-    let own = key(&broker);
+    let own = entry(&broker);
     let all = stored(core).await?;
     let mut ops = Vec::new();
     let mut others = Vec::new();
@@ -75,14 +75,13 @@ pub(super) async fn report(core: &Core, req: &Request) -> ApiResult<Response> {
         let at = r.get("at").and_then(Value::as_i64).unwrap_or(0);
         if now - at > FORGET {
             ops.push(BarrierOp::Delete(format!("{USAGE}{name}")));
-        } else if now - at <= FRESH && format!("{USAGE}{name}") != own {
+        } else if now - at <= FRESH && *name != own {
             others.push(r);
         }
     }
-    let known = all.iter().any(|(n, _)| format!("{USAGE}{n}") == own);
-    if known || all.len() < MAX_BROKERS {
+    if all.len() < MAX_BROKERS || all.iter().any(|(n, _)| *n == own) {
         ops.push(BarrierOp::Put(
-            own,
+            format!("{USAGE}{own}"),
             serde_json::to_vec(&report).map_err(|e| ApiError::internal(&e))?,
         ));
     }
@@ -101,29 +100,10 @@ fn sum_others(own: &Map<String, Value>, others: &[&Value]) -> Value {
             .iter()
             .filter_map(|r| r.get("agents")?.get(agent))
             .collect();
-        let meter = |own: &Value, pick: &dyn Fn(&Value) -> Option<Value>| -> Value {
-            let mut windows = Map::new();
-            for (w, v) in own.as_object().into_iter().flatten() {
-                let Some(start) = v.get("start").and_then(Value::as_u64) else {
-                    continue;
-                };
-                let used: u64 = theirs
-                    .iter()
-                    .filter_map(|t| pick(t))
-                    .filter_map(|m| {
-                        let x = m.get(w)?;
-                        (x.get("start")?.as_u64()? == start)
-                            .then(|| x.get("used")?.as_u64())
-                            .flatten()
-                    })
-                    .sum();
-                windows.insert(w.clone(), json!({ "start": start, "used": used }));
-            }
-            Value::Object(windows)
-        };
         let mut o = Map::new();
         if let Some(m) = a.get("agent").filter(|m| m.is_object()) {
-            o.insert("agent".into(), meter(m, &|t| t.get("agent").cloned()));
+            let meters = theirs.iter().filter_map(|t| t.get("agent"));
+            o.insert("agent".into(), window_sums(m, meters));
         }
         let mut bindings = Map::new();
         for (b, m) in a
@@ -132,16 +112,32 @@ fn sum_others(own: &Map<String, Value>, others: &[&Value]) -> Value {
             .into_iter()
             .flatten()
         {
-            let b2 = b.clone();
-            bindings.insert(
-                b.clone(),
-                meter(m, &move |t| t.get("bindings")?.get(&b2).cloned()),
-            );
+            let meters = theirs.iter().filter_map(|t| t.get("bindings")?.get(b));
+            bindings.insert(b.clone(), window_sums(m, meters));
         }
         o.insert("bindings".into(), Value::Object(bindings));
         out.insert(agent.clone(), Value::Object(o));
     }
     Value::Object(out)
+}
+
+/// For each window of one meter (`own`), the `used` of `theirs` in the same window.
+fn window_sums<'a>(own: &Value, theirs: impl Iterator<Item = &'a Value> + Clone) -> Value {
+    let mut windows = Map::new();
+    for (w, v) in own.as_object().into_iter().flatten() {
+        let Some(start) = v.get("start").and_then(Value::as_u64) else {
+            continue;
+        };
+        let used: u64 = theirs
+            .clone()
+            .filter_map(|m| {
+                let x = m.get(w)?;
+                (x.get("start")?.as_u64()? == start).then(|| x.get("used")?.as_u64())?
+            })
+            .sum();
+        windows.insert(w.clone(), json!({ "start": start, "used": used }));
+    }
+    Value::Object(windows)
 }
 
 /// The fresh reports naming `agent`, each as that agent's entry plus `broker`.
@@ -189,6 +185,6 @@ mod tests {
             got["coder"]["bindings"]["openai"]["requests_per_minute"]["used"],
             4
         );
-        assert_eq!(key("serve-1:2"), "broker/usage/73657276652d313a32");
+        assert_eq!(entry("serve-1:2"), "73657276652d313a32");
     }
 }
